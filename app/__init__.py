@@ -1,0 +1,67 @@
+"""Countersign: human-in-the-loop review of AI recommendations."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from config import BASE_DIR, Config
+
+
+
+def create_app(config: type[Config] = Config) -> Flask:
+    config.check()
+    app = Flask(__name__, template_folder=str(BASE_DIR / "templates"), instance_path=str(BASE_DIR / "instance"))
+    app.config.from_object(config)
+    app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)  # Redis down must not stop intake
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    from app import models  # noqa: F401  (every table on the metadata)
+    from app.extensions import csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    from app.errors import register_error_handlers
+    from app.intake.api import bp as intake_bp
+
+    register_error_handlers(app)
+    app.register_blueprint(intake_bp)
+    csrf.exempt(intake_bp)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    # Workers fork: a small pool per process, checked before use.
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        # Take transaction control from pysqlite, so that "begin" below is what starts one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin_immediate(conn) -> None:  # noqa: ANN001
+    # SQLite: take the write lock at the start of every transaction. Writers then queue
+    # (busy timeout) instead of failing to upgrade a read lock, and audit appends
+    # are serialised without a separate lock.
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,144 @@
+"""The one state machine of a case. No other code assigns ``case.status``.
+
+``transition`` checks that the move is allowed from the current state and that
+the actor may make it, applies it, bumps ``version`` (optimistic locking: the
+UPDATE only matches the version that was read) and writes the audit event in
+the same transaction. Callers commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.actors import Actor
+from app.audit import chain
+from app.auth.models import Role
+from app.cases.models import Case, Status
+
+S = Status
+REVIEWERS = frozenset({Role.REVIEWER.value, Role.SENIOR_REVIEWER.value})
+ADMINS = frozenset({Role.ADMIN.value})
+SENIORS = frozenset({Role.SENIOR_REVIEWER.value, Role.ADMIN.value})
+BEFORE_APPROVAL = frozenset(
+    {S.RECEIVED, S.ANALYZING, S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL, S.NEEDS_INFO}
+)
+TERMINAL = frozenset({S.REJECTED, S.EXECUTED, S.WITHDRAWN})
+
+
+def _back_to_inbox(case: Case) -> Status:
+    """A case leaving a reviewer's hands waits with, or without, an AI recommendation."""
+    return S.PENDING_REVIEW if case.recommendation_id is not None else S.AI_FAILED
+
+
+@dataclass(frozen=True)
+class Move:
+    sources: frozenset[Status]
+    target: Status | Callable[[Case], Status]
+    # Actor kinds allowed ("system", "client") and user roles allowed.
+    kinds: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+
+    def target_for(self, case: Case) -> Status:
+        return self.target(case) if callable(self.target) else self.target
+
+
+def _move(
+    sources: set[Status] | Status,
+    target: Status | Callable[[Case], Status],
+    *,
+    kinds: frozenset[str] | set[str] = frozenset(),
+    roles: frozenset[str] = frozenset(),
+) -> Move:
+    src = frozenset(sources) if isinstance(sources, set) else frozenset({sources})
+    return Move(src, target, frozenset(kinds), roles)
+
+
+TRANSITIONS: dict[str, Move] = {
+    "analysis_started": _move(S.RECEIVED, S.ANALYZING, kinds={"system"}),
+    "recommendation_stored": _move(S.ANALYZING, S.PENDING_REVIEW, kinds={"system"}),
+    "analysis_failed": _move(S.ANALYZING, S.AI_FAILED, kinds={"system"}),
+    "analysis_retried": _move(S.AI_FAILED, S.ANALYZING, kinds={"system"}, roles=REVIEWERS | ADMINS),
+    "claimed": _move({S.PENDING_REVIEW, S.AI_FAILED}, S.IN_REVIEW, roles=REVIEWERS),
+    "assigned": _move({S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW}, S.IN_REVIEW, roles=SENIORS),
+    "released": _move(S.IN_REVIEW, _back_to_inbox, kinds={"system"}, roles=REVIEWERS | ADMINS),
+    "approved": _move(S.IN_REVIEW, S.APPROVED, roles=REVIEWERS),
+    "first_approval": _move(S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL, roles=REVIEWERS),
+    "second_approval": _move(S.AWAITING_SECOND_APPROVAL, S.APPROVED, roles=SENIORS - ADMINS),
+    "rejected": _move({S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL}, S.REJECTED, roles=REVIEWERS),
+    "info_requested": _move(S.IN_REVIEW, S.NEEDS_INFO, roles=REVIEWERS),
+    "info_received": _move(S.NEEDS_INFO, S.ANALYZING, kinds={"client"}),
+    "escalated": _move({S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW}, _back_to_inbox, kinds={"system"}, roles=REVIEWERS),
+    "execution_started": _move(S.APPROVED, S.EXECUTING, kinds={"system"}),
+    "executed": _move(S.EXECUTING, S.EXECUTED, kinds={"system"}),
+    "execution_failed": _move(S.EXECUTING, S.EXECUTION_FAILED, kinds={"system"}),
+    "execution_retried": _move(S.EXECUTION_FAILED, S.EXECUTING, roles=ADMINS),
+    "withdrawn": _move(set(BEFORE_APPROVAL), S.WITHDRAWN, kinds={"client"}),
+}
+
+
+class TransitionError(Exception):
+    """A move that is not allowed; the message says why."""
+
+
+class IllegalTransition(TransitionError):
+    pass
+
+
+class ActorNotAllowed(TransitionError):
+    pass
+
+
+class StaleVersion(TransitionError):
+    pass
+
+
+def allowed_events(case: Case) -> list[str]:
+    return [event for event, move in TRANSITIONS.items() if Status(case.status) in move.sources]
+
+
+def _check_actor(event: str, move: Move, actor: Actor) -> None:
+    permitted = actor.kind in move.kinds or (actor.kind == "user" and actor.role in move.roles)
+    if not permitted:
+        who = f"a user with role {actor.role!r}" if actor.kind == "user" else f"the {actor.kind} actor"
+        raise ActorNotAllowed(f"{who} may not make the move {event!r}")
+
+
+def transition(
+    session: Session,
+    case: Case,
+    event: str,
+    actor: Actor,
+    *,
+    expected_version: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> Status:
+    """Apply ``event`` to ``case``, audit it, and return the new status."""
+    move = TRANSITIONS.get(event)
+    if move is None:
+        raise IllegalTransition(f"unknown event {event!r}")
+    current = Status(case.status)
+    if current not in move.sources:
+        allowed = ", ".join(sorted(s.value for s in move.sources))
+        raise IllegalTransition(f"cannot apply {event!r} to a case in {current.value!r} (allowed from: {allowed})")
+    _check_actor(event, move, actor)
+    if expected_version is not None and expected_version != case.version:
+        raise StaleVersion(f"case {case.id} is at version {case.version}, not {expected_version}: reload it")
+    target = move.target_for(case)
+    case.status = target.value
+    try:
+        session.flush()  # the versioned UPDATE matches only the version read
+    except StaleDataError as exc:
+        raise StaleVersion(f"case {case.id} was changed by someone else meanwhile: reload it") from exc
+    chain.record(
+        session,
+        f"case.{event}",
+        actor,
+        case_id=case.id,
+        data={"from": current.value, "to": target.value, "version": case.version, **(data or {})},
+    )
+    return target

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.auth.models import queue_members
+from app.db import Base, utcnow
+
+if TYPE_CHECKING:
+    from app.auth.models import User
+    from app.intake.models import ApiClient
+
+
+class Status(str, enum.Enum):
+    RECEIVED = "received"
+    ANALYZING = "analyzing"
+    PENDING_REVIEW = "pending_review"
+    AI_FAILED = "ai_failed"
+    IN_REVIEW = "in_review"
+    AWAITING_SECOND_APPROVAL = "awaiting_second_approval"
+    NEEDS_INFO = "needs_info"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXECUTING = "executing"
+    EXECUTED = "executed"
+    EXECUTION_FAILED = "execution_failed"
+    WITHDRAWN = "withdrawn"
+
+
+class Priority(enum.IntEnum):
+    LOW = 0
+    NORMAL = 1
+    HIGH = 2
+    URGENT = 3
+
+    @classmethod
+    def from_name(cls, name: str) -> Priority:
+        return cls[name.upper()]
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+Money = Numeric(18, 4)
+_STATUS_VALUES = ", ".join(f"'{s.value}'" for s in Status)
+
+
+class Queue(Base):
+    """A review inbox."""
+
+    __tablename__ = "queues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    domain: Mapped[str] = mapped_column(String(20))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    sla_minutes: Mapped[int] = mapped_column(default=24 * 60)
+    escalation_target_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    members: Mapped[list[User]] = relationship(secondary=queue_members, back_populates="queues")
+    escalation_target: Mapped[Queue | None] = relationship(remote_side=[id])
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name}>"
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("client_id", "external_id"),
+        CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status_known"),
+        CheckConstraint("priority BETWEEN 0 AND 3", name="priority_range"),
+        Index("ix_cases_inbox", "queue_id", "status", "priority", "sla_due_at"),
+        Index("ix_cases_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"))
+    external_id: Mapped[str] = mapped_column(String(128))
+    domain: Mapped[str] = mapped_column(String(20))
+    case_type: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(32), default=Status.RECEIVED.value)
+    priority: Mapped[int] = mapped_column(default=Priority.NORMAL)
+    confidential: Mapped[bool] = mapped_column(default=False)
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    risk_score: Mapped[float | None]
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    claim_expires_at: Mapped[datetime | None]
+    sla_due_at: Mapped[datetime | None]
+    recommendation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recommendations.id", use_alter=True, name="fk_cases_recommendation_id_recommendations")
+    )
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    # Every UPDATE carries "WHERE version = :seen" and bumps it: a concurrent
+    # writer's stale copy fails instead of overwriting.
+    __mapper_args__ = {"version_id_col": version}
+
+    client: Mapped[ApiClient] = relationship()
+    queue: Mapped[Queue | None] = relationship()
+    assignee: Mapped[User | None] = relationship()
+    recommendation: Mapped[Recommendation | None] = relationship(foreign_keys=[recommendation_id], post_update=True)
+
+    @property
+    def priority_label(self) -> str:
+        return Priority(self.priority).label
+
+    def __repr__(self) -> str:
+        return f"<Case {self.id} {self.case_type} {self.status}>"
+
+
+class Recommendation(Base):
+    """Immutable: one AI recommendation for one version of a case."""
+
+    __tablename__ = "recommendations"
+    __table_args__ = (UniqueConstraint("case_id", "case_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_version: Mapped[int]
+    provider: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(120))
+    template_version: Mapped[str] = mapped_column(String(40))
+    prompt_hash: Mapped[str] = mapped_column(String(64))
+    input_hash: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    parameters: Mapped[dict[str, Any]]
+    rationale: Mapped[str] = mapped_column(Text)
+    confidence: Mapped[float]
+    flags: Mapped[list[str]]
+    citations: Mapped[list[str]]
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tokens_in: Mapped[int] = mapped_column(default=0)
+    tokens_out: Mapped[int] = mapped_column(default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), default=Decimal(0))
+    latency_ms: Mapped[int] = mapped_column(default=0)
+    cache_hit: Mapped[bool] = mapped_column(default=False)
+    fallback_used: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Decision(Base):
+    """Immutable: what a reviewer decided, with the diff against the recommendation."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    case_version: Mapped[int]
+    action: Mapped[str | None] = mapped_column(String(40))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    diff: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    action_hash: Mapped[str | None] = mapped_column(String(64))
+    reason_code: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    reviewer: Mapped[User] = relationship()
+
+
+class Execution(Base):
+    """Delivery of an approved action to the upstream system."""
+
+    __tablename__ = "executions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

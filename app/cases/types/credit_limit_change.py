@@ -1,0 +1,59 @@
+"""finance / credit_limit_change: a customer asks for a new credit limit."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field
+
+from .base import (
+    CaseType,
+    Count,
+    Currency,
+    LongText,
+    Money,
+    NonEmptyStr,
+    PositiveMoney,
+    Reason,
+    ShortText,
+    Strict,
+)
+
+
+class Customer(Strict):
+    id: NonEmptyStr
+    name: ShortText
+    since: date
+
+
+class CreditLimitChange(Strict):
+    account_id: NonEmptyStr
+    customer: Customer
+    currency: Currency
+    current_limit: Money
+    requested_limit: PositiveMoney
+    annual_income: Money
+    monthly_debt_payments: Money
+    utilization: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+    missed_payments_12m: Count
+    credit_score: Annotated[int, Field(ge=300, le=850, strict=True)]
+    reason: LongText | None = None
+
+
+class Limit(Strict):
+    limit: PositiveMoney
+
+
+def _amount(data: CreditLimitChange) -> tuple[Decimal, str]:
+    return data.requested_limit, data.currency
+
+
+CASE_TYPE = CaseType(
+    domain="finance",
+    name="credit_limit_change",
+    data_schema=CreditLimitChange,
+    actions={"approve": Limit, "counter_offer": Limit, "decline": Reason},
+    amount=_amount,
+)

@@ -1,0 +1,123 @@
+"""Command line: ``flask --app wsgi users|clients|seed|audit …`` (and Flask-Migrate's ``db``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from app.audit import chain
+from app.auth.models import Role
+from app.auth.services import create_user
+from app.extensions import db
+from app.intake import services as intake
+from app.intake.models import ApiClient
+
+users = AppGroup("users", help="Manage reviewer, admin and auditor accounts.")
+clients = AppGroup("clients", help="Manage upstream API clients.")
+audit = AppGroup("audit", help="Verify and export the audit trail.")
+seed = AppGroup("seed", help="Load demo data.")
+
+
+def _csv(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--name", default=None)
+@click.option("--queues", default="", help="Comma-separated queue names this user works.")
+def users_create(email: str, password: str, role: str, name: str | None, queues: str) -> None:
+    """Create a user."""
+    try:
+        user = create_user(db.session, email, password, role, name=name, queues=_csv(queues))
+    except ValueError as exc:
+        db.session.rollback()
+        _fail(str(exc))
+    db.session.commit()
+    click.echo(f"created user {user.email} ({user.role}) id={user.id}")
+
+
+@clients.command("create")
+@click.option("--name", required=True)
+@click.option("--domains", required=True, help="Comma-separated: finance,legal,compliance")
+@click.option("--callback-host", "callback_hosts", multiple=True, help="Host allowed to receive callbacks (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON, for scripts.")
+def clients_create(name: str, domains: str, callback_hosts: tuple[str, ...], as_json: bool) -> None:
+    """Create an API client; its token and signing secret are printed once."""
+    try:
+        new = intake.create_client(db.session, name, _csv(domains), list(callback_hosts))
+    except ValueError as exc:
+        db.session.rollback()
+        _fail(str(exc))
+    db.session.commit()
+    creds = {"client_id": new.client.id, "name": name, "token": new.token, "signing_secret": new.signing_secret,
+             "domains": new.client.allowed_domains, "callback_hosts": new.client.callback_hosts}
+    if as_json:
+        click.echo(json.dumps(creds))
+        return
+    for key, value in creds.items():
+        click.echo(f"{key:>15}: {', '.join(value) if isinstance(value, list) else value}")
+    click.echo("Store the token and signing secret now: they are not shown again.")
+
+
+@clients.command("rotate-secret")
+@click.option("--name", required=True)
+@click.option("--grace-hours", default=24, show_default=True, type=click.IntRange(0, 24 * 30),
+              help="How long the previous secret stays valid.")
+@click.option("--json", "as_json", is_flag=True)
+def clients_rotate_secret(name: str, grace_hours: int, as_json: bool) -> None:
+    """Add a new signing secret; the previous one keeps working for the grace period."""
+    client = db.session.scalar(select(ApiClient).where(ApiClient.name == name))
+    if client is None:
+        _fail(f"no API client named {name!r}")
+    secret = intake.rotate_secret(db.session, client, timedelta(hours=grace_hours))
+    db.session.commit()
+    if as_json:
+        click.echo(json.dumps({"client_id": client.id, "signing_secret": secret}))
+    else:
+        click.echo(f"new signing secret for {name}: {secret}\nthe previous secret stays valid for {grace_hours} h")
+
+
+@audit.command("verify")
+@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 100_000))
+def audit_verify(batch_size: int) -> None:
+    """Walk the hash chain; exit 1 naming the first bad sequence number."""
+    total = chain.count_events(db.session)
+    click.echo(f"verifying {total} audit events…", err=True)
+
+    def progress(done: int) -> None:
+        click.echo(f"  {done}/{total} ({done * 100 // max(total, 1)}%)", err=True)
+
+    result = chain.verify(db.session, batch_size=batch_size, progress=progress)
+    if result.ok:
+        click.echo(f"audit chain intact: {result.checked} events verified")
+        return
+    click.echo(f"audit chain BROKEN at sequence {result.first_bad_seq}: {result.reason} "
+               f"({result.checked} events verified before it)", err=True)
+    sys.exit(1)
+
+
+@seed.command("demo")
+def seed_demo() -> None:
+    """Queues, one user per role, one API client and a dozen cases (idempotent)."""
+    from app.demo.seed import seed_demo_data
+
+    seed_demo_data(db.session, echo=click.echo)
+
+
+def register_cli(app: Flask) -> None:
+    for group in (users, clients, audit, seed):
+        app.cli.add_command(group)
