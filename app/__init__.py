@@ -50,18 +50,7 @@ def _engine_options(url: str) -> dict:
 @event.listens_for(Engine, "connect")
 def _sqlite_on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
     if type(dbapi_connection).__module__.startswith("sqlite3"):
-        # Take transaction control from pysqlite, so that "begin" below is what starts one.
-        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
         cursor.close()
-
-
-@event.listens_for(Engine, "begin")
-def _sqlite_begin_immediate(conn) -> None:  # noqa: ANN001
-    # SQLite: take the write lock at the start of every transaction. Writers then queue
-    # (busy timeout) instead of failing to upgrade a read lock, and audit appends
-    # are serialised without a separate lock.
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -42,11 +42,13 @@ def _hash_of(event: AuditEvent) -> str:
 def _lock_chain(session: Session) -> None:
     """Serialise appenders so two transactions never link to the same predecessor.
 
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: every transaction
-    already holds the database write lock (the engine begins them IMMEDIATE).
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: a write statement that
+    changes nothing still takes the database write lock, held until commit.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
+    else:
+        session.execute(text("UPDATE audit_events SET seq = seq WHERE 0 = 1"))
 
 
 def record(session: Session, action: str, actor: Actor | str, *, case_id: int | None = None, data: Any = None) -> AuditEvent:

@@ -19,6 +19,7 @@ from app.actors import Actor
 from app.audit import chain
 from app.auth.models import Role
 from app.cases.models import Case, Status
+from app.db import utcnow
 
 S = Status
 REVIEWERS = frozenset({Role.REVIEWER.value, Role.SENIOR_REVIEWER.value})
@@ -129,11 +130,13 @@ def transition(
     if expected_version is not None and expected_version != case.version:
         raise StaleVersion(f"case {case.id} is at version {case.version}, not {expected_version}: reload it")
     target = move.target_for(case)
+    case_id = case.id
     case.status = target.value
+    case.updated_at = utcnow()  # also makes same-status moves (reassignment) an UPDATE that bumps version
     try:
         session.flush()  # the versioned UPDATE matches only the version read
     except StaleDataError as exc:
-        raise StaleVersion(f"case {case.id} was changed by someone else meanwhile: reload it") from exc
+        raise StaleVersion(f"case {case_id} was changed by someone else meanwhile: reload it") from exc
     chain.record(
         session,
         f"case.{event}",
