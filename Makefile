@@ -20,7 +20,6 @@ demo: $(STAMP)
 
 ## Install what the tests need and run the whole suite (SQLite, then PostgreSQL when reachable).
 test: $(STAMP)
-	$(PY) -m ruff check app workers tests benchmarks config.py wsgi.py
 	bash .ci/test-suite
 
 lint: $(STAMP)
