@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
-DEV_SECRET_KEY = "dev-only-not-secret"
+DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 (refused in production)
 
 
 def _int(name: str, default: int) -> int:
@@ -18,6 +19,12 @@ def _int(name: str, default: int) -> int:
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     return default if raw is None else raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _amounts(name: str, default: str) -> dict[str, Decimal]:
+    """``"EUR=100000,GBP=85000"`` → ``{"EUR": Decimal("100000"), "GBP": Decimal("85000")}``."""
+    pairs = (item.partition("=") for item in os.environ.get(name, default).split(",") if item.strip())
+    return {key.strip(): Decimal(value.strip()) for key, _, value in pairs}
 
 
 def normalize_database_url(url: str) -> str:
@@ -39,6 +46,12 @@ class Config:
     OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
     OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
     AI_PROVIDER = os.environ.get("AI_PROVIDER", "openai" if os.environ.get("OPENAI_API_KEY") else "local")
+    AI_ROUTING_FILE = os.environ.get("AI_ROUTING_FILE", str(BASE_DIR / "app" / "ai" / "routing.yaml"))
+    OPENAI_TIMEOUT_SECONDS = float(os.environ.get("OPENAI_TIMEOUT_SECONDS", "30"))
+    OPENAI_MAX_RETRIES = _int("OPENAI_MAX_RETRIES", 2)
+    AI_JOB_TIMEOUT = _int("AI_JOB_TIMEOUT", 180)
+    # Seconds between RQ retries of an analysis whose providers failed transiently.
+    AI_RETRY_INTERVALS = [int(s) for s in os.environ.get("AI_RETRY_INTERVALS", "30,120,600").split(",") if s]
 
     # Intake
     MAX_CONTENT_LENGTH = _int("MAX_BODY_BYTES", 1024 * 1024)
@@ -48,6 +61,15 @@ class Config:
     INSECURE_CALLBACK_HOSTS = frozenset(
         h.strip() for h in os.environ.get("INSECURE_CALLBACK_HOSTS", "").split(",") if h.strip()
     )
+
+    # Execution: signed callbacks (and notifications) to the upstream system. A failed delivery is
+    # retried after each interval in turn, the last one repeating, each ±10% jitter, until
+    # EXECUTION_GIVE_UP_AFTER_SECONDS after the first attempt (app/execution/services.py).
+    CALLBACK_TIMEOUT_SECONDS = float(os.environ.get("CALLBACK_TIMEOUT_SECONDS", "10"))
+    EXECUTION_RETRY_SCHEDULE = [
+        int(s) for s in os.environ.get("EXECUTION_RETRY_SCHEDULE", "60,300,1800,7200,21600,43200").split(",") if s
+    ]
+    EXECUTION_GIVE_UP_AFTER_SECONDS = _int("EXECUTION_GIVE_UP_AFTER_SECONDS", 3 * 24 * 3600)
 
     # Sessions
     SESSION_COOKIE_HTTPONLY = True
@@ -59,6 +81,23 @@ class Config:
     STUCK_CASE_SECONDS = _int("STUCK_CASE_SECONDS", 120)
     SWEEP_INTERVAL_SECONDS = _int("SWEEP_INTERVAL_SECONDS", 60)
 
+    # Reviewer workspace
+    CLAIM_IDLE_MINUTES = _int("CLAIM_IDLE_MINUTES", 30)  # an idle claim goes back to the inbox after this
+    LOGIN_RATE_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_RATE_LIMIT_PER_ACCOUNT", "5 per minute")
+    LOGIN_RATE_LIMIT_PER_IP = os.environ.get("LOGIN_RATE_LIMIT_PER_IP", "20 per minute")
+    # payment_release / credit_limit_change amounts at or above these need a second approver.
+    DUAL_APPROVAL_THRESHOLDS = _amounts("DUAL_APPROVAL_THRESHOLDS", "EUR=100000,USD=100000,GBP=85000,default=100000")
+    REVIEW_REASON_CODES = (
+        ("policy_breach", "Policy breach"),
+        ("insufficient_evidence", "Insufficient evidence"),
+        ("incorrect_ai_parameters", "Incorrect AI parameters"),
+        ("sanctions_concern", "Sanctions concern"),
+        ("customer_risk", "Customer risk"),
+        ("needs_more_information", "Needs more information"),
+        ("data_quality", "Data quality"),
+        ("other", "Other"),
+    )
+
     @classmethod
     def check(cls) -> None:
         """Refuse to run in production with settings that are only safe locally."""
@@ -69,6 +108,6 @@ class Config:
 class TestConfig(Config):
     TESTING = True
     ENV = "test"
-    SECRET_KEY = "test-secret"
+    SECRET_KEY = "test-secret"  # noqa: S105
     REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     WTF_CSRF_ENABLED = True

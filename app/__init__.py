@@ -9,7 +9,6 @@ from sqlalchemy.engine import Engine
 from config import BASE_DIR, Config
 
 
-
 def create_app(config: type[Config] = Config) -> Flask:
     config.check()
     app = Flask(__name__, template_folder=str(BASE_DIR / "templates"), instance_path=str(BASE_DIR / "instance"))
@@ -30,9 +29,26 @@ def create_app(config: type[Config] = Config) -> Flask:
     from app.errors import register_error_handlers
     from app.intake.api import bp as intake_bp
 
+    from app.ops import bp as ops_bp
+
     register_error_handlers(app)
     app.register_blueprint(intake_bp)
     csrf.exempt(intake_bp)
+    app.register_blueprint(ops_bp)  # /metrics, /healthz, /readyz
+
+    # Reviewer workspace: security headers, sign-in and tokens, the token-authenticated reviewer API.
+    from app.auth.views import bp as auth_bp
+    from app.review.api import bp as review_api_bp
+    from app.security import init_security
+
+    init_security(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(review_api_bp)
+    csrf.exempt(review_api_bp)
+
+    from app.review.views import bp as review_views_bp  # reviewer web UI: /, /queues, /cases/<id>
+
+    app.register_blueprint(review_views_bp)
 
     from app.cli import register_cli
 
@@ -48,7 +64,7 @@ def _engine_options(url: str) -> dict:
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
+def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")

@@ -11,8 +11,8 @@ from typing import ParamSpec, TypeVar
 from flask import Flask, current_app, has_app_context
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
-from rq.exceptions import NoSuchJobError
+from rq import Queue, Retry
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ def enqueue_once(queue_name: str, func: str, job_id: str, *args: object, **job_o
         try:
             if Job.fetch(job_id, connection=connection).get_status() in PENDING:
                 return True
-        except NoSuchJobError:
-            pass
+        except (NoSuchJobError, InvalidJobOperation):
+            pass  # no job, or a half-expired one: enqueue afresh
         Queue(queue_name, connection=connection).enqueue(
             func, *args, job_id=job_id, result_ttl=3600, failure_ttl=7 * 86400, **job_options
         )
@@ -86,5 +86,7 @@ def enqueue_once(queue_name: str, func: str, job_id: str, *args: object, **job_o
 
 
 def enqueue_analysis(case_id: int, version: int) -> bool:
+    intervals = current_app.config["AI_RETRY_INTERVALS"]
     return enqueue_once("ai", "app.ai.jobs.analyze_case", f"analyze-{case_id}-{version}", case_id,
-                        job_timeout=current_app.config.get("AI_JOB_TIMEOUT", 120))
+                        job_timeout=current_app.config["AI_JOB_TIMEOUT"],
+                        retry=Retry(max=len(intervals), interval=intervals) if intervals else None)

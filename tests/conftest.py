@@ -71,7 +71,7 @@ def test_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestData
         yield TestDatabase(f"sqlite:///{template.parent / 'test.db'}", template)
         return
     admin = sa.create_engine(pg, isolation_level="AUTOCOMMIT")
-    name = "countersign_test"
+    name = f"countersign_test_{os.getpid()}"  # parallel runs never share a database
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
@@ -138,7 +138,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def runner(app: Flask):  # noqa: ANN201
+def runner(app: Flask):
     return app.test_cli_runner()
 
 

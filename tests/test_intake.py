@@ -19,11 +19,11 @@ from tests.conftest import case_body, make_upstream
 PROBLEM = "urn:countersign:problem:"
 
 
-def count(model) -> int:  # noqa: ANN001
+def count(model) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
 
 
-def assert_problem(response, status: int, slug: str) -> dict:  # noqa: ANN001
+def assert_problem(response, status: int, slug: str) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.content_type == "application/problem+json"
     body = response.get_json()

@@ -37,7 +37,7 @@ def test_signed_intake_over_a_real_socket(live_server, upstream, redis_conn):
     request = urllib.request.Request(f"{live_server}/api/v1/cases", data=raw, method="POST", headers={
         "Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json",
         **signatures.headers(upstream.secret, "msg_socket", raw)})
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback test server)
+    with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 202
         answer = json.load(response)
     assert answer["url"].startswith(live_server)
@@ -47,7 +47,7 @@ def test_signed_intake_over_a_real_socket(live_server, upstream, redis_conn):
     bad = urllib.request.Request(f"{live_server}/api/v1/cases", data=raw, method="POST", headers={
         "Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(bad, timeout=10)  # noqa: S310
+        urllib.request.urlopen(bad, timeout=10)
     assert refused.value.code == 401
     assert refused.value.headers["Content-Type"] == "application/problem+json"
 

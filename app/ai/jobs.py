@@ -6,8 +6,11 @@ import logging
 from datetime import timedelta
 
 from flask import current_app
+from rq import get_current_job
 from sqlalchemy import or_, select
 
+from app.ai import services
+from app.ai.runtime import AllProvidersFailed, analyze
 from app.cases.models import Case, Status
 from app.db import utcnow
 from app.extensions import db
@@ -15,6 +18,35 @@ from app.jobs import enqueue_analysis, job
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 500
+
+
+def _retries_left() -> int:
+    current = get_current_job()
+    return (current.retries_left or 0) if current is not None else 0
+
+
+@job
+def analyze_case(case_id: int) -> str:
+    """Analyse one case: pending_review with a recommendation, or ai_failed with the reason."""
+    case = db.session.get(Case, case_id)
+    version = services.start_analysis(db.session, case) if case is not None else None
+    if version is None:
+        db.session.rollback()
+        return "skipped"
+    snapshot = services.snapshot(case)
+    context = services.context_for(db.session, case)
+    db.session.commit()  # nothing held open during the provider calls
+    try:
+        draft = analyze(snapshot, context)
+    except AllProvidersFailed as exc:
+        if exc.transient and _retries_left() > 0:
+            raise  # RQ retries the job with backoff
+        services.record_failure(db.session, case_id, version, str(exc), exc.attempts)
+        db.session.commit()
+        return "ai_failed"
+    stored = services.store_recommendation(db.session, case_id, version, draft)
+    db.session.commit()
+    return "stored" if stored is not None else "superseded"
 
 
 @job

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy import Column, ForeignKey, Index, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from app.cases.models import Queue
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     REVIEWER = "reviewer"
     SENIOR_REVIEWER = "senior_reviewer"
     ADMIN = "admin"
@@ -55,3 +55,36 @@ class User(UserMixin, Base):
 
     def __repr__(self) -> str:
         return f"<User {self.email} {self.role}>"
+
+
+class ApiToken(Base):
+    """A personal API token of a user (for chat-ops bots and scripts); stored hashed."""
+
+    __tablename__ = "user_api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(80))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class Notification(Base):
+    """An in-app notification (the bell): assignment, escalation, SLA warning, second approval."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    message: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_notifications_user_unread", "user_id", "read_at"),)

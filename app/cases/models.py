@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from app.intake.models import ApiClient
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     RECEIVED = "received"
     ANALYZING = "analyzing"
     PENDING_REVIEW = "pending_review"
@@ -62,10 +62,16 @@ class Queue(Base):
     is_default: Mapped[bool] = mapped_column(default=False)
     sla_minutes: Mapped[int] = mapped_column(default=24 * 60)
     escalation_target_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Reviewers record their own decision before the AI recommendation is revealed.
+    blind_review: Mapped[bool] = mapped_column(default=False)
+    # {"timezone": "Europe/London", "days": [0..6], "start": "09:00", "end": "17:30", "holidays": ["2026-12-25"]}
+    business_hours: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list[User]] = relationship(secondary=queue_members, back_populates="queues")
     escalation_target: Mapped[Queue | None] = relationship(remote_side=[id])
+    lead: Mapped[User | None] = relationship(foreign_keys=[lead_id])
 
     def __repr__(self) -> str:
         return f"<Queue {self.name}>"
@@ -79,6 +85,7 @@ class Case(Base):
         CheckConstraint("priority BETWEEN 0 AND 3", name="priority_range"),
         Index("ix_cases_inbox", "queue_id", "status", "priority", "sla_due_at"),
         Index("ix_cases_status_updated", "status", "updated_at"),
+        Index("ix_cases_status_sla_due", "status", "sla_due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -99,6 +106,12 @@ class Case(Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     claim_expires_at: Mapped[datetime | None]
     sla_due_at: Mapped[datetime | None]
+    sla_paused_at: Mapped[datetime | None]  # the SLA clock stops while the case waits in needs_info
+    sla_notified_pct: Mapped[int] = mapped_column(default=0)  # highest SLA warning sent: 0, 50, 75, 100
+    requires_dual_approval: Mapped[bool] = mapped_column(default=False)
+    second_approval_role: Mapped[str | None] = mapped_column(String(20))
+    reopen_count: Mapped[int] = mapped_column(default=0)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     recommendation_id: Mapped[int | None] = mapped_column(
         ForeignKey("recommendations.id", use_alter=True, name="fk_cases_recommendation_id_recommendations")
     )
@@ -112,7 +125,7 @@ class Case(Base):
 
     client: Mapped[ApiClient] = relationship()
     queue: Mapped[Queue | None] = relationship()
-    assignee: Mapped[User | None] = relationship()
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     recommendation: Mapped[Recommendation | None] = relationship(foreign_keys=[recommendation_id], post_update=True)
 
     @property
@@ -146,7 +159,7 @@ class Recommendation(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     tokens_in: Mapped[int] = mapped_column(default=0)
     tokens_out: Mapped[int] = mapped_column(default=0)
-    cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), default=Decimal(0))
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 8), default=Decimal(0))
     latency_ms: Mapped[int] = mapped_column(default=0)
     cache_hit: Mapped[bool] = mapped_column(default=False)
     fallback_used: Mapped[bool] = mapped_column(default=False)
@@ -161,6 +174,7 @@ class Decision(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recommendation_id: Mapped[int | None] = mapped_column(ForeignKey("recommendations.id"))
     kind: Mapped[str] = mapped_column(String(30))
     case_version: Mapped[int]
     action: Mapped[str | None] = mapped_column(String(40))
@@ -178,6 +192,7 @@ class Execution(Base):
     """Delivery of an approved action to the upstream system."""
 
     __tablename__ = "executions"
+    __table_args__ = (Index("ix_executions_status_next_attempt", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)

@@ -24,7 +24,7 @@ from app.intake import signatures
 from app.intake.models import ApiClient, WebhookReceipt
 from app.intake.schemas import CaseEnvelope
 
-TOKEN_PREFIX = "cs_"
+TOKEN_PREFIX = "cs_"  # noqa: S105 (a prefix, not a secret)
 
 
 def hash_token(token: str) -> str:
@@ -38,7 +38,9 @@ class NewClient:
     signing_secret: str
 
 
-def create_client(session: Session, name: str, domains: list[str], callback_hosts: list[str]) -> NewClient:
+def create_client(
+    session: Session, name: str, domains: list[str], callback_hosts: list[str], *, actor: Actor | None = None
+) -> NewClient:
     unknown = sorted(set(domains) - set(DOMAINS))
     if unknown or not domains:
         raise ValueError(f"domains must be a non-empty subset of {', '.join(DOMAINS)} (got {', '.join(domains) or 'none'})")
@@ -56,7 +58,7 @@ def create_client(session: Session, name: str, domains: list[str], callback_host
     )
     session.add(client)
     session.flush()
-    chain.record(session, "client.created", Actor.system("cli"), data={"client_id": client.id, "name": name,
+    chain.record(session, "client.created", actor or Actor.system("cli"), data={"client_id": client.id, "name": name,
                                                                        "domains": client.allowed_domains})
     return NewClient(client, token, secret)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 16:34:18.715049
+Create Date: 2026-11-25 16:59:27.854862
 
 """
 from alembic import op
@@ -48,18 +48,6 @@ def upgrade():
     with op.batch_alter_table('escalation_rules', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_escalation_rules_position'), ['position'], unique=False)
 
-    op.create_table('queues',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('name', sa.String(length=80), nullable=False),
-    sa.Column('domain', sa.String(length=20), nullable=False),
-    sa.Column('is_default', sa.Boolean(), nullable=False),
-    sa.Column('sla_minutes', sa.Integer(), nullable=False),
-    sa.Column('escalation_target_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['escalation_target_id'], ['queues.id'], name=op.f('fk_queues_escalation_target_id_queues')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_queues')),
-    sa.UniqueConstraint('name', name=op.f('uq_queues_name'))
-    )
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=254), nullable=False),
@@ -71,6 +59,38 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
     )
+    op.create_table('queues',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=80), nullable=False),
+    sa.Column('domain', sa.String(length=20), nullable=False),
+    sa.Column('is_default', sa.Boolean(), nullable=False),
+    sa.Column('sla_minutes', sa.Integer(), nullable=False),
+    sa.Column('escalation_target_id', sa.Integer(), nullable=True),
+    sa.Column('lead_id', sa.Integer(), nullable=True),
+    sa.Column('blind_review', sa.Boolean(), nullable=False),
+    sa.Column('business_hours', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['escalation_target_id'], ['queues.id'], name=op.f('fk_queues_escalation_target_id_queues')),
+    sa.ForeignKeyConstraint(['lead_id'], ['users.id'], name=op.f('fk_queues_lead_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_queues')),
+    sa.UniqueConstraint('name', name=op.f('uq_queues_name'))
+    )
+    op.create_table('user_api_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('label', sa.String(length=80), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('token_prefix', sa.String(length=16), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_api_tokens_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_user_api_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_user_api_tokens_token_hash'))
+    )
+    with op.batch_alter_table('user_api_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_user_api_tokens_user_id'), ['user_id'], unique=False)
+
     op.create_table('cases',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('client_id', sa.Integer(), nullable=False),
@@ -90,6 +110,12 @@ def upgrade():
     sa.Column('assignee_id', sa.Integer(), nullable=True),
     sa.Column('claim_expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('sla_due_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('sla_paused_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('sla_notified_pct', sa.Integer(), nullable=False),
+    sa.Column('requires_dual_approval', sa.Boolean(), nullable=False),
+    sa.Column('second_approval_role', sa.String(length=20), nullable=True),
+    sa.Column('reopen_count', sa.Integer(), nullable=False),
+    sa.Column('created_by_user_id', sa.Integer(), nullable=True),
     sa.Column('recommendation_id', sa.Integer(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -98,12 +124,14 @@ def upgrade():
     sa.CheckConstraint('priority BETWEEN 0 AND 3', name=op.f('ck_cases_priority_range')),
     sa.ForeignKeyConstraint(['assignee_id'], ['users.id'], name=op.f('fk_cases_assignee_id_users')),
     sa.ForeignKeyConstraint(['client_id'], ['api_clients.id'], name=op.f('fk_cases_client_id_api_clients')),
+    sa.ForeignKeyConstraint(['created_by_user_id'], ['users.id'], name=op.f('fk_cases_created_by_user_id_users')),
     sa.ForeignKeyConstraint(['queue_id'], ['queues.id'], name=op.f('fk_cases_queue_id_queues')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cases')),
     sa.UniqueConstraint('client_id', 'external_id', name=op.f('uq_cases_client_id_external_id'))
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index('ix_cases_inbox', ['queue_id', 'status', 'priority', 'sla_due_at'], unique=False)
+        batch_op.create_index('ix_cases_status_sla_due', ['status', 'sla_due_at'], unique=False)
         batch_op.create_index('ix_cases_status_updated', ['status', 'updated_at'], unique=False)
 
     op.create_table('queue_members',
@@ -129,25 +157,20 @@ def upgrade():
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_events_case_id'), ['case_id'], unique=False)
 
-    op.create_table('decisions',
+    op.create_table('notifications',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('case_id', sa.Integer(), nullable=False),
-    sa.Column('reviewer_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.String(length=30), nullable=False),
-    sa.Column('case_version', sa.Integer(), nullable=False),
-    sa.Column('action', sa.String(length=40), nullable=True),
-    sa.Column('parameters', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('diff', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('action_hash', sa.String(length=64), nullable=True),
-    sa.Column('reason_code', sa.String(length=40), nullable=True),
-    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=True),
+    sa.Column('message', sa.String(length=500), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_decisions_case_id_cases')),
-    sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], name=op.f('fk_decisions_reviewer_id_users')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_decisions'))
+    sa.Column('read_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_notifications_case_id_cases')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_notifications_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
     )
-    with op.batch_alter_table('decisions', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_decisions_case_id'), ['case_id'], unique=False)
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index('ix_notifications_user_unread', ['user_id', 'read_at'], unique=False)
 
     op.create_table('recommendations',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -167,7 +190,7 @@ def upgrade():
     sa.Column('details', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('tokens_in', sa.Integer(), nullable=False),
     sa.Column('tokens_out', sa.Integer(), nullable=False),
-    sa.Column('cost_usd', sa.Numeric(precision=12, scale=6), nullable=False),
+    sa.Column('cost_usd', sa.Numeric(precision=14, scale=8), nullable=False),
     sa.Column('latency_ms', sa.Integer(), nullable=False),
     sa.Column('cache_hit', sa.Boolean(), nullable=False),
     sa.Column('fallback_used', sa.Boolean(), nullable=False),
@@ -193,6 +216,28 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_receipts')),
     sa.UniqueConstraint('client_id', 'webhook_id', name=op.f('uq_webhook_receipts_client_id_webhook_id'))
     )
+    op.create_table('decisions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('reviewer_id', sa.Integer(), nullable=False),
+    sa.Column('recommendation_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sa.String(length=30), nullable=False),
+    sa.Column('case_version', sa.Integer(), nullable=False),
+    sa.Column('action', sa.String(length=40), nullable=True),
+    sa.Column('parameters', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('diff', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('action_hash', sa.String(length=64), nullable=True),
+    sa.Column('reason_code', sa.String(length=40), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_decisions_case_id_cases')),
+    sa.ForeignKeyConstraint(['recommendation_id'], ['recommendations.id'], name=op.f('fk_decisions_recommendation_id_recommendations')),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], name=op.f('fk_decisions_reviewer_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_decisions'))
+    )
+    with op.batch_alter_table('decisions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_decisions_case_id'), ['case_id'], unique=False)
+
     op.create_table('executions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -212,6 +257,7 @@ def upgrade():
     )
     with op.batch_alter_table('executions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_executions_case_id'), ['case_id'], unique=False)
+        batch_op.create_index('ix_executions_status_next_attempt', ['status', 'next_attempt_at'], unique=False)
 
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_foreign_key(
@@ -227,18 +273,23 @@ def downgrade():
         batch_op.drop_constraint('fk_cases_recommendation_id_recommendations', type_='foreignkey')
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table('executions', schema=None) as batch_op:
+        batch_op.drop_index('ix_executions_status_next_attempt')
         batch_op.drop_index(batch_op.f('ix_executions_case_id'))
 
     op.drop_table('executions')
+    with op.batch_alter_table('decisions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_decisions_case_id'))
+
+    op.drop_table('decisions')
     op.drop_table('webhook_receipts')
     with op.batch_alter_table('recommendations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_recommendations_case_id'))
 
     op.drop_table('recommendations')
-    with op.batch_alter_table('decisions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_decisions_case_id'))
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_user_unread')
 
-    op.drop_table('decisions')
+    op.drop_table('notifications')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_events_case_id'))
 
@@ -246,11 +297,16 @@ def downgrade():
     op.drop_table('queue_members')
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index('ix_cases_status_updated')
+        batch_op.drop_index('ix_cases_status_sla_due')
         batch_op.drop_index('ix_cases_inbox')
 
     op.drop_table('cases')
-    op.drop_table('users')
+    with op.batch_alter_table('user_api_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_user_api_tokens_user_id'))
+
+    op.drop_table('user_api_tokens')
     op.drop_table('queues')
+    op.drop_table('users')
     with op.batch_alter_table('escalation_rules', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_escalation_rules_position'))
 

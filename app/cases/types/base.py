@@ -104,6 +104,19 @@ def collect_free_text(model: BaseModel) -> dict[str, str]:
     return dict(walk(model, ""))
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """What a local analyzer concludes from a case's data, before any model is asked."""
+
+    action: str
+    parameters: dict[str, Any]
+    rationale: str
+    confidence: float  # 0..1: how clear-cut the evidence is
+    risk_score: float  # 0..1
+    risk_flags: list[str]  # machine-readable signals, e.g. "new_beneficiary", "sanctions_hit"
+    citations: list[str]  # the payload paths the conclusion rests on, e.g. "beneficiary.country"
+
+
 class UnknownAction(ValueError):
     """The action is not in the case type's closed list."""
 
@@ -118,6 +131,7 @@ class CaseType(Generic[D]):
     data_schema: type[D]
     actions: Mapping[str, type[BaseModel]]
     amount: Callable[[D], tuple[Decimal, str] | None]
+    analyze: Callable[[D], Analysis]
     free_text: Callable[[D], dict[str, str]] = collect_free_text
 
     @property

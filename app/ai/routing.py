@@ -1,0 +1,174 @@
+"""Routing rules: provider + model per case, fallback chains, prices and budgets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.cases.models import Case, Recommendation
+
+DEFAULT_ROUTING_FILE = Path(__file__).with_name("routing.yaml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProviderSpec(_Strict):
+    kind: Literal["local", "openai"]
+    private: bool = False
+
+
+class Price(_Strict):
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+
+
+class Match(_Strict):
+    domain: str | None = None
+    case_type: str | None = None
+    min_risk: float | None = Field(default=None, ge=0, le=1)
+    confidential: bool | None = None
+
+    def matches(self, domain: str, case_type: str, risk: float, confidential: bool) -> bool:
+        return (
+            self.domain in (None, domain)
+            and self.case_type in (None, case_type)
+            and (self.min_risk is None or risk >= self.min_risk)
+            and self.confidential in (None, confidential)
+        )
+
+
+class Target(_Strict):
+    provider: str
+    model: str
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        provider, sep, model = text.partition(":")
+        if not sep or not provider or not model:
+            raise ValueError(f"{text!r} is not 'provider:model'")
+        return cls(provider=provider, model=model)
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+class Route(_Strict):
+    match: Match = Match()
+    chain: list[Target] = Field(min_length=1)
+
+    @field_validator("chain", mode="before")
+    @classmethod
+    def _parse_chain(cls, value: list[str]) -> list[Target]:
+        return [Target.parse(v) if isinstance(v, str) else v for v in value]
+
+
+class Budgets(_Strict):
+    per_client_monthly_usd: Decimal | None = Field(default=None, ge=0)
+    per_domain_monthly_usd: dict[str, Decimal] = {}
+
+
+class Disagreement(_Strict):
+    enabled: bool = False
+    second: Target | None = None
+
+    @field_validator("second", mode="before")
+    @classmethod
+    def _parse_second(cls, value: str | None) -> Target | None:
+        return Target.parse(value) if isinstance(value, str) else value
+
+
+class RoutingConfig(_Strict):
+    providers: dict[str, ProviderSpec]
+    prices: dict[str, Price] = {}
+    routes: list[Route] = Field(min_length=1)
+    budgets: Budgets = Budgets()
+    cache_ttl_seconds: int = Field(default=86400, ge=0)
+    disagreement: Disagreement = Disagreement()
+
+    @model_validator(mode="after")
+    def _targets_are_known(self) -> RoutingConfig:
+        targets = [t for r in self.routes for t in r.chain]
+        if self.disagreement.second:
+            targets.append(self.disagreement.second)
+        for target in targets:
+            if target.provider not in self.providers:
+                raise ValueError(f"route names unknown provider {target.provider!r} "
+                                 f"(known: {', '.join(self.providers)})")
+            if target.model not in self.prices:
+                raise ValueError(f"no price for model {target.model!r}: add it under prices")
+        if not any(r.match == Match() for r in self.routes):
+            raise ValueError("the last route must match everything (match: {}) so no case goes unrouted")
+        return self
+
+    def chain_for(self, domain: str, case_type: str, risk: float, confidential: bool) -> list[Target]:
+        route = next(r for r in self.routes if r.match.matches(domain, case_type, risk, confidential))
+        return list(route.chain)
+
+    def cost(self, model: str, tokens_in: int, tokens_out: int) -> Decimal:
+        price = self.prices[model]
+        return (price.input * tokens_in + price.output * tokens_out) / 1000
+
+    def is_paid(self, model: str) -> bool:
+        price = self.prices[model]
+        return price.input > 0 or price.output > 0
+
+
+class RoutingFileError(ValueError):
+    """The routing file is missing or invalid; the message says where."""
+
+
+@cache
+def load_routing(path: str) -> RoutingConfig:
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+        return RoutingConfig.model_validate(raw)
+    except OSError as exc:
+        raise RoutingFileError(f"cannot read AI routing file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise RoutingFileError(f"AI routing file {path} is not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors())
+        raise RoutingFileError(f"AI routing file {path} is invalid: {problems}") from None
+
+
+def month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def spent_this_month(session: Session, now: datetime, *, client_id: int | None = None,
+                     domain: str | None = None) -> Decimal:
+    query = (
+        select(func.coalesce(func.sum(Recommendation.cost_usd), 0))
+        .join(Case, Case.id == Recommendation.case_id)
+        .where(Recommendation.created_at >= month_start(now))
+    )
+    if client_id is not None:
+        query = query.where(Case.client_id == client_id)
+    if domain is not None:
+        query = query.where(Case.domain == domain)
+    return Decimal(session.scalar(query) or 0)
+
+
+def over_budget(session: Session, config: RoutingConfig, now: datetime, client_id: int, domain: str) -> str | None:
+    """Which budget is spent (a sentence), or None while paid calls are allowed."""
+    budgets = config.budgets
+    if budgets.per_client_monthly_usd is not None:
+        spent = spent_this_month(session, now, client_id=client_id)
+        if spent >= budgets.per_client_monthly_usd:
+            return f"client budget spent: USD {spent:.2f} of {budgets.per_client_monthly_usd:.2f} this month"
+    cap = budgets.per_domain_monthly_usd.get(domain)
+    if cap is not None:
+        spent = spent_this_month(session, now, domain=domain)
+        if spent >= cap:
+            return f"{domain} budget spent: USD {spent:.2f} of {cap:.2f} this month"
+    return None

@@ -1,0 +1,96 @@
+"""Operations endpoints: Prometheus metrics, liveness and readiness.
+
+Metrics are read from the database and Redis at scrape time, so they are right
+whatever the number of gunicorn and worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from redis.exceptions import RedisError
+from rq import Queue as RQQueue
+from rq import Worker
+from sqlalchemy import func, select, text
+
+from app.cases.models import Case, Recommendation
+from app.extensions import db
+from app.jobs import QUEUE_NAMES, redis_connection
+
+bp = Blueprint("ops", __name__)
+
+
+class CountersignCollector:
+    def collect(self) -> Iterator[Metric]:
+        cases = GaugeMetricFamily("countersign_cases", "Cases by status and case type", labels=["status", "case_type"])
+        for status, case_type, count in db.session.execute(
+            select(Case.status, Case.case_type, func.count()).group_by(Case.status, Case.case_type)
+        ):
+            cases.add_metric([status, case_type], count)
+        yield cases
+        ai = GaugeMetricFamily("countersign_recommendations", "Recommendations by provider and model",
+                               labels=["provider", "model"])
+        cost = GaugeMetricFamily("countersign_ai_cost_usd", "AI cost in USD by provider and model",
+                                 labels=["provider", "model"])
+        for provider, model, count, usd in db.session.execute(
+            select(Recommendation.provider, Recommendation.model, func.count(),
+                   func.coalesce(func.sum(Recommendation.cost_usd), 0))
+            .group_by(Recommendation.provider, Recommendation.model)
+        ):
+            ai.add_metric([provider, model], count)
+            cost.add_metric([provider, model], float(usd))
+        yield ai
+        yield cost
+        yield from _rq_metrics()
+
+
+def _rq_metrics() -> Iterator[Metric]:
+    jobs = GaugeMetricFamily("countersign_queue_jobs", "Jobs waiting in each RQ queue", labels=["queue"])
+    workers = GaugeMetricFamily("countersign_workers", "RQ workers alive")
+    try:
+        connection = redis_connection()
+        for name in QUEUE_NAMES:
+            jobs.add_metric([name], RQQueue(name, connection=connection).count)
+        workers.add_metric([], Worker.count(connection=connection))
+    except RedisError:
+        return  # Redis down: /readyz says so; the database metrics still answer
+    yield jobs
+    yield workers
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CountersignCollector())
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Ready when the database and Redis answer and at least one worker listens."""
+    checks: dict[str, str] = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 (any failure means not ready; the message says which)
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    try:
+        connection = redis_connection()
+        connection.ping()
+        count = Worker.count(connection=connection)
+        checks["redis"] = "ok"
+        checks["workers"] = f"{count} alive" if count else "none: jobs would wait forever"
+    except RedisError as exc:
+        checks["redis"] = f"error: {exc.__class__.__name__}"
+    ready = checks.get("database") == "ok" and checks.get("redis") == "ok" and "alive" in checks.get("workers", "")
+    current_app.logger.debug("readiness %s", checks)
+    return jsonify(ready=ready, checks=checks), 200 if ready else 503
