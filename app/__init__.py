@@ -28,7 +28,6 @@ def create_app(config: type[Config] = Config) -> Flask:
 
     from app.errors import register_error_handlers
     from app.intake.api import bp as intake_bp
-
     from app.ops import bp as ops_bp
 
     register_error_handlers(app)
@@ -49,6 +48,10 @@ def create_app(config: type[Config] = Config) -> Flask:
     from app.review.views import bp as review_views_bp  # reviewer web UI: /, /queues, /cases/<id>
 
     app.register_blueprint(review_views_bp)
+
+    from app.execution.views import bp as execution_bp  # admin: /admin/executions (failures, deliveries)
+
+    app.register_blueprint(execution_bp)
 
     from app.cli import register_cli
 

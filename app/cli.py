@@ -11,9 +11,10 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from app.actors import Actor
 from app.audit import chain
-from app.auth.models import Role
-from app.auth.services import create_user
+from app.auth.models import Role, User
+from app.auth.services import create_api_token, create_user
 from app.extensions import db
 from app.intake import services as intake
 from app.intake.models import ApiClient
@@ -50,10 +51,32 @@ def users_create(email: str, password: str, role: str, name: str | None, queues:
     click.echo(f"created user {user.email} ({user.role}) id={user.id}")
 
 
+@users.command("token")
+@click.option("--email", required=True)
+@click.option("--label", default="cli", show_default=True, help="What the token is for.")
+def users_token(email: str, label: str) -> None:
+    """Create a personal API token for a user; it is printed once."""
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        _fail(f"no user with email {email}")
+    try:
+        token, raw = create_api_token(db.session, user, label, actor=Actor.system("cli"))
+    except ValueError as exc:
+        db.session.rollback()
+        _fail(str(exc))
+    db.session.commit()
+    click.echo(raw)
+    click.echo(
+        f"token {token.token_prefix}… ({token.label}) for {user.email}: store it now, it is not shown again", err=True
+    )
+
+
 @clients.command("create")
 @click.option("--name", required=True)
 @click.option("--domains", required=True, help="Comma-separated: finance,legal,compliance")
-@click.option("--callback-host", "callback_hosts", multiple=True, help="Host allowed to receive callbacks (repeatable).")
+@click.option(
+    "--callback-host", "callback_hosts", multiple=True, help="Host allowed to receive callbacks (repeatable)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON, for scripts.")
 def clients_create(name: str, domains: str, callback_hosts: tuple[str, ...], as_json: bool) -> None:
     """Create an API client; its token and signing secret are printed once."""
@@ -63,8 +86,14 @@ def clients_create(name: str, domains: str, callback_hosts: tuple[str, ...], as_
         db.session.rollback()
         _fail(str(exc))
     db.session.commit()
-    creds = {"client_id": new.client.id, "name": name, "token": new.token, "signing_secret": new.signing_secret,
-             "domains": new.client.allowed_domains, "callback_hosts": new.client.callback_hosts}
+    creds = {
+        "client_id": new.client.id,
+        "name": name,
+        "token": new.token,
+        "signing_secret": new.signing_secret,
+        "domains": new.client.allowed_domains,
+        "callback_hosts": new.client.callback_hosts,
+    }
     if as_json:
         click.echo(json.dumps(creds))
         return
@@ -75,8 +104,13 @@ def clients_create(name: str, domains: str, callback_hosts: tuple[str, ...], as_
 
 @clients.command("rotate-secret")
 @click.option("--name", required=True)
-@click.option("--grace-hours", default=24, show_default=True, type=click.IntRange(0, 24 * 30),
-              help="How long the previous secret stays valid.")
+@click.option(
+    "--grace-hours",
+    default=24,
+    show_default=True,
+    type=click.IntRange(0, 24 * 30),
+    help="How long the previous secret stays valid.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def clients_rotate_secret(name: str, grace_hours: int, as_json: bool) -> None:
     """Add a new signing secret; the previous one keeps working for the grace period."""
@@ -105,8 +139,11 @@ def audit_verify(batch_size: int) -> None:
     if result.ok:
         click.echo(f"audit chain intact: {result.checked} events verified")
         return
-    click.echo(f"audit chain BROKEN at sequence {result.first_bad_seq}: {result.reason} "
-               f"({result.checked} events verified before it)", err=True)
+    click.echo(
+        f"audit chain BROKEN at sequence {result.first_bad_seq}: {result.reason} "
+        f"({result.checked} events verified before it)",
+        err=True,
+    )
     sys.exit(1)
 
 

@@ -48,13 +48,17 @@ def problem_response(problem: Problem) -> Response:
     return response
 
 
-def validation_problem(exc: ValidationError, *, prefix: tuple[str | int, ...] = (), detail: str | None = None) -> Problem:
+def validation_problem(
+    exc: ValidationError, *, prefix: tuple[str | int, ...] = (), detail: str | None = None
+) -> Problem:
     """Every invalid field of a pydantic error, as a 422 problem."""
     errors = [
         {"field": _dotted(prefix + tuple(err["loc"])), "message": err["msg"], "code": err["type"]}
         for err in exc.errors(include_url=False)
     ]
-    return Problem(422, "validation-error", "The request body is invalid", detail or f"{len(errors)} invalid field(s)", errors)
+    return Problem(
+        422, "validation-error", "The request body is invalid", detail or f"{len(errors)} invalid field(s)", errors
+    )
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:

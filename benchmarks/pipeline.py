@@ -29,10 +29,10 @@ from sqlalchemy import func, select
 
 from app import create_app
 from app.cases.models import Case, Queue, Recommendation
+from app.cases.types.examples import EXAMPLES
 from app.extensions import db
 from app.intake import services as intake
 from app.intake import signatures
-from app.cases.types.examples import EXAMPLES
 from config import BASE_DIR, TestConfig
 from tests.fake_openai import FakeOpenAI, Reply, valid_answer
 

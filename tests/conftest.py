@@ -31,8 +31,13 @@ from config import TestConfig, normalize_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-DOMAIN_OF = {"payment_release": "finance", "credit_limit_change": "finance", "contract_review": "legal",
-             "aml_alert": "compliance", "kyc_review": "compliance"}
+DOMAIN_OF = {
+    "payment_release": "finance",
+    "credit_limit_change": "finance",
+    "contract_review": "legal",
+    "aml_alert": "compliance",
+    "kyc_review": "compliance",
+}
 
 
 def _pg_url() -> str | None:
@@ -176,24 +181,39 @@ class Upstream:
     token: str
     secret: str
 
-    def sign(self, raw: bytes, *, webhook_id: str | None = None, timestamp: int | None = None,
-             secret: str | None = None) -> dict[str, str]:
+    def sign(
+        self, raw: bytes, *, webhook_id: str | None = None, timestamp: int | None = None, secret: str | None = None
+    ) -> dict[str, str]:
         return signatures.headers(secret or self.secret, webhook_id or f"msg_{uuid.uuid4().hex}", raw, timestamp)
 
-    def post_case(self, body: dict[str, Any] | bytes, *, webhook_id: str | None = None,
-                  timestamp: int | None = None, headers: dict[str, str] | None = None,
-                  content_type: str = "application/json") -> Any:
+    def post_case(
+        self,
+        body: dict[str, Any] | bytes,
+        *,
+        webhook_id: str | None = None,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        sent = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type,
-                **self.sign(raw, webhook_id=webhook_id, timestamp=timestamp), **(headers or {})}
+        sent = {
+            "Authorization": f"Bearer {self.token}",
+            "Content-Type": content_type,
+            **self.sign(raw, webhook_id=webhook_id, timestamp=timestamp),
+            **(headers or {}),
+        }
         return self.http.post("/api/v1/cases", data=raw, headers=sent)
 
     def get_case(self, case_id: int) -> Any:
         return self.http.get(f"/api/v1/cases/{case_id}", headers={"Authorization": f"Bearer {self.token}"})
 
 
-def make_upstream(http: FlaskClient, name: str = "payments-engine", domains: tuple[str, ...] = ("finance", "legal", "compliance"),
-                  callback_hosts: tuple[str, ...] = ("hooks.example.com", "127.0.0.1")) -> Upstream:
+def make_upstream(
+    http: FlaskClient,
+    name: str = "payments-engine",
+    domains: tuple[str, ...] = ("finance", "legal", "compliance"),
+    callback_hosts: tuple[str, ...] = ("hooks.example.com", "127.0.0.1"),
+) -> Upstream:
     new = intake.create_client(db.session, name, list(domains), list(callback_hosts))
     db.session.commit()
     return Upstream(http, new.client.id, name, new.token, new.signing_secret)

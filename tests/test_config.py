@@ -7,7 +7,6 @@ import importlib
 import pytest
 
 import config
-
 from app import create_app
 from config import DEV_SECRET_KEY, Config, normalize_database_url
 
@@ -42,7 +41,7 @@ def test_defaults_are_local_and_offline(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     fresh = importlib.reload(config)
     try:
-        assert fresh.Config.SQLALCHEMY_DATABASE_URI == f"sqlite:///{fresh.INSTANCE_DIR / 'countersign.db'}"
+        assert f"sqlite:///{fresh.INSTANCE_DIR / 'countersign.db'}" == fresh.Config.SQLALCHEMY_DATABASE_URI
         assert fresh.Config.AI_PROVIDER == "local"
         assert fresh.Config.SESSION_COOKIE_SECURE is False
         monkeypatch.setenv("OPENAI_API_KEY", "sk-x")

@@ -44,7 +44,11 @@ def test_signed_case_is_stored_audited_and_enqueued(upstream, redis_conn):
 
     case = db.session.get(Case, answer["id"])
     assert (case.external_id, case.domain, case.case_type, case.status) == (
-        body["external_id"], "finance", "payment_release", Status.RECEIVED.value)
+        body["external_id"],
+        "finance",
+        "payment_release",
+        Status.RECEIVED.value,
+    )
     assert case.priority_label == "high"
     assert case.queue.name == "finance"
     assert case.amount is not None and str(case.amount) == "48250.0000"
@@ -59,7 +63,8 @@ def test_signed_case_is_stored_audited_and_enqueued(upstream, redis_conn):
 
     jobs = RQQueue("ai", connection=redis_conn).jobs
     assert [(j.id, j.func_name, j.args) for j in jobs] == [
-        (f"analyze-{case.id}-1", "app.ai.jobs.analyze_case", (case.id,))]
+        (f"analyze-{case.id}-1", "app.ai.jobs.analyze_case", (case.id,))
+    ]
 
 
 def test_amounts_as_numbers_are_decimals(upstream):
@@ -70,8 +75,9 @@ def test_amounts_as_numbers_are_decimals(upstream):
     assert str(db.session.get(Case, response.get_json()["id"]).amount) == "1250.1000"
 
 
-@pytest.mark.parametrize("case_type", ["payment_release", "credit_limit_change", "contract_review",
-                                       "aml_alert", "kyc_review"])
+@pytest.mark.parametrize(
+    "case_type", ["payment_release", "credit_limit_change", "contract_review", "aml_alert", "kyc_review"]
+)
 def test_every_case_type_is_accepted(upstream, case_type):
     response = upstream.post_case(case_body(case_type))
     assert response.status_code == 202, response.get_json()
@@ -80,12 +86,16 @@ def test_every_case_type_is_accepted(upstream, case_type):
 
 # --- signatures -------------------------------------------------------------
 
+
 def test_signature_with_wrong_secret_is_refused(upstream):
     raw = json.dumps(case_body()).encode()
     other = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
     headers = upstream.sign(raw, secret=other)
-    response = upstream.http.post("/api/v1/cases", data=raw, headers={
-        "Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json", **headers})
+    response = upstream.http.post(
+        "/api/v1/cases",
+        data=raw,
+        headers={"Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json", **headers},
+    )
     body = assert_problem(response, 401, "invalid-signature")
     assert "no signature matches" in body["detail"]
     assert count(Case) == 0
@@ -96,8 +106,11 @@ def test_tampered_body_is_refused(upstream):
     headers = upstream.sign(raw)
     tampered = raw.replace(b'"48250.00"', b'"98250.00"')
     assert tampered != raw
-    response = upstream.http.post("/api/v1/cases", data=tampered, headers={
-        "Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json", **headers})
+    response = upstream.http.post(
+        "/api/v1/cases",
+        data=tampered,
+        headers={"Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json", **headers},
+    )
     assert_problem(response, 401, "invalid-signature")
     assert count(Case) == 0
 
@@ -117,8 +130,11 @@ def test_timestamp_within_tolerance_is_accepted(upstream):
 def test_missing_signature_header_is_refused(upstream, missing):
     raw = json.dumps(case_body()).encode()
     headers = {k: v for k, v in upstream.sign(raw).items() if k != missing}
-    response = upstream.http.post("/api/v1/cases", data=raw, headers={
-        "Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json", **headers})
+    response = upstream.http.post(
+        "/api/v1/cases",
+        data=raw,
+        headers={"Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json", **headers},
+    )
     body = assert_problem(response, 401, "invalid-signature")
     assert missing in body["detail"]
 
@@ -128,8 +144,11 @@ def test_several_signatures_accepted_when_one_matches(upstream):
     good = upstream.sign(raw, webhook_id="msg_multi", timestamp=int(time.time()))
     bogus = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
     headers = {**good, "webhook-signature": f"{bogus} {good['webhook-signature']}"}
-    response = upstream.http.post("/api/v1/cases", data=raw, headers={
-        "Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json", **headers})
+    response = upstream.http.post(
+        "/api/v1/cases",
+        data=raw,
+        headers={"Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json", **headers},
+    )
     assert response.status_code == 202
 
 
@@ -157,6 +176,7 @@ def test_rotated_secret_old_one_refused_after_grace(upstream):
 
 # --- authentication ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("authorization", [None, "Bearer", "Basic abc", "Bearer cs_not-a-real-token"])
 def test_missing_or_bad_token_is_refused(upstream, authorization):
     raw = json.dumps(case_body()).encode()
@@ -180,6 +200,7 @@ def test_tokens_are_stored_hashed(upstream):
 
 
 # --- idempotency and conflicts ----------------------------------------------
+
 
 def test_replay_of_same_webhook_returns_same_case(upstream, redis_conn):
     body = case_body()
@@ -219,6 +240,7 @@ def test_external_ids_are_unique_per_client_only(upstream, client):
 
 
 # --- malformed and invalid bodies -------------------------------------------
+
 
 def test_malformed_json_is_400(upstream):
     response = upstream.post_case(b'{"external_id": "x", ')
@@ -261,8 +283,14 @@ def test_schema_errors_list_every_invalid_field(upstream):
     response = upstream.post_case(body)
     problem = assert_problem(response, 422, "validation-error")
     fields = {e["field"] for e in problem["errors"]}
-    assert {"title", "priority", "data.amount", "data.currency", "data.beneficiary.surprise",
-            "data.payment_id"} <= fields
+    assert {
+        "title",
+        "priority",
+        "data.amount",
+        "data.currency",
+        "data.beneficiary.surprise",
+        "data.payment_id",
+    } <= fields
     assert all(e["message"] for e in problem["errors"])
     assert count(Case) == 0 and count(WebhookReceipt) == 0 and count(AuditEvent) == 1  # client.created only
 
@@ -279,12 +307,15 @@ def test_unknown_top_level_field_is_422(upstream):
     assert problem["errors"][0]["field"] == "urgent"
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("https://evil.example.net/hook", "not on this client's callback allow-list"),
-    ("http://hooks.example.com/hook", "must use https"),
-    ("ftp://hooks.example.com/hook", "absolute https URL"),
-    ("https://user:pw@hooks.example.com/hook", "credentials"),
-])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://evil.example.net/hook", "not on this client's callback allow-list"),
+        ("http://hooks.example.com/hook", "must use https"),
+        ("ftp://hooks.example.com/hook", "absolute https URL"),
+        ("https://user:pw@hooks.example.com/hook", "credentials"),
+    ],
+)
 def test_callback_url_must_be_allowed(upstream, url, message):
     problem = assert_problem(upstream.post_case(case_body(callback_url=url)), 422, "validation-error")
     assert problem["errors"][0]["field"] == "callback_url"
@@ -316,6 +347,7 @@ class TestRateLimit:
 
 # --- reading a case ---------------------------------------------------------
 
+
 def test_client_reads_its_own_case(upstream):
     body = case_body("aml_alert")
     case_id = upstream.post_case(body).get_json()["id"]
@@ -324,7 +356,12 @@ def test_client_reads_its_own_case(upstream):
     doc = response.get_json()
     assert doc["id"] == case_id
     assert doc["external_id"] == body["external_id"]
-    assert (doc["domain"], doc["case_type"], doc["status"], doc["version"]) == ("compliance", "aml_alert", "received", 1)
+    assert (doc["domain"], doc["case_type"], doc["status"], doc["version"]) == (
+        "compliance",
+        "aml_alert",
+        "received",
+        1,
+    )
     assert doc["queue"] == "compliance"
     assert doc["recommendation"] is None and doc["decisions"] == [] and doc["execution"] is None
 

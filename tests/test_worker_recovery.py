@@ -45,13 +45,13 @@ def config_overrides(ai_env):
             "STUCK_CASE_SECONDS": 0}
 
 
-def start_worker(database, ai_env, *extra: str) -> subprocess.Popen:  # noqa: ANN001
+def start_worker(database, ai_env, *extra: str) -> subprocess.Popen:
     env = {**os.environ, **ai_env, "DATABASE_URL": database.url, "REDIS_URL": REDIS_URL}
     return subprocess.Popen([sys.executable, "-m", "workers", "--burst", "--queues", "ai", *extra], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait_for(condition, timeout: float = 30) -> None:  # noqa: ANN001
+def wait_for(condition, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"

@@ -51,7 +51,9 @@ def _lock_chain(session: Session) -> None:
         session.execute(text("UPDATE audit_events SET seq = seq WHERE 0 = 1"))
 
 
-def record(session: Session, action: str, actor: Actor | str, *, case_id: int | None = None, data: Any = None) -> AuditEvent:
+def record(
+    session: Session, action: str, actor: Actor | str, *, case_id: int | None = None, data: Any = None
+) -> AuditEvent:
     """Append one event in the caller's transaction (flushed, not committed)."""
     _lock_chain(session)
     last = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()

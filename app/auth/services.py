@@ -1,16 +1,24 @@
-"""User accounts."""
+"""User accounts: creating them, signing in with a password, personal API tokens."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from functools import cache
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.actors import Actor
 from app.audit import chain
-from app.auth.models import Role, User
+from app.auth.models import ApiToken, Role, User
 from app.cases.models import Queue
+from app.db import utcnow
 
 MIN_PASSWORD_LENGTH = 10
+TOKEN_PREFIX = "cst_"  # noqa: S105 (a public marker, not a secret)
+MAX_TOKEN_LABEL = 80
 
 
 def create_user(
@@ -38,3 +46,67 @@ def create_user(
     chain.record(session, "user.created", actor or Actor.system("cli"),
                  data={"user_id": user.id, "email": email, "role": role, "queues": sorted(q.name for q in found)})
     return user
+
+
+@cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_hex(16), method="scrypt")
+
+
+def authenticate_password(session: Session, email: str, password: str) -> User | None:
+    """The active user with this email and password (audited), else None, in about the same time either way."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        check_password_hash(_dummy_hash(), password)  # an unknown email costs as much as a wrong password
+        return None
+    if not user.check_password(password) or not user.active:
+        return None
+    chain.record(session, "user.login", Actor.user(user), data={"user_id": user.id})
+    return user
+
+
+def hash_api_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_api_token(session: Session, user: User, label: str, *, actor: Actor | None = None) -> tuple[ApiToken, str]:
+    """A new personal token; the raw ``cst_…`` value is returned once and only its hash is stored."""
+    label = label.strip()
+    if not label or len(label) > MAX_TOKEN_LABEL:
+        raise ValueError(f"a token label must be 1 to {MAX_TOKEN_LABEL} characters")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, label=label, token_hash=hash_api_token(raw), token_prefix=raw[:12])
+    session.add(token)
+    session.flush()
+    chain.record(session, "api_token.created", actor or Actor.user(user),
+                 data={"user_id": user.id, "token_id": token.id, "label": label, "prefix": token.token_prefix})
+    return token, raw
+
+
+def api_tokens_of(session: Session, user: User) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())))
+
+
+def revoke_api_token(session: Session, user: User, token_id: int) -> ApiToken:
+    """Revoke one of the user's own tokens (LookupError for anyone else's); revoking twice is harmless."""
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise LookupError(f"no token {token_id} of yours")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+        chain.record(session, "api_token.revoked", Actor.user(user),
+                     data={"user_id": user.id, "token_id": token.id, "label": token.label})
+    return token
+
+
+def user_for_token(session: Session, raw: str | None) -> User | None:
+    """The active user a live token belongs to (noting its use), else None."""
+    if not raw or not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_api_token(raw)))
+    if token is None or token.revoked_at is not None or not token.user.active:
+        return None
+    token.last_used_at = utcnow()
+    session.flush()
+    return token.user

@@ -126,7 +126,7 @@ class Case(Base):
     client: Mapped[ApiClient] = relationship()
     queue: Mapped[Queue | None] = relationship()
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
-    recommendation: Mapped[Recommendation | None] = relationship(foreign_keys=[recommendation_id], post_update=True)
+    recommendation: Mapped[Recommendation | None] = relationship(foreign_keys=[recommendation_id])
 
     @property
     def priority_label(self) -> str:

@@ -43,7 +43,9 @@ def create_client(
 ) -> NewClient:
     unknown = sorted(set(domains) - set(DOMAINS))
     if unknown or not domains:
-        raise ValueError(f"domains must be a non-empty subset of {', '.join(DOMAINS)} (got {', '.join(domains) or 'none'})")
+        raise ValueError(
+            f"domains must be a non-empty subset of {', '.join(DOMAINS)} (got {', '.join(domains) or 'none'})"
+        )
     if session.scalar(select(ApiClient.id).where(ApiClient.name == name)):
         raise ValueError(f"an API client named {name!r} already exists")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -58,8 +60,12 @@ def create_client(
     )
     session.add(client)
     session.flush()
-    chain.record(session, "client.created", actor or Actor.system("cli"), data={"client_id": client.id, "name": name,
-                                                                       "domains": client.allowed_domains})
+    chain.record(
+        session,
+        "client.created",
+        actor or Actor.system("cli"),
+        data={"client_id": client.id, "name": name, "domains": client.allowed_domains},
+    )
     return NewClient(client, token, secret)
 
 
@@ -74,8 +80,12 @@ def rotate_secret(session: Session, client: ApiClient, grace: timedelta = timede
     ]
     secret = signatures.new_secret()
     client.signing_secrets = [{"secret": secret, "created_at": now.isoformat(), "expires_at": None}, *kept]
-    chain.record(session, "client.secret_rotated", Actor.system("cli"),
-                 data={"client_id": client.id, "previous_valid_until": expires})
+    chain.record(
+        session,
+        "client.secret_rotated",
+        Actor.system("cli"),
+        data={"client_id": client.id, "previous_valid_until": expires},
+    )
     return secret
 
 
@@ -91,8 +101,12 @@ def active_secrets(client: ApiClient) -> list[str]:
 def authenticate(session: Session, authorization: str | None) -> ApiClient:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(401, "unauthenticated", "Missing bearer token",
-                      "send 'Authorization: Bearer <token>' with the API token of your client")
+        raise Problem(
+            401,
+            "unauthenticated",
+            "Missing bearer token",
+            "send 'Authorization: Bearer <token>' with the API token of your client",
+        )
     client = session.scalar(select(ApiClient).where(ApiClient.token_hash == hash_token(token.strip())))
     if client is None or not client.active:
         raise Problem(401, "unauthenticated", "Invalid bearer token", "the API token is unknown or revoked")
@@ -131,16 +145,39 @@ def submit_case(
         select(Case.id).where(Case.client_id == client.id, Case.external_id == envelope.external_id)
     )
     if existing:
-        raise Problem(409, "duplicate-external-id", "external_id already used",
-                      f"external_id {envelope.external_id!r} is already case {existing}", case_id=existing)
+        raise Problem(
+            409,
+            "duplicate-external-id",
+            "external_id already used",
+            f"external_id {envelope.external_id!r} is already case {existing}",
+            case_id=existing,
+        )
     case = _new_case(session, client, envelope)
     body = {"id": case.id, "status": case.status, "url": case_url.format(id=case.id)}
-    session.add(WebhookReceipt(client_id=client.id, webhook_id=webhook_id, body_hash=body_hash,
-                               case_id=case.id, response_status=202, response_body=body))
-    chain.record(session, "case.received", Actor.client(client), case_id=case.id, data={
-        "external_id": case.external_id, "domain": case.domain, "case_type": case.case_type,
-        "webhook_id": webhook_id, "body_sha256": body_hash, "queue": case.queue.name if case.queue else None,
-    })
+    session.add(
+        WebhookReceipt(
+            client_id=client.id,
+            webhook_id=webhook_id,
+            body_hash=body_hash,
+            case_id=case.id,
+            response_status=202,
+            response_body=body,
+        )
+    )
+    chain.record(
+        session,
+        "case.received",
+        Actor.client(client),
+        case_id=case.id,
+        data={
+            "external_id": case.external_id,
+            "domain": case.domain,
+            "case_type": case.case_type,
+            "webhook_id": webhook_id,
+            "body_sha256": body_hash,
+            "queue": case.queue.name if case.queue else None,
+        },
+    )
     session.flush()
     return IntakeResult(case.id, case.version, body, created=True)
 
@@ -152,9 +189,13 @@ def _replay(session: Session, client: ApiClient, webhook_id: str, body_hash: str
     if receipt is None:
         return None
     if receipt.body_hash != body_hash:
-        raise Problem(409, "idempotency-key-reused", "webhook-id reused with a different body",
-                      f"webhook-id {webhook_id!r} was already used for case {receipt.case_id} with another body",
-                      case_id=receipt.case_id)
+        raise Problem(
+            409,
+            "idempotency-key-reused",
+            "webhook-id reused with a different body",
+            f"webhook-id {webhook_id!r} was already used for case {receipt.case_id} with another body",
+            case_id=receipt.case_id,
+        )
     return IntakeResult(receipt.case_id or 0, 0, receipt.response_body, created=False)
 
 
@@ -167,8 +208,12 @@ def _parse(raw_body: bytes, client: ApiClient, insecure_callback_hosts: frozense
         raise Problem(400, "malformed-json", "Malformed JSON", "the body must be a JSON object")
     domain = document.get("domain")
     if isinstance(domain, str) and domain in DOMAINS and domain not in client.allowed_domains:
-        raise Problem(403, "domain-not-allowed", "Domain not allowed",
-                      f"client {client.name!r} may post to {', '.join(client.allowed_domains)}, not {domain!r}")
+        raise Problem(
+            403,
+            "domain-not-allowed",
+            "Domain not allowed",
+            f"client {client.name!r} may post to {', '.join(client.allowed_domains)}, not {domain!r}",
+        )
     errors: list[dict[str, Any]] = []
     envelope = None
     try:

@@ -1,0 +1,114 @@
+"""Sign in and out, and personal API tokens: ``/login``, ``/logout``, ``/settings/tokens``."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_limiter.util import get_remote_address
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.exceptions import NotFound, TooManyRequests
+from werkzeug.wrappers import Response
+
+from app.auth import services
+from app.auth.forms import LoginForm, TokenForm
+from app.auth.models import User
+from app.extensions import db, limiter, login_manager
+
+bp = Blueprint("auth", __name__)
+
+INVALID_LOGIN = "Invalid email or password."
+TOO_MANY_ATTEMPTS = "Too many sign-in attempts. Wait a minute, then try again."
+HOME = "/"
+
+login_manager.login_view = "auth.login"
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.active else None
+
+
+def _account_key() -> str:
+    """Rate-limit per account: a hash of the email typed, never the email itself."""
+    email = request.form.get("email", "").strip().lower()
+    return "login-account:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def _account_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT_PER_ACCOUNT"]
+
+
+def _ip_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT_PER_IP"]
+
+
+def safe_next(target: str | None) -> str:
+    """``next`` only ever leads to a path on this site."""
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(c.isspace() or not c.isprintable() for c in target)):
+        return HOME
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else HOME
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_account_limit, key_func=_account_key, methods=["POST"])
+@limiter.limit(_ip_limit, key_func=get_remote_address, methods=["POST"])
+def login() -> Response | str:
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = services.authenticate_password(db.session, form.email.data, form.password.data)
+        if user is not None:
+            session.clear()  # a fresh session: nothing set before sign-in survives it
+            login_user(user)
+            db.session.commit()
+            return redirect(safe_next(request.args.get("next")))
+        form.form_errors.append(INVALID_LOGIN)
+    return render_template("auth/login.html", form=form)
+
+
+@bp.errorhandler(TooManyRequests)
+def too_many_attempts(exc: TooManyRequests) -> tuple[str, int]:
+    form = LoginForm(formdata=None, email=request.form.get("email", ""))
+    form.form_errors.append(TOO_MANY_ATTEMPTS)
+    return render_template("auth/login.html", form=form), 429
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    logout_user()
+    session.clear()
+    flash("You are signed out.")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/settings/tokens", methods=["GET", "POST"])
+@login_required
+def tokens() -> Response:
+    form = TokenForm()
+    new_token = None
+    if form.validate_on_submit():
+        _, new_token = services.create_api_token(db.session, current_user, form.label.data)
+        db.session.commit()
+        form = TokenForm(formdata=None)
+    page = render_template("auth/tokens.html", form=form, new_token=new_token,
+                           tokens=services.api_tokens_of(db.session, current_user))
+    response = current_app.make_response(page)
+    response.headers["Cache-Control"] = "no-store"  # the page may show a new token
+    return response
+
+
+@bp.post("/settings/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int) -> Response:
+    try:
+        token = services.revoke_api_token(db.session, current_user, token_id)
+    except LookupError:
+        raise NotFound(f"no token {token_id} of yours") from None
+    db.session.commit()
+    flash(f"Token “{token.label}” revoked.")
+    return redirect(url_for("auth.tokens"))

@@ -1,0 +1,604 @@
+"""The rules of the reviewer workspace: who sees, claims and decides which case, and how.
+
+Every function takes the acting user, checks the rule, changes the case through the
+lifecycle (which audits the move) or appends to the audit chain itself, and flushes;
+the request or job commits once. Stored ``Decision.kind`` values: ``approve`` and
+``edit`` (the first, or only, approval), ``second_approval``, ``reject``, ``escalate``,
+``request_info`` and ``blind_assessment``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from flask import current_app
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.actors import Actor
+from app.audit import chain
+from app.auth.models import Notification, Role, User
+from app.cases import lifecycle
+from app.cases.models import Case, Decision, Queue, Status
+from app.cases.types import UnknownAction, get_case_type
+from app.db import canonical_json, utcnow
+
+S = Status
+DECIDERS = frozenset({Role.REVIEWER, Role.SENIOR_REVIEWER})  # admins never decide cases, auditors only read
+ASSIGNERS = frozenset({Role.SENIOR_REVIEWER, Role.ADMIN})
+SEE_ALL = frozenset({Role.ADMIN, Role.AUDITOR})
+INTENT_ROLES: dict[str, frozenset[str]] = {
+    "view": frozenset(Role),
+    "claim": DECIDERS,
+    "decide": DECIDERS,
+    "assign": ASSIGNERS,
+    "retry": DECIDERS | {Role.ADMIN},
+}
+INTENTS = tuple(INTENT_ROLES)
+CLAIMABLE = (S.PENDING_REVIEW.value, S.AI_FAILED.value)
+INBOX_ORDER = (Case.priority.desc(), Case.sla_due_at.asc().nulls_last(), Case.id.asc())
+CLAIM_BATCH = 20
+FIRST_APPROVALS = ("approve", "edit")
+AMOUNT_POLICY_TYPES = frozenset({"payment_release", "credit_limit_change"})
+ALWAYS_DUAL = frozenset({("compliance", "aml_alert", "file_sar"), ("compliance", "kyc_review", "reject_onboarding")})
+DEFAULT_SECOND_APPROVER = Role.SENIOR_REVIEWER.value
+STALE = "the case changed while you were looking at it: reload"
+MAX_REASON_LENGTH = 5000
+SCHEDULER = Actor.system("scheduler")
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+class ReviewError(Exception):
+    """A refused request: ``status`` and ``slug`` for the API, ``message`` and field ``errors`` for people."""
+
+    status = 400
+    slug = "review-error"
+    title = "Request refused"
+
+    def __init__(self, message: str, errors: dict[str, str] | None = None, *, slug: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+        if slug:
+            self.slug = slug
+
+
+class NotFound(ReviewError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Forbidden(ReviewError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class Conflict(ReviewError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class Invalid(ReviewError):
+    status, slug, title = 422, "invalid", "Invalid request"
+
+
+# --- seeing queues and cases ---------------------------------------------------------------------
+
+
+def visible_queues(session: Session, user: User) -> list[Queue]:
+    """Reviewers: the queues they work or lead; senior reviewers also those queues' escalation
+    targets; admins and auditors: every queue."""
+    if user.role in SEE_ALL:
+        return list(session.scalars(select(Queue).order_by(Queue.name)))
+    own = {q.id: q for q in [*user.queues, *session.scalars(select(Queue).where(Queue.lead_id == user.id))]}
+    if user.role == Role.SENIOR_REVIEWER:
+        own.update({q.escalation_target.id: q.escalation_target for q in list(own.values()) if q.escalation_target})
+    return sorted(own.values(), key=lambda q: q.name)
+
+
+def queue_for(session: Session, user: User, key: int | str) -> Queue:
+    """A queue the user may see, by id or by name (NotFound otherwise)."""
+    found = next((q for q in visible_queues(session, user) if key in (q.id, q.name)), None)
+    if found is None:
+        raise NotFound(f"no queue {key!r} among your queues")
+    return found
+
+
+def _sees(session: Session, user: User, case: Case) -> bool:
+    return user.role in SEE_ALL or any(q.id == case.queue_id for q in visible_queues(session, user))
+
+
+def _require_role(user: User, intent: str) -> None:
+    if user.role not in INTENT_ROLES[intent]:
+        raise Forbidden(f"a user with role {user.role} may not {intent} cases")
+
+
+def get_case_for(session: Session, user: User, case_id: int, intent: str) -> Case:
+    """The one place that loads a case for a user: NotFound when they may not even know it
+    exists, Forbidden when they see it but their role may not do ``intent``."""
+    if intent not in INTENT_ROLES:
+        raise ValueError(f"unknown intent {intent!r}; one of {', '.join(INTENTS)}")
+    case = session.get(Case, case_id)
+    if case is None or not _sees(session, user, case):
+        raise NotFound(f"case {case_id} not found")
+    _require_role(user, intent)
+    return case
+
+
+# --- claiming ------------------------------------------------------------------------------------
+
+
+def _move(session: Session, case: Case, event: str, actor: Actor, *, expected_version: int | None = None,
+          data: dict[str, Any] | None = None, changes: dict[str, Any] | None = None) -> None:
+    """Apply ``changes`` to the case and move it, in one versioned UPDATE; refusals become review errors.
+
+    Everything else is read before the case changes: an autoflush in between would bump its version."""
+    for name, value in (changes or {}).items():
+        setattr(case, name, value)
+    try:
+        lifecycle.transition(session, case, event, actor, expected_version=expected_version, data=data)
+    except lifecycle.StaleVersion as exc:
+        raise Conflict(STALE, slug="stale-version") from exc
+    except lifecycle.ActorNotAllowed as exc:
+        raise Forbidden(str(exc)) from exc
+    except lifecycle.IllegalTransition as exc:
+        raise Conflict(str(exc), slug="illegal-transition") from exc
+
+
+UNCLAIMED = {"assignee_id": None, "claim_expires_at": None}
+
+
+def _give(session: Session, user: User, case: Case, event: str, assignee: User, data: dict[str, Any]) -> Case:
+    expires = utcnow() + timedelta(minutes=current_app.config["CLAIM_IDLE_MINUTES"])
+    _move(session, case, event, Actor.user(user), data={"assignee_id": assignee.id, "assignee": assignee.name, **data},
+          changes={"assignee_id": assignee.id, "claim_expires_at": expires})
+    return case
+
+
+def claim(session: Session, user: User, case_id: int) -> Case:
+    case = get_case_for(session, user, case_id, "claim")
+    if case.assignee_id == user.id and case.status == S.IN_REVIEW:
+        return case
+    if case.assignee_id is not None:
+        raise Conflict(f"case {case.id} is already claimed by {case.assignee.name}", slug="already-claimed")
+    if case.status not in CLAIMABLE:
+        raise Conflict(f"a case in status {case.status} cannot be claimed", slug="illegal-transition")
+    return _give(session, user, case, "claimed", user, {})
+
+
+def claim_next(session: Session, user: User, queue_id: int) -> Case | None:
+    """Claim the queue's most urgent unclaimed case (priority, then SLA due time, then age);
+    two reviewers asking at once never get the same case."""
+    queue = queue_for(session, user, queue_id)
+    _require_role(user, "claim")
+    if session.get_bind().dialect.name == "postgresql":
+        case = _lock_next(session, queue.id)
+    else:
+        case = _reserve_next(session, queue.id, user.id)
+    return None if case is None else _give(session, user, case, "claimed", user, {"next_in_queue": queue.name})
+
+
+def _unclaimed(queue_id: int) -> tuple[Any, ...]:
+    return Case.queue_id == queue_id, Case.status.in_(CLAIMABLE), Case.assignee_id.is_(None)
+
+
+def _lock_next(session: Session, queue_id: int) -> Case | None:
+    """PostgreSQL: lock the first unclaimed case, skipping rows other claimers hold."""
+    stmt = (select(Case).where(*_unclaimed(queue_id)).order_by(*INBOX_ORDER).limit(1)
+            .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+    return session.scalars(stmt).first()
+
+
+def _reserve_next(session: Session, queue_id: int, user_id: int) -> Case | None:
+    """SQLite: take a candidate with a conditional UPDATE; no row matched means someone else
+    was faster, so try the next one."""
+    while ids := session.scalars(select(Case.id).where(*_unclaimed(queue_id)).order_by(*INBOX_ORDER)
+                                 .limit(CLAIM_BATCH)).all():
+        for case_id in ids:
+            taken = session.execute(
+                update(Case).where(Case.id == case_id, *_unclaimed(queue_id)).values(assignee_id=user_id)
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount == 1:
+                return session.get(Case, case_id, populate_existing=True)
+    return None
+
+
+def release(session: Session, user: User, case_id: int) -> Case:
+    """Hand a claimed case back: its assignee, a senior reviewer or an admin."""
+    case = get_case_for(session, user, case_id, "view")
+    if case.status != S.IN_REVIEW:
+        raise Conflict(f"a case in status {case.status} is not claimed", slug="illegal-transition")
+    if case.assignee_id != user.id and user.role not in ASSIGNERS:
+        raise Forbidden("only the reviewer who claimed the case, a senior reviewer or an admin may release it")
+    _move(session, case, "released", Actor.user(user), data={"assignee_id": case.assignee_id}, changes=UNCLAIMED)
+    return case
+
+
+def assign(session: Session, user: User, case_id: int, assignee_id: int, reason: str) -> Case:
+    """A senior reviewer or admin gives the case to a reviewer who works its queue, saying why."""
+    case = get_case_for(session, user, case_id, "assign")
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("say why you assign the case", {"reason": "required"})
+    assignee = session.get(User, assignee_id)
+    if assignee is None or not assignee.active or assignee.role not in DECIDERS or not _sees(session, assignee, case):
+        raise Invalid("that person cannot work this case", {"assignee_id": "not an active reviewer of this queue"})
+    _give(session, user, case, "assigned", assignee, {"previous_assignee_id": case.assignee_id, "reason": reason})
+    _notify(session, assignee.id, "assigned", case, f"{user.name} assigned you case {case.id}: {reason}")
+    return case
+
+
+def release_expired_claims(session: Session, now: datetime | None = None) -> int:
+    """Put claims idle past CLAIM_IDLE_MINUTES back in their inbox; returns how many."""
+    stmt = (select(Case).where(Case.status == S.IN_REVIEW, Case.claim_expires_at <= (now or utcnow()))
+            .order_by(Case.id).with_for_update(skip_locked=True))
+    expired = session.scalars(stmt).all()
+    for case in expired:
+        _move(session, case, "released", SCHEDULER, data={"assignee_id": case.assignee_id, "reason": "claim expired"},
+              changes=UNCLAIMED)
+    return len(expired)
+
+
+def retry_analysis(session: Session, user: User, case_id: int) -> Case:
+    """ai_failed → analyzing; the caller enqueues ``app.jobs.enqueue_analysis`` after commit."""
+    case = get_case_for(session, user, case_id, "retry")
+    _move(session, case, "analysis_retried", Actor.user(user))
+    return case
+
+
+def _notify(session: Session, user_id: int, kind: str, case: Case, message: str) -> None:
+    session.add(Notification(user_id=user_id, kind=kind, case_id=case.id, message=message[:500]))
+
+
+# --- what a decision binds to --------------------------------------------------------------------
+
+
+def reason_codes() -> list[tuple[str, str]]:
+    return list(current_app.config["REVIEW_REASON_CODES"])
+
+
+def _sha256(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def action_hash(action: str | None, parameters: dict[str, Any]) -> str:
+    return _sha256({"action": action, "parameters": parameters})
+
+
+def view_hash(case: Case, action: str | None, parameters: dict[str, Any]) -> str:
+    """Binds an approval to what the reviewer saw: this version of the case, its
+    recommendation, and the final action."""
+    rec = case.recommendation
+    return _sha256({
+        "case": case.id,
+        "version": case.version,
+        "recommendation": None if rec is None else {"id": rec.id, "action": rec.action, "parameters": rec.parameters},
+        "final": {"action": action, "parameters": parameters},
+    })
+
+
+def decisions_of(session: Session, case: Case) -> list[Decision]:
+    return list(session.scalars(select(Decision).where(Decision.case_id == case.id).order_by(Decision.id)))
+
+
+def pending_approval(session: Session, case: Case) -> Decision | None:
+    """The first approval a case in awaiting_second_approval waits on."""
+    if case.status != S.AWAITING_SECOND_APPROVAL:
+        return None
+    return session.scalars(select(Decision).where(Decision.case_id == case.id, Decision.kind.in_(FIRST_APPROVALS))
+                           .order_by(Decision.id.desc()).limit(1)).first()
+
+
+def proposed_action(session: Session, case: Case) -> tuple[str | None, dict[str, Any]]:
+    """What ``approve`` would approve now: the pending first approval, else the recommendation."""
+    first = pending_approval(session, case)
+    if first is not None:
+        return first.action, first.parameters
+    rec = case.recommendation
+    return (rec.action, rec.parameters) if rec is not None else (None, {})
+
+
+def dual_approval_required(case: Case, action: str | None, parameters: dict[str, Any] | None = None,
+                           ) -> tuple[bool, str | None]:
+    """(needed, role of the second approver): a rule flagged the case, the amount is at or above
+    the currency's threshold, or the action is a SAR filing or an onboarding rejection."""
+    required = (case.requires_dual_approval or (case.domain, case.case_type, action) in ALWAYS_DUAL
+                or _over_threshold(case, parameters or {}))
+    return (True, case.second_approval_role or DEFAULT_SECOND_APPROVER) if required else (False, None)
+
+
+def _over_threshold(case: Case, parameters: dict[str, Any]) -> bool:
+    if case.case_type not in AMOUNT_POLICY_TYPES:
+        return False
+    limit = parameters.get("limit")  # the credit limit the action sets (validated by the action schema)
+    amount = max(case.amount or Decimal(0), Decimal(str(limit)) if limit is not None else Decimal(0))
+    thresholds = current_app.config["DUAL_APPROVAL_THRESHOLDS"]
+    return amount >= thresholds.get(case.currency or "", thresholds["default"])
+
+
+def decision_diff(recommended: tuple[str | None, dict[str, Any]], final: tuple[str | None, dict[str, Any]],
+                  ) -> dict[str, Any]:
+    """``{"action": [old, new]}`` and/or ``{"parameters": {key: [old, new]}}``; empty when equal."""
+    (old_action, old_params), (new_action, new_params) = recommended, final
+    diff: dict[str, Any] = {}
+    if old_action != new_action:
+        diff["action"] = [old_action, new_action]
+    changed = {key: [old_params.get(key), new_params.get(key)] for key in sorted(old_params.keys() | new_params.keys())
+               if old_params.get(key) != new_params.get(key)}
+    if changed:
+        diff["parameters"] = changed
+    return diff
+
+
+def has_blind_assessment(session: Session, user: User, case: Case) -> bool:
+    """Whether the user recorded their own assessment of the case's current recommendation."""
+    return session.scalar(select(Decision.id).where(
+        Decision.case_id == case.id, Decision.reviewer_id == user.id, Decision.kind == "blind_assessment",
+        Decision.recommendation_id == case.recommendation_id,
+    ).limit(1)) is not None
+
+
+def recommendation_hidden(session: Session, user: User, case: Case) -> bool:
+    """On a blind-review queue a reviewer sees the recommendation only after their own assessment."""
+    return (case.queue is not None and case.queue.blind_review and case.recommendation_id is not None
+            and user.role in DECIDERS and case.status in (S.PENDING_REVIEW, S.IN_REVIEW)
+            and not has_blind_assessment(session, user, case))
+
+
+# --- deciding ------------------------------------------------------------------------------------
+
+
+class DecisionCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["approve", "edit", "reject", "escalate", "request_info", "blind"]
+    action: str | None = None  # edit / blind: the reviewer's action (approve takes the recommendation's)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    reason_code: str | None = None
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH)
+    case_version: int
+    view_hash: str | None = None  # approve / edit: view_hash(case, final action, final parameters)
+    target_queue: str | None = None  # escalate
+
+
+@dataclass(frozen=True)
+class _Request:
+    session: Session
+    user: User
+    case: Case
+    command: DecisionCommand
+    bind_by_version: bool
+
+
+Final = tuple[str | None, dict[str, Any]]
+
+
+def decide(session: Session, user: User, case_id: int, command: DecisionCommand, *,
+           bind_by_version: bool = False) -> Decision:
+    """Apply a reviewer's decision. ``bind_by_version`` (API clients): without a view_hash, the
+    case_version alone binds the approval to what was seen."""
+    case = get_case_for(session, user, case_id, "decide")
+    if command.case_version != case.version:
+        raise Conflict(STALE, slug="stale-version")
+    return _HANDLERS[command.kind](_Request(session, user, case, command, bind_by_version))
+
+
+def _approve(r: _Request) -> Decision:
+    _refuse_own_action(r.command)
+    _check_reason(r.command, required=False)
+    if r.case.status == S.AWAITING_SECOND_APPROVAL:
+        return _second_approval(r)
+    _require_assignee(r)
+    rec = r.case.recommendation
+    if rec is None:
+        raise Invalid("there is no AI recommendation to approve: decide the case with edit",
+                      {"kind": "use edit with your own action"})
+    _require_blind_assessment(r)
+    return _first_approval(r, "approve", (rec.action, rec.parameters))
+
+
+def _edit(r: _Request) -> Decision:
+    if r.case.status == S.AWAITING_SECOND_APPROVAL:
+        raise Conflict("a second approval confirms the first approver's action as it is: reject it to change it",
+                       slug="illegal-transition")
+    _require_assignee(r)
+    _require_blind_assessment(r)
+    _check_reason(r.command, required=True)
+    final = _validated_action(r.case, r.command)
+    rec = r.case.recommendation
+    if rec is not None and (rec.action, rec.parameters) == final:
+        raise Invalid("the edit changes nothing: approve the recommendation instead",
+                      {"parameters": "same as the recommendation"})
+    return _first_approval(r, "edit", final)
+
+
+def _first_approval(r: _Request, kind: str, final: Final) -> Decision:
+    _check_view(r, final)
+    required, role = dual_approval_required(r.case, *final)
+    decision = _record(r, "first_approval" if required else "approved", kind, final,
+                       {"second_approval_role": role} if required else {})
+    if required:
+        _notify_second_approvers(r, role)
+    return decision
+
+
+def _second_approval(r: _Request) -> Decision:
+    first = _check_second_reviewer(r)
+    final = (first.action, first.parameters)
+    _check_view(r, final)
+    return _record(r, "second_approval", "second_approval", final, {"first_decision_id": first.id})
+
+
+def _reject(r: _Request) -> Decision:
+    if r.case.status == S.AWAITING_SECOND_APPROVAL:
+        _check_second_reviewer(r)
+    else:
+        _require_assignee(r)
+    _check_reason(r.command, required=True)
+    return _record(r, "rejected", "reject", None)
+
+
+def _escalate(r: _Request) -> Decision:
+    _require_assignee(r)
+    _check_reason(r.command, required=True)
+    target = _escalation_target(r.session, r.case, r.command.target_queue)
+    return _record(r, "escalated", "escalate", None, {"from_queue": r.case.queue.name, "to_queue": target.name},
+                   changes={"queue": target})
+
+
+def _request_info(r: _Request) -> Decision:
+    _require_assignee(r)
+    _check_reason(r.command, required=True)
+    return _record(r, "info_requested", "request_info", None, changes={"sla_paused_at": utcnow()})
+
+
+def _blind(r: _Request) -> Decision:
+    _require_assignee(r)
+    if not r.case.queue.blind_review or r.case.recommendation_id is None:
+        raise Conflict(f"queue {r.case.queue.name} has no hidden recommendation to assess blind", slug="not-blind")
+    if has_blind_assessment(r.session, r.user, r.case):
+        raise Conflict("you already recorded your own assessment of this case", slug="already-assessed")
+    _check_reason(r.command, required=False)
+    decision = _new_decision(r, "blind_assessment", _validated_action(r.case, r.command))
+    r.session.add(decision)
+    r.session.flush()
+    chain.record(r.session, "case.blind_assessment", Actor.user(r.user), case_id=r.case.id,
+                 data={"decision_id": decision.id, **_decision_data(decision)})
+    return decision
+
+
+_HANDLERS = {"approve": _approve, "edit": _edit, "reject": _reject, "escalate": _escalate,
+             "request_info": _request_info, "blind": _blind}
+
+
+def _record(r: _Request, event: str, kind: str, final: Final | None, data: dict[str, Any] | None = None, *,
+            changes: dict[str, Any] | None = None) -> Decision:
+    """Move the case with ``changes`` (its versioned UPDATE settles races), then store the decision."""
+    decision = _new_decision(r, kind, final)
+    _move(r.session, r.case, event, Actor.user(r.user), expected_version=r.command.case_version,
+          data={**_decision_data(decision), **(data or {})}, changes={**UNCLAIMED, **(changes or {})})
+    r.session.add(decision)
+    r.session.flush()
+    return decision
+
+
+def _new_decision(r: _Request, kind: str, final: Final | None) -> Decision:
+    rec = r.case.recommendation
+    action, parameters = final or (None, {})
+    recommended = (rec.action, rec.parameters) if rec is not None else (None, {})
+    return Decision(
+        case_id=r.case.id, reviewer_id=r.user.id, recommendation_id=r.case.recommendation_id, kind=kind,
+        case_version=r.command.case_version, action=action, parameters=parameters,
+        diff=decision_diff(recommended, (action, parameters)) if final is not None else {},
+        action_hash=action_hash(action, parameters) if final is not None else None,
+        reason_code=r.command.reason_code, reason=(r.command.reason or "").strip() or None,
+    )
+
+
+def _decision_data(decision: Decision) -> dict[str, Any]:
+    return {"kind": decision.kind, "action": decision.action, "parameters": decision.parameters,
+            "diff": decision.diff, "action_hash": decision.action_hash, "reason_code": decision.reason_code,
+            "reason": decision.reason, "recommendation_id": decision.recommendation_id}
+
+
+def _require_assignee(r: _Request) -> None:
+    if r.case.status != S.IN_REVIEW:
+        raise Conflict(f"a case in status {r.case.status} cannot be decided: claim it first", slug="not-in-review")
+    if r.case.assignee_id != r.user.id:
+        raise Forbidden("only the reviewer who claimed the case may decide it")
+
+
+def _refuse_own_action(command: DecisionCommand) -> None:
+    if command.action is not None or command.parameters:
+        raise Invalid("approve takes the proposed action as it is: use edit to change it",
+                      {"action": "not allowed with approve"})
+
+
+def _require_blind_assessment(r: _Request) -> None:
+    if recommendation_hidden(r.session, r.user, r.case):
+        raise Conflict("record your own assessment (blind) before the recommendation is revealed",
+                       slug="blind-assessment-required")
+
+
+def _check_reason(command: DecisionCommand, *, required: bool) -> None:
+    errors = {}
+    known = dict(reason_codes())
+    if (required or command.reason_code is not None) and command.reason_code not in known:
+        errors["reason_code"] = f"choose one of: {', '.join(known)}"
+    if required and not (command.reason or "").strip():
+        errors["reason"] = "explain the decision in a few words"
+    if errors:
+        raise Invalid("a reason code and an explanation are required", errors)
+
+
+def _validated_action(case: Case, command: DecisionCommand) -> tuple[str, dict[str, Any]]:
+    """The reviewer's own action, checked by the case type's schema and normalised."""
+    if not command.action:
+        raise Invalid("choose an action", {"action": "required"})
+    try:
+        params = get_case_type(case.domain, case.case_type).validate_action(command.action, command.parameters)
+    except UnknownAction as exc:
+        raise Invalid(str(exc), {"action": str(exc)}) from None
+    except ValidationError as exc:
+        errors = {".".join(str(p) for p in ("parameters", *err["loc"])): err["msg"] for err in exc.errors()}
+        raise Invalid(f"the parameters of {command.action} are invalid", errors) from None
+    return command.action, params.model_dump(mode="json")
+
+
+def _check_view(r: _Request, final: Final) -> None:
+    seen = r.command.view_hash
+    if seen is None and r.bind_by_version:
+        return  # case_version, checked already, is the binding
+    if seen is None:
+        raise Invalid("view_hash is required to approve", {"view_hash": "required"})
+    if seen != view_hash(r.case, *final):
+        raise Conflict(STALE, slug="view-changed")
+
+
+def _check_second_reviewer(r: _Request) -> Decision:
+    """Four eyes: the required role, and never the first approver, an editor or the case's creator."""
+    first = pending_approval(r.session, r.case)
+    if first is None:
+        raise Conflict("no first approval is waiting on this case", slug="illegal-transition")
+    role = dual_approval_required(r.case, first.action, first.parameters)[1]
+    if r.user.role != role:
+        raise Forbidden(f"a second approval needs the role {role}")
+    editors = r.session.scalars(select(Decision.reviewer_id).where(Decision.case_id == r.case.id,
+                                                                   Decision.kind == "edit")).all()
+    rules = (
+        (r.user.id in editors, "whoever edited the action may not give the second approval"),
+        (r.user.id == first.reviewer_id, "the first approver may not give the second approval"),
+        (r.user.id == r.case.created_by_user_id, "whoever created the case may not give its second approval"),
+    )
+    for broken, rule in rules:
+        if broken:
+            raise Conflict(f"separation of duties: {rule}", slug="separation-of-duties")
+    return first
+
+
+def _escalation_target(session: Session, case: Case, name: str | None) -> Queue:
+    name = (name or "").strip()
+    if not name:
+        raise Invalid("name the queue to escalate to", {"target_queue": "required"})
+    target = session.scalar(select(Queue).where(Queue.name == name))
+    if target is None:
+        raise Invalid("name an existing queue to escalate to", {"target_queue": f"no queue named {name!r}"})
+    if target.id == case.queue_id:
+        raise Invalid("the case is already in that queue", {"target_queue": "the case's own queue"})
+    if target.domain != case.domain and target.id != case.queue.escalation_target_id:
+        raise Invalid(f"queue {target.name} does not take {case.domain} cases",
+                      {"target_queue": f"not a {case.domain} queue"})
+    return target
+
+
+def _notify_second_approvers(r: _Request, role: str) -> None:
+    barred = {r.user.id, r.case.created_by_user_id}
+    for member in r.case.queue.members:
+        if member.role == role and member.active and member.id not in barred:
+            _notify(r.session, member.id, "second_approval", r.case,
+                    f"{r.user.name} approved case {r.case.id}; it needs your second approval")
