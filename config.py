@@ -98,6 +98,25 @@ class Config:
         ("other", "Other"),
     )
 
+    # Escalation: the SLA and rules sweeps (app/escalation/jobs.py)
+    SLA_SWEEP_INTERVAL_SECONDS = _int("SLA_SWEEP_INTERVAL_SECONDS", 60)
+    RULES_SWEEP_INTERVAL_SECONDS = _int("RULES_SWEEP_INTERVAL_SECONDS", 120)
+    SWEEP_LOCK_SECONDS = _int("SWEEP_LOCK_SECONDS", 600)  # TTL of a sweep's Redis lock
+    # Each sweep looks this far behind the previous sweep's lines, for changes committed late.
+    SWEEP_OVERLAP_SECONDS = _int("SWEEP_OVERLAP_SECONDS", 120)
+
+    # Notifications (app/notifications): email when SMTP_HOST is set, a signed webhook when its URL is
+    SMTP_HOST = os.environ.get("SMTP_HOST", "")
+    SMTP_PORT = _int("SMTP_PORT", 25)
+    SMTP_FROM = os.environ.get("SMTP_FROM", "countersign@localhost")
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME", "")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
+    SMTP_STARTTLS = _bool("SMTP_STARTTLS", False)
+    NOTIFY_WEBHOOK_URL = os.environ.get("NOTIFY_WEBHOOK_URL", "")
+    NOTIFY_WEBHOOK_SECRET = os.environ.get("NOTIFY_WEBHOOK_SECRET", "")  # whsec_… (Standard Webhooks)
+    NOTIFY_TIMEOUT_SECONDS = float(os.environ.get("NOTIFY_TIMEOUT_SECONDS", "10"))
+    NOTIFY_RETRY_INTERVALS = [int(s) for s in os.environ.get("NOTIFY_RETRY_INTERVALS", "30,120,600").split(",") if s]
+
     @classmethod
     def check(cls) -> None:
         """Refuse to run in production with settings that are only safe locally."""

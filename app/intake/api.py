@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import Problem
+from app.execution import upstream
 from app.extensions import db, limiter
 from app.intake import services, signatures
+from app.intake.models import ApiClient
 from app.intake.presenters import case_document
 from app.jobs import enqueue_analysis
 
@@ -30,9 +34,22 @@ def _intake_limit() -> str:
 @limiter.limit(_intake_limit, key_func=_client_key)
 def create_case() -> tuple[Response, int]:
     client = services.authenticate(db.session, request.headers.get("Authorization"))
+    raw, webhook_id = _signed_body(client)
+    case_url = url_for("intake.get_case", case_id=0, _external=True).replace("/0", "/{id}")
+    result = _committed(lambda: services.submit_case(
+        db.session, client, webhook_id, raw, case_url=case_url,
+        insecure_callback_hosts=current_app.config["INSECURE_CALLBACK_HOSTS"],
+    ))
+    if result.created:
+        enqueue_analysis(result.case_id, result.version)
+    return _accepted(result.body)
+
+
+def _signed_body(client: ApiClient) -> tuple[bytes, str]:
+    """The raw JSON body of a request signed with one of the client's secrets, and its webhook-id."""
     if request.mimetype != "application/json":
         raise Problem(415, "unsupported-media-type", "Unsupported media type",
-                      f"send the case as application/json, not {request.mimetype or 'no content type'!r}")
+                      f"send the body as application/json, not {request.mimetype or 'no content type'!r}")
     raw = request.get_data(cache=True)  # Werkzeug enforces MAX_CONTENT_LENGTH (413) before reading it all
     try:
         signatures.verify(
@@ -48,23 +65,25 @@ def create_case() -> tuple[Response, int]:
     webhook_id = request.headers["webhook-id"]
     if len(webhook_id) > 255:
         raise Problem(400, "invalid-webhook-id", "webhook-id too long", "webhook-id must be at most 255 characters")
-    case_url = url_for("intake.get_case", case_id=0, _external=True).replace("/0", "/{id}")
-    for attempt in (1, 2):
-        try:
-            result = services.submit_case(
-                db.session, client, webhook_id, raw, case_url=case_url,
-                insecure_callback_hosts=current_app.config["INSECURE_CALLBACK_HOSTS"],
-            )
-            db.session.commit()
-            break
-        except IntegrityError:
-            db.session.rollback()  # a concurrent twin won the race; the retry sees it
-            if attempt == 2:
-                raise
-    if result.created:
-        enqueue_analysis(result.case_id, result.version)
-    response = jsonify(result.body)
-    response.headers["Location"] = result.body["url"]
+    return raw, webhook_id
+
+
+def _committed(submit: Callable[[], services.IntakeResult]) -> services.IntakeResult:
+    """Submit and commit. A concurrent twin that won the race fails the commit once; submitted
+    again, it answers as a replay or a 409."""
+    try:
+        result = submit()
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        result = submit()
+        db.session.commit()
+    return result
+
+
+def _accepted(body: dict[str, Any]) -> tuple[Response, int]:
+    response = jsonify(body)
+    response.headers["Location"] = body["url"]
     return response, 202
 
 
@@ -72,3 +91,20 @@ def create_case() -> tuple[Response, int]:
 def get_case(case_id: int) -> Response:
     client = services.authenticate(db.session, request.headers.get("Authorization"))
     return jsonify(case_document(db.session, client, case_id))
+
+
+# --- the upstream system answers a request for information ---------------------------------------------
+
+
+@bp.post("/cases/<int:case_id>/info")
+@limiter.limit(_intake_limit, key_func=_client_key)
+def answer_info(case_id: int) -> tuple[Response, int]:
+    """``{"data": {...}, "note": "..."}`` for a needs_info case, signed and idempotent like intake."""
+    client = services.authenticate(db.session, request.headers.get("Authorization"))
+    raw, webhook_id = _signed_body(client)
+    case_url = url_for("intake.get_case", case_id=case_id, _external=True)
+    result = _committed(lambda: upstream.answer_info_request(db.session, client, case_id, webhook_id, raw,
+                                                             case_url=case_url))
+    if result.created:
+        enqueue_analysis(result.case_id, result.version)
+    return _accepted(result.body)

@@ -18,6 +18,7 @@ from app.cases.types import get_case_type
 from app.errors import Problem, problem_response, validation_problem
 from app.extensions import db
 from app.review import services
+from app.review.followups import start_followups
 from app.review.inbox import DEFAULT_PER_PAGE, STATUS_GROUPS, InboxFilters, InboxRow, inbox_page
 
 bp = Blueprint("review_api", __name__, url_prefix="/api/v1")
@@ -91,6 +92,7 @@ def decide(case_id: int) -> tuple[Response, int]:
     case = db.session.get(Case, case_id)
     answer = {"decision": _decision(decision), "case": {"id": case.id, "status": case.status, "version": case.version}}
     db.session.commit()
+    start_followups(case_id, answer["case"]["status"], decision)
     return jsonify(answer), 201
 
 

@@ -1,0 +1,431 @@
+"""Executing approved actions: the rules between ``approved`` and ``executed``.
+
+One attempt (the job ``app.execution.jobs.execute_case``):
+
+1. `start_attempt` re-checks the approval in the database (`check_executable`), opens the
+   case's Execution (one per approving decision: its idempotency key is the ``webhook-id`` of
+   every attempt), moves the case approved → executing and claims the attempt with a
+   conditional UPDATE, so two runs of the job never both deliver. The job commits.
+2. The executor delivers, with no database session open.
+3. `finish_attempt` records the outcome: delivered → executed; a transient failure → retried
+   at `next_attempt_time`; a permanent failure, or no time left → execution_failed.
+
+Retry schedule: after the n-th failed attempt in a row, the next one waits
+``EXECUTION_RETRY_SCHEDULE[n-1]`` seconds (the last entry repeats; defaults 60, 300, 1800,
+7200, 21600, then 43200), ±10% jitter from `jitter_source`, cut to the whole second. An attempt
+that would come later than ``EXECUTION_GIVE_UP_AFTER_SECONDS`` (3 days) after the first attempt
+of the round is not made: the execution fails (with the defaults, after about 11 attempts). An
+admin's retry starts a new round. Each retry is scheduled on RQ (``enqueue_at``) and stored in
+``next_attempt_at``, where `due_for_execution` finds it should Redis lose the job.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from redis.exceptions import RedisError
+from rq import Queue as RQQueue
+from sqlalchemy import Row, Select, func, or_, select, update
+from sqlalchemy.orm import Session, joinedload
+
+from app.actors import Actor
+from app.audit import chain
+from app.audit.models import AuditEvent
+from app.auth.models import Role, User
+from app.cases import lifecycle
+from app.cases.models import Case, Decision, Execution, Status
+from app.db import utcnow
+from app.execution.delivery import CallbackExecutor, DeliveryResult, Executor, Sender
+from app.extensions import db
+from app.jobs import enqueue_once, redis_connection
+from app.review import services as review
+
+log = logging.getLogger(__name__)
+
+S = Status
+EXECUTOR = Actor.system("executor")
+QUEUE = "execute"
+EXECUTE_JOB = "app.execution.jobs.execute_case"
+JITTER = 0.10
+FIRST_APPROVAL_EVENTS = ("case.approved", "case.first_approval")
+# decision kind → the lifecycle events that record it
+APPROVAL_EVENTS = {"approve": FIRST_APPROVAL_EVENTS, "edit": FIRST_APPROVAL_EVENTS,
+                   "second_approval": ("case.second_approval",)}
+NOT_DECISIONS = ("blind_assessment",)  # a reviewer's own assessment before the reveal decides nothing
+DECIDERS = frozenset({Role.REVIEWER.value, Role.SENIOR_REVIEWER.value})
+SWEEP_BATCH = 500
+LIST_LIMIT = 100
+
+# Replaced by tests to control time and the jitter.
+clock: Callable[[], datetime] = utcnow
+jitter_source: random.Random = random.Random()
+
+
+class State(enum.StrEnum):
+    """``Execution.status``."""
+
+    PENDING = "pending"  # opened, or retried by an admin: no attempt yet
+    DELIVERING = "delivering"  # an attempt is under way; next_attempt_at is the end of its lease
+    RETRYING = "retrying"  # waiting for next_attempt_at
+    DELIVERED = "delivered"
+    FAILED = "failed"  # for good: the case is execution_failed and on the failures page
+    HANDLED = "handled"  # failed, and an admin recorded how it was dealt with
+
+
+WAITING = (State.PENDING.value, State.RETRYING.value, State.DELIVERING.value)
+
+
+class ExecutionRefused(Exception):
+    """No valid human approval authorises executing the case; the message says why."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt went, as recorded: the new state, and when to try again when retrying."""
+
+    state: State
+    retry_at: datetime | None = None
+
+
+def outcome_of(result: DeliveryResult, retry_at: datetime | None) -> Outcome:
+    if result.outcome == "delivered":
+        return Outcome(State.DELIVERED)
+    return Outcome(State.RETRYING, retry_at) if retry_at else Outcome(State.FAILED)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A claimed delivery attempt: detached objects, safe to use with no session open."""
+
+    case: Case
+    decision: Decision
+    execution: Execution
+    approved_by: tuple[str, ...]
+
+
+# --- the approval, re-checked ---------------------------------------------------------------------
+
+
+def check_executable(session: Session, case: Case) -> Decision:
+    """The approving decision of an approved case, re-checked in the database: the latest human
+    decision is an approval whose action_hash matches, backed by a second approval where one is
+    required, and audited. Raises ExecutionRefused otherwise."""
+    if case.status != S.APPROVED:
+        raise ExecutionRefused(f"case {case.id} is {case.status}, not approved")
+    decisions = [d for d in review.decisions_of(session, case) if d.kind not in NOT_DECISIONS]
+    if not decisions:
+        raise ExecutionRefused("no human decision is recorded for the case")
+    final = decisions[-1]
+    if final.kind not in APPROVAL_EVENTS:
+        raise ExecutionRefused(f"the latest human decision is {final.kind!r}, not an approval")
+    verify_approval(session, case, final)
+    return final
+
+
+def approval_chain(session: Session, final: Decision) -> list[Decision]:
+    """The approvals behind ``final``, in order: the first approval and ``final``, or ``final`` alone."""
+    if final.kind != "second_approval":
+        return [final]
+    previous = session.scalars(
+        select(Decision).where(Decision.case_id == final.case_id, Decision.id < final.id,
+                               Decision.kind.not_in(NOT_DECISIONS)).order_by(Decision.id.desc()).limit(1)
+    ).first()
+    if previous is None or previous.kind not in review.FIRST_APPROVALS:
+        raise ExecutionRefused(f"second approval {final.id} does not follow a first approval")
+    return [previous, final]
+
+
+def verify_approval(session: Session, case: Case, final: Decision) -> None:
+    """Raise ExecutionRefused unless ``final`` and the approvals behind it were made by people who
+    may decide cases, for the action they carry, four eyes where required, and are audited."""
+    approvals = approval_chain(session, final)
+    for decision in approvals:
+        if decision.reviewer.role not in DECIDERS:
+            raise ExecutionRefused(f"decision {decision.id} was made by a user with role "
+                                   f"{decision.reviewer.role!r}, who may not decide cases")
+        if decision.action is None or decision.action_hash != review.action_hash(decision.action,
+                                                                                 decision.parameters):
+            raise ExecutionRefused(f"decision {decision.id}: its action_hash does not match its action "
+                                   "and parameters")
+    _check_four_eyes(case, approvals)
+    _check_audited(session, case, approvals)
+
+
+def _check_four_eyes(case: Case, approvals: list[Decision]) -> None:
+    final = approvals[-1]
+    if len(approvals) == 1:
+        if review.dual_approval_required(case, final.action, final.parameters)[0]:
+            raise ExecutionRefused("the case requires a second approval, and it is missing")
+        return
+    first = approvals[0]
+    if first.reviewer_id == final.reviewer_id:
+        raise ExecutionRefused("both approvals were given by the same person")
+    if final.reviewer.role != Role.SENIOR_REVIEWER:
+        raise ExecutionRefused(f"the second approval was given by a user with role {final.reviewer.role!r}, "
+                               "not a senior reviewer")
+    if (first.action, first.parameters) != (final.action, final.parameters):
+        raise ExecutionRefused("the second approval confirms another action than the first")
+
+
+def _check_audited(session: Session, case: Case, approvals: list[Decision]) -> None:
+    """Each approval's move is in the (tamper-evident) audit trail, by its reviewer, for its action."""
+    names = {name for names in APPROVAL_EVENTS.values() for name in names}
+    events = session.execute(select(AuditEvent.actor, AuditEvent.action, AuditEvent.data)
+                             .where(AuditEvent.case_id == case.id, AuditEvent.action.in_(names))).all()
+    for decision in approvals:
+        actor = str(Actor("user", decision.reviewer_id))
+        if not any(e.actor == actor and e.action in APPROVAL_EVENTS[decision.kind]
+                   and e.data.get("action_hash") == decision.action_hash for e in events):
+            raise ExecutionRefused(f"decision {decision.id} has no matching approval in the audit trail")
+
+
+# --- one attempt -------------------------------------------------------------------------------------
+
+
+def start_attempt(session: Session, case_id: int) -> Attempt | None:
+    """Claim the case's next delivery attempt (flushed; the caller commits). None when there is
+    nothing to deliver now: no such case, executed or failed already, not due yet, or another run
+    holds the attempt. Raises ExecutionRefused when no valid approval authorises it."""
+    case = session.get(Case, case_id)
+    if case is None or case.status in (S.EXECUTED, S.EXECUTION_FAILED):
+        return None
+    if case.status == S.EXECUTING:
+        execution = _waiting_execution(session, case_id)
+        if execution is None:
+            return None
+        final = session.get_one(Decision, execution.decision_id)
+        verify_approval(session, case, final)
+    else:
+        final = check_executable(session, case)
+        execution = _open_execution(session, case, final)
+    if not _claim(session, execution, clock()):
+        return None
+    approved_by = tuple(d.reviewer.email for d in approval_chain(session, final))
+    for obj in (case, case.client, final, execution):
+        session.expunge(obj)
+    return Attempt(case, final, execution, approved_by)
+
+
+def _open_execution(session: Session, case: Case, final: Decision) -> Execution:
+    done = session.scalar(select(Execution).where(Execution.decision_id == final.id))
+    if done is not None:
+        raise ExecutionRefused(f"decision {final.id} was executed already (execution {done.id} is {done.status})")
+    key = f"exec_{case.id}_{final.id}"
+    lifecycle.transition(session, case, "execution_started", EXECUTOR,
+                         data={"decision_id": final.id, "idempotency_key": key})
+    execution = Execution(case_id=case.id, decision_id=final.id, idempotency_key=key, status=State.PENDING.value)
+    session.add(execution)
+    session.flush()
+    return execution
+
+
+def _waiting_execution(session: Session, case_id: int) -> Execution | None:
+    return session.scalars(select(Execution).where(Execution.case_id == case_id, Execution.status.in_(WAITING))
+                           .order_by(Execution.id.desc()).limit(1)).first()
+
+
+def _claim(session: Session, execution: Execution, now: datetime) -> bool:
+    """Take the next attempt if it is due and nobody else took it: the lease (twice the timeout and a
+    minute) lets another run take over only if this one's worker died mid-attempt."""
+    lease = timedelta(seconds=2 * current_app.config["CALLBACK_TIMEOUT_SECONDS"] + 60)
+    claimed = session.execute(
+        update(Execution)
+        .where(Execution.id == execution.id, Execution.attempts == execution.attempts,
+               Execution.status.in_(WAITING),
+               or_(Execution.next_attempt_at.is_(None), Execution.next_attempt_at <= now))
+        .values(attempts=execution.attempts + 1, status=State.DELIVERING.value, next_attempt_at=now + lease)
+    )
+    return claimed.rowcount == 1
+
+
+def executor_for(case: Case) -> Executor:
+    """The executor of the case's type: every type delivers the signed callback for now."""
+    return CallbackExecutor(sender())
+
+
+def sender() -> Sender:
+    config = current_app.config
+    return Sender(config["CALLBACK_TIMEOUT_SECONDS"], config["INSECURE_CALLBACK_HOSTS"])
+
+
+def finish_attempt(session: Session, attempt: Attempt, result: DeliveryResult) -> Outcome | None:
+    """Record how ``attempt`` went (flushed); the caller commits, then schedules a retry. Records
+    nothing (None) when a later attempt took over: this one outlived its lease."""
+    execution = session.get_one(Execution, attempt.execution.id)
+    number = attempt.execution.attempts
+    now = clock()
+    retry_at = next_attempt_time(number, _round_start(session, execution), now) if result.outcome == "retry" else None
+    outcome = outcome_of(result, retry_at)
+    state = outcome.state
+    settled = session.execute(
+        update(Execution)
+        .where(Execution.id == execution.id, Execution.attempts == number, Execution.status == State.DELIVERING)
+        .values(status=state.value, next_attempt_at=retry_at, last_status_code=result.status_code,
+                last_error=result.error, delivered_at=now if state == State.DELIVERED else None)
+    )
+    if settled.rowcount != 1:
+        return None
+    case = session.get_one(Case, attempt.case.id)
+    data = {"execution_id": execution.id, "idempotency_key": execution.idempotency_key, "attempt": number,
+            "status_code": result.status_code, "error": result.error}
+    if state == State.DELIVERED:
+        delivered = {"delivered": result.note} if result.note else {"delivered": "callback", "url": case.callback_url}
+        lifecycle.transition(session, case, "executed", EXECUTOR, data={**data, **delivered})
+    elif state == State.RETRYING:
+        chain.record(session, "execution.retry_scheduled", EXECUTOR, case_id=case.id,
+                     data={**data, "next_attempt_at": retry_at})
+    else:
+        lifecycle.transition(session, case, "execution_failed", EXECUTOR,
+                             data={**data, "gave_up": result.outcome == "retry"})
+    return outcome
+
+
+def next_attempt_time(failures: int, first_attempt: datetime, now: datetime) -> datetime | None:
+    """When to try again after ``failures`` failed attempts in a row, or None when that would be past
+    the give-up time (see the module's docstring)."""
+    config = current_app.config
+    schedule = config["EXECUTION_RETRY_SCHEDULE"]
+    if not schedule:
+        return None
+    wait = schedule[min(failures, len(schedule)) - 1] * jitter_source.uniform(1 - JITTER, 1 + JITTER)
+    at = (now + timedelta(seconds=wait)).replace(microsecond=0)
+    return at if at <= first_attempt + timedelta(seconds=config["EXECUTION_GIVE_UP_AFTER_SECONDS"]) else None
+
+
+def _round_start(session: Session, execution: Execution) -> datetime:
+    """The first attempt of the current round: the execution's opening, or an admin's latest retry."""
+    retried = session.scalar(select(func.max(AuditEvent.time)).where(
+        AuditEvent.case_id == execution.case_id, AuditEvent.action == "case.execution_retried"))
+    return retried or execution.created_at
+
+
+def refuse(session: Session, case_id: int, reason: str) -> None:
+    """Audit a refused execution. The case is left as it is, except that the delivery of an
+    executing case fails for good (an admin may retry it)."""
+    case = session.get_one(Case, case_id)
+    chain.record(session, "case.execution_refused", EXECUTOR, case_id=case.id,
+                 data={"reason": reason, "status": case.status})
+    execution = _waiting_execution(session, case.id) if case.status == S.EXECUTING else None
+    if execution is not None:
+        execution.status, execution.next_attempt_at = State.FAILED.value, None
+        execution.last_error = f"refused: {reason}"
+        lifecycle.transition(session, case, "execution_failed", EXECUTOR,
+                             data={"execution_id": execution.id, "error": execution.last_error})
+
+
+# --- enqueueing ----------------------------------------------------------------------------------------
+
+
+def enqueue_execution(case_id: int) -> bool:
+    """Enqueue the case's execute job; call after commit. Its id names the work (the waiting
+    execution's next attempt, or the decision an approved case waits on), so twice is harmless."""
+    return enqueue_once(QUEUE, EXECUTE_JOB, _job_id(db.session, case_id), case_id)
+
+
+def _job_id(session: Session, case_id: int) -> str:
+    execution = _waiting_execution(session, case_id)
+    if execution is not None:
+        return attempt_job_id(case_id, execution.id, execution.attempts + 1)
+    decision_id = session.scalar(select(func.max(Decision.id)).where(Decision.case_id == case_id))
+    return f"execute-{case_id}-decision-{decision_id or 0}"
+
+
+def attempt_job_id(case_id: int, execution_id: int, number: int) -> str:
+    return f"execute-{case_id}-execution-{execution_id}-{number}"
+
+
+def schedule_job(job_id: str, at: datetime, func: str, *args: object) -> bool:
+    """Have RQ's scheduler enqueue ``func(*args)`` at ``at``. False (logged) when Redis is down:
+    the periodic sweep finds the work again."""
+    connection = redis_connection()
+    try:
+        RQQueue(QUEUE, connection=connection).enqueue_at(at, func, *args, job_id=job_id, result_ttl=3600,
+                                                         failure_ttl=7 * 86400)
+        return True
+    except RedisError as exc:
+        log.warning("could not schedule %s (%s); the sweep will retry", job_id, exc.__class__.__name__)
+        return False
+    finally:
+        connection.close()
+
+
+def schedule_attempt(case_id: int, execution_id: int, number: int, at: datetime) -> bool:
+    return schedule_job(attempt_job_id(case_id, execution_id, number), at, EXECUTE_JOB, case_id)
+
+
+def due_for_execution(session: Session, now: datetime | None = None) -> list[int]:
+    """Cases whose execute job may have been lost with Redis: a waiting execution past its time (or an
+    attempt past its lease), or an approved case left without an execution (and not refused since)."""
+    now = now or clock()
+    waiting = (select(Execution.case_id).where(Execution.status.in_(WAITING),
+                                               or_(Execution.next_attempt_at.is_(None),
+                                                   Execution.next_attempt_at <= now))
+               .order_by(Execution.id).limit(SWEEP_BATCH))
+    refused = select(AuditEvent.seq).where(AuditEvent.case_id == Case.id, AuditEvent.action == "case.execution_refused",
+                                           AuditEvent.time >= Case.updated_at).exists()
+    stuck_before = now - timedelta(seconds=current_app.config["STUCK_CASE_SECONDS"])
+    approved = (select(Case.id).where(Case.status == S.APPROVED, Case.updated_at <= stuck_before, ~refused)
+                .order_by(Case.id).limit(SWEEP_BATCH))
+    return [*session.scalars(waiting), *session.scalars(approved)]
+
+
+# --- the admin's part ----------------------------------------------------------------------------------
+
+
+def retry_execution(session: Session, admin: User, case_id: int) -> Case:
+    """execution_failed → executing, for a new round of attempts; the caller commits, then calls
+    `enqueue_execution`. The job re-checks the approval before delivering."""
+    case, execution = _failed_execution(session, admin, case_id)
+    lifecycle.transition(session, case, "execution_retried", Actor.user(admin), data={
+        "execution_id": execution.id, "previous_attempts": execution.attempts, "last_error": execution.last_error})
+    execution.status, execution.attempts, execution.next_attempt_at = State.PENDING.value, 0, None
+    session.flush()
+    return case
+
+
+def mark_handled(session: Session, admin: User, case_id: int, reason: str) -> Execution:
+    """Record who dealt with a failed execution outside Countersign, and how. The case stays
+    execution_failed; the execution leaves the failures page."""
+    case, execution = _failed_execution(session, admin, case_id)
+    reason = (reason or "").strip()
+    if not reason:
+        raise review.Invalid("say how the failure was handled", {"reason": "required"})
+    if execution.status != State.FAILED:
+        raise review.Conflict(f"the execution of case {case.id} is {execution.status}, not failed")
+    execution.status = State.HANDLED.value
+    chain.record(session, "execution.marked_handled", Actor.user(admin), case_id=case.id,
+                 data={"execution_id": execution.id, "reason": reason, "by": admin.email})
+    return execution
+
+
+def _failed_execution(session: Session, admin: User, case_id: int) -> tuple[Case, Execution]:
+    if admin.role != Role.ADMIN:
+        raise review.Forbidden("only an admin may retry a failed execution or mark it handled")
+    case = session.get(Case, case_id)
+    if case is None:
+        raise review.NotFound(f"case {case_id} not found")
+    execution = session.scalars(select(Execution).where(Execution.case_id == case_id)
+                                .order_by(Execution.id.desc()).limit(1)).first()
+    if case.status != S.EXECUTION_FAILED or execution is None:
+        raise review.Conflict(f"case {case_id} is {case.status}, not execution_failed")
+    return case, execution
+
+
+def failed_executions(session: Session) -> list[Row[tuple[Execution, Case]]]:
+    """Failed executions an admin has not marked handled, newest first, with their cases."""
+    return list(session.execute(_with_cases().where(Execution.status == State.FAILED)))
+
+
+def recent_executions(session: Session) -> list[Row[tuple[Execution, Case]]]:
+    return list(session.execute(_with_cases()))
+
+
+def _with_cases() -> Select[tuple[Execution, Case]]:
+    return (select(Execution, Case).join(Case, Case.id == Execution.case_id).options(joinedload(Case.client))
+            .order_by(Execution.id.desc()).limit(LIST_LIMIT))

@@ -1,0 +1,725 @@
+"""Execution after approval: signed callbacks to a real local receiver, exactly-once delivery
+despite retries and duplicate job runs, the backoff schedule, SSRF and redirect refusals, the
+human-approval re-check, the admin's failures page, and upstream notifications."""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import g
+from flask.testing import FlaskClient
+from redis import Redis
+from rq import Queue as RQQueue
+from rq import SimpleWorker
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import select, update
+
+from app.auth.models import User
+from app.auth.services import create_api_token
+from app.cases.lifecycle import transition
+from app.cases.models import Case, Decision, Execution, Queue, Recommendation, Status
+from app.db import utcnow
+from app.execution import services
+from app.execution import upstream as notifications
+from app.execution.delivery import DeliveryResult
+from app.execution.jobs import execute_case, notify_upstream, retry_due_executions
+from app.execution.receiver import Receiver
+from app.execution.services import State
+from app.extensions import db
+from app.intake import signatures
+from app.intake.models import ApiClient
+from app.review import services as review
+from tests.conftest import Upstream
+from tests.execution_helpers import (
+    AI,
+    RELEASE,
+    FakeClock,
+    FixedJitter,
+    People,
+    approved_case,
+    events,
+    execution_of,
+    in_review,
+    make_user,
+    new_case,
+    record_decision,
+    reload,
+)
+
+S = Status
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    return {"INSECURE_CALLBACK_HOSTS": frozenset({"127.0.0.1"}), "CALLBACK_TIMEOUT_SECONDS": 2.0}
+
+
+@pytest.fixture
+def receiver(upstream: Upstream) -> Iterator[Receiver]:
+    """The upstream system's webhook receiver: real HTTP on 127.0.0.1, any free port."""
+    running = Receiver(upstream.secret).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock(utcnow().replace(microsecond=0))
+    monkeypatch.setattr(services, "clock", fake)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(services, "jitter_source", FixedJitter(1.0))
+
+
+@pytest.fixture
+def people(queues: dict[str, Queue]) -> People:
+    work = list(queues.values())
+    made = People(make_user("reviewer", work), make_user("reviewer", work), make_user("senior_reviewer", work),
+                  make_user("admin"), make_user("auditor"))
+    db.session.commit()
+    return made
+
+
+def work(redis_conn: Redis, *, with_scheduler: bool = False) -> None:
+    SimpleWorker(["execute"], connection=redis_conn).work(burst=True, with_scheduler=with_scheduler)
+
+
+def key_of(case_id: int) -> str:
+    return execution_of(case_id).idempotency_key
+
+
+# --- delivery --------------------------------------------------------------------------------------
+
+
+def test_an_approved_case_is_delivered_once_signed_with_the_clients_secret(upstream, people, receiver, redis_conn):
+    case_id = approved_case(upstream, people, receiver.url + "/hooks")
+    assert services.enqueue_execution(case_id)
+    assert services.enqueue_execution(case_id)  # the same work: one job
+    work(redis_conn)
+
+    case, execution = reload(case_id), execution_of(case_id)
+    assert case.status == S.EXECUTED
+    assert (execution.status, execution.attempts, execution.last_status_code) == (State.DELIVERED, 1, 200)
+    assert execution.delivered_at is not None and execution.next_attempt_at is None
+    [delivery] = receiver.deliveries  # verified by the receiver with the client's secret, else a 401
+    decision = db.session.scalars(select(Decision).where(Decision.case_id == case_id)).one()
+    assert (delivery.status, delivery.path, delivery.webhook_id) == (200, "/hooks", execution.idempotency_key)
+    assert delivery.document == {
+        "type": "case.approved",
+        "case": {"id": case.id, "external_id": case.external_id, "domain": "finance", "case_type": "payment_release",
+                 "title": case.title},
+        "action": {"name": "release", "parameters": {}},
+        "decision": {"kind": "edit", "reason_code": None, "reason": None,
+                     "decided_at": decision.created_at.isoformat()},
+        "approved_by": [people.reviewer.email],
+        "execution": {"idempotency_key": execution.idempotency_key, "attempt": 1},
+    }
+    [executed] = events(case_id, "case.executed")
+    assert executed.data["delivered"] == "callback" and executed.data["url"] == receiver.url + "/hooks"
+
+
+def test_a_callback_is_signed_with_the_newest_active_secret_only(upstream, people, receiver):
+    client = db.session.get(ApiClient, upstream.id)
+    newest = signatures.new_secret()
+    client.signing_secrets = [{"secret": newest, "created_at": utcnow().isoformat(), "expires_at": None},
+                              *client.signing_secrets]
+    db.session.commit()
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "failed"  # the receiver only knows the previous secret
+    assert [d.status for d in receiver.deliveries] == [401]
+    assert execution_of(case_id).last_error == "HTTP 401"
+
+
+def test_receiver_failing_twice_then_succeeding_processes_the_delivery_exactly_once(upstream, people, receiver, clock):
+    receiver.fail = 2
+    case_id = approved_case(upstream, people, receiver.url)
+
+    assert execute_case(case_id) == "retrying"
+    first_retry = execution_of(case_id).next_attempt_at
+    assert first_retry == clock.now + timedelta(seconds=60)
+    assert execute_case(case_id) == "skipped"  # a duplicate run before the retry is due sends nothing
+    assert len(receiver.deliveries) == 1
+
+    clock.to(first_retry)
+    assert execute_case(case_id) == "retrying"
+    clock.to(execution_of(case_id).next_attempt_at)
+    assert execute_case(case_id) == "delivered"
+    assert execute_case(case_id) == "skipped"  # duplicate runs after the success never send again
+    assert execute_case(case_id) == "skipped"
+
+    key = key_of(case_id)
+    assert [d.webhook_id for d in receiver.deliveries] == [key, key, key]  # the same webhook-id every time
+    assert [d.document["execution"]["attempt"] for d in receiver.deliveries] == [1, 2, 3]
+    assert [d.status for d in receiver.deliveries] == [500, 500, 200]
+    assert list(receiver.processed) == [key]
+    assert reload(case_id).status == S.EXECUTED
+    assert len(events(case_id, "execution.retry_scheduled")) == 2
+    assert len(events(case_id, "case.executed")) == 1
+
+
+def test_a_retry_is_scheduled_on_rq_at_next_attempt_at(upstream, people, receiver, clock, redis_conn):
+    receiver.fail = 1
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "retrying"
+    execution = execution_of(case_id)
+    registry = ScheduledJobRegistry("execute", connection=redis_conn)
+    job_id = services.attempt_job_id(case_id, execution.id, 2)
+    assert registry.get_job_ids() == [job_id]
+    assert registry.get_scheduled_time(job_id) == execution.next_attempt_at == clock.now + timedelta(seconds=60)
+    [scheduled] = events(case_id, "execution.retry_scheduled")
+    assert scheduled.data["next_attempt_at"] == execution.next_attempt_at.isoformat()
+    assert (scheduled.data["attempt"], scheduled.data["status_code"]) == (1, 500)
+
+
+def test_the_real_worker_and_scheduler_retry_until_delivered(app, upstream, people, receiver, redis_conn):
+    app.config["EXECUTION_RETRY_SCHEDULE"] = [1]
+    receiver.fail = 2
+    case_id = approved_case(upstream, people, receiver.url)
+    services.enqueue_execution(case_id)
+    deadline = time.monotonic() + 20
+    while reload(case_id).status != S.EXECUTED and time.monotonic() < deadline:
+        work(redis_conn, with_scheduler=True)  # moves due retries from the scheduled registry, then works
+        time.sleep(0.25)
+    assert reload(case_id).status == S.EXECUTED
+    assert [d.status for d in receiver.deliveries] == [500, 500, 200]
+    assert len({d.webhook_id for d in receiver.deliveries}) == 1 and len(receiver.processed) == 1
+
+
+def test_the_backoff_schedule_is_followed_until_it_gives_up_after_three_days(upstream, people, receiver, clock):
+    receiver.status = 503
+    case_id = approved_case(upstream, people, receiver.url)
+    opened = clock.now
+    waits = []
+    while execute_case(case_id) == "retrying":
+        execution = execution_of(case_id)
+        waits.append(int((execution.next_attempt_at - clock.now).total_seconds()))
+        clock.to(execution.next_attempt_at)
+
+    assert waits == [60, 300, 1800, 7200, 21600, 43200, 43200, 43200, 43200, 43200]
+    assert sum(waits) <= 3 * 86400 < sum(waits) + 43200
+    execution = execution_of(case_id)
+    assert (execution.status, execution.attempts, execution.last_status_code) == (State.FAILED, 11, 503)
+    assert clock.now - opened <= timedelta(days=3)
+    assert reload(case_id).status == S.EXECUTION_FAILED
+    [failed] = events(case_id, "case.execution_failed")
+    assert failed.data["gave_up"] is True and failed.data["attempt"] == 11
+    assert len(receiver.deliveries) == 11 and not receiver.processed
+
+
+def test_the_jitter_stays_within_ten_percent(app, monkeypatch):
+    monkeypatch.setattr(services, "jitter_source", random.Random(7))
+    now = utcnow().replace(microsecond=0)
+    for failures, base in ((1, 60), (2, 300), (6, 43200), (20, 43200)):
+        at = services.next_attempt_time(failures, now, now)
+        assert base * 0.9 - 1 <= (at - now).total_seconds() <= base * 1.1
+        assert at.microsecond == 0  # whole seconds: RQ schedules to the second
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503])
+def test_timeouts_too_many_requests_and_server_errors_are_retried(upstream, people, receiver, clock, status):
+    receiver.status = status
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "retrying"
+    execution = execution_of(case_id)
+    assert (execution.status, execution.last_status_code) == (State.RETRYING, status)
+    assert reload(case_id).status == S.EXECUTING
+
+
+@pytest.mark.parametrize("status", [400, 404, 410, 422])
+def test_other_client_errors_fail_at_once(upstream, people, receiver, clock, status):
+    receiver.status = status
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "failed"
+    execution = execution_of(case_id)
+    assert (execution.status, execution.attempts, execution.last_status_code) == (State.FAILED, 1, status)
+    assert execution.next_attempt_at is None
+    assert reload(case_id).status == S.EXECUTION_FAILED
+    [failed] = events(case_id, "case.execution_failed")
+    assert failed.data["gave_up"] is False and failed.data["status_code"] == status
+
+
+def test_a_receiver_that_hangs_past_the_timeout_is_retried(app, upstream, people, receiver, clock):
+    app.config["CALLBACK_TIMEOUT_SECONDS"] = 0.5
+    receiver.fail, receiver.hang = 1, 1.5
+    case_id = approved_case(upstream, people, receiver.url)
+    started = time.monotonic()
+    assert execute_case(case_id) == "retrying"
+    assert time.monotonic() - started < 1.4
+    execution = execution_of(case_id)
+    assert execution.last_error == "no answer within 0.5 s" and execution.last_status_code is None
+    clock.to(execution.next_attempt_at)
+    assert execute_case(case_id) == "delivered"
+
+
+def test_an_unreachable_receiver_is_retried(upstream, people, clock):
+    case_id = approved_case(upstream, people, "http://127.0.0.1:9/hooks")  # the discard port: refused
+    assert execute_case(case_id) == "retrying"
+    assert execution_of(case_id).last_error.startswith("connection failed")
+
+
+def test_a_callback_host_removed_from_the_allow_list_is_refused_without_a_request(upstream, people, receiver):
+    case_id = approved_case(upstream, people, receiver.url)
+    db.session.get(ApiClient, upstream.id).callback_hosts = ["hooks.example.com"]
+    db.session.commit()
+    assert execute_case(case_id) == "failed"
+    assert receiver.deliveries == []
+    assert execution_of(case_id).last_error.startswith("refused before sending: host '127.0.0.1' is not on")
+    assert reload(case_id).status == S.EXECUTION_FAILED
+
+
+def test_plain_http_is_refused_at_delivery_unless_the_host_is_allow_listed_for_testing(app, upstream, people, receiver):
+    case_id = approved_case(upstream, people, receiver.url)
+    app.config["INSECURE_CALLBACK_HOSTS"] = frozenset()
+    assert execute_case(case_id) == "failed"
+    assert receiver.deliveries == []
+    assert "must use https" in execution_of(case_id).last_error
+
+
+def test_redirects_are_not_followed(upstream, people, receiver):
+    elsewhere = Receiver(upstream.secret).start()
+    try:
+        receiver.redirect = elsewhere.url + "/stolen"
+        case_id = approved_case(upstream, people, receiver.url)
+        assert execute_case(case_id) == "failed"
+        assert elsewhere.deliveries == []
+    finally:
+        elsewhere.stop()
+    execution = execution_of(case_id)
+    assert execution.last_status_code == 302
+    assert execution.last_error == f"HTTP 302 redirect to {elsewhere.url}/stolen: redirects are not followed"
+
+
+def test_a_case_without_a_callback_url_executes_with_a_note(upstream, people):
+    case_id = approved_case(upstream, people, None)
+    assert execute_case(case_id) == "delivered"
+    assert reload(case_id).status == S.EXECUTED
+    [executed] = events(case_id, "case.executed")
+    assert executed.data["delivered"] == "no callback_url"
+    assert execution_of(case_id).status == State.DELIVERED
+
+
+def test_dual_approval_names_both_approvers_in_order(upstream, people, receiver):
+    case_id = approved_case(upstream, people, receiver.url, dual=True)
+    assert execute_case(case_id) == "delivered"
+    [delivery] = receiver.deliveries
+    assert delivery.document["approved_by"] == [people.reviewer.email, people.senior.email]
+    assert delivery.document["decision"]["kind"] == "second_approval"
+
+
+# --- exactly once under concurrency ------------------------------------------------------------------
+
+
+def test_a_run_while_another_attempt_is_in_flight_sends_nothing(upstream, people, receiver, clock):
+    case_id = approved_case(upstream, people, receiver.url)
+    attempt = services.start_attempt(db.session, case_id)
+    db.session.commit()
+    assert execute_case(case_id) == "skipped"  # the first run holds the attempt
+    result = services.executor_for(attempt.case).deliver(attempt.case, attempt.decision, attempt.execution,
+                                                          attempt.approved_by)
+    services.finish_attempt(db.session, attempt, result)
+    db.session.commit()
+    assert len(receiver.deliveries) == 1 and reload(case_id).status == S.EXECUTED
+
+
+def test_an_attempt_that_outlived_its_lease_is_taken_over_and_its_outcome_ignored(upstream, people, receiver, clock):
+    case_id = approved_case(upstream, people, receiver.url)
+    lost = services.start_attempt(db.session, case_id)  # its worker "dies" before reporting
+    db.session.commit()
+    clock.advance(seconds=2 * 2 + 61)
+    assert services.due_for_execution(db.session, clock.now) == [case_id]
+    assert execute_case(case_id) == "delivered"
+    assert services.finish_attempt(db.session, lost, DeliveryResult("failed", 400, "late")) is None
+    db.session.commit()
+    assert execution_of(case_id).status == State.DELIVERED and execution_of(case_id).attempts == 2
+    assert len(events(case_id, "case.executed")) == 1 and not events(case_id, "case.execution_failed")
+
+
+def test_one_execution_per_approving_decision(upstream, people, receiver):
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "delivered"
+    db.session.execute(update(Case).where(Case.id == case_id).values(status=S.APPROVED.value))  # tampered back
+    db.session.commit()
+    assert execute_case(case_id) == "refused"
+    assert len(receiver.deliveries) == 1
+    [refused] = events(case_id, "case.execution_refused")
+    assert "was executed already" in refused.data["reason"]
+
+
+# --- no execution without a human decision ----------------------------------------------------------
+
+
+def _pending_review(upstream: Upstream) -> Case:
+    case = new_case(upstream, None)
+    transition(db.session, case, "analysis_started", AI)
+    rec = Recommendation(case_id=case.id, case_version=case.version, provider="local", model="rules-v1",
+                         template_version="v1", prompt_hash="0" * 64, input_hash="0" * 64, action="release",
+                         parameters={}, rationale="Clean.", confidence=0.99, flags=[], citations=[])
+    db.session.add(rec)
+    db.session.flush()
+    case.recommendation_id = rec.id
+    transition(db.session, case, "recommendation_stored", AI)
+    db.session.commit()
+    return case
+
+
+def assert_refused(case_id: int, receiver: Receiver, reason: str, status: str = S.APPROVED) -> None:
+    case = reload(case_id)
+    assert case.status == status
+    [refused] = events(case_id, "case.execution_refused")
+    assert reason in refused.data["reason"], refused.data
+    assert refused.actor == "system:executor"
+    assert receiver.deliveries == []
+    assert db.session.scalars(select(Execution).where(Execution.case_id == case_id)).all() == []
+
+
+def test_an_execute_job_for_a_pending_review_case_is_refused(upstream, receiver, redis_conn):
+    case = _pending_review(upstream)
+    version = case.version
+    job = RQQueue("execute", connection=redis_conn).enqueue("app.execution.jobs.execute_case", case.id)
+    work(redis_conn)
+    assert Job.fetch(job.id, connection=redis_conn).return_value() == "refused"
+    assert_refused(case.id, receiver, "is pending_review, not approved", S.PENDING_REVIEW)
+    assert reload(case.id).version == version  # the case is unchanged
+
+
+def test_an_approved_status_without_any_decision_is_refused(upstream, receiver):
+    case = _pending_review(upstream)
+    db.session.execute(update(Case).where(Case.id == case.id).values(status=S.APPROVED.value))
+    db.session.commit()
+    assert execute_case(case.id) == "refused"
+    assert_refused(case.id, receiver, "no human decision is recorded")
+
+
+def test_a_tampered_action_hash_is_refused(upstream, people, receiver):
+    case_id = approved_case(upstream, people, receiver.url)
+    db.session.execute(update(Decision).where(Decision.case_id == case_id)
+                       .values(action="reject", parameters={"reason": "swapped after approval"}))
+    db.session.commit()
+    assert execute_case(case_id) == "refused"
+    assert_refused(case_id, receiver, "action_hash does not match")
+
+
+def test_a_forged_decision_missing_from_the_audit_trail_is_refused(upstream, people, receiver):
+    case = in_review(new_case(upstream, receiver.url), people.reviewer)
+    db.session.execute(update(Case).where(Case.id == case.id).values(status=S.APPROVED.value))
+    name, parameters = RELEASE
+    db.session.add(Decision(case_id=case.id, reviewer_id=people.reviewer.id, kind="approve", case_version=1,
+                            action=name, parameters=parameters, action_hash=review.action_hash(name, parameters)))
+    db.session.commit()
+    assert execute_case(case.id) == "refused"
+    assert_refused(case.id, receiver, "no matching approval in the audit trail")
+
+
+def test_an_auditors_decision_cannot_authorise_execution(upstream, people, receiver):
+    case = in_review(new_case(upstream, receiver.url), people.reviewer)
+    db.session.execute(update(Case).where(Case.id == case.id).values(status=S.APPROVED.value))
+    name, parameters = RELEASE
+    db.session.add(Decision(case_id=case.id, reviewer_id=people.auditor.id, kind="approve", case_version=1,
+                            action=name, parameters=parameters, action_hash=review.action_hash(name, parameters)))
+    db.session.commit()
+    assert execute_case(case.id) == "refused"
+    assert_refused(case.id, receiver, "was made by a user with role 'auditor'")
+
+
+def test_a_later_rejection_or_request_is_not_an_approval(upstream, people, receiver):
+    case_id = approved_case(upstream, people, receiver.url)
+    db.session.add(Decision(case_id=case_id, reviewer_id=people.reviewer.id, kind="reject", case_version=1,
+                            reason="no"))
+    db.session.commit()
+    assert execute_case(case_id) == "refused"
+    assert_refused(case_id, receiver, "the latest human decision is 'reject'")
+
+
+def test_a_missing_second_approval_is_refused(upstream, people, receiver):
+    case = in_review(new_case(upstream, receiver.url), people.reviewer)
+    case.requires_dual_approval = True
+    record_decision(case, people.reviewer, "approved", "approve")  # one approval where two are required
+    assert execute_case(case.id) == "refused"
+    assert_refused(case.id, receiver, "requires a second approval")
+
+
+def test_a_second_approval_by_the_first_approver_is_refused(upstream, people, receiver):
+    case = in_review(new_case(upstream, receiver.url), people.senior)
+    record_decision(case, people.senior, "first_approval", "approve")
+    record_decision(case, people.senior, "second_approval", "second_approval")
+    assert execute_case(case.id) == "refused"
+    assert_refused(case.id, receiver, "same person")
+
+
+def test_a_second_approval_of_another_action_is_refused(upstream, people, receiver):
+    case = in_review(new_case(upstream, receiver.url), people.reviewer)
+    record_decision(case, people.reviewer, "first_approval", "approve", ("hold", {"reason": "check"}))
+    record_decision(case, people.senior, "second_approval", "second_approval")
+    assert execute_case(case.id) == "refused"
+    assert_refused(case.id, receiver, "another action than the first")
+
+
+def test_a_refused_approved_case_is_not_swept_again(upstream, receiver, clock):
+    case = _pending_review(upstream)
+    db.session.execute(update(Case).where(Case.id == case.id).values(status=S.APPROVED.value))
+    db.session.commit()
+    clock.advance(hours=1)
+    assert services.due_for_execution(db.session, clock.now) == [case.id]  # an approved case left behind
+    assert execute_case(case.id) == "refused"
+    assert services.due_for_execution(db.session, clock.now) == []
+
+
+def _reviewer_api(user: User) -> dict[str, str]:
+    _, raw = create_api_token(db.session, user, "bot")
+    db.session.commit()
+    return {"Authorization": f"Bearer {raw}"}
+
+
+def test_through_the_api_only_a_reviewers_approval_leads_to_execution(client, upstream, people, receiver, redis_conn):
+    case = _pending_review(upstream)
+    case.callback_url = receiver.url
+    db.session.commit()
+    auditor, reviewer = _reviewer_api(people.auditor), _reviewer_api(people.reviewer)
+
+    assert client.post(f"/api/v1/cases/{case.id}/execute", headers=reviewer).status_code in (404, 405)
+    assert client.post(f"/api/v1/cases/{case.id}/claim", headers=auditor).status_code == 403
+    auditor_approval = {"kind": "approve", "case_version": case.version}
+    assert client.post(f"/api/v1/cases/{case.id}/decisions", json=auditor_approval, headers=auditor).status_code == 403
+    assert services.enqueue_execution(case.id)
+    work(redis_conn)
+    assert reload(case.id).status == S.PENDING_REVIEW and receiver.deliveries == []
+
+    claimed = client.post(f"/api/v1/cases/{case.id}/claim", headers=reviewer)
+    assert claimed.status_code == 200, claimed.get_json()
+    approval = {"kind": "approve", "case_version": reload(case.id).version}
+    decided = client.post(f"/api/v1/cases/{case.id}/decisions", json=approval, headers=reviewer)
+    assert decided.status_code == 201, decided.get_json()
+    assert services.enqueue_execution(case.id)  # what the decision's caller does after its commit
+    work(redis_conn)
+    assert reload(case.id).status == S.EXECUTED
+    assert [d.document["approved_by"] for d in receiver.deliveries] == [[people.reviewer.email]]
+
+
+def test_a_dual_approval_through_the_review_service_executes(upstream, people, receiver, queues):
+    case = _pending_review(upstream)
+    case.callback_url, case.requires_dual_approval = receiver.url, True
+    db.session.commit()
+    review.claim(db.session, people.reviewer, case.id)
+    db.session.commit()
+    case = reload(case.id)
+    command = review.DecisionCommand(kind="approve", case_version=case.version)
+    review.decide(db.session, people.reviewer, case.id, command, bind_by_version=True)
+    db.session.commit()
+    assert execute_case(case.id) == "refused"  # awaiting the second approval: not executable
+    case = reload(case.id)
+    review.decide(db.session, people.senior, case.id, review.DecisionCommand(kind="approve", case_version=case.version),
+                  bind_by_version=True)
+    db.session.commit()
+    assert reload(case.id).status == S.APPROVED
+    assert execute_case(case.id) == "delivered"
+    assert receiver.deliveries[0].document["approved_by"] == [people.reviewer.email, people.senior.email]
+
+
+# --- the sweep ---------------------------------------------------------------------------------------------
+
+
+def test_the_sweep_re_enqueues_due_retries_that_redis_lost(upstream, people, receiver, clock, redis_conn):
+    receiver.fail = 1
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "retrying"
+    redis_conn.flushdb()  # Redis lost the scheduled retry
+    assert retry_due_executions() == 0  # not due yet
+    clock.to(execution_of(case_id).next_attempt_at)
+    assert retry_due_executions() == 1
+    job_id = services.attempt_job_id(case_id, execution_of(case_id).id, 2)
+    assert RQQueue("execute", connection=redis_conn).job_ids == [job_id]
+    work(redis_conn)
+    assert reload(case_id).status == S.EXECUTED and len(receiver.processed) == 1
+
+
+# --- the admin's failures page -------------------------------------------------------------------------
+
+
+def login(http: FlaskClient, user: User | None) -> None:
+    """Sign in as ``user`` (None: sign out). The test's app context outlives requests: forget the
+    user Flask-Login cached on ``g``."""
+    with http.session_transaction() as session:
+        session.pop("_user_id", None)
+        if user is not None:
+            session["_user_id"], session["_fresh"] = str(user.id), True
+    g.pop("_login_user", None)
+
+
+def csrf_token(page: str) -> str:
+    found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert found, "no CSRF token on the page"
+    return html.unescape(found.group(1))
+
+
+@pytest.fixture
+def failed_case(upstream: Upstream, people: People, receiver: Receiver) -> int:
+    receiver.status = 410
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "failed"
+    receiver.status = None
+    return case_id
+
+
+def test_the_failures_page_lists_failed_executions_for_an_admin(client, people, failed_case):
+    login(client, people.admin)
+    page = client.get("/admin/executions")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    row = re.search(rf'<tr class="tone-bad" data-case="{failed_case}">(.*?)</tr>', text, re.S).group(1)
+    assert "HTTP 410" in row and ">1<" in row and "Retry" in row and "Mark handled" in row
+    assert 'id="deliveries"' in text
+
+
+def test_an_auditor_sees_the_failures_page_read_only(client, people, failed_case):
+    login(client, people.auditor)
+    page = client.get("/admin/executions")
+    assert page.status_code == 200
+    assert "HTTP 410" in page.get_data(as_text=True) and "Mark handled" not in page.get_data(as_text=True)
+
+
+def test_only_admins_and_auditors_see_the_page_and_only_admins_act(client, people, failed_case):
+    assert client.get("/admin/executions").status_code == 302  # to the sign-in page
+    login(client, people.admin)
+    token = csrf_token(client.get("/admin/executions").get_data(as_text=True))
+    for user in (people.reviewer, people.senior, people.auditor):
+        login(client, user)
+        if user is not people.auditor:
+            assert client.get("/admin/executions").status_code == 403
+        for action in ("retry", "handled"):
+            response = client.post(f"/admin/executions/{failed_case}/{action}",
+                                   data={"csrf_token": token, "reason": "x"})
+            assert response.status_code == 403, (user.role, action)
+    assert reload(failed_case).status == S.EXECUTION_FAILED
+
+
+def test_an_admin_retries_a_failed_execution(client, people, failed_case, receiver, redis_conn):
+    login(client, people.admin)
+    token = csrf_token(client.get("/admin/executions").get_data(as_text=True))
+    assert client.post(f"/admin/executions/{failed_case}/retry").status_code == 400  # no CSRF token
+    response = client.post(f"/admin/executions/{failed_case}/retry", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert reload(failed_case).status == S.EXECUTING
+    execution = execution_of(failed_case)
+    assert (execution.status, execution.attempts) == (State.PENDING, 0)
+    [retried] = events(failed_case, "case.execution_retried")
+    assert retried.actor == f"user:{people.admin.id}" and retried.data["previous_attempts"] == 1
+    work(redis_conn)  # the retry was enqueued after the commit
+    assert reload(failed_case).status == S.EXECUTED
+    assert [d.status for d in receiver.deliveries] == [410, 200]
+    assert len({d.webhook_id for d in receiver.deliveries}) == 1  # the same idempotency key
+
+
+def test_an_admin_marks_a_failure_handled_with_a_reason(client, people, failed_case):
+    login(client, people.admin)
+    token = csrf_token(client.get("/admin/executions").get_data(as_text=True))
+    refused = client.post(f"/admin/executions/{failed_case}/handled", data={"csrf_token": token, "reason": " "},
+                          follow_redirects=True)
+    assert "Say how the failure was handled." in refused.get_data(as_text=True)
+    assert execution_of(failed_case).status == State.FAILED
+
+    done = client.post(f"/admin/executions/{failed_case}/handled",
+                       data={"csrf_token": token, "reason": "Released by phone with the payments desk"},
+                       follow_redirects=True)
+    assert done.status_code == 200
+    assert f'data-case="{failed_case}"' not in done.get_data(as_text=True).split('id="deliveries"')[0]
+    assert execution_of(failed_case).status == State.HANDLED
+    assert reload(failed_case).status == S.EXECUTION_FAILED  # the case itself stays failed
+    [handled] = events(failed_case, "execution.marked_handled")
+    assert handled.data["reason"] == "Released by phone with the payments desk"
+    assert handled.data["by"] == people.admin.email and handled.actor == f"user:{people.admin.id}"
+
+
+def test_retry_and_mark_handled_are_admin_only_in_the_services(people, failed_case):
+    with pytest.raises(review.Forbidden):
+        services.retry_execution(db.session, people.senior, failed_case)
+    with pytest.raises(review.Forbidden):
+        services.mark_handled(db.session, people.auditor, failed_case, "done")
+    with pytest.raises(review.Invalid):
+        services.mark_handled(db.session, people.admin, failed_case, "")
+
+
+def test_only_failed_executions_can_be_retried(upstream, people, receiver):
+    case_id = approved_case(upstream, people, receiver.url)
+    with pytest.raises(review.Conflict):
+        services.retry_execution(db.session, people.admin, case_id)
+
+
+# --- upstream notifications ----------------------------------------------------------------------------
+
+
+def _decided(upstream: Upstream, people: People, url: str, event: str, kind: str, reason: str) -> Decision:
+    case = in_review(new_case(upstream, url), people.reviewer)
+    return record_decision(case, people.reviewer, event, kind, None, reason)
+
+
+@pytest.mark.parametrize(("event", "kind", "event_type", "status"), [
+    ("rejected", "reject", "case.decided", S.REJECTED),
+    ("info_requested", "request_info", "case.needs_info", S.NEEDS_INFO),
+])
+def test_decisions_other_than_approval_are_notified_signed(upstream, people, receiver, redis_conn, event, kind,
+                                                           event_type, status):
+    decision = _decided(upstream, people, receiver.url, event, kind, "Please send the signed invoice.")
+    version = reload(decision.case_id).version
+    assert notifications.enqueue_notification(decision.case_id, event_type, decision.id)
+    work(redis_conn)
+    [delivery] = receiver.deliveries
+    assert delivery.status == 200  # the receiver verified the signature with the client's secret
+    assert delivery.webhook_id == f"notify_{decision.case_id}_{decision.id}"
+    document = delivery.document
+    assert document["type"] == event_type and document["case"]["status"] == status
+    assert document["decision"]["kind"] == kind and document["decision"]["decided_by"] == people.reviewer.email
+    assert document["decision"]["reason"] == "Please send the signed invoice."
+    assert ("question" in document) == (event_type == "case.needs_info")
+    case = reload(decision.case_id)
+    assert (case.status, case.version) == (status, version)  # notifications never change the case
+    [notified] = events(case.id, "upstream.notified")
+    assert notified.data["webhook_id"] == delivery.webhook_id and notified.data["status_code"] == 200
+    assert notify_upstream(case.id, event_type, decision.id) == "skipped"  # delivered already: not twice
+
+
+def test_a_failed_notification_is_retried_on_the_schedule_with_the_same_webhook_id(upstream, people, receiver,
+                                                                                    clock, redis_conn):
+    receiver.fail = 1
+    decision = _decided(upstream, people, receiver.url, "rejected", "reject", "Counterparty is sanctioned.")
+    assert notify_upstream(decision.case_id, "case.decided", decision.id) == "retrying"
+    [failed] = events(decision.case_id, "upstream.notify_failed")
+    retry_at = clock.now + timedelta(seconds=60)
+    assert failed.data["next_attempt_at"] == retry_at.isoformat() and failed.data["gave_up"] is False
+    registry = ScheduledJobRegistry("execute", connection=redis_conn)
+    assert registry.get_scheduled_time(f"notify-{decision.id}-2") == retry_at
+    assert notify_upstream(decision.case_id, "case.decided", decision.id, 2) == "delivered"
+    assert [d.status for d in receiver.deliveries] == [500, 200]
+    assert len({d.webhook_id for d in receiver.deliveries}) == 1 and len(receiver.processed) == 1
+    assert reload(decision.case_id).status == S.REJECTED
+
+
+def test_a_notification_rejected_with_a_client_error_gives_up_at_once(upstream, people, receiver):
+    receiver.status = 400
+    decision = _decided(upstream, people, receiver.url, "rejected", "reject", "No.")
+    assert notify_upstream(decision.case_id, "case.decided", decision.id) == "failed"
+    [failed] = events(decision.case_id, "upstream.notify_failed")
+    assert failed.data["gave_up"] is True and failed.data["next_attempt_at"] is None
+
+
+def test_a_notification_for_the_wrong_kind_of_decision_is_a_programming_error(upstream, people):
+    decision = _decided(upstream, people, None, "rejected", "reject", "No.")
+    with pytest.raises(ValueError, match=r"no 'case\.needs_info' notification"):
+        notify_upstream(decision.case_id, "case.needs_info", decision.id)
+
+
+def test_a_notification_without_a_callback_url_is_recorded_as_such(upstream, people):
+    decision = _decided(upstream, people, None, "rejected", "reject", "No.")
+    assert notify_upstream(decision.case_id, "case.decided", decision.id) == "delivered"
+    [notified] = events(decision.case_id, "upstream.notified")
+    assert notified.data["delivered"] == "no callback_url" and notified.data["url"] is None
