@@ -9,7 +9,9 @@ the request or job commits once. Stored ``Decision.kind`` values: ``approve`` an
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,7 +19,7 @@ from typing import Any, Literal
 
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import Integer, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.actors import Actor
@@ -27,6 +29,7 @@ from app.cases import lifecycle
 from app.cases.models import Case, Decision, Queue, Status
 from app.cases.types import UnknownAction, get_case_type
 from app.db import canonical_json, utcnow
+from app.review.inbox import inbox_order_ids
 
 S = Status
 DECIDERS = frozenset({Role.REVIEWER, Role.SENIOR_REVIEWER})  # admins never decide cases, auditors only read
@@ -40,7 +43,8 @@ INTENT_ROLES: dict[str, frozenset[str]] = {
     "retry": DECIDERS | {Role.ADMIN},
 }
 INTENTS = tuple(INTENT_ROLES)
-CLAIMABLE = (S.PENDING_REVIEW.value, S.AI_FAILED.value)
+CLAIMABLE_STATUSES = (S.PENDING_REVIEW, S.AI_FAILED)
+CLAIMABLE = tuple(status.value for status in CLAIMABLE_STATUSES)
 INBOX_ORDER = (Case.priority.desc(), Case.sla_due_at.asc().nulls_last(), Case.id.asc())
 CLAIM_BATCH = 20
 FIRST_APPROVALS = ("approve", "edit")
@@ -186,18 +190,42 @@ def _unclaimed(queue_id: int) -> tuple[Any, ...]:
     return Case.queue_id == queue_id, Case.status.in_(CLAIMABLE), Case.assignee_id.is_(None)
 
 
+def _candidates(session: Session, queue_id: int) -> Iterator[list[int]]:
+    """Unclaimed case ids of the queue in inbox order, a batch at a time. Each batch reads
+    index-ordered slices (see inbox.inbox_order_ids), so its cost does not grow with the queue."""
+    offset = 0
+    while ids := session.scalars(_candidates_stmt(), {"queue_id": queue_id, "offset": offset,
+                                                      "reach": offset + CLAIM_BATCH}).all():
+        yield list(ids)
+        offset += CLAIM_BATCH
+
+
+@functools.cache
+def _candidates_stmt() -> Select[Any]:
+    """Built once: building the union of slices costs more than running it on a small queue."""
+    # No status condition here: each slice names its status, and a redundant IN would lure
+    # the PostgreSQL planner onto another index.
+    base = select(Case.id, Case.priority, Case.sla_due_at).where(
+        Case.queue_id == bindparam("queue_id"), Case.assignee_id.is_(None))
+    return inbox_order_ids(base, CLAIMABLE_STATUSES, offset=bindparam("offset", type_=Integer),
+                           limit=CLAIM_BATCH, reach=bindparam("reach", type_=Integer))
+
+
 def _lock_next(session: Session, queue_id: int) -> Case | None:
-    """PostgreSQL: lock the first unclaimed case, skipping rows other claimers hold."""
-    stmt = (select(Case).where(*_unclaimed(queue_id)).order_by(*INBOX_ORDER).limit(1)
-            .with_for_update(skip_locked=True).execution_options(populate_existing=True))
-    return session.scalars(stmt).first()
+    """PostgreSQL: lock the first unclaimed candidate, skipping rows other claimers hold."""
+    for ids in _candidates(session, queue_id):
+        stmt = (select(Case).where(Case.id.in_(ids), *_unclaimed(queue_id)).order_by(*INBOX_ORDER).limit(1)
+                .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+        case = session.scalars(stmt).first()
+        if case is not None:
+            return case
+    return None
 
 
 def _reserve_next(session: Session, queue_id: int, user_id: int) -> Case | None:
     """SQLite: take a candidate with a conditional UPDATE; no row matched means someone else
     was faster, so try the next one."""
-    while ids := session.scalars(select(Case.id).where(*_unclaimed(queue_id)).order_by(*INBOX_ORDER)
-                                 .limit(CLAIM_BATCH)).all():
+    for ids in _candidates(session, queue_id):
         for case_id in ids:
             taken = session.execute(
                 update(Case).where(Case.id == case_id, *_unclaimed(queue_id)).values(assignee_id=user_id)

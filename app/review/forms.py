@@ -1,0 +1,231 @@
+"""Forms of the reviewer UI.
+
+The decision forms share hidden ``case_version`` and ``view_hash`` fields (optimistic
+locking and proof of what the reviewer saw). The parameters of an action are not a
+fixed WTForms class: they are generated from the case type's pydantic schema for that
+action (`action_specs`) and read back by `parse_parameters`. The review services are
+the one validator of a decision (reason codes, parameters, queues): their field errors
+are attached to these forms, so the forms themselves check little beyond CSRF.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from flask_wtf import FlaskForm
+from pydantic import BaseModel
+from werkzeug.datastructures import MultiDict
+from wtforms import HiddenField, IntegerField, SearchField, SelectField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from app.cases.types import CaseType
+from app.review import inbox
+from app.review.services import MAX_REASON_LENGTH
+
+LONG_TEXT_FROM = 257  # strings allowed to be longer than this are free text: a textarea
+ParamKind = Literal["text", "textarea", "decimal", "list", "rows"]
+
+
+def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    """``(value, label)`` pairs as select options."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+# --- action parameters, generated from the case type's schemas ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    label: str
+    kind: ParamKind
+    columns: tuple[ParamSpec, ...] = ()  # the fields of each row, for kind "rows"
+
+    def input_name(self, action: str, column: str | None = None) -> str:
+        return f"p.{action}.{self.name}" + (f".{column}" if column else "")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    label: str
+    params: tuple[ParamSpec, ...]
+
+
+def action_specs(case_type: CaseType[Any]) -> list[ActionSpec]:
+    return [ActionSpec(name, _label(name), _params(schema)) for name, schema in case_type.actions.items()]
+
+
+def _params(schema: type[BaseModel]) -> tuple[ParamSpec, ...]:
+    return tuple(_param(name, info.annotation, info.metadata) for name, info in schema.model_fields.items())
+
+
+def _param(name: str, annotation: Any, metadata: list[Any]) -> ParamSpec:
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return ParamSpec(name, _label(name), "rows", _params(item))
+        return ParamSpec(name, _label(name), "list")
+    if annotation is Decimal:
+        return ParamSpec(name, _label(name), "decimal")
+    longest = max((getattr(m, "max_length", None) or 0 for m in metadata), default=0)
+    return ParamSpec(name, _label(name), "textarea" if longest >= LONG_TEXT_FROM else "text")
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def parse_parameters(spec: ActionSpec, form: MultiDict[str, str]) -> dict[str, Any]:
+    """The submitted parameters of ``spec``'s action: blanks dropped, the rest as typed (strings)."""
+    params: dict[str, Any] = {}
+    for param in spec.params:
+        if param.kind == "list":
+            params[param.name] = [v.strip() for v in form.getlist(param.input_name(spec.name)) if v.strip()]
+        elif param.kind == "rows":
+            params[param.name] = _rows(spec.name, param, form)
+        else:
+            value = form.get(param.input_name(spec.name), "").strip()
+            if value:
+                params[param.name] = value
+    return params
+
+
+def _rows(action: str, param: ParamSpec, form: MultiDict[str, str]) -> list[dict[str, str]]:
+    columns = {c.name: form.getlist(param.input_name(action, c.name)) for c in param.columns}
+    count = max((len(values) for values in columns.values()), default=0)
+    rows = [{name: (values[i].strip() if i < len(values) else "") for name, values in columns.items()}
+            for i in range(count)]
+    return [row for row in rows if any(row.values())]
+
+
+def param_errors(errors: dict[str, str]) -> dict[str, str]:
+    """Service field errors by parameter: {"parameters.redlines.0.issue": m} → {"redlines": "Row 1, issue: m"}."""
+    found: dict[str, list[str]] = {}
+    for key, message in errors.items():
+        parts = key.split(".")
+        if parts[0] != "parameters" or len(parts) < 2:
+            continue
+        where = [f"row {int(p) + 1}" if p.isdigit() else p.replace("_", " ") for p in parts[2:]]
+        found.setdefault(parts[1], []).append(", ".join([*where, message]) if where else message)
+    return {name: "; ".join(messages)[:1].upper() + "; ".join(messages)[1:] for name, messages in found.items()}
+
+
+# --- the decision forms --------------------------------------------------------------------------------
+
+
+class DecisionForm(FlaskForm):
+    """What every decision carries: the case version and the hash of what was shown."""
+
+    case_version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
+    view_hash = HiddenField()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.param_errors: dict[str, str] = {}  # service errors on action parameters, by parameter name
+
+
+class ReasonedForm(DecisionForm):
+    reason_code = SelectField("Reason code", validate_choice=False)
+    reason = TextAreaField("Explanation", validators=[Optional(), Length(max=MAX_REASON_LENGTH)])
+
+    def with_reason_codes(self, codes: list[tuple[str, str]]) -> ReasonedForm:
+        self.reason_code.choices = choices([("", "Choose a reason…"), *codes])
+        return self
+
+
+class ApproveForm(DecisionForm):
+    pass
+
+
+class EditForm(ReasonedForm):
+    action = SelectField("Action", validate_choice=False)
+
+
+class BlindForm(DecisionForm):
+    action = SelectField("Your assessment", validate_choice=False)
+
+
+class RejectForm(ReasonedForm):
+    pass
+
+
+class RequestInfoForm(ReasonedForm):
+    pass
+
+
+class EscalateForm(ReasonedForm):
+    target_queue = SelectField("Escalate to", validate_choice=False)
+
+
+DECISION_FORMS: dict[str, type[DecisionForm]] = {
+    "approve": ApproveForm,
+    "edit": EditForm,
+    "reject": RejectForm,
+    "escalate": EscalateForm,
+    "request_info": RequestInfoForm,
+    "blind": BlindForm,
+}
+
+
+class ActionForm(FlaskForm):
+    """Claim, release, retry, next case: nothing but the CSRF token."""
+
+
+# --- the queue page's filters (GET, no CSRF) -------------------------------------------------------------
+
+
+class InboxFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    q = SearchField("Search", validators=[Optional(), Length(max=200)])
+    status = SelectField("Status", default="open", choices=choices([
+        ("open", "Open"), ("pending_review", "Pending review"), ("ai_failed", "No AI recommendation"),
+        ("in_review", "In review"), ("awaiting_second_approval", "Awaiting second approval"),
+        ("needs_info", "Waiting for information"), ("processing", "Being analysed"), ("decided", "Decided"),
+        ("withdrawn", "Withdrawn"), ("all", "All"),
+    ]))
+    case_type = SelectField("Case type", default="")
+    flag = SelectField("Flag", default="", choices=choices([("", "Any flag"), *((f, _label(f)) for f in inbox.FLAGS)]))
+    assignee = SelectField("Assignee", default="anyone",
+                           choices=choices([("anyone", "Anyone"), ("me", "Me"), ("unassigned", "Unassigned")]))
+    sla = SelectField("SLA", default="any", choices=choices([("any", "Any SLA"), ("at_risk", "At risk"),
+                                                             ("overdue", "Overdue")]))
+    sort = SelectField("Sort by", default="priority", choices=choices((k, s.label) for k, s in inbox.SORTS.items()))
+    dir = SelectField("Direction", default="", choices=choices([("", "Default"), ("asc", "Ascending"),
+                                                                ("desc", "Descending")]))
+    page = IntegerField(default=1, validators=[Optional(), NumberRange(min=1, max=100_000)])
+    per_page = IntegerField("Per page", default=inbox.DEFAULT_PER_PAGE,
+                            validators=[Optional(), NumberRange(min=1, max=inbox.MAX_PER_PAGE)])
+
+    def for_queue(self, case_types: list[str], *, blind: bool) -> InboxFilterForm:
+        """Offer the queue's case types; on a blind queue, nothing that reveals the AI's view."""
+        self.case_type.choices = choices([("", "Any type"), *((n, _label(n)) for n in case_types)])
+        if blind:
+            self.flag.choices = choices([("", "Any flag")])
+            self.sort.choices = [c for c in self.sort.choices if c.value != "confidence"]
+        return self
+
+    def filters(self) -> inbox.InboxFilters:
+        """The filters asked for; a field with an invalid value falls back to its default."""
+        self.validate()
+        clean = {name: field.data for name, field in self._fields.items() if not field.errors}
+        defaults = inbox.InboxFilters()
+        return inbox.InboxFilters(
+            status=clean.get("status") or defaults.status,
+            case_type=clean.get("case_type") or "",
+            flag=clean.get("flag") or "",
+            assignee=clean.get("assignee") or defaults.assignee,
+            sla=clean.get("sla") or defaults.sla,
+            q=(clean.get("q") or "").strip(),
+            sort=clean.get("sort") or defaults.sort,
+            direction=clean.get("dir") or "",
+            page=clean.get("page") or 1,
+            per_page=clean.get("per_page") or defaults.per_page,
+        )

@@ -1,0 +1,413 @@
+"""The reviewer web UI: thin views over the review services and the inbox queries.
+
+Each request loads and authorizes through the services (`get_case_for`, `queue_for`),
+calls one service, and commits once; a `ReviewError` rolls back and becomes a flash
+message, inline form errors, or a 403/404 page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from app.auth.models import User
+from app.cases.models import Case, Decision, Queue, Status
+from app.cases.types import get_case_type
+from app.extensions import db, login_manager
+from app.jobs import enqueue_analysis
+from app.review import forms, inbox, presenters
+from app.review import services as review
+from app.review.followups import start_followups
+
+bp = Blueprint("review", __name__)
+
+DECIDERS = review.INTENT_ROLES["decide"]  # reviewers and senior reviewers; auditors and admins only read cases
+RETRIERS = review.INTENT_ROLES["retry"]
+SHORTCUTS = (("n", "Next case"), ("a", "Approve"), ("e", "Edit"), ("r", "Reject"), ("j", "Raw JSON"))
+
+
+@bp.before_request
+def _require_login() -> Response | None:
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {
+        "money": presenters.money,
+        "when": presenters.when,
+        "relative": presenters.relative,
+        "humanize": presenters.humanize,
+        "shortcuts": SHORTCUTS,
+    }
+
+
+def _user() -> User:
+    return current_user._get_current_object()
+
+
+def _require_role(roles: frozenset[str] = DECIDERS) -> User:
+    """Auditors (and admins, for decisions) only read: their POSTs are refused outright."""
+    user = _user()
+    if user.role not in roles:
+        abort(403)
+    return user
+
+
+def _fail(exc: review.ReviewError) -> NoReturn:
+    db.session.rollback()
+    abort(exc.status if exc.status in (403, 404) else 400, exc.message)
+
+
+def _case(user: User, case_id: int, intent: str) -> Case:
+    try:
+        return review.get_case_for(db.session, user, case_id, intent)
+    except review.ReviewError as exc:
+        _fail(exc)
+
+
+def _queue(user: User, name: str) -> Queue:
+    try:
+        return review.queue_for(db.session, user, name)
+    except review.ReviewError as exc:
+        _fail(exc)
+
+
+def _refused(exc: review.ReviewError) -> None:
+    """Roll back; 403/404 become error pages, anything else a message on the page redirected to."""
+    if exc.status in (403, 404):
+        _fail(exc)
+    db.session.rollback()
+    flash(_sentence(exc.message), "error")
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "!", "?")) else ".")
+
+
+# --- pages ------------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def index() -> Response:
+    return redirect(url_for("review.queues"))
+
+
+@bp.get("/queues")
+def queues() -> str:
+    user = _user()
+    summaries = inbox.queue_summaries(db.session, user, review.visible_queues(db.session, user))
+    return render_template("review/queues.html", summaries=summaries, can_decide=user.role in DECIDERS,
+                           next_form=forms.ActionForm())
+
+
+@bp.get("/queues/<name>")
+def queue(name: str) -> str:
+    user = _user()
+    found = _queue(user, name)
+    blind = found.blind_review and user.role in DECIDERS  # the list must not reveal the AI's view
+    form = forms.InboxFilterForm(formdata=request.args).for_queue(inbox.case_types_in(found), blind=blind)
+    page = inbox.inbox_page(db.session, user, found, form.filters())
+    return render_template("review/queue.html", queue=found, page=page, form=form, blind=blind,
+                           flag_codes=inbox.FLAGS, status_empty=presenters.STATUS_EMPTY,
+                           empty_messages=presenters.FILTER_EMPTY, can_decide=user.role in DECIDERS,
+                           next_form=forms.ActionForm())
+
+
+@bp.get("/cases/<int:case_id>")
+def case(case_id: int) -> str:
+    user = _user()
+    return render_case(user, _case(user, case_id, "view"))
+
+
+# --- actions ----------------------------------------------------------------------------------------
+
+
+@bp.post("/queues/<name>/next")
+def next_case(name: str) -> Response:
+    user = _require_role()
+    found = _queue(user, name)
+    try:
+        claimed = review.claim_next(db.session, user, found.id)
+    except review.ReviewError as exc:
+        db.session.rollback()
+        flash(_sentence(exc.message), "error")
+        return redirect(url_for("review.queue", name=name))
+    if claimed is None:
+        db.session.rollback()
+        flash("No unclaimed case in this queue", "info")
+        return redirect(url_for("review.queue", name=name))
+    db.session.commit()
+    return redirect(url_for("review.case", case_id=claimed.id))
+
+
+def _simple_action(case_id: int, service: Callable[[Any, User, int], Case], done: str,
+                   roles: frozenset[str] = DECIDERS) -> Case | None:
+    """Run a form-less case action (claim, release, retry): CSRF only, then one service call."""
+    user = _require_role(roles)
+    try:
+        changed = service(db.session, user, case_id)
+    except review.ReviewError as exc:
+        _refused(exc)
+        return None
+    db.session.commit()
+    flash(done, "success")
+    return changed
+
+
+@bp.post("/cases/<int:case_id>/claim")
+def claim(case_id: int) -> Response:
+    _simple_action(case_id, review.claim, "Case claimed: it is yours to decide.")
+    return redirect(url_for("review.case", case_id=case_id))
+
+
+@bp.post("/cases/<int:case_id>/release")
+def release(case_id: int) -> Response:
+    _simple_action(case_id, review.release, "Case released back to the queue.")
+    return redirect(url_for("review.case", case_id=case_id))
+
+
+@bp.post("/cases/<int:case_id>/retry")
+def retry(case_id: int) -> Response:
+    retried = _simple_action(case_id, review.retry_analysis, "Analysis queued again.", RETRIERS)
+    if retried is not None:
+        enqueue_analysis(retried.id, retried.version)  # after the commit, never before
+    return redirect(url_for("review.case", case_id=case_id))
+
+
+@bp.post("/cases/<int:case_id>/decide/<kind>")
+def decide(case_id: int, kind: str) -> Response | tuple[str, int]:
+    user = _require_role()
+    if kind not in forms.DECISION_FORMS:
+        abort(404)
+    found = _case(user, case_id, "decide")
+    form = _bound_form(kind, found)
+    if not form.validate():
+        return render_case(user, found, submitted={kind: form}, open_panel=kind), 422
+    if form.view_hash.data and form.view_hash.data != _page_hash(found):
+        _refused(review.Conflict(review.STALE))
+        return redirect(url_for("review.case", case_id=case_id))
+    try:
+        decision = review.decide(db.session, user, case_id, _command(kind, form, found))
+    except review.Invalid as exc:
+        db.session.rollback()
+        _attach_errors(form, exc.errors)
+        flash(_sentence(exc.message), "error")
+        return render_case(user, db.session.get(Case, case_id), submitted={kind: form}, open_panel=kind), 422
+    except review.ReviewError as exc:
+        _refused(exc)
+        return redirect(url_for("review.case", case_id=case_id))
+    status = db.session.get(Case, case_id).status
+    db.session.commit()
+    start_followups(case_id, status, decision)
+    flash(_decided_message(decision), "success")
+    return redirect(url_for("review.case", case_id=case_id))
+
+
+def _command(kind: str, form: forms.DecisionForm, case: Case) -> review.DecisionCommand:
+    action, parameters = None, {}
+    if isinstance(form, forms.EditForm | forms.BlindForm):
+        spec = _spec(case, form.action.data)
+        action = form.action.data or None
+        parameters = forms.parse_parameters(spec, request.form) if spec else {}
+    return review.DecisionCommand(
+        kind=kind,
+        action=action,
+        parameters=parameters,
+        reason_code=_value(form, "reason_code"),
+        reason=_value(form, "reason"),
+        case_version=form.case_version.data,
+        view_hash=_final_hash(kind, case, action, parameters),
+        target_queue=_value(form, "target_queue"),
+    )
+
+
+def _final_hash(kind: str, case: Case, action: str | None, parameters: dict[str, Any]) -> str | None:
+    """The page's hash (checked in ``decide``) proves what the reviewer saw; an edit binds the
+    approval to the final action too, as the case type's schema normalises it."""
+    if kind != "edit" or not action:
+        return _page_hash(case)
+    try:
+        normalised = get_case_type(case.domain, case.case_type).validate_action(action, parameters)
+    except ValueError:
+        return _page_hash(case)  # invalid: the services refuse it with field errors first
+    return review.view_hash(case, action, normalised.model_dump(mode="json"))
+
+
+def _page_hash(case: Case) -> str:
+    return review.view_hash(case, *review.proposed_action(db.session, case))
+
+
+def _value(form: forms.DecisionForm, name: str) -> str | None:
+    """A text field's stripped value; None when blank or when the form has no such field."""
+    found = getattr(form, name, None)
+    return ((found.data or "").strip() or None) if found is not None else None
+
+
+def _attach_errors(form: forms.DecisionForm, errors: dict[str, str]) -> None:
+    for name, message in errors.items():
+        target = form._fields.get(name)
+        if target is not None:
+            target.errors = [*target.errors, _sentence(message)]
+    form.param_errors = forms.param_errors(errors)
+
+
+def _decided_message(decision: Decision) -> str:
+    action = f": {presenters.humanize(decision.action)}" if decision.action else ""
+    return f"Decision recorded ({presenters.humanize(decision.kind).lower()}{action})."
+
+
+# --- the case page ------------------------------------------------------------------------------------
+
+
+@dataclass
+class DecisionPanel:
+    """Which decision controls the current user gets on this case, with their forms."""
+
+    can_claim: bool = False
+    can_release: bool = False
+    can_decide: bool = False
+    can_retry: bool = False
+    second_approval: bool = False
+    claimed_by: str | None = None
+    first_approval: Decision | None = None
+    waiting_for: str | None = None  # the role a second approval needs
+    forms: dict[str, forms.DecisionForm] = field(default_factory=dict)
+
+
+def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionForm] | None = None,
+                open_panel: str = "") -> str:
+    submitted = submitted or {}
+    hidden = review.recommendation_hidden(db.session, user, case)
+    rec = None
+    if case.recommendation is not None and not hidden:
+        rec = presenters.present_recommendation(case.recommendation, case.currency, _visibility(user))
+    panel = _decision_panel(user, case, submitted)
+    first = panel.first_approval
+    return render_template(
+        "review/case.html",
+        case=case,
+        can_decide=user.role in DECIDERS,
+        view=presenters.present_case(case),
+        rec=rec,
+        cites=rec.citations if rec else presenters.Citations(()),
+        no_cites=presenters.Citations(()),
+        blind_hidden=hidden,
+        failure=presenters.failure_reason(db.session, case.id) if case.status == Status.AI_FAILED else None,
+        panel=panel,
+        first_sections=presenters.parameter_sections(first.parameters, case.currency) if first else (),
+        param_values=_param_values(case, submitted),
+        specs=_specs(case),
+        decisions=[] if hidden else review.decisions_of(db.session, case),
+        timeline=presenters.timeline(db.session, case.id, hide_ai=hidden),
+        sla=inbox.sla_state(case.created_at, case.sla_due_at, case.sla_paused_at),
+        open_panel=open_panel,
+        action_form=forms.ActionForm(formdata=None),
+        raw_json=presenters.raw_json(case.payload),
+    )
+
+
+def _visibility(user: User) -> Callable[[int], bool]:
+    """Whether ``user`` may open another case (a precedent): through the one access check."""
+
+    def visible(case_id: int) -> bool:
+        try:
+            review.get_case_for(db.session, user, case_id, "view")
+        except review.ReviewError:
+            return False
+        return True
+
+    return visible
+
+
+def _decision_panel(user: User, case: Case, submitted: dict[str, forms.DecisionForm]) -> DecisionPanel:
+    status = Status(case.status)
+    mine = case.assignee_id == user.id
+    deciding = user.role in DECIDERS
+    panel = DecisionPanel(
+        can_claim=deciding and status in (Status.PENDING_REVIEW, Status.AI_FAILED) and case.assignee_id is None,
+        can_release=deciding and status == Status.IN_REVIEW and mine,
+        can_decide=deciding and status == Status.IN_REVIEW and mine,
+        can_retry=status == Status.AI_FAILED and user.role in RETRIERS,
+        claimed_by=case.assignee.name if status == Status.IN_REVIEW and case.assignee and not mine else None,
+    )
+    if status == Status.AWAITING_SECOND_APPROVAL:
+        panel.first_approval = review.pending_approval(db.session, case)
+        if panel.first_approval is not None:
+            first = panel.first_approval
+            panel.waiting_for = review.dual_approval_required(case, first.action, first.parameters)[1]
+            panel.second_approval = deciding and _may_second_approve(user, case, first, panel.waiting_for)
+    if panel.can_decide or panel.second_approval:
+        panel.forms = _decision_forms(case, submitted)
+    return panel
+
+
+def _may_second_approve(user: User, case: Case, first: Decision, role: str | None) -> bool:
+    """Mirrors the services' four-eyes rule, to offer the controls only to who may use them."""
+    editors = {d.reviewer_id for d in review.decisions_of(db.session, case) if d.kind == "edit"}
+    barred = {first.reviewer_id, case.created_by_user_id, *editors}
+    return user.role == role and user.id not in barred
+
+
+def _param_values(case: Case, submitted: dict[str, forms.DecisionForm]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per form and action, the parameter values to show: as submitted, else the proposed ones."""
+    values: dict[str, dict[str, dict[str, Any]]] = {"edit": {}, "blind": {}}
+    for kind in values:
+        form = submitted.get(kind)
+        spec = _spec(case, form.action.data) if isinstance(form, forms.EditForm | forms.BlindForm) else None
+        if spec is not None:
+            values[kind][spec.name] = forms.parse_parameters(spec, request.form)
+    action, parameters = review.proposed_action(db.session, case)
+    if action and "edit" not in submitted:
+        values["edit"][action] = dict(parameters)
+    return values
+
+
+def _bound_form(kind: str, case: Case) -> forms.DecisionForm:
+    """The submitted form of ``kind``, read from the request."""
+    return _with_choices(forms.DECISION_FORMS[kind](prefix=kind), case)
+
+
+def _decision_forms(case: Case, submitted: dict[str, forms.DecisionForm]) -> dict[str, forms.DecisionForm]:
+    """Every decision form: the one just submitted as it was, the others fresh for the case's state."""
+    proposed = review.proposed_action(db.session, case)
+    shown = {"case_version": case.version, "view_hash": review.view_hash(case, *proposed)}
+    extra: dict[str, dict[str, Any]] = {"edit": {"action": proposed[0]}}
+    if case.queue and case.queue.escalation_target:
+        extra["escalate"] = {"target_queue": case.queue.escalation_target.name}
+    return {kind: submitted.get(kind)
+            or _with_choices(cls(formdata=None, prefix=kind, **shown, **extra.get(kind, {})), case)
+            for kind, cls in forms.DECISION_FORMS.items()}
+
+
+def _with_choices(form: forms.DecisionForm, case: Case) -> forms.DecisionForm:
+    if isinstance(form, forms.ReasonedForm):
+        form.with_reason_codes(review.reason_codes())
+    if isinstance(form, forms.EditForm | forms.BlindForm):
+        form.action.choices = forms.choices([("", "Choose an action…"), *((s.name, s.label) for s in _specs(case))])
+    if isinstance(form, forms.EscalateForm):
+        form.target_queue.choices = forms.choices([("", "Choose a queue…"), *_escalation_targets(case)])
+    return form
+
+
+def _escalation_targets(case: Case) -> list[tuple[str, str]]:
+    """The other queues of the case's domain."""
+    queues = db.session.scalars(select(Queue).where(Queue.domain == case.domain, Queue.id != case.queue_id)
+                                .order_by(Queue.name))
+    return [(q.name, q.name) for q in queues]
+
+
+def _specs(case: Case) -> list[forms.ActionSpec]:
+    return forms.action_specs(get_case_type(case.domain, case.case_type))
+
+
+def _spec(case: Case, action: str | None) -> forms.ActionSpec | None:
+    return next((s for s in _specs(case) if s.name == action), None)

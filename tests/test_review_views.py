@@ -1,0 +1,619 @@
+"""The reviewer web UI through the Flask test client: queues, the queue page, the case page,
+decisions, and who may see and do what."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from flask import g
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.ai.jobs import analyze_case
+from app.audit.models import AuditEvent
+from app.auth.models import User
+from app.auth.services import create_user
+from app.cases.models import Case, Decision, Queue, Recommendation, Status
+from app.db import utcnow
+from app.extensions import db
+from app.review import services
+from tests.conftest import case_body
+
+PASSWORD = "correct-horse-battery"
+EN_DASH = "\u2013"
+CASE_TYPES = ["payment_release", "credit_limit_change", "contract_review", "aml_alert", "kyc_review"]
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def make_user(email: str, role: str, queues: list[str]) -> User:
+    user = create_user(db.session, email, PASSWORD, role, queues=queues)
+    db.session.commit()
+    return user
+
+
+def login(client: FlaskClient, user: User) -> None:
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user.id)
+        session["_fresh"] = True
+
+
+def token_of(page: str, prefix: str = "") -> str:
+    name = f"{prefix}-csrf_token" if prefix else "csrf_token"
+    found = re.search(rf'name="{re.escape(name)}"[^>]*value="([^"]+)"', page) or re.search(
+        rf'value="([^"]+)"[^>]*name="{re.escape(name)}"', page)
+    assert found, f"no {name} on the page"
+    return html.unescape(found.group(1))
+
+
+def hidden(page: str, name: str) -> str:
+    found = re.search(rf'name="{re.escape(name)}"[^>]*value="([^"]*)"', page)
+    assert found, f"no hidden {name}"
+    return html.unescape(found.group(1))
+
+
+def text_of(page: str) -> str:
+    """The page's visible text, tags stripped and whitespace collapsed."""
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+def post_case(upstream, case_type: str = "payment_release", *, analyze: bool = True, **overrides: Any) -> Case:
+    response = upstream.post_case(case_body(case_type, **overrides))
+    assert response.status_code == 202, response.get_json()
+    case_id = response.get_json()["id"]
+    if analyze:
+        analyze_case(case_id)
+    db.session.expire_all()
+    return db.session.get(Case, case_id)
+
+
+def give_recommendation(case: Case, **fields: Any) -> Recommendation:
+    """Attach a stored recommendation to ``case`` directly (for flags the local analyzer never raises)."""
+    values = {"provider": "local", "model": "rules-v1", "template_version": "v1", "prompt_hash": "p" * 64,
+              "input_hash": "i" * 64, "action": "hold", "parameters": {"reason": "Check the beneficiary."},
+              "rationale": "Possible sanctions match.", "confidence": 0.72, "flags": [], "citations": ["amount"],
+              "details": {}, **fields}
+    rec = Recommendation(case_id=case.id, case_version=case.version, **values)
+    db.session.add(rec)
+    db.session.flush()
+    case.recommendation_id = rec.id
+    db.session.commit()
+    return rec
+
+
+@pytest.fixture(autouse=True)
+def _user_loaded_per_request(app) -> None:
+    """Test requests share the test's app context, so its ``g``: load the signed-in user (and the
+    CSRF token) afresh on each request, as a real server does, or two clients would mix them up."""
+
+    @app.before_request
+    def _forget_user() -> None:
+        g.pop("_login_user", None)
+        g.pop("csrf_token", None)
+
+
+@pytest.fixture
+def reviewer(queues: dict[str, Queue]) -> User:
+    return make_user("rita.reviewer@example.com", "reviewer", ["finance", "legal", "compliance"])
+
+
+@pytest.fixture
+def senior(queues: dict[str, Queue]) -> User:
+    return make_user("sam.senior@example.com", "senior_reviewer", ["finance", "legal", "compliance"])
+
+
+@pytest.fixture
+def auditor(queues: dict[str, Queue]) -> User:
+    return make_user("alex.auditor@example.com", "auditor", [])
+
+
+@pytest.fixture
+def legal_only(queues: dict[str, Queue]) -> User:
+    return make_user("lee.legal@example.com", "reviewer", ["legal"])
+
+
+@pytest.fixture
+def http(app, upstream) -> FlaskClient:
+    """A browser-like client of its own (``upstream`` keeps the API client)."""
+    return app.test_client()
+
+
+def claim(http: FlaskClient, case: Case) -> None:
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    response = http.post(f"/cases/{case.id}/claim", data={"csrf_token": token_of(page)})
+    assert response.status_code == 302
+
+
+def decide(http: FlaskClient, case_id: int, kind: str, fields: dict[str, Any] | None = None,
+           page: str | None = None) -> Any:
+    page = page or http.get(f"/cases/{case_id}").get_data(as_text=True)
+    data = {f"{kind}-csrf_token": token_of(page, kind), f"{kind}-case_version": hidden(page, f"{kind}-case_version"),
+            f"{kind}-view_hash": hidden(page, f"{kind}-view_hash"), **(fields or {})}
+    return http.post(f"/cases/{case_id}/decide/{kind}", data=data)
+
+
+# --- access ----------------------------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(http):
+    for path in ("/", "/queues", "/queues/finance", "/cases/1"):
+        response = http.get(path)
+        assert response.status_code == 302
+        assert "/login" in response.headers["Location"]
+
+
+def test_home_redirects_to_my_queues(http, reviewer):
+    login(http, reviewer)
+    response = http.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/queues")
+
+
+def test_a_reviewer_typing_another_queues_case_url_gets_404(http, upstream, legal_only):
+    case = post_case(upstream, "payment_release")
+    login(http, legal_only)
+    assert http.get(f"/cases/{case.id}").status_code == 404
+    assert http.get("/queues/finance").status_code == 404
+    assert http.get("/cases/999999").status_code == 404
+
+
+def test_auditor_sees_everything_read_only_and_decision_posts_are_forbidden(http, upstream, auditor, reviewer):
+    case = post_case(upstream, "payment_release")
+    login(http, auditor)
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "Baltic Freight Solutions UAB" in page
+    assert "/decide/" not in page and "/claim" not in page and "Next case" not in page
+    token = token_of(page)
+    for path in (f"/cases/{case.id}/claim", f"/cases/{case.id}/release", f"/cases/{case.id}/decide/approve",
+                 f"/cases/{case.id}/decide/reject", "/queues/finance/next"):
+        assert http.post(path, data={"csrf_token": token}).status_code == 403, path
+    assert db.session.get(Case, case.id).status == Status.PENDING_REVIEW
+
+
+def test_decision_posts_without_a_csrf_token_are_refused(http, upstream, reviewer):
+    case = post_case(upstream)
+    login(http, reviewer)
+    for path in (f"/cases/{case.id}/claim", f"/cases/{case.id}/decide/approve", "/queues/finance/next"):
+        assert http.post(path, data={}).status_code == 400, path
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.PENDING_REVIEW
+
+
+# --- My queues -------------------------------------------------------------------------------------
+
+
+def count_in(page: str, queue: str, what: str) -> int:
+    row = re.search(rf'<tr data-queue="{queue}">(.*?)</tr>', page, re.S).group(1)
+    return int(re.search(rf'data-count="{what}">([\d,]+)<', row).group(1).replace(",", ""))
+
+
+def test_my_queues_counts_open_mine_overdue_and_at_risk(http, upstream, reviewer):
+    cases = [post_case(upstream, "payment_release", analyze=True) for _ in range(4)]
+    post_case(upstream, "contract_review", analyze=False)  # still "received": not open
+    now = utcnow()
+    cases[0].created_at, cases[0].sla_due_at = now - timedelta(hours=2), now - timedelta(minutes=5)  # overdue
+    cases[1].created_at, cases[1].sla_due_at = now - timedelta(minutes=80), now + timedelta(minutes=20)  # 80% elapsed
+    cases[2].created_at, cases[2].sla_due_at = now - timedelta(minutes=10), now + timedelta(minutes=90)  # on time
+    db.session.commit()
+    login(http, reviewer)
+    claim(http, cases[3])
+    page = http.get("/queues").get_data(as_text=True)
+    assert [count_in(page, "finance", k) for k in ("open", "mine", "overdue", "at_risk")] == [4, 1, 1, 1]
+    assert count_in(page, "legal", "open") == 0
+    assert 'href="/queues/finance?sla=overdue"' in page
+
+
+def test_my_queues_empty_state(http, queues):
+    login(http, make_user("new.hire@example.com", "reviewer", []))
+    page = http.get("/queues").get_data(as_text=True)
+    assert "You are not a member of any review queue" in page
+
+
+# --- the queue page ----------------------------------------------------------------------------------
+
+
+def test_queue_page_lists_cases_by_priority_with_sla_badges(http, upstream, reviewer):
+    low = post_case(upstream, priority="low", title="Low one")
+    urgent = post_case(upstream, priority="urgent", title="Urgent one")
+    normal = post_case(upstream, title="Normal one")
+    db.session.get(Case, urgent.id).sla_due_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    login(http, reviewer)
+    page = http.get("/queues/finance").get_data(as_text=True)
+    ids = [int(i) for i in re.findall(r'data-case-id="(\d+)"', page)]
+    assert ids == [urgent.id, normal.id, low.id]
+    assert "sla-overdue" in page and "sla-on_time" in page
+    assert f"Showing 1{EN_DASH}3 of 3" in text_of(page)
+
+
+@pytest.mark.parametrize(("sort", "expected"), [
+    ("amount", ["big", "mid", "small"]),
+    ("age", ["small", "mid", "big"]),
+    ("sla", ["mid", "big", "small"]),
+])
+def test_queue_page_sorts(http, upstream, reviewer, sort, expected):
+    made = {}
+    for index, (name, amount) in enumerate((("small", "100.00"), ("mid", "5000.00"), ("big", "90000.00"))):
+        body = case_body("payment_release", title=name)
+        body["data"]["amount"] = amount
+        response = upstream.post_case(body)
+        made[name] = response.get_json()["id"]
+        analyze_case(made[name])
+        case = db.session.get(Case, made[name])
+        case.created_at = utcnow() - timedelta(minutes=30 - index)
+    db.session.get(Case, made["mid"]).sla_due_at = utcnow() + timedelta(minutes=5)
+    db.session.get(Case, made["big"]).sla_due_at = utcnow() + timedelta(minutes=10)
+    db.session.get(Case, made["small"]).sla_due_at = utcnow() + timedelta(minutes=50)
+    db.session.commit()
+    login(http, reviewer)
+    page = http.get(f"/queues/finance?sort={sort}").get_data(as_text=True)
+    ids = [int(i) for i in re.findall(r'data-case-id="(\d+)"', page)]
+    assert ids == [made[name] for name in expected]
+    reversed_page = http.get(f"/queues/finance?sort={sort}&dir={'asc' if sort == 'amount' else 'desc'}")
+    assert [int(i) for i in re.findall(r'data-case-id="(\d+)"', reversed_page.get_data(as_text=True))] == ids[::-1]
+
+
+def test_queue_page_filters_and_search(http, upstream, reviewer):
+    a = post_case(upstream, title="Invoice Alpha", external_id="PAY-ALPHA")
+    b = post_case(upstream, title="Invoice Beta")
+    c = post_case(upstream, "credit_limit_change", title="Limit for Gamma")
+    give_recommendation(db.session.get(Case, b.id), flags=["prompt_injection"])
+    login(http, reviewer)
+
+    def listed(query: str) -> list[int]:
+        return [int(i) for i in re.findall(r'data-case-id="(\d+)"', http.get(f"/queues/finance?{query}").get_data(
+            as_text=True))]
+
+    assert set(listed("")) == {a.id, b.id, c.id}
+    assert listed("case_type=credit_limit_change") == [c.id]
+    assert listed("flag=prompt_injection") == [b.id]
+    assert listed("q=PAY-ALPHA") == [a.id]
+    assert set(listed("q=invoice")) == {a.id, b.id}
+    assert listed("q=100%25") == []  # LIKE wildcards are literal
+    claim(http, a)
+    assert listed("assignee=me") == [a.id]
+    assert set(listed("assignee=unassigned")) == {b.id, c.id}
+    assert listed("status=in_review") == [a.id]
+    assert set(listed("status=bogus&sort=bogus&per_page=100000")) == {a.id, b.id, c.id}  # bad values: defaults
+
+
+def test_queue_page_paginates_with_a_bounded_page_size(http, upstream, reviewer):
+    made = [post_case(upstream, title=f"Case {i}").id for i in range(5)]
+    login(http, reviewer)
+    first = http.get("/queues/finance?per_page=2").get_data(as_text=True)
+    second = http.get("/queues/finance?per_page=2&page=2").get_data(as_text=True)
+    third = http.get("/queues/finance?per_page=2&page=3").get_data(as_text=True)
+    pages = [[int(i) for i in re.findall(r'data-case-id="(\d+)"', p)] for p in (first, second, third)]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert sorted(i for page in pages for i in page) == sorted(made)
+    assert f"Showing 1{EN_DASH}2 of 5" in text_of(first)
+    assert 'rel="next"' in first and 'rel="prev"' not in first
+    assert 'rel="prev"' in third and 'rel="next"' not in third
+    assert "No more cases" in http.get("/queues/finance?per_page=2&page=9").get_data(as_text=True)
+
+
+def test_queue_page_counts_are_capped(app, http, upstream, reviewer, monkeypatch):
+    from app.review import inbox
+
+    monkeypatch.setattr(inbox, "COUNT_CAP", 3)
+    for i in range(5):
+        post_case(upstream, title=f"Case {i}")
+    login(http, reviewer)
+    assert "of 3+" in text_of(http.get("/queues/finance?per_page=2").get_data(as_text=True))
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("", "Inbox zero: no open cases"),
+    ("status=awaiting_second_approval", "No case is waiting for a second approval"),
+    ("assignee=me", "No case in this queue is assigned to you."),
+    ("sla=overdue", "No case is overdue."),
+    ("q=nothing-like-this", "No case matches “nothing-like-this”"),
+])
+def test_queue_page_empty_states_per_filter(http, reviewer, query, message):
+    login(http, reviewer)
+    page = http.get(f"/queues/legal?{query}").get_data(as_text=True)
+    assert message in text_of(page)
+
+
+def test_next_case_claims_the_most_urgent_case(http, upstream, reviewer):
+    post_case(upstream, priority="low")
+    urgent = post_case(upstream, priority="urgent")
+    login(http, reviewer)
+    page = http.get("/queues/finance").get_data(as_text=True)
+    response = http.post("/queues/finance/next", data={"csrf_token": token_of(page)})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/cases/{urgent.id}")
+    db.session.expire_all()
+    claimed = db.session.get(Case, urgent.id)
+    assert (claimed.status, claimed.assignee_id) == (Status.IN_REVIEW, reviewer.id)
+
+
+def test_next_case_in_an_empty_queue_says_so(http, reviewer):
+    login(http, reviewer)
+    page = http.get("/queues/legal").get_data(as_text=True)
+    response = http.post("/queues/legal/next", data={"csrf_token": token_of(page)}, follow_redirects=True)
+    assert "No unclaimed case in this queue" in response.get_data(as_text=True)
+
+
+# --- the case page -------------------------------------------------------------------------------------
+
+KEY_DATA = {
+    "payment_release": ["EUR 48,250.00", "Baltic Freight Solutions UAB", "Hartmann Logistik GmbH", "EU Consolidated",
+                        "Sanctions screening"],
+    "credit_limit_change": ["GBP 12,000.00", "GBP 5,000.00", "Priya Raman", "82%", "+GBP 7,000.00 (+140%)"],
+    "contract_review": ["GBP 360,000.00", "Northwind Analytics Ltd", "Limitation of Liability", "Payment Terms",
+                        "Clauses"],
+    "aml_alert": ["Marco Bellini", "STRUCT-01", "TX-88305", "USD 21,000.00", "Golden Crescent Trading FZE"],
+    "kyc_review": ["Sofia Andersson", "AA1234567", "Proof of address", "Missing", "Sofie Andersen"],
+}
+
+
+@pytest.mark.parametrize("case_type", CASE_TYPES)
+def test_case_page_renders_every_case_type_readably_and_escaped(http, upstream, reviewer, case_type):
+    case = post_case(upstream, case_type, title='<script>alert("x")</script> & co')
+    login(http, reviewer)
+    response = http.get(f"/cases/{case.id}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co" in page
+    visible = text_of(page)
+    for expected in KEY_DATA[case_type]:
+        assert expected in visible, expected
+    assert 'id="raw-json"' in page and "&#34;" in page.split('id="raw-json"')[1]  # the payload as escaped JSON
+    assert "Timeline" in page and "case.received" in page
+    assert "<script src=" in page and "onclick" not in page and "style=" not in page
+
+
+def test_payload_text_is_escaped_everywhere(http, upstream, reviewer):
+    body = case_body("contract_review")
+    body["data"]["clauses"][0]["text"] = '<img src=x onerror="alert(1)"> clause'
+    response = upstream.post_case(body)
+    analyze_case(response.get_json()["id"])
+    login(http, reviewer)
+    page = http.get(f"/cases/{response.get_json()['id']}").get_data(as_text=True)
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; clause" in page
+
+
+def test_case_page_shows_the_recommendation_with_flags_citations_and_provenance(http, upstream, reviewer):
+    case = post_case(upstream, analyze=False)
+    give_recommendation(case, flags=["prompt_injection", "unverified_citation", "disagreement", "budget_fallback",
+                                     "provider_fallback", "new_beneficiary"],
+                        citations=["beneficiary.name", "screening.sanctions_hits[0].score", "invoice.number"],
+                        details={"injection": [{"path": "purpose", "pattern": "ignore", "excerpt": "ignore previous"}],
+                                 "unverified_citations": ["invoice.number"],
+                                 "disagreement": {"target": "openai:gpt-4o-mini", "action": "release",
+                                                  "confidence": 0.9, "rationale": "Looks routine."},
+                                 "budget": "monthly budget of finance exhausted",
+                                 "attempts": [{"target": "openai:gpt-4o", "error": "timeout"}],
+                                 "precedents": [{"case_id": case.id, "score": 0.83, "outcome": "approved (approve)"}]},
+                        cost_usd=Decimal("0.0123"), latency_ms=840, cache_hit=True)
+    login(http, reviewer)
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    visible = text_of(page)
+    for flag in ("prompt_injection", "unverified_citation", "disagreement", "budget_fallback", "provider_fallback"):
+        assert f'data-flag="{flag}"' in page
+    assert "purpose: “ignore previous”" in visible
+    assert "Cited but not in the data: invoice.number" in visible
+    assert "recommends “Release”" in visible and "Looks routine." in visible
+    assert "monthly budget of finance exhausted" in visible and "openai:gpt-4o: timeout" in visible
+    assert "New beneficiary" in visible  # a risk signal, as a badge
+    assert re.search(r'class="field[^"]*cited"\s+data-path="beneficiary.name"', page)
+    assert re.search(r'data-path="screening.sanctions_hits\[0\]" class="[^"]*cited', page)
+    assert 'data-cite="invoice.number"' in page and "chip-bad" in page
+    assert f'href="/cases/{case.id}">#{case.id}</a>' in page and "approved (approve)" in visible  # precedent
+    assert "USD 0.0123" in visible and "840 ms" in visible and "rules-v1" in visible
+    assert "72% confidence" in visible
+
+
+def test_ai_failed_case_shows_the_failure_reason_and_retry(http, upstream, reviewer, monkeypatch):
+    from app.ai import jobs
+    from app.ai.runtime import AllProvidersFailed
+
+    def fail(*args: Any, **kwargs: Any):
+        raise AllProvidersFailed("no provider gave a valid recommendation (local: boom)", [], transient=False)
+
+    monkeypatch.setattr(jobs, "analyze", fail)
+    case = post_case(upstream)
+    assert case.status == Status.AI_FAILED
+    login(http, reviewer)
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "No AI recommendation" in page and "(local: boom)" in page
+    assert f'action="/cases/{case.id}/retry"' in page
+    assert "Approve as recommended" not in page
+    response = http.post(f"/cases/{case.id}/retry", data={"csrf_token": token_of(page)})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.ANALYZING
+
+
+def test_blind_review_hides_the_recommendation_until_the_reviewer_assessed(http, upstream, reviewer, queues):
+    queues["finance"].blind_review = True
+    db.session.commit()
+    case = post_case(upstream)
+    login(http, reviewer)
+    assert "Hold" not in text_of(http.get("/queues/finance").get_data(as_text=True))
+    claim(http, case)
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "Blind review" in page and "data-rec-action" not in page and "Approve as recommended" not in page
+    response = decide(http, case.id, "blind", {"blind-action": "release"}, page)
+    assert response.status_code == 302
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert 'data-rec-action="hold"' in page and "Approve as recommended" in page
+
+
+def test_timeline_lists_events_newest_first_with_moves_and_reasons(http, upstream, reviewer):
+    case = post_case(upstream)
+    login(http, reviewer)
+    claim(http, case)
+    decide(http, case.id, "reject", {"reject-reason_code": "policy_breach",
+                                     "reject-reason": "Beneficiary is <b>odd</b>"})
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    timeline = page.split('id="timeline"')[1]
+    actions = re.findall(r'class="event" data-action="([^"]+)"', timeline)
+    assert actions[:3] == ["case.rejected", "case.claimed", "case.recommendation_stored"]
+    assert actions[-1] == "case.received"
+    visible = text_of(timeline)
+    assert "Rita Reviewer <rita.reviewer@example.com>" in visible
+    assert "In review → Rejected" in visible
+    assert "Beneficiary is &lt;b&gt;odd&lt;/b&gt;" in timeline
+
+
+# --- decisions ----------------------------------------------------------------------------------------
+
+
+def test_claim_then_approve_as_recommended(http, upstream, reviewer):
+    case = post_case(upstream)
+    login(http, reviewer)
+    claim(http, case)
+    response = decide(http, case.id, "approve")
+    assert response.status_code == 302
+    db.session.expire_all()
+    decided = db.session.get(Case, case.id)
+    assert decided.status == Status.APPROVED
+    decision = db.session.scalars(select(Decision).where(Decision.case_id == case.id)).one()
+    assert (decision.kind, decision.action) == ("approve", "hold")
+    assert "Decision recorded" in http.get(f"/cases/{case.id}").get_data(as_text=True)
+
+
+def test_edit_form_is_generated_from_the_action_schemas(http, upstream, reviewer):
+    cases = {t: post_case(upstream, t) for t in ("credit_limit_change", "contract_review", "kyc_review")}
+    login(http, reviewer)
+    for case in cases.values():
+        claim(http, case)
+    credit = http.get(f"/cases/{cases['credit_limit_change'].id}").get_data(as_text=True)
+    assert 'name="p.counter_offer.limit"' in credit and 'inputmode="decimal"' in credit
+    assert re.search(r'<textarea name="p.decline.reason"', credit)
+    contract = http.get(f"/cases/{cases['contract_review'].id}").get_data(as_text=True)
+    for column in ("clause_id", "issue", "proposed_text"):
+        assert f'name="p.request_changes.redlines.{column}"' in contract
+    kyc = http.get(f"/cases/{cases['kyc_review'].id}").get_data(as_text=True)
+    assert 'name="p.request_documents.documents"' in kyc
+    assert 'name="edit-reason_code"' in kyc and "Policy breach" in kyc
+
+
+def test_edit_with_redlines_records_the_edited_action(http, upstream, reviewer):
+    case = post_case(upstream, "contract_review")
+    login(http, reviewer)
+    claim(http, case)
+    response = decide(http, case.id, "edit", {
+        "edit-action": "request_changes", "edit-reason_code": "incorrect_ai_parameters", "edit-reason": "Cap it",
+        "p.request_changes.redlines.clause_id": ["7.2", ""], "p.request_changes.redlines.issue": ["Cap too low", ""],
+        "p.request_changes.redlines.proposed_text": ["Liability capped at 12 months of fees.", ""],
+    })
+    assert response.status_code == 302, text_of(response.get_data(as_text=True))[:2000]
+    decision = db.session.scalars(select(Decision).where(Decision.case_id == case.id)).one()
+    assert decision.kind == "edit"
+    assert decision.parameters == {"redlines": [{"clause_id": "7.2", "issue": "Cap too low",
+                                                 "proposed_text": "Liability capped at 12 months of fees."}]}
+
+
+def test_edit_with_invalid_parameters_shows_the_field_error(http, upstream, reviewer):
+    case = post_case(upstream, "credit_limit_change")
+    login(http, reviewer)
+    claim(http, case)
+    response = decide(http, case.id, "edit", {"edit-action": "counter_offer", "edit-reason_code": "customer_risk",
+                                              "edit-reason": "Lower limit", "p.counter_offer.limit": "-5"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert re.search(r'has-error[^>]*>\s*<label>Limit<input[^>]*value="-5"', page)
+    assert "Input should be greater than 0" in page
+    assert "The parameters of counter_offer are invalid." in page
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.IN_REVIEW
+
+
+def test_reject_without_a_reason_shows_the_field_errors(http, upstream, reviewer):
+    case = post_case(upstream)
+    login(http, reviewer)
+    claim(http, case)
+    response = decide(http, case.id, "reject", {"reject-reason_code": "", "reject-reason": ""})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'data-panel="reject" open' in page
+    assert "Explain the decision in a few words." in page
+    assert "Choose one of:" in page
+
+
+def test_a_stale_version_shows_the_conflict_and_reloads(http, upstream, reviewer):
+    case = post_case(upstream)
+    login(http, reviewer)
+    claim(http, case)
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    # Someone else changes the case meanwhile (here: release and claim again bumps the version twice).
+    services.release(db.session, reviewer, case.id)
+    services.claim(db.session, reviewer, case.id)
+    db.session.commit()
+    response = decide(http, case.id, "approve", page=page)
+    assert response.status_code == 302
+    reloaded = http.get(response.headers["Location"]).get_data(as_text=True)
+    assert "The case changed while you were looking at it: reload." in reloaded
+    assert f'value="{db.session.get(Case, case.id).version}"' in reloaded  # the new state
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.IN_REVIEW
+
+
+def test_escalate_moves_the_case_to_the_chosen_queue(http, upstream, reviewer, queues):
+    senior_queue = Queue(name="finance-senior", domain="finance", sla_minutes=30)
+    db.session.add(senior_queue)
+    db.session.commit()
+    case = post_case(upstream)
+    login(http, reviewer)
+    claim(http, case)
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert '<option value="finance-senior">finance-senior</option>' in page
+    response = decide(http, case.id, "escalate", {"escalate-target_queue": "finance-senior",
+                                                  "escalate-reason_code": "sanctions_concern",
+                                                  "escalate-reason": "Needs a senior look"}, page)
+    assert response.status_code == 302
+    db.session.expire_all()
+    moved = db.session.get(Case, case.id)
+    assert (moved.status, moved.queue.name) == (Status.PENDING_REVIEW, "finance-senior")
+
+
+def test_request_information(http, upstream, reviewer):
+    case = post_case(upstream)
+    login(http, reviewer)
+    claim(http, case)
+    response = decide(http, case.id, "request_info", {"request_info-reason_code": "needs_more_information",
+                                                      "request_info-reason": "Send the invoice"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.NEEDS_INFO
+
+
+def test_dual_approval_shows_the_first_approver_and_second_controls_to_qualified_users(
+        app, http, upstream, reviewer, senior):
+    body = case_body("payment_release")
+    body["data"]["amount"] = "250000.00"
+    response = upstream.post_case(body)
+    case_id = response.get_json()["id"]
+    analyze_case(case_id)
+    login(http, reviewer)
+    claim(http, db.session.get(Case, case_id))
+    assert decide(http, case_id, "approve").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Case, case_id).status == Status.AWAITING_SECOND_APPROVAL
+    first_view = http.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Rita Reviewer" in text_of(first_view) and "Waiting for a second approval" in text_of(first_view)
+    assert "Give second approval" not in first_view  # never the first approver
+
+    second = app.test_client()
+    login(second, senior)
+    page = second.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "First approval" in page and "Give second approval" in page
+    assert decide(second, case_id, "approve", page=page).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Case, case_id).status == Status.APPROVED
+    kinds = [d.kind for d in db.session.scalars(select(Decision).where(Decision.case_id == case_id)
+                                                 .order_by(Decision.id))]
+    assert kinds == ["approve", "second_approval"]
+    events = db.session.scalars(select(AuditEvent.action).where(AuditEvent.case_id == case_id)).all()
+    assert "case.second_approval" in events
