@@ -49,6 +49,15 @@ def create_app(config: type[Config] = Config) -> Flask:
 
     app.register_blueprint(review_views_bp)
 
+    # Escalation rules admin (/admin/rules), the notification bell (/notifications) and the `rules` CLI group.
+    from app.cli import rules as rules_cli
+    from app.escalation.views import bp as escalation_bp
+    from app.notifications.views import bp as notifications_bp
+
+    app.register_blueprint(escalation_bp)
+    app.register_blueprint(notifications_bp)
+    app.cli.add_command(rules_cli)
+
     from app.execution.views import bp as execution_bp  # admin: /admin/executions (failures, deliveries)
 
     app.register_blueprint(execution_bp)

@@ -158,3 +158,52 @@ def seed_demo() -> None:
 def register_cli(app: Flask) -> None:
     for group in (users, clients, audit, seed):
         app.cli.add_command(group)
+
+
+# --- escalation rules (registered by create_app) ------------------------------------------------------
+
+rules = AppGroup("rules", help="Load and export the escalation rules (YAML).")
+RULES_FILE_MAX_CHARS = 1_000_000
+
+
+@rules.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def rules_load(path: str) -> None:
+    """Upsert the rules of a YAML (or JSON) file by name, in the file's order; all or nothing."""
+    from pathlib import Path
+
+    from app.escalation import services as escalation
+    from app.escalation.rules import RuleInvalid
+
+    try:
+        specs = escalation.validate_file(db.session, escalation.parse_text(Path(path).read_text(encoding="utf-8"),
+                                                                           RULES_FILE_MAX_CHARS))
+    except RuleInvalid as exc:
+        for error in exc.errors:
+            click.echo(f"  {error}", err=True)
+        _fail(f"{path}: {len(exc.errors)} problem(s); no rule was loaded")
+    click.echo(f"{path}: {len(specs)} valid rule(s)")
+
+    def progress(done: int, total: int, result: escalation.Loaded) -> None:
+        click.echo(f"  [{done}/{total}] {result.name}: {result.outcome}")
+
+    escalation.load_rules(db.session, specs, Actor.system("cli"), progress=progress)
+    db.session.commit()
+    click.echo("rules loaded")
+
+
+@rules.command("export")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file instead of standard output.")
+def rules_export(output: str | None) -> None:
+    """Print every rule, in order, as YAML that `rules load` accepts."""
+    from pathlib import Path
+
+    from app.escalation import services as escalation
+
+    text = escalation.yaml_of([escalation.document_of(rule) for rule in escalation.ordered_rules(db.session)])
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).write_text(text, encoding="utf-8")
+    click.echo(f"exported to {output}", err=True)

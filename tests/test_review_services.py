@@ -195,7 +195,7 @@ def test_senior_assigns_with_a_recorded_reason(upstream, people):
     assert event.action == "case.assigned"
     assert (event.data["reason"], event.data["assignee_id"]) == ("Speaks Lithuanian", people.reviewer2.id)
     note = db.session.scalars(select(Notification).where(Notification.user_id == people.reviewer2.id)).one()
-    assert note.kind == "assigned" and "Speaks Lithuanian" in note.message
+    assert note.kind == "assignment" and "Speaks Lithuanian" in note.message
     services.assign(db.session, people.admin, case.id, people.reviewer.id, "Rebalancing")  # reassignment
     db.session.commit()
     assert last_event(case).data["previous_assignee_id"] == people.reviewer2.id
@@ -453,7 +453,7 @@ def test_dual_approval_by_threshold(upstream, people):
     assert (case.status, case.assignee_id) == (Status.AWAITING_SECOND_APPROVAL, None)
     assert last_event(case).action == "case.first_approval"
     assert last_event(case).data["second_approval_role"] == "senior_reviewer"
-    notified = set(db.session.scalars(select(Notification.user_id).where(Notification.kind == "second_approval")))
+    notified = set(db.session.scalars(select(Notification.user_id).where(Notification.kind == "second_approval_request")))
     assert notified == {people.senior.id, people.senior2.id}
     assert services.pending_approval(db.session, case) is first
     second = decide(people.senior, case, "approve")

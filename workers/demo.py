@@ -9,6 +9,7 @@ output interleaved. Ctrl-C stops everything.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -33,7 +34,7 @@ from config import BASE_DIR, INSTANCE_DIR, Config
 STOP_TIMEOUT_SECONDS = 10.0
 REDIS_START_TIMEOUT_SECONDS = 10.0
 TAG_WIDTH = 6
-COLOURS = {"demo": "1", "redis": "31", "web": "36", "worker": "33", "sched": "35"}
+COLOURS = {"demo": "1", "redis": "31", "web": "36", "worker": "33", "sched": "35", "hook": "32"}
 
 _output_lock = threading.Lock()
 _use_colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -193,6 +194,20 @@ def _wait_for_ping(url: str, process: Process, timeout: float) -> None:
 # --- the demo ------------------------------------------------------------------------------------
 
 
+def receiver_command(port: int) -> list[str]:
+    """The demo's upstream system: verifies each signed callback and logs it in one line."""
+    return [sys.executable, "-m", "app.execution.receiver", "--port", str(port)]
+
+
+def demo_secret() -> str:
+    """The demo API client's signing secret, written by `seed demo` under instance/."""
+    path = INSTANCE_DIR / "demo-client.json"
+    try:
+        return json.loads(path.read_text())["signing_secret"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise LauncherError(f"cannot read the demo client's secret from {path}: {exc}") from exc
+
+
 def child_environment() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("SWEEP_INTERVAL_SECONDS", "30")
@@ -289,7 +304,12 @@ def main() -> int:
         say(f"database: {describe_database(env)}")
         flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         run_step([*flask, "db", "upgrade"], env)
+        receiver_port = free_port()
+        env["DEMO_CALLBACK_URL"] = f"http://127.0.0.1:{receiver_port}/countersign"
+        env.setdefault("INSECURE_CALLBACK_HOSTS", "127.0.0.1,localhost")
         run_step([*flask, "seed", "demo"], env)
+        services.append(spawn("hook", receiver_command(receiver_port), {**env, "RECEIVER_SECRET": demo_secret()}))
+        say(f"callbacks of approved cases go to the demo receiver at {env['DEMO_CALLBACK_URL']} (tag 'hook')")
         for name, argv in service_commands(port).items():
             services.append(spawn(name, argv, env))
         return supervise([*infrastructure, *services], port)

@@ -13,11 +13,18 @@ from rq.cron import CronScheduler
 
 from app import create_app
 from app.ai.jobs import requeue_stuck_cases
+from app.escalation.jobs import rules_sweep, sla_sweep
+from app.execution.jobs import retry_due_executions
 from app.jobs import redis_connection
+from app.review.jobs import release_expired_claims
 
 # (job, queue, the config key holding its interval in seconds)
 PERIODIC_JOBS: list[tuple[Callable[[], object], str, str]] = [
     (requeue_stuck_cases, "default", "SWEEP_INTERVAL_SECONDS"),
+    (sla_sweep, "default", "SLA_SWEEP_INTERVAL_SECONDS"),
+    (rules_sweep, "default", "RULES_SWEEP_INTERVAL_SECONDS"),
+    (release_expired_claims, "default", "SWEEP_INTERVAL_SECONDS"),
+    (retry_due_executions, "execute", "SWEEP_INTERVAL_SECONDS"),
 ]
 
 

@@ -21,6 +21,7 @@ from app.ai.runtime import CaseSnapshot, Draft, Precedent, RuntimeContext
 from app.cases.lifecycle import transition
 from app.cases.models import Case, Decision, Recommendation, Status
 from app.db import utcnow
+from app.escalation.services import apply_rules
 from app.jobs import redis_connection
 
 AI_ACTOR = Actor.system("ai")
@@ -142,6 +143,7 @@ def store_recommendation(session: Session, case_id: int, version: int, draft: Dr
         "confidence": rec.confidence, "flags": draft.flags, "cost_usd": str(draft.cost_usd),
         "cache_hit": draft.cache_hit, "fallback_used": draft.fallback_used,
     })
+    apply_rules(session, case, trigger="recommendation")
     return row
 
 

@@ -42,6 +42,12 @@ CLIENT_DOMAINS = ["finance", "legal", "compliance"]
 CLIENT_CALLBACK_HOSTS = ["127.0.0.1", "localhost"]
 CREDENTIALS_FILE = "demo-client.json"
 CASE_URL = "http://localhost:5000/api/v1/cases/{id}"
+# The demo launcher runs a receiver on loopback (plain http) and names it in DEMO_CALLBACK_URL.
+DEMO_INSECURE_HOSTS = frozenset({"127.0.0.1", "localhost"})
+
+
+def _callback_url() -> str | None:
+    return os.environ.get("DEMO_CALLBACK_URL") or None
 
 
 # --- queues and users --------------------------------------------------------------------------
@@ -118,11 +124,14 @@ class DemoCase:
     def domain(self) -> str:
         return next(domain for domain, name in REGISTRY if name == self.case_type)
 
-    def body(self) -> bytes:
-        return json.dumps({
+    def body(self, callback_url: str | None) -> bytes:
+        document = {
             "external_id": self.external_id, "domain": self.domain, "case_type": self.case_type,
             "title": self.title, "data": self.data, "priority": self.priority, "confidential": self.confidential,
-        }).encode()
+        }
+        if callback_url:
+            document["callback_url"] = callback_url
+        return json.dumps(document).encode()
 
 
 NO_SCREENING_HITS = {"sanctions_hits": [], "pep_hits": []}
@@ -434,7 +443,8 @@ def _seed_cases(session: Session, client: ApiClient) -> list[Case]:
         if spec.external_id in existing:
             continue
         try:
-            result = submit_case(session, client, f"seed-{spec.external_id}", spec.body(), case_url=CASE_URL)
+            result = submit_case(session, client, f"seed-{spec.external_id}", spec.body(_callback_url()),
+                                 case_url=CASE_URL, insecure_callback_hosts=DEMO_INSECURE_HOSTS)
         except Problem as exc:
             raise RuntimeError(f"demo case {spec.external_id} was refused: {exc.detail} {exc.errors or ''}") from exc
         case = session.get_one(Case, result.case_id)

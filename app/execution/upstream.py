@@ -29,6 +29,7 @@ from app.cases.models import Case, Decision, Status
 from app.cases.types import get_case_type
 from app.db import utcnow
 from app.errors import Problem, validation_problem
+from app.escalation.sla import resume_sla
 from app.execution import services
 from app.execution.delivery import NO_CALLBACK_URL, DeliveryResult, Sender, case_summary
 from app.intake.models import ApiClient, WebhookReceipt
@@ -162,8 +163,7 @@ def answer_info_request(session: Session, client: ApiClient, case_id: int, webho
     amount = get_case_type(case.domain, case.case_type).amount(data)
     case.payload = data.model_dump(mode="json")
     case.amount, case.currency = amount or (None, None)
-    case.sla_due_at = case.sla_due_at + paused if case.sla_due_at else None
-    case.sla_paused_at = None
+    resume_sla(case, now)  # in the queue's business time
     try:
         lifecycle.transition(session, case, "info_received", Actor.client(client), data={
             "webhook_id": webhook_id, "body_sha256": body_hash, "fields": sorted(answer.data), "note": answer.note,

@@ -20,6 +20,7 @@ from app.cases.models import Case, Priority, Queue
 from app.cases.types import DOMAINS, UnknownCaseType, get_case_type
 from app.db import utcnow
 from app.errors import Problem, validation_problem
+from app.escalation.services import apply_rules
 from app.intake import signatures
 from app.intake.models import ApiClient, WebhookReceipt
 from app.intake.schemas import CaseEnvelope
@@ -179,6 +180,7 @@ def submit_case(
         },
     )
     session.flush()
+    apply_rules(session, case, trigger="intake")
     return IntakeResult(case.id, case.version, body, created=True)
 
 

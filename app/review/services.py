@@ -24,11 +24,12 @@ from sqlalchemy.orm import Session
 
 from app.actors import Actor
 from app.audit import chain
-from app.auth.models import Notification, Role, User
+from app.auth.models import Role, User
 from app.cases import lifecycle
 from app.cases.models import Case, Decision, Queue, Status
 from app.cases.types import UnknownAction, get_case_type
 from app.db import canonical_json, utcnow
+from app.notifications.services import notify
 from app.review.inbox import inbox_order_ids
 
 S = Status
@@ -257,7 +258,7 @@ def assign(session: Session, user: User, case_id: int, assignee_id: int, reason:
     if assignee is None or not assignee.active or assignee.role not in DECIDERS or not _sees(session, assignee, case):
         raise Invalid("that person cannot work this case", {"assignee_id": "not an active reviewer of this queue"})
     _give(session, user, case, "assigned", assignee, {"previous_assignee_id": case.assignee_id, "reason": reason})
-    _notify(session, assignee.id, "assigned", case, f"{user.name} assigned you case {case.id}: {reason}")
+    notify(session, [assignee], "assignment", case, f"{user.name} assigned you case {case.id}: {reason}")
     return case
 
 
@@ -277,10 +278,6 @@ def retry_analysis(session: Session, user: User, case_id: int) -> Case:
     case = get_case_for(session, user, case_id, "retry")
     _move(session, case, "analysis_retried", Actor.user(user))
     return case
-
-
-def _notify(session: Session, user_id: int, kind: str, case: Case, message: str) -> None:
-    session.add(Notification(user_id=user_id, kind=kind, case_id=case.id, message=message[:500]))
 
 
 # --- what a decision binds to --------------------------------------------------------------------
@@ -626,7 +623,6 @@ def _escalation_target(session: Session, case: Case, name: str | None) -> Queue:
 
 def _notify_second_approvers(r: _Request, role: str) -> None:
     barred = {r.user.id, r.case.created_by_user_id}
-    for member in r.case.queue.members:
-        if member.role == role and member.active and member.id not in barred:
-            _notify(r.session, member.id, "second_approval", r.case,
-                    f"{r.user.name} approved case {r.case.id}; it needs your second approval")
+    approvers = [m for m in r.case.queue.members if m.role == role and m.id not in barred]
+    notify(r.session, approvers, "second_approval_request", r.case,
+           f"{r.user.name} approved case {r.case.id}; it needs your second approval")

@@ -1,0 +1,82 @@
+"""Periodic jobs of the escalation engine: ``sla_sweep`` and ``rules_sweep``.
+
+Each takes a Redis lock with a TTL (a second scheduler's run skips while it is held) and keeps
+its marks (where each band's line stood) in a Redis hash; the services' compare-and-set updates
+keep even two racing sweeps from notifying or escalating twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from redis import Redis
+from redis.exceptions import LockError
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.escalation import services, sla
+from app.extensions import db
+from app.jobs import job, redis_connection
+
+log = logging.getLogger(__name__)
+KEY_PREFIX = "countersign:escalation"
+
+Sweep = Callable[..., Any]  # (session, now, marks, commit, *, overlap) -> a dataclass report
+
+
+class RedisMarks:
+    """The marks of one sweep in a Redis hash: band key → epoch seconds."""
+
+    def __init__(self, redis: Redis, key: str) -> None:
+        self.redis, self.key = redis, key
+        self.loaded = {k.decode(): float(v) for k, v in redis.hgetall(key).items()}
+
+    def get(self, key: str) -> datetime | None:
+        seconds = self.loaded.get(key)
+        return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+    def __setitem__(self, key: str, value: datetime) -> None:
+        self.loaded[key] = value.timestamp()
+        self.redis.hset(self.key, key, repr(value.timestamp()))
+
+
+def run_exclusive(name: str, sweep: Sweep, session: Session) -> dict[str, Any]:
+    """Run ``sweep`` unless another run holds the lock; a report, or ``{"skipped": ...}``."""
+    redis = redis_connection()
+    lock = redis.lock(f"{KEY_PREFIX}:lock:{name}", timeout=current_app.config["SWEEP_LOCK_SECONDS"], blocking=False)
+    try:
+        if not lock.acquire():
+            log.info("%s skipped: another run holds the lock", name)
+            return {"skipped": "another run holds the lock"}
+        try:
+            report = sweep(session, utcnow(), RedisMarks(redis, f"{KEY_PREFIX}:marks:{name}"), session.commit,
+                           overlap=timedelta(seconds=current_app.config["SWEEP_OVERLAP_SECONDS"]))
+        finally:
+            _release(lock, name)
+        return asdict(report)
+    finally:
+        redis.close()
+
+
+def _release(lock: Any, name: str) -> None:
+    try:
+        lock.release()
+    except LockError:
+        log.warning("%s outlived its lock (SWEEP_LOCK_SECONDS): another run may have started", name)
+
+
+@job
+def sla_sweep() -> dict[str, Any]:
+    """Take the SLA steps (50 %, 75 %, breach) reached since the last run."""
+    return run_exclusive("sla-sweep", sla.sweep, db.session)
+
+
+@job
+def rules_sweep() -> dict[str, Any]:
+    """Evaluate the rules on the open cases that changed or crossed a time line since the last run."""
+    return run_exclusive("rules-sweep", services.sweep, db.session)
