@@ -24,6 +24,7 @@ from app.cases.queues import create_queue
 from app.cases.types import REGISTRY, get_case_type
 from app.db import utcnow
 from app.demo import seed as demo_seed
+from app.escalation.models import EscalationRule
 from app.extensions import db
 from app.intake.models import ApiClient, WebhookReceipt
 from app.intake.services import hash_token
@@ -54,6 +55,9 @@ def test_seed_creates_queues_users_client_and_cases(app: Flask, redis_conn: Redi
     assert queues["payments"].escalation_target is queues["finance-senior"]
     assert queues["credit"].escalation_target is queues["finance-senior"]
     assert queues["compliance"].escalation_target is queues["compliance-senior"]
+    rules = db.session.scalars(select(EscalationRule).order_by(EscalationRule.position)).all()
+    assert rules[0].name == "large-payments-dual-approval" and len(rules) >= 5
+    assert "escalation rule(s)" in output
 
     users = {u.email: u for u in db.session.scalars(select(User))}
     assert {email: u.role for email, u in users.items()} == {

@@ -453,7 +453,8 @@ def test_dual_approval_by_threshold(upstream, people):
     assert (case.status, case.assignee_id) == (Status.AWAITING_SECOND_APPROVAL, None)
     assert last_event(case).action == "case.first_approval"
     assert last_event(case).data["second_approval_role"] == "senior_reviewer"
-    notified = set(db.session.scalars(select(Notification.user_id).where(Notification.kind == "second_approval_request")))
+    notified = set(db.session.scalars(
+        select(Notification.user_id).where(Notification.kind == "second_approval_request")))
     assert notified == {people.senior.id, people.senior2.id}
     assert services.pending_approval(db.session, case) is first
     second = decide(people.senior, case, "approve")

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,6 +31,8 @@ from app.cases.types import REGISTRY
 from app.cases.types.examples import EXAMPLES
 from app.db import utcnow
 from app.errors import Problem
+from app.escalation.models import EscalationRule
+from app.escalation.services import load_rules, validate_file
 from app.intake.models import ApiClient
 from app.intake.services import create_client, hash_token, submit_case
 from app.jobs import enqueue_analysis
@@ -42,6 +45,7 @@ CLIENT_DOMAINS = ["finance", "legal", "compliance"]
 CLIENT_CALLBACK_HOSTS = ["127.0.0.1", "localhost"]
 CREDENTIALS_FILE = "demo-client.json"
 CASE_URL = "http://localhost:5000/api/v1/cases/{id}"
+EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "escalation" / "rules.example.yaml"
 # The demo launcher runs a receiver on loopback (plain http) and names it in DEMO_CALLBACK_URL.
 DEMO_INSECURE_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
@@ -365,16 +369,25 @@ def seed_demo_data(session: Session, echo: Echo = print, *, credentials_path: Pa
     client, new_credentials = _seed_client(session)
     if new_credentials:
         _write_credentials(credentials_path, new_credentials)
+    rules = _seed_rules(session)
     cases = _seed_cases(session, client)
     session.commit()
 
-    if not (queues or users or new_credentials or cases):
+    if not (queues or users or new_credentials or rules or cases):
         echo("Demo data already present: nothing added.")
     else:
-        echo(f"Added {queues} queue(s), {users} user(s), {1 if new_credentials else 0} API client(s) "
-             f"and {len(cases)} case(s).")
+        echo(f"Added {queues} queue(s), {users} user(s), {1 if new_credentials else 0} API client(s), "
+             f"{rules} escalation rule(s) and {len(cases)} case(s).")
     _enqueue(cases, echo)
     _print_summary(session, client, credentials_path, echo)
+
+
+def _seed_rules(session: Session) -> int:
+    """The example escalation rules, when no rule exists yet (an admin's edits are kept)."""
+    if session.scalar(select(EscalationRule.id).limit(1)) is not None:
+        return 0
+    specs = validate_file(session, yaml.safe_load(EXAMPLE_RULES.read_text()))
+    return len(load_rules(session, specs, SEED_ACTOR))
 
 
 def _seed_queues(session: Session) -> int:
