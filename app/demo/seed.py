@@ -155,6 +155,16 @@ CASES = (
         priority="low",
     ),
     DemoCase(
+        "PAY-2026-118861", "payment_release", "Release EUR 184,500.00 to DHL Freight GmbH",
+        variant(
+            "payment_release", payment_id="PAY-2026-118861", amount="184500.00",
+            beneficiary={"name": "DHL Freight GmbH", "account": "DE75512108001245126199", "country": "DE",
+                         "bank_bic": "DEUTDEFFXXX", "is_new": False},
+            purpose="Annual freight framework prepayment 2027, contract DHL-FW-2027-004",
+            screening=NO_SCREENING_HITS,
+        ),
+    ),
+    DemoCase(
         "PAY-2026-118815", "payment_release", "Release EUR 48,250.00 to Nordlicht Industrial Supplies C.A.",
         variant(
             "payment_release", payment_id="PAY-2026-118815", channel="swift",
