@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import ParamSpec, TypeVar
 
 from flask import Flask, current_app, has_app_context
@@ -61,8 +62,10 @@ def redis_connection() -> Redis:
     return Redis.from_url(current_app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
 
 
-def enqueue_once(queue_name: str, func: str, job_id: str, *args: object, **job_options: object) -> bool:
-    """Enqueue ``func(*args)`` as ``job_id`` unless that job is already waiting or running.
+def enqueue_once(queue_name: str, func: str, job_id: str, *args: object, at: datetime | None = None,
+                 **job_options: object) -> bool:
+    """Enqueue ``func(*args)`` as ``job_id`` unless that job is already waiting or running; with
+    ``at``, RQ's scheduler enqueues it then (workers run ``--with-scheduler``).
 
     Returns False (and logs) when Redis cannot be reached: the caller's work is
     already committed and the periodic sweep will enqueue it later.
@@ -74,9 +77,12 @@ def enqueue_once(queue_name: str, func: str, job_id: str, *args: object, **job_o
                 return True
         except (NoSuchJobError, InvalidJobOperation):
             pass  # no job, or a half-expired one: enqueue afresh
-        Queue(queue_name, connection=connection).enqueue(
-            func, *args, job_id=job_id, result_ttl=3600, failure_ttl=7 * 86400, **job_options
-        )
+        queue = Queue(queue_name, connection=connection)
+        options = {"job_id": job_id, "result_ttl": 3600, "failure_ttl": 7 * 86400, **job_options}
+        if at is None:
+            queue.enqueue(func, *args, **options)
+        else:
+            queue.enqueue_at(at, func, *args, **options)
         return True
     except RedisError as exc:
         log.warning("could not enqueue %s (%s); the sweep will retry", job_id, exc.__class__.__name__)

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from redis.exceptions import RedisError
-from rq import Queue as RQQueue
 from sqlalchemy import Row, Select, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
@@ -43,7 +41,7 @@ from app.cases.models import Case, Decision, Execution, Status
 from app.db import utcnow
 from app.execution.delivery import CallbackExecutor, DeliveryResult, Executor, Sender
 from app.extensions import db
-from app.jobs import enqueue_once, redis_connection
+from app.jobs import enqueue_once
 from app.review import services as review
 
 log = logging.getLogger(__name__)
@@ -343,16 +341,7 @@ def attempt_job_id(case_id: int, execution_id: int, number: int) -> str:
 def schedule_job(job_id: str, at: datetime, func: str, *args: object) -> bool:
     """Have RQ's scheduler enqueue ``func(*args)`` at ``at``. False (logged) when Redis is down:
     the periodic sweep finds the work again."""
-    connection = redis_connection()
-    try:
-        RQQueue(QUEUE, connection=connection).enqueue_at(at, func, *args, job_id=job_id, result_ttl=3600,
-                                                         failure_ttl=7 * 86400)
-        return True
-    except RedisError as exc:
-        log.warning("could not schedule %s (%s); the sweep will retry", job_id, exc.__class__.__name__)
-        return False
-    finally:
-        connection.close()
+    return enqueue_once(QUEUE, func, job_id, *args, at=at)
 
 
 def schedule_attempt(case_id: int, execution_id: int, number: int, at: datetime) -> bool:
