@@ -287,14 +287,19 @@ def measure_backend(backend: str, options: Options) -> list[Measurement]:
     return found
 
 
-def run(options: Options) -> list[Measurement]:
-    results: list[Measurement] = []
-    for backend in options.backends:
+def over_backends(backends: Sequence[str], measure: Callable[[str], list[Any]]) -> list[Any]:
+    """``measure(backend)`` for each backend, skipping PostgreSQL (said) when it is not reachable."""
+    results: list[Any] = []
+    for backend in backends:
         if backend == "postgresql" and not postgres_reachable():
             print(f"PostgreSQL not reachable at {PG_ADMIN_URL}: skipped")
             continue
-        results += measure_backend(backend, options)
+        results += measure(backend)
     return results
+
+
+def run(options: Options) -> list[Measurement]:
+    return over_backends(options.backends, lambda backend: measure_backend(backend, options))
 
 
 # --- reporting --------------------------------------------------------------------------------------

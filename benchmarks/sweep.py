@@ -35,7 +35,7 @@ from app.db import utcnow
 from app.escalation import sla
 from app.extensions import db
 from app.intake.services import create_client
-from benchmarks.inbox import PG_ADMIN_URL, bench_config, database_for, postgres_reachable
+from benchmarks.inbox import bench_config, database_for, over_backends
 from config import BASE_DIR
 
 SECONDS_TARGET = 2.0
@@ -211,13 +211,7 @@ def measure_backend(backend: str, options: Options) -> list[Measurement]:
 
 
 def run(options: Options) -> list[Measurement]:
-    results: list[Measurement] = []
-    for backend in options.backends:
-        if backend == "postgresql" and not postgres_reachable():
-            print(f"PostgreSQL not reachable at {PG_ADMIN_URL}: skipped")
-            continue
-        results += measure_backend(backend, options)
-    return results
+    return over_backends(options.backends, lambda backend: measure_backend(backend, options))
 
 
 # --- reporting ----------------------------------------------------------------------------------------
