@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -44,6 +45,15 @@ class UTCDateTime(TypeDecorator):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def json_digest(value: Any) -> str:
+    """SHA-256 of the canonical JSON of ``value``: equal for equal content, whatever the key order."""
+    return sha256_hex(canonical_json(value))
 
 
 def canonical_json(value: Any) -> str:

@@ -6,7 +6,6 @@ is open during the (slow) provider calls, and it never imports the web layer.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from app.ai.routing import RoutingConfig, Target
 from app.ai.schemas import Recommendation, parse_recommendation, response_schema
 from app.cases.types import CaseType, get_case_type
 from app.cases.types.base import Analysis
-from app.db import canonical_json
+from app.db import json_digest
 
 TEMPLATE_VERSION = "v1"
 _PROMPTS = Environment(
@@ -101,7 +100,8 @@ class AllProvidersFailed(ProviderError):
 def analyze(snapshot: CaseSnapshot, ctx: RuntimeContext) -> Draft:
     """Ask the routed providers in order until one gives a valid recommendation."""
     case_type = get_case_type(snapshot.domain, snapshot.case_type)
-    screen = case_type.analyze(case_type.validate_data(snapshot.data))
+    data = case_type.validate_data(snapshot.data)
+    screen = case_type.analyze(data)
     chain = ctx.routing.chain_for(snapshot.domain, snapshot.case_type, screen.risk_score, snapshot.confidential)
     attempts: list[dict[str, str]] = []
     for target in chain:
@@ -117,7 +117,7 @@ def analyze(snapshot: CaseSnapshot, ctx: RuntimeContext) -> Draft:
         except ProviderError as exc:
             attempts.append({"target": str(target), "outcome": "error", "detail": str(exc)})
             continue
-        return _finish(draft, attempts, snapshot, case_type, ctx)
+        return _finish(draft, attempts, snapshot, case_type, data, screen, ctx)
     summary = "; ".join(f"{a['target']}: {a['outcome']}: {a['detail']}" for a in attempts)
     transient = any(a["outcome"] == "transient" for a in attempts)
     raise AllProvidersFailed(f"no provider gave a valid recommendation ({summary})", attempts, transient)
@@ -151,7 +151,7 @@ def _ask(provider: Provider, target: Target, snapshot: CaseSnapshot, case_type: 
         data=visible,
         response_schema=response_schema(case_type),
     )
-    prompt_hash = _sha256(canonical_json([request.system_prompt, request.user_prompt, request.response_schema]))
+    prompt_hash = json_digest([request.system_prompt, request.user_prompt, request.response_schema])
     cache_key = ResultCache.key(provider.name, target.model, TEMPLATE_VERSION, prompt_hash)
     cached = ctx.cache.get(cache_key) if not provider.private else None
     started = time.perf_counter()
@@ -170,7 +170,7 @@ def _ask(provider: Provider, target: Target, snapshot: CaseSnapshot, case_type: 
         provider=provider.name,
         model=response.model or target.model,
         prompt_hash=prompt_hash,
-        input_hash=_sha256(canonical_json(snapshot.data)),
+        input_hash=json_digest(snapshot.data),
         recommendation=recommendation,
         risk_score=screen.risk_score,
         flags=[],
@@ -185,11 +185,11 @@ def _ask(provider: Provider, target: Target, snapshot: CaseSnapshot, case_type: 
 
 
 def _finish(draft: Draft, attempts: list[dict[str, str]], snapshot: CaseSnapshot, case_type: CaseType[Any],
-            ctx: RuntimeContext) -> Draft:
+            data: Any, screen: Analysis, ctx: RuntimeContext) -> Draft:
     """Governance after the call: flags, citation check, disagreement, attribution."""
     flags = set(draft.recommendation.risk_flags)
     details = draft.details
-    findings = governance.screen_injection(case_type.free_text(case_type.validate_data(snapshot.data)))
+    findings = governance.screen_injection(case_type.free_text(data))
     if findings:
         flags.add("prompt_injection")
         details["injection"] = [{"path": f.path, "pattern": f.pattern, "excerpt": f.excerpt} for f in findings]
@@ -209,7 +209,7 @@ def _finish(draft: Draft, attempts: list[dict[str, str]], snapshot: CaseSnapshot
     if ctx.precedents:
         details["precedents"] = [{"case_id": p.case_id, "score": p.score, "outcome": p.outcome}
                                  for p in ctx.precedents]
-    disagreement = _second_opinion(draft, snapshot, case_type, ctx)
+    disagreement = _second_opinion(draft, snapshot, case_type, screen, ctx)
     if disagreement:
         details["disagreement"] = disagreement
         if disagreement.get("action") not in (None, draft.recommendation.action):
@@ -218,7 +218,7 @@ def _finish(draft: Draft, attempts: list[dict[str, str]], snapshot: CaseSnapshot
     return draft
 
 
-def _second_opinion(draft: Draft, snapshot: CaseSnapshot, case_type: CaseType[Any],
+def _second_opinion(draft: Draft, snapshot: CaseSnapshot, case_type: CaseType[Any], screen: Analysis,
                     ctx: RuntimeContext) -> dict[str, Any] | None:
     second = ctx.routing.disagreement.second
     if not ctx.routing.disagreement.enabled or second is None:
@@ -228,7 +228,6 @@ def _second_opinion(draft: Draft, snapshot: CaseSnapshot, case_type: CaseType[An
     skip = _skip_reason(second, snapshot, ctx)
     if skip:
         return {"target": str(second), "error": skip[1]}
-    screen = case_type.analyze(case_type.validate_data(snapshot.data))
     try:
         other = _ask(ctx.providers[second.provider], second, snapshot, case_type, screen, ctx)
     except ProviderError as exc:
@@ -254,10 +253,6 @@ def render_prompt(snapshot: CaseSnapshot, case_type: CaseType[Any], visible_data
 
 def warm_templates() -> None:
     _PROMPTS.get_template("case.j2")
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 __all__ = ["AllProvidersFailed", "CaseSnapshot", "Draft", "InvalidOutput", "Precedent", "RuntimeContext", "analyze"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.actors import Actor
 from app.audit.models import AuditEvent
-from app.db import canonical_json, utcnow
+from app.db import canonical_json, json_digest, utcnow
 
 GENESIS_HASH = "0" * 64
 # Any constant works: it names the one advisory lock that serialises appends on PostgreSQL.
@@ -30,7 +29,7 @@ def event_hash(seq: int, time: str, actor: str, action: str, case_id: int | None
         "data": data,
         "prev_hash": prev_hash,
     }
-    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+    return json_digest(document)
 
 
 def _hash_of(event: AuditEvent) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from functools import cache
 
@@ -14,7 +13,7 @@ from app.actors import Actor
 from app.audit import chain
 from app.auth.models import ApiToken, Role, User
 from app.cases.models import Queue
-from app.db import utcnow
+from app.db import sha256_hex, utcnow
 
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "cst_"  # noqa: S105 (a public marker, not a secret)
@@ -65,17 +64,13 @@ def authenticate_password(session: Session, email: str, password: str) -> User |
     return user
 
 
-def hash_api_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
 def create_api_token(session: Session, user: User, label: str, *, actor: Actor | None = None) -> tuple[ApiToken, str]:
     """A new personal token; the raw ``cst_…`` value is returned once and only its hash is stored."""
     label = label.strip()
     if not label or len(label) > MAX_TOKEN_LABEL:
         raise ValueError(f"a token label must be 1 to {MAX_TOKEN_LABEL} characters")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, label=label, token_hash=hash_api_token(raw), token_prefix=raw[:12])
+    token = ApiToken(user_id=user.id, label=label, token_hash=sha256_hex(raw), token_prefix=raw[:12])
     session.add(token)
     session.flush()
     chain.record(session, "api_token.created", actor or Actor.user(user),
@@ -104,7 +99,7 @@ def user_for_token(session: Session, raw: str | None) -> User | None:
     """The active user a live token belongs to (noting its use), else None."""
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_api_token(raw)))
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == sha256_hex(raw)))
     if token is None or token.revoked_at is not None or not token.user.active:
         return None
     token.last_used_at = utcnow()

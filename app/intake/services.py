@@ -18,7 +18,7 @@ from app.actors import Actor
 from app.audit import chain
 from app.cases.models import Case, Priority, Queue
 from app.cases.types import DOMAINS, UnknownCaseType, get_case_type
-from app.db import utcnow
+from app.db import sha256_hex, utcnow
 from app.errors import Problem, validation_problem
 from app.escalation.services import apply_rules
 from app.intake import signatures
@@ -29,7 +29,7 @@ TOKEN_PREFIX = "cs_"  # noqa: S105 (a prefix, not a secret)
 
 
 def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return sha256_hex(token)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ the request or job commits once. Stored ``Decision.kind`` values: ``approve`` an
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +27,7 @@ from app.auth.models import Role, User
 from app.cases import lifecycle
 from app.cases.models import Case, Decision, Queue, Status
 from app.cases.types import UnknownAction, get_case_type
-from app.db import canonical_json, utcnow
+from app.db import json_digest, utcnow
 from app.notifications.services import notify
 from app.review.inbox import inbox_order_ids
 
@@ -287,19 +286,15 @@ def reason_codes() -> list[tuple[str, str]]:
     return list(current_app.config["REVIEW_REASON_CODES"])
 
 
-def _sha256(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
-
-
 def action_hash(action: str | None, parameters: dict[str, Any]) -> str:
-    return _sha256({"action": action, "parameters": parameters})
+    return json_digest({"action": action, "parameters": parameters})
 
 
 def view_hash(case: Case, action: str | None, parameters: dict[str, Any]) -> str:
     """Binds an approval to what the reviewer saw: this version of the case, its
     recommendation, and the final action."""
     rec = case.recommendation
-    return _sha256({
+    return json_digest({
         "case": case.id,
         "version": case.version,
         "recommendation": None if rec is None else {"id": rec.id, "action": rec.action, "parameters": rec.parameters},
