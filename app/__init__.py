@@ -26,9 +26,9 @@ def create_app(config: type[Config] = Config) -> Flask:
     limiter.init_app(app)
     login_manager.init_app(app)
 
-    from app.errors import register_error_handlers
     from app.intake.api import bp as intake_bp
     from app.ops import bp as ops_bp
+    from app.problems import register_error_handlers
 
     register_error_handlers(app)
     app.register_blueprint(intake_bp)

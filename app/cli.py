@@ -13,15 +13,17 @@ from sqlalchemy import select
 
 from app.actors import Actor
 from app.audit import chain
-from app.auth.models import Role, User
+from app.auth.models import User
 from app.auth.services import create_api_token, create_user
+from app.cases.permissions import Role
+from app.errors import DomainError
 from app.extensions import db
 from app.intake import services as intake
 from app.intake.models import ApiClient
 
 users = AppGroup("users", help="Manage reviewer, admin and auditor accounts.")
 clients = AppGroup("clients", help="Manage upstream API clients.")
-audit = AppGroup("audit", help="Verify and export the audit trail.")
+audit = AppGroup("audit", help="Verify the audit trail.")
 seed = AppGroup("seed", help="Load demo data.")
 
 
@@ -44,7 +46,7 @@ def users_create(email: str, password: str, role: str, name: str | None, queues:
     """Create a user."""
     try:
         user = create_user(db.session, email, password, role, name=name, queues=_csv(queues))
-    except ValueError as exc:
+    except DomainError as exc:
         db.session.rollback()
         _fail(str(exc))
     db.session.commit()
@@ -61,7 +63,7 @@ def users_token(email: str, label: str) -> None:
         _fail(f"no user with email {email}")
     try:
         token, raw = create_api_token(db.session, user, label, actor=Actor.system("cli"))
-    except ValueError as exc:
+    except DomainError as exc:
         db.session.rollback()
         _fail(str(exc))
     db.session.commit()
@@ -82,7 +84,7 @@ def clients_create(name: str, domains: str, callback_hosts: tuple[str, ...], as_
     """Create an API client; its token and signing secret are printed once."""
     try:
         new = intake.create_client(db.session, name, _csv(domains), list(callback_hosts))
-    except ValueError as exc:
+    except DomainError as exc:
         db.session.rollback()
         _fail(str(exc))
     db.session.commit()

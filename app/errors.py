@@ -1,64 +1,89 @@
-"""RFC 9457 problem details for the API, HTML error pages for browsers."""
+"""Domain errors: what services raise when they refuse a request. They know nothing of HTTP;
+the web edge (`app.problems`) turns them into problem details, flash messages or error pages.
+
+Each error carries a plain-language ``message``, a stable ``slug`` an API client can act on,
+and, when fields are at fault, ``errors``: ``[{"field": …, "message": …, "code"?: …}]``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
-from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
-
-PROBLEM_TYPE_PREFIX = "urn:countersign:problem:"
+FieldErrors = Mapping[str, str] | Sequence[Mapping[str, Any]]
 
 
-class Problem(Exception):
-    """An error an API client can act on: a stable type, a status and a precise detail."""
+class DomainError(Exception):
+    slug = "error"
+    title = "Request refused"
 
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        title: str,
-        detail: str | None = None,
-        errors: list[dict[str, Any]] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail or title)
-        self.status = status
-        self.slug = slug
-        self.title = title
-        self.detail = detail
-        self.errors = errors
-        self.extra = extra
+    def __init__(self, message: str, errors: FieldErrors | None = None, *, slug: str | None = None,
+                 title: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if isinstance(errors, Mapping):
+            errors = [{"field": field, "message": text} for field, text in errors.items()]
+        self.errors: list[dict[str, Any]] = [dict(e) for e in errors or ()]
+        self.slug = slug or self.slug
+        self.title = title or self.title
+        self.extra = extra  # more members of the problem document, e.g. the case_id a conflict is about
 
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": PROBLEM_TYPE_PREFIX + self.slug, "title": self.title, "status": self.status}
-        if self.detail:
-            body["detail"] = self.detail
-        if self.errors is not None:
-            body["errors"] = self.errors
-        body.update(self.extra)
-        return body
+    @property
+    def by_field(self) -> dict[str, str]:
+        return {e["field"]: e["message"] for e in self.errors}
 
 
-def problem_response(problem: Problem) -> Response:
-    response = jsonify(problem.to_dict())
-    response.status_code = problem.status
-    response.content_type = "application/problem+json"
-    return response
+class Malformed(DomainError):
+    """The request cannot even be read (not JSON, not an object)."""
+
+    slug, title = "malformed", "Malformed request"
 
 
-def validation_problem(
-    exc: ValidationError, *, prefix: tuple[str | int, ...] = (), detail: str | None = None
-) -> Problem:
-    """Every invalid field of a pydantic error, as a 422 problem."""
-    errors = [
-        {"field": _dotted(prefix + tuple(err["loc"])), "message": err["msg"], "code": err["type"]}
-        for err in exc.errors(include_url=False)
-    ]
-    return Problem(
-        422, "validation-error", "The request body is invalid", detail or f"{len(errors)} invalid field(s)", errors
-    )
+class Unauthenticated(DomainError):
+    slug, title = "unauthenticated", "Authentication required"
+
+
+class Forbidden(DomainError):
+    slug, title = "forbidden", "Not allowed"
+
+
+class NotFound(DomainError):
+    slug, title = "not-found", "Not found"
+
+
+class Conflict(DomainError):
+    """The request is valid but clashes with the state of things (already claimed, already used)."""
+
+    slug, title = "conflict", "Conflict"
+
+
+class Stale(Conflict):
+    """Someone changed the thing meanwhile: read it again."""
+
+    slug, title = "stale-version", "Changed meanwhile"
+
+
+class Invalid(DomainError):
+    """Readable, but some field is wrong: ``errors`` names each."""
+
+    slug, title = "invalid", "Invalid request"
+
+
+class Unavailable(DomainError):
+    """A configuration or dependency the request needs is missing."""
+
+    slug, title = "unavailable", "Not available"
+
+
+def field_errors(exc: Any, *, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    """Every invalid field of a pydantic ``ValidationError``, as ``errors`` entries with dotted paths."""
+    return [{"field": _dotted(prefix + tuple(err["loc"])), "message": err["msg"], "code": err["type"]}
+            for err in exc.errors(include_url=False)]
+
+
+def validation_error(errors: list[dict[str, Any]], what: str = "request body") -> Invalid:
+    """A 422-style refusal listing every invalid field."""
+    return Invalid(f"{len(errors)} invalid field(s)", errors, slug="validation-error", title=f"The {what} is invalid")
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:
@@ -66,18 +91,3 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
-
-def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
-
-
-def register_error_handlers(app: Flask) -> None:
-    app.register_error_handler(Problem, problem_response)
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response | tuple[str, int]:
-        if wants_json():
-            slug = (exc.name or "error").lower().replace(" ", "-")
-            return problem_response(Problem(exc.code or 500, slug, exc.name, exc.description))
-        return render_template("errors/error.html", error=exc), exc.code or 500

@@ -1,25 +1,40 @@
-"""Enqueueing background work on RQ. Jobs take ids, and their ids are derived from
-the work, so enqueueing the same work twice is harmless."""
+"""Background work on RQ, and the one way to start it.
+
+A feature describes a piece of work as a `Work` (a job function, an id derived from the work,
+its arguments and queue). Services call `after_commit(session, work)` inside their transaction:
+the intent is kept with the session and enqueued only once the transaction commits (a rollback
+drops it). Sweeps and retries call `enqueue(work)` directly. Enqueueing the same work twice is
+harmless: a job whose id is already waiting or running is not enqueued again.
+
+Redis down never loses work: the state that needs the job (a received case, an approved case,
+a due execution, an undelivered notification) is in the database, and the periodic sweeps
+enqueue it again.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, current_app, has_app_context
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, Retry
+from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAMES = ("ai", "execute", "default")
 PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+_INTENTS = "countersign.jobs.after_commit"  # session.info key
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,40 +74,67 @@ def job(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def redis_connection() -> Redis:
-    return Redis.from_url(current_app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
+    """The app's Redis client: one connection pool per app and process."""
+    clients: dict[tuple[int, str], Redis] = current_app.extensions.setdefault("countersign.redis", {})
+    key = (os.getpid(), current_app.config["REDIS_URL"])
+    if key not in clients:
+        clients.clear()  # a forked child must not share its parent's sockets
+        clients[key] = Redis.from_url(key[1], socket_connect_timeout=2, socket_timeout=5)
+    return clients[key]
 
 
-def enqueue_once(queue_name: str, func: str, job_id: str, *args: object, at: datetime | None = None,
-                 **job_options: object) -> bool:
-    """Enqueue ``func(*args)`` as ``job_id`` unless that job is already waiting or running; with
-    ``at``, RQ's scheduler enqueues it then (workers run ``--with-scheduler``).
+@dataclass(frozen=True)
+class Work:
+    """``func(*args)`` as the RQ job ``job_id`` on ``queue``; ``options`` go to RQ's enqueue."""
 
-    Returns False (and logs) when Redis cannot be reached: the caller's work is
-    already committed and the periodic sweep will enqueue it later.
-    """
+    func: Callable[..., Any]
+    job_id: str
+    args: tuple[Any, ...] = ()
+    queue: str = "default"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def enqueue(work: Work, *, at: datetime | None = None) -> bool:
+    """Enqueue ``work`` now unless its job is already waiting or running; with ``at``, RQ's
+    scheduler enqueues it then. False (logged) when Redis cannot be reached: the sweeps find
+    the work again."""
     connection = redis_connection()
     try:
         try:
-            if Job.fetch(job_id, connection=connection).get_status() in PENDING:
+            if Job.fetch(work.job_id, connection=connection).get_status() in PENDING:
                 return True
         except (NoSuchJobError, InvalidJobOperation):
             pass  # no job, or a half-expired one: enqueue afresh
-        queue = Queue(queue_name, connection=connection)
-        options = {"job_id": job_id, "result_ttl": 3600, "failure_ttl": 7 * 86400, **job_options}
+        queue = Queue(work.queue, connection=connection)
+        options = {"job_id": work.job_id, "result_ttl": 3600, "failure_ttl": 7 * 86400, **work.options}
         if at is None:
-            queue.enqueue(func, *args, **options)
+            queue.enqueue(work.func, *work.args, **options)
         else:
-            queue.enqueue_at(at, func, *args, **options)
+            queue.enqueue_at(at, work.func, *work.args, **options)
         return True
     except RedisError as exc:
-        log.warning("could not enqueue %s (%s); the sweep will retry", job_id, exc.__class__.__name__)
+        log.warning("could not enqueue %s (%s); the sweep will retry", work.job_id, exc.__class__.__name__)
         return False
-    finally:
-        connection.close()
 
 
-def enqueue_analysis(case_id: int, version: int) -> bool:
-    intervals = current_app.config["AI_RETRY_INTERVALS"]
-    return enqueue_once("ai", "app.ai.jobs.analyze_case", f"analyze-{case_id}-{version}", case_id,
-                        job_timeout=current_app.config["AI_JOB_TIMEOUT"],
-                        retry=Retry(max=len(intervals), interval=intervals) if intervals else None)
+def after_commit(session: Session, work: Work) -> None:
+    """Enqueue ``work`` once the session's transaction commits; forget it if it rolls back."""
+    session.info.setdefault(_INTENTS, {})[work.job_id] = work
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_intents(session: Session) -> None:
+    intents = session.info.pop(_INTENTS, None)
+    if not intents:
+        return
+    if not has_app_context():
+        log.warning("jobs %s committed outside an app context: left for the sweeps", sorted(intents))
+        return
+    for work in intents.values():
+        enqueue(work)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_intents(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:  # the outermost transaction: nothing of it was committed
+        session.info.pop(_INTENTS, None)

@@ -1,10 +1,11 @@
 """Every model, imported in one place so that metadata (and Alembic) sees them all."""
 
 from app.audit.models import AuditEvent
-from app.auth.models import ApiToken, Notification, Role, User, queue_members
-from app.cases.models import Case, Decision, Execution, Priority, Queue, Recommendation, Status
+from app.auth.models import ApiToken, User
+from app.cases.models import Case, Decision, Execution, Priority, Queue, Recommendation, Status, queue_members
 from app.escalation.models import EscalationRule
 from app.intake.models import ApiClient, WebhookReceipt
+from app.notifications.models import InAppNotification
 
 __all__ = [
     "ApiClient",
@@ -14,11 +15,10 @@ __all__ = [
     "Decision",
     "EscalationRule",
     "Execution",
-    "Notification",
+    "InAppNotification",
     "Priority",
     "Queue",
     "Recommendation",
-    "Role",
     "Status",
     "User",
     "WebhookReceipt",

@@ -27,12 +27,11 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import func, select
 
-from app import create_app
+from app import create_app, webhooks
 from app.cases.models import Case, Queue, Recommendation
 from app.cases.types.examples import EXAMPLES
 from app.extensions import db
 from app.intake import services as intake
-from app.intake import signatures
 from config import BASE_DIR, TestConfig
 from tests.fake_openai import FakeOpenAI, Reply, valid_answer
 
@@ -92,7 +91,7 @@ class Bench:
             raw = json.dumps(body).encode()
             response = http.post("/api/v1/cases", data=raw, headers={
                 "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
-                **signatures.headers(self.secret, f"msg_bench_{i}", raw)})
+                **webhooks.headers(self.secret, f"msg_bench_{i}", raw)})
             assert response.status_code == 202, response.get_data(as_text=True)
 
     def run_workers(self, count: int) -> None:

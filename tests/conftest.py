@@ -21,12 +21,11 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from redis import Redis
 
-from app import create_app
+from app import create_app, webhooks
 from app.cases.models import Queue
 from app.cases.types.examples import EXAMPLES
 from app.extensions import db
 from app.intake import services as intake
-from app.intake import signatures
 from config import TestConfig, normalize_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,7 +183,7 @@ class Upstream:
     def sign(
         self, raw: bytes, *, webhook_id: str | None = None, timestamp: int | None = None, secret: str | None = None
     ) -> dict[str, str]:
-        return signatures.headers(secret or self.secret, webhook_id or f"msg_{uuid.uuid4().hex}", raw, timestamp)
+        return webhooks.headers(secret or self.secret, webhook_id or f"msg_{uuid.uuid4().hex}", raw, timestamp)
 
     def post_case(
         self,

@@ -18,8 +18,8 @@ from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.cases.lifecycle import transition
 from app.cases.models import Case, Decision, Execution, Queue
+from app.cases.policy import action_hash
 from app.extensions import db
-from app.review.services import action_hash
 from tests.conftest import Upstream, case_body
 
 AI = Actor.system("ai")

@@ -12,6 +12,7 @@ from werkzeug.security import generate_password_hash
 from app.actors import Actor
 from app.audit.models import AuditEvent
 from app.auth.models import User
+from app.cases import policy
 from app.cases.lifecycle import transition
 from app.cases.models import Case, Decision, Queue, Recommendation
 from app.cases.types.examples import EXAMPLES
@@ -101,8 +102,8 @@ def command(case: Case, kind: str, **fields: Any) -> DecisionCommand:
         values.setdefault("reason", "The evidence points the other way.")
     if kind in ("approve", "edit") and "view_hash" not in fields:
         final = ((values.get("action"), values.get("parameters", {})) if kind == "edit"
-                 else services.proposed_action(db.session, case))
-        values["view_hash"] = services.view_hash(case, *final)
+                 else policy.proposed_action(db.session, case))
+        values["view_hash"] = policy.view_hash(case, *final)
     return DecisionCommand(**values)
 
 

@@ -10,7 +10,7 @@ from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.extensions import db
 from app.intake.models import ApiClient
-from app.intake.services import active_secrets, hash_token
+from app.intake.services import hash_token
 
 
 def test_users_create(runner, queues):
@@ -59,7 +59,7 @@ def test_clients_create_json_prints_credentials_once(runner):
     client = db.session.get(ApiClient, creds["client_id"])
     assert client.token_hash == hash_token(creds["token"])
     assert creds["token"] not in json.dumps(client.signing_secrets)
-    assert active_secrets(client) == [creds["signing_secret"]]
+    assert client.active_secrets() == [creds["signing_secret"]]
     assert client.allowed_domains == ["compliance", "finance"]
     assert client.callback_hosts == ["hooks.example.com"]
 
@@ -80,6 +80,6 @@ def test_clients_rotate_secret_keeps_old_one_for_grace(runner):
     new = json.loads(result.output)["signing_secret"]
     client = db.session.get(ApiClient, creds["client_id"])
     db.session.refresh(client)
-    assert active_secrets(client) == [new, creds["signing_secret"]]
+    assert client.active_secrets() == [new, creds["signing_secret"]]
     missing = runner.invoke(args=["clients", "rotate-secret", "--name", "nobody"])
     assert missing.exit_code == 2 and "no API client named 'nobody'" in missing.output

@@ -24,6 +24,7 @@ from app.cases.queues import create_queue
 from app.cases.types import REGISTRY, get_case_type
 from app.db import utcnow
 from app.demo import seed as demo_seed
+from app.errors import Conflict, Invalid
 from app.escalation.models import EscalationRule
 from app.extensions import db
 from app.intake.models import ApiClient, WebhookReceipt
@@ -121,31 +122,31 @@ def test_create_queue_records_an_audit_event(app: Flask) -> None:
 
 
 def test_create_queue_refuses_unknown_domain(app: Flask) -> None:
-    with pytest.raises(ValueError, match="unknown domain 'hr': choose one of finance, legal, compliance"):
+    with pytest.raises(Invalid, match="unknown domain 'hr': choose one of finance, legal, compliance"):
         create_queue(db.session, "people", "hr", 60)
 
 
 def test_create_queue_refuses_a_duplicate_name(app: Flask) -> None:
     create_queue(db.session, "legal", "legal", 2880)
-    with pytest.raises(ValueError, match="a queue named 'legal' already exists"):
+    with pytest.raises(Conflict, match="a queue named 'legal' already exists"):
         create_queue(db.session, "legal", "legal", 60)
 
 
 @pytest.mark.parametrize("sla", [0, -5])
 def test_create_queue_refuses_a_non_positive_sla(app: Flask, sla: int) -> None:
-    with pytest.raises(ValueError, match="sla_minutes must be a positive"):
+    with pytest.raises(Invalid, match="sla_minutes must be a positive"):
         create_queue(db.session, "legal", "legal", sla)
 
 
 def test_create_queue_refuses_a_second_default_in_a_domain(app: Flask) -> None:
     create_queue(db.session, "legal", "legal", 2880, is_default=True)
-    with pytest.raises(ValueError, match="domain 'legal' already has a default queue"):
+    with pytest.raises(Conflict, match="domain 'legal' already has a default queue"):
         create_queue(db.session, "legal-2", "legal", 60, is_default=True)
 
 
 def test_create_queue_refuses_an_escalation_target_in_another_domain(app: Flask) -> None:
     legal = create_queue(db.session, "legal", "legal", 2880)
-    with pytest.raises(ValueError, match="escalation target 'legal' is in domain 'legal', not 'finance'"):
+    with pytest.raises(Invalid, match="escalation target 'legal' is in domain 'legal', not 'finance'"):
         create_queue(db.session, "payments", "finance", 240, escalation_target=legal)
 
 

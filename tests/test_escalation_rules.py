@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 
 from app.ai.jobs import analyze_case
 from app.audit.models import AuditEvent
+from app.cases import policy
 from app.cases.models import Case, Priority, Queue, Status
 from app.db import utcnow
 from app.escalation import rules, services, sla
 from app.escalation.models import EscalationRule
 from app.escalation.rules import Catalog, Facts, RuleInvalid
 from app.extensions import db
-from app.review import services as review
 from tests.conftest import case_body
 from tests.escalation_helpers import ADMIN, T0, add_rule, events, fresh, minutes, notes, on_clock
 from tests.review_helpers import claim, make_case
@@ -178,7 +178,7 @@ def test_second_approval_rules_make_a_senior_approve_too(upstream, people, actio
     add_rule("dual", {"domain": "finance"}, [action])
     case = fresh(make_case(upstream))
     assert case.requires_dual_approval and case.second_approval_role == "senior_reviewer"
-    assert review.dual_approval_required(case, "release") == (True, "senior_reviewer")
+    assert policy.dual_approval_required(case, "release") == (True, "senior_reviewer")
 
 
 def test_set_sla_keeps_the_time_already_used(upstream, people):

@@ -22,21 +22,31 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select, update
 
+from app import webhooks
 from app.auth.models import User
 from app.auth.services import create_api_token
+from app.cases import policy
 from app.cases.lifecycle import transition
 from app.cases.models import Case, Decision, Execution, Queue, Recommendation, Status
 from app.db import utcnow
+from app.errors import Conflict, Forbidden, Invalid
 from app.execution import services
-from app.execution import upstream as notifications
-from app.execution.delivery import DeliveryResult
-from app.execution.jobs import execute_case, notify_upstream, retry_due_executions
+from app.execution.delivery import deliver_approval
+from app.execution.jobs import (
+    attempt_work,
+    execute_case,
+    execution_work,
+    notice_work,
+    notify_upstream,
+    retry_due_executions,
+)
 from app.execution.receiver import Receiver
 from app.execution.services import State
 from app.extensions import db
-from app.intake import signatures
 from app.intake.models import ApiClient
+from app.jobs import enqueue
 from app.review import services as review
+from app.webhooks import DeliveryResult
 from tests.conftest import Upstream
 from tests.execution_helpers import (
     AI,
@@ -104,8 +114,8 @@ def key_of(case_id: int) -> str:
 
 def test_an_approved_case_is_delivered_once_signed_with_the_clients_secret(upstream, people, receiver, redis_conn):
     case_id = approved_case(upstream, people, receiver.url + "/hooks")
-    assert services.enqueue_execution(case_id)
-    assert services.enqueue_execution(case_id)  # the same work: one job
+    assert enqueue(execution_work(db.session, case_id))
+    assert enqueue(execution_work(db.session, case_id))  # the same work: one job
     work(redis_conn)
 
     case, execution = reload(case_id), execution_of(case_id)
@@ -131,7 +141,7 @@ def test_an_approved_case_is_delivered_once_signed_with_the_clients_secret(upstr
 
 def test_a_callback_is_signed_with_the_newest_active_secret_only(upstream, people, receiver):
     client = db.session.get(ApiClient, upstream.id)
-    newest = signatures.new_secret()
+    newest = webhooks.new_secret()
     client.signing_secrets = [{"secret": newest, "created_at": utcnow().isoformat(), "expires_at": None},
                               *client.signing_secrets]
     db.session.commit()
@@ -174,7 +184,7 @@ def test_a_retry_is_scheduled_on_rq_at_next_attempt_at(upstream, people, receive
     assert execute_case(case_id) == "retrying"
     execution = execution_of(case_id)
     registry = ScheduledJobRegistry("execute", connection=redis_conn)
-    job_id = services.attempt_job_id(case_id, execution.id, 2)
+    job_id = attempt_work(case_id, execution.id, 2).job_id
     assert registry.get_job_ids() == [job_id]
     assert registry.get_scheduled_time(job_id) == execution.next_attempt_at == clock.now + timedelta(seconds=60)
     [scheduled] = events(case_id, "execution.retry_scheduled")
@@ -186,7 +196,7 @@ def test_the_real_worker_and_scheduler_retry_until_delivered(app, upstream, peop
     app.config["EXECUTION_RETRY_SCHEDULE"] = [1]
     receiver.fail = 2
     case_id = approved_case(upstream, people, receiver.url)
-    services.enqueue_execution(case_id)
+    enqueue(execution_work(db.session, case_id))
     deadline = time.monotonic() + 20
     while reload(case_id).status != S.EXECUTED and time.monotonic() < deadline:
         work(redis_conn, with_scheduler=True)  # moves due retries from the scheduled registry, then works
@@ -325,8 +335,8 @@ def test_a_run_while_another_attempt_is_in_flight_sends_nothing(upstream, people
     attempt = services.start_attempt(db.session, case_id)
     db.session.commit()
     assert execute_case(case_id) == "skipped"  # the first run holds the attempt
-    result = services.executor_for(attempt.case).deliver(attempt.case, attempt.decision, attempt.execution,
-                                                          attempt.approved_by)
+    result = deliver_approval(services.sender(), attempt.case, attempt.decision, attempt.execution,
+                              attempt.approved_by)
     services.finish_attempt(db.session, attempt, result)
     db.session.commit()
     assert len(receiver.deliveries) == 1 and reload(case_id).status == S.EXECUTED
@@ -415,7 +425,7 @@ def test_a_forged_decision_missing_from_the_audit_trail_is_refused(upstream, peo
     db.session.execute(update(Case).where(Case.id == case.id).values(status=S.APPROVED.value))
     name, parameters = RELEASE
     db.session.add(Decision(case_id=case.id, reviewer_id=people.reviewer.id, kind="approve", case_version=1,
-                            action=name, parameters=parameters, action_hash=review.action_hash(name, parameters)))
+                            action=name, parameters=parameters, action_hash=policy.action_hash(name, parameters)))
     db.session.commit()
     assert execute_case(case.id) == "refused"
     assert_refused(case.id, receiver, "no matching approval in the audit trail")
@@ -426,7 +436,7 @@ def test_an_auditors_decision_cannot_authorise_execution(upstream, people, recei
     db.session.execute(update(Case).where(Case.id == case.id).values(status=S.APPROVED.value))
     name, parameters = RELEASE
     db.session.add(Decision(case_id=case.id, reviewer_id=people.auditor.id, kind="approve", case_version=1,
-                            action=name, parameters=parameters, action_hash=review.action_hash(name, parameters)))
+                            action=name, parameters=parameters, action_hash=policy.action_hash(name, parameters)))
     db.session.commit()
     assert execute_case(case.id) == "refused"
     assert_refused(case.id, receiver, "was made by a user with role 'auditor'")
@@ -454,7 +464,7 @@ def test_a_second_approval_by_the_first_approver_is_refused(upstream, people, re
     record_decision(case, people.senior, "first_approval", "approve")
     record_decision(case, people.senior, "second_approval", "second_approval")
     assert execute_case(case.id) == "refused"
-    assert_refused(case.id, receiver, "same person")
+    assert_refused(case.id, receiver, "the first approver may not give the second approval")
 
 
 def test_a_second_approval_of_another_action_is_refused(upstream, people, receiver):
@@ -491,7 +501,7 @@ def test_through_the_api_only_a_reviewers_approval_leads_to_execution(client, up
     assert client.post(f"/api/v1/cases/{case.id}/claim", headers=auditor).status_code == 403
     auditor_approval = {"kind": "approve", "case_version": case.version}
     assert client.post(f"/api/v1/cases/{case.id}/decisions", json=auditor_approval, headers=auditor).status_code == 403
-    assert services.enqueue_execution(case.id)
+    assert enqueue(execution_work(db.session, case.id))
     work(redis_conn)
     assert reload(case.id).status == S.PENDING_REVIEW and receiver.deliveries == []
 
@@ -500,7 +510,7 @@ def test_through_the_api_only_a_reviewers_approval_leads_to_execution(client, up
     approval = {"kind": "approve", "case_version": reload(case.id).version}
     decided = client.post(f"/api/v1/cases/{case.id}/decisions", json=approval, headers=reviewer)
     assert decided.status_code == 201, decided.get_json()
-    assert services.enqueue_execution(case.id)  # what the decision's caller does after its commit
+    assert enqueue(execution_work(db.session, case.id))  # what the decision's caller does after its commit
     work(redis_conn)
     assert reload(case.id).status == S.EXECUTED
     assert [d.document["approved_by"] for d in receiver.deliveries] == [[people.reviewer.email]]
@@ -537,7 +547,7 @@ def test_the_sweep_re_enqueues_due_retries_that_redis_lost(upstream, people, rec
     assert retry_due_executions() == 0  # not due yet
     clock.to(execution_of(case_id).next_attempt_at)
     assert retry_due_executions() == 1
-    job_id = services.attempt_job_id(case_id, execution_of(case_id).id, 2)
+    job_id = attempt_work(case_id, execution_of(case_id).id, 2).job_id
     assert RQQueue("execute", connection=redis_conn).job_ids == [job_id]
     work(redis_conn)
     assert reload(case_id).status == S.EXECUTED and len(receiver.processed) == 1
@@ -641,17 +651,17 @@ def test_an_admin_marks_a_failure_handled_with_a_reason(client, people, failed_c
 
 
 def test_retry_and_mark_handled_are_admin_only_in_the_services(people, failed_case):
-    with pytest.raises(review.Forbidden):
+    with pytest.raises(Forbidden):
         services.retry_execution(db.session, people.senior, failed_case)
-    with pytest.raises(review.Forbidden):
+    with pytest.raises(Forbidden):
         services.mark_handled(db.session, people.auditor, failed_case, "done")
-    with pytest.raises(review.Invalid):
+    with pytest.raises(Invalid):
         services.mark_handled(db.session, people.admin, failed_case, "")
 
 
 def test_only_failed_executions_can_be_retried(upstream, people, receiver):
     case_id = approved_case(upstream, people, receiver.url)
-    with pytest.raises(review.Conflict):
+    with pytest.raises(Conflict):
         services.retry_execution(db.session, people.admin, case_id)
 
 
@@ -671,7 +681,7 @@ def test_decisions_other_than_approval_are_notified_signed(upstream, people, rec
                                                            event_type, status):
     decision = _decided(upstream, people, receiver.url, event, kind, "Please send the signed invoice.")
     version = reload(decision.case_id).version
-    assert notifications.enqueue_notification(decision.case_id, event_type, decision.id)
+    assert enqueue(notice_work(decision.case_id, event_type, decision.id))
     work(redis_conn)
     [delivery] = receiver.deliveries
     assert delivery.status == 200  # the receiver verified the signature with the client's secret

@@ -13,10 +13,10 @@ from rq import Queue as RQQueue
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from app import webhooks
 from app.ai.jobs import requeue_stuck_cases
 from app.cases.models import Case, Status
 from app.extensions import db
-from app.intake import signatures
 from tests.conftest import REDIS_URL, case_body
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
@@ -36,7 +36,7 @@ def test_signed_intake_over_a_real_socket(live_server, upstream, redis_conn):
     raw = json.dumps(case_body("kyc_review")).encode()
     request = urllib.request.Request(f"{live_server}/api/v1/cases", data=raw, method="POST", headers={
         "Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json",
-        **signatures.headers(upstream.secret, "msg_socket", raw)})
+        **webhooks.headers(upstream.secret, "msg_socket", raw)})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 202
         answer = json.load(response)

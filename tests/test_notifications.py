@@ -10,10 +10,10 @@ import pytest
 from rq import Queue as RqQueue
 from rq import SimpleWorker
 
-from app.auth.models import Notification
+from app import webhooks
 from app.extensions import db
-from app.intake import signatures
 from app.notifications import services
+from app.notifications.models import InAppNotification as Notification
 from app.notifications.services import notify
 from tests.escalation_helpers import notes
 from tests.mail_and_hooks import smtp_server, webhook_receiver
@@ -22,7 +22,7 @@ from tests.test_auth import csrf_of, login
 
 pytest_plugins = ["tests.escalation_fixtures"]
 
-SECRET = signatures.new_secret()
+SECRET = webhooks.new_secret()
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_email_and_webhook_are_sent_after_the_commit(upstream, people, mailbox, 
     assert "Case breached its SLA." in mail.get_payload()
 
     [delivery] = hooks.deliveries
-    signatures.verify([SECRET], delivery.headers["webhook-id"], delivery.headers["webhook-timestamp"],
+    webhooks.verify([SECRET], delivery.headers["webhook-id"], delivery.headers["webhook-timestamp"],
                       delivery.headers["webhook-signature"], delivery.body)
     event = json.loads(delivery.body)
     assert event["type"] == "notification.sla_breach" and event["id"] == delivery.headers["webhook-id"]

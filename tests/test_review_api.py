@@ -9,10 +9,10 @@ from flask.testing import FlaskClient
 
 from app.auth.models import ApiToken, User
 from app.auth.services import create_api_token, revoke_api_token
+from app.cases import policy
 from app.cases.models import Case, Status
 from app.db import utcnow
 from app.extensions import db
-from app.review import services
 from tests.review_helpers import PRECEDENTS, People, claim, make_case
 
 pytest_plugins = ["tests.review_fixtures"]
@@ -189,7 +189,7 @@ def test_approve_binds_by_version_without_a_view_hash(api, upstream, people):
     decision = body["decision"]
     assert (decision["kind"], decision["action"], decision["decided_by"]) == ("approve", "hold",
                                                                               "reviewer@example.com")
-    assert decision["action_hash"] == services.action_hash("hold", decision["parameters"])
+    assert decision["action_hash"] == policy.action_hash("hold", decision["parameters"])
 
 
 def test_stale_version_is_409(api, upstream, people):
@@ -226,7 +226,7 @@ def test_auditor_and_admin_tokens_cannot_decide(api, upstream, people):
     problem(api.decide(people.auditor, case), 403, "forbidden")
     problem(api.decide(people.admin, case), 403, "forbidden")
     problem(api.decide(people.reviewer2, case), 403, "forbidden")
-    assert services.decisions_of(db.session, case) == []
+    assert policy.decisions_of(db.session, case) == []
 
 
 def test_dual_approval_over_the_api_by_two_users(api, upstream, people):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.cases.models import Case, Decision, Status
+from app.errors import Conflict
 from app.extensions import db
 from app.review import services
 from tests.review_helpers import claim, command, make_case, make_user
@@ -91,7 +92,7 @@ def test_two_simultaneous_approvals_produce_exactly_one_decision(app, upstream, 
 
     results, errors = run_together(app, [approver, approver])
     assert len(results) == 1
-    assert len(errors) == 1 and isinstance(errors[0], services.Conflict), errors
+    assert len(errors) == 1 and isinstance(errors[0], Conflict), errors
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Decision).where(Decision.case_id == case_id)) == 1
     assert db.session.get(Case, case_id).status == Status.APPROVED
@@ -108,7 +109,7 @@ def test_two_simultaneous_second_approvals_produce_exactly_one(app, upstream, pe
         return lambda session: services.decide(session, session.get(User, user_id), case_id, second).id
 
     results, errors = run_together(app, [approver(uid) for uid in seniors])
-    assert len(results) == 1 and len(errors) == 1 and isinstance(errors[0], services.Conflict), errors
+    assert len(results) == 1 and len(errors) == 1 and isinstance(errors[0], Conflict), errors
     db.session.expire_all()
     kinds = db.session.scalars(select(Decision.kind).where(Decision.case_id == case_id)).all()
     assert sorted(kinds) == ["approve", "second_approval"]

@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 from flask import current_app
-from rq import get_current_job
+from rq import Retry, get_current_job
 from sqlalchemy import or_, select
 
 from app.ai import services
@@ -14,7 +14,7 @@ from app.ai.runtime import AllProvidersFailed, analyze
 from app.cases.models import Case, Status
 from app.db import utcnow
 from app.extensions import db
-from app.jobs import enqueue_analysis, job
+from app.jobs import Work, enqueue, job
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 500
@@ -62,7 +62,15 @@ def requeue_stuck_cases() -> int:
         .limit(SWEEP_BATCH)
     ).all()
     db.session.rollback()  # release the read transaction before talking to Redis
-    enqueued = sum(enqueue_analysis(case_id, version) for case_id, version in rows)
+    enqueued = sum(enqueue(analysis(case_id, version)) for case_id, version in rows)
     if enqueued:
         log.info("requeued %d stuck case(s)", enqueued)
     return enqueued
+
+
+def analysis(case_id: int, version: int) -> Work:
+    """The analysis of one version of a case, retried with backoff while providers fail transiently."""
+    intervals = current_app.config["AI_RETRY_INTERVALS"]
+    return Work(analyze_case, f"analyze-{case_id}-{version}", (case_id,), "ai", {
+        "job_timeout": current_app.config["AI_JOB_TIMEOUT"],
+        "retry": Retry(max=len(intervals), interval=intervals) if intervals else None})

@@ -15,8 +15,6 @@ from sqlalchemy.orm import Session
 
 from app.cases.models import Case, Recommendation
 
-DEFAULT_ROUTING_FILE = Path(__file__).with_name("routing.yaml")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

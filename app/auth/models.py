@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, Index, String, Table
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -13,21 +12,6 @@ from app.db import Base, utcnow
 
 if TYPE_CHECKING:
     from app.cases.models import Queue
-
-
-class Role(enum.StrEnum):
-    REVIEWER = "reviewer"
-    SENIOR_REVIEWER = "senior_reviewer"
-    ADMIN = "admin"
-    AUDITOR = "auditor"
-
-
-queue_members = Table(
-    "queue_members",
-    Base.metadata,
-    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("queue_id", ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True),
-)
 
 
 class User(UserMixin, Base):
@@ -41,7 +25,7 @@ class User(UserMixin, Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    queues: Mapped[list[Queue]] = relationship(secondary=queue_members, back_populates="members")
+    queues: Mapped[list[Queue]] = relationship(secondary="queue_members", back_populates="members")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method="scrypt")
@@ -72,19 +56,3 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
-
-
-class Notification(Base):
-    """An in-app notification (the bell): assignment, escalation, SLA warning, second approval."""
-
-    __tablename__ = "notifications"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(40))
-    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
-    message: Mapped[str] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    read_at: Mapped[datetime | None]
-
-    __table_args__ = (Index("ix_notifications_user_unread", "user_id", "read_at"),)

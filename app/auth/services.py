@@ -11,9 +11,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.actors import Actor
 from app.audit import chain
-from app.auth.models import ApiToken, Role, User
+from app.auth.models import ApiToken, User
 from app.cases.models import Queue
+from app.cases.permissions import Role
 from app.db import sha256_hex, utcnow
+from app.errors import Conflict, Invalid, NotFound
 
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "cst_"  # noqa: S105 (a public marker, not a secret)
@@ -27,17 +29,17 @@ def create_user(
     email = email.strip().lower()
     roles = [r.value for r in Role]
     if role not in roles:
-        raise ValueError(f"unknown role {role!r}: choose one of {', '.join(roles)}")
+        raise Invalid(f"unknown role {role!r}: choose one of {', '.join(roles)}")
     if "@" not in email or email.startswith("@") or email.endswith("@"):
-        raise ValueError(f"{email!r} is not an email address")
+        raise Invalid(f"{email!r} is not an email address")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise Invalid(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
     if session.scalar(select(User.id).where(User.email == email)):
-        raise ValueError(f"a user with email {email} already exists")
+        raise Conflict(f"a user with email {email} already exists")
     found = session.scalars(select(Queue).where(Queue.name.in_(queues))).all() if queues else []
     missing = sorted(set(queues) - {q.name for q in found})
     if missing:
-        raise ValueError(f"unknown queue(s): {', '.join(missing)}")
+        raise Invalid(f"unknown queue(s): {', '.join(missing)}")
     user = User(email=email, name=name or email.split("@")[0].replace(".", " ").title(), role=role, queues=list(found))
     user.set_password(password)
     session.add(user)
@@ -68,7 +70,7 @@ def create_api_token(session: Session, user: User, label: str, *, actor: Actor |
     """A new personal token; the raw ``cst_…`` value is returned once and only its hash is stored."""
     label = label.strip()
     if not label or len(label) > MAX_TOKEN_LABEL:
-        raise ValueError(f"a token label must be 1 to {MAX_TOKEN_LABEL} characters")
+        raise Invalid(f"a token label must be 1 to {MAX_TOKEN_LABEL} characters")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user_id=user.id, label=label, token_hash=sha256_hex(raw), token_prefix=raw[:12])
     session.add(token)
@@ -83,10 +85,10 @@ def api_tokens_of(session: Session, user: User) -> list[ApiToken]:
 
 
 def revoke_api_token(session: Session, user: User, token_id: int) -> ApiToken:
-    """Revoke one of the user's own tokens (LookupError for anyone else's); revoking twice is harmless."""
+    """Revoke one of the user's own tokens (NotFound for anyone else's); revoking twice is harmless."""
     token = session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id:
-        raise LookupError(f"no token {token_id} of yours")
+        raise NotFound(f"no token {token_id} of yours")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         session.flush()

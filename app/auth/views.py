@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
-from werkzeug.exceptions import NotFound, TooManyRequests
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
 from app.auth import services
@@ -105,10 +105,7 @@ def tokens() -> Response:
 @bp.post("/settings/tokens/<int:token_id>/revoke")
 @login_required
 def revoke_token(token_id: int) -> Response:
-    try:
-        token = services.revoke_api_token(db.session, current_user, token_id)
-    except LookupError:
-        raise NotFound(f"no token {token_id} of yours") from None
+    token = services.revoke_api_token(db.session, current_user, token_id)
     db.session.commit()
     flash(f"Token “{token.label}” revoked.")
     return redirect(url_for("auth.tokens"))

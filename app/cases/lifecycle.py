@@ -17,14 +17,12 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.actors import Actor
 from app.audit import chain
-from app.auth.models import Role
 from app.cases.models import Case, Status
+from app.cases.permissions import ADMINS, ASSIGNERS, DECIDERS, SENIORS
 from app.db import utcnow
+from app.errors import Conflict, Forbidden, Stale
 
 S = Status
-REVIEWERS = frozenset({Role.REVIEWER.value, Role.SENIOR_REVIEWER.value})
-ADMINS = frozenset({Role.ADMIN.value})
-SENIORS = frozenset({Role.SENIOR_REVIEWER.value, Role.ADMIN.value})
 BEFORE_APPROVAL = frozenset(
     {S.RECEIVED, S.ANALYZING, S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL, S.NEEDS_INFO}
 )
@@ -63,17 +61,17 @@ TRANSITIONS: dict[str, Move] = {
     "analysis_started": _move(S.RECEIVED, S.ANALYZING, kinds={"system"}),
     "recommendation_stored": _move(S.ANALYZING, S.PENDING_REVIEW, kinds={"system"}),
     "analysis_failed": _move(S.ANALYZING, S.AI_FAILED, kinds={"system"}),
-    "analysis_retried": _move(S.AI_FAILED, S.ANALYZING, kinds={"system"}, roles=REVIEWERS | ADMINS),
-    "claimed": _move({S.PENDING_REVIEW, S.AI_FAILED}, S.IN_REVIEW, roles=REVIEWERS),
-    "assigned": _move({S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW}, S.IN_REVIEW, roles=SENIORS),
-    "released": _move(S.IN_REVIEW, _back_to_inbox, kinds={"system"}, roles=REVIEWERS | ADMINS),
-    "approved": _move(S.IN_REVIEW, S.APPROVED, roles=REVIEWERS),
-    "first_approval": _move(S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL, roles=REVIEWERS),
-    "second_approval": _move(S.AWAITING_SECOND_APPROVAL, S.APPROVED, roles=SENIORS - ADMINS),
-    "rejected": _move({S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL}, S.REJECTED, roles=REVIEWERS),
-    "info_requested": _move(S.IN_REVIEW, S.NEEDS_INFO, roles=REVIEWERS),
+    "analysis_retried": _move(S.AI_FAILED, S.ANALYZING, kinds={"system"}, roles=DECIDERS | ADMINS),
+    "claimed": _move({S.PENDING_REVIEW, S.AI_FAILED}, S.IN_REVIEW, roles=DECIDERS),
+    "assigned": _move({S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW}, S.IN_REVIEW, roles=ASSIGNERS),
+    "released": _move(S.IN_REVIEW, _back_to_inbox, kinds={"system"}, roles=DECIDERS | ADMINS),
+    "approved": _move(S.IN_REVIEW, S.APPROVED, roles=DECIDERS),
+    "first_approval": _move(S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL, roles=DECIDERS),
+    "second_approval": _move(S.AWAITING_SECOND_APPROVAL, S.APPROVED, roles=SENIORS),
+    "rejected": _move({S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL}, S.REJECTED, roles=DECIDERS),
+    "info_requested": _move(S.IN_REVIEW, S.NEEDS_INFO, roles=DECIDERS),
     "info_received": _move(S.NEEDS_INFO, S.ANALYZING, kinds={"client"}),
-    "escalated": _move({S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW}, _back_to_inbox, kinds={"system"}, roles=REVIEWERS),
+    "escalated": _move({S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW}, _back_to_inbox, kinds={"system"}, roles=DECIDERS),
     "execution_started": _move(S.APPROVED, S.EXECUTING, kinds={"system"}),
     "executed": _move(S.EXECUTING, S.EXECUTED, kinds={"system"}),
     "execution_failed": _move(S.EXECUTING, S.EXECUTION_FAILED, kinds={"system"}),
@@ -82,24 +80,18 @@ TRANSITIONS: dict[str, Move] = {
 }
 
 
-class TransitionError(Exception):
-    """A move that is not allowed; the message says why."""
+class IllegalTransition(Conflict):
+    """The move is not allowed from the case's current status."""
+
+    slug = "illegal-transition"
 
 
-class IllegalTransition(TransitionError):
-    pass
+class ActorNotAllowed(Forbidden):
+    """The actor may not make this move."""
 
 
-class ActorNotAllowed(TransitionError):
-    pass
-
-
-class StaleVersion(TransitionError):
-    pass
-
-
-def allowed_events(case: Case) -> list[str]:
-    return [event for event, move in TRANSITIONS.items() if Status(case.status) in move.sources]
+class StaleVersion(Stale):
+    """The case changed since it was read."""
 
 
 def _check_actor(event: str, move: Move, actor: Actor) -> None:

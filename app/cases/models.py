@@ -5,10 +5,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Numeric, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.auth.models import queue_members
 from app.db import Base, utcnow
 
 if TYPE_CHECKING:
@@ -48,6 +47,13 @@ class Priority(enum.IntEnum):
 
 
 Money = Numeric(18, 4)
+# Who works which queue (reviewers see and decide its cases).
+queue_members = Table(
+    "queue_members",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("queue_id", ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True),
+)
 _STATUS_VALUES = ", ".join(f"'{s.value}'" for s in Status)
 
 
@@ -111,7 +117,6 @@ class Case(Base):
     requires_dual_approval: Mapped[bool] = mapped_column(default=False)
     second_approval_role: Mapped[str | None] = mapped_column(String(20))
     reopen_count: Mapped[int] = mapped_column(default=0)
-    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     recommendation_id: Mapped[int | None] = mapped_column(
         ForeignKey("recommendations.id", use_alter=True, name="fk_cases_recommendation_id_recommendations")
     )

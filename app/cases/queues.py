@@ -9,6 +9,7 @@ from app.actors import Actor
 from app.audit import chain
 from app.cases.models import Queue
 from app.cases.types import DOMAINS
+from app.errors import Conflict, Invalid
 
 MAX_NAME_LENGTH = 80
 
@@ -30,19 +31,19 @@ def create_queue(
     """
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
-        raise ValueError(f"a queue name must be 1 to {MAX_NAME_LENGTH} characters")
+        raise Invalid(f"a queue name must be 1 to {MAX_NAME_LENGTH} characters")
     if domain not in DOMAINS:
-        raise ValueError(f"unknown domain {domain!r}: choose one of {', '.join(DOMAINS)}")
+        raise Invalid(f"unknown domain {domain!r}: choose one of {', '.join(DOMAINS)}")
     if isinstance(sla_minutes, bool) or not isinstance(sla_minutes, int) or sla_minutes <= 0:
-        raise ValueError(f"sla_minutes must be a positive whole number of minutes (got {sla_minutes!r})")
+        raise Invalid(f"sla_minutes must be a positive whole number of minutes (got {sla_minutes!r})")
     if session.scalar(select(Queue.id).where(Queue.name == name)):
-        raise ValueError(f"a queue named {name!r} already exists")
+        raise Conflict(f"a queue named {name!r} already exists")
     if is_default:
         current = session.scalar(select(Queue.name).where(Queue.domain == domain, Queue.is_default.is_(True)))
         if current:
-            raise ValueError(f"domain {domain!r} already has a default queue ({current!r})")
+            raise Conflict(f"domain {domain!r} already has a default queue ({current!r})")
     if escalation_target is not None and escalation_target.domain != domain:
-        raise ValueError(
+        raise Invalid(
             f"escalation target {escalation_target.name!r} is in domain {escalation_target.domain!r}, not {domain!r}"
         )
     queue = Queue(name=name, domain=domain, sla_minutes=sla_minutes, is_default=is_default,

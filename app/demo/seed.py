@@ -30,12 +30,11 @@ from app.cases.queues import create_queue
 from app.cases.types import REGISTRY
 from app.cases.types.examples import EXAMPLES
 from app.db import utcnow
-from app.errors import Problem
+from app.errors import DomainError
 from app.escalation.models import EscalationRule
 from app.escalation.services import load_rules, validate_file
 from app.intake.models import ApiClient
 from app.intake.services import create_client, hash_token, submit_case
-from app.jobs import enqueue_analysis
 
 Echo = Callable[[str], None]
 
@@ -388,7 +387,6 @@ def seed_demo_data(session: Session, echo: Echo = print, *, credentials_path: Pa
     else:
         echo(f"Added {queues} queue(s), {users} user(s), {1 if new_credentials else 0} API client(s), "
              f"{rules} escalation rule(s) and {len(cases)} case(s).")
-    _enqueue(cases, echo)
     _print_summary(session, client, credentials_path, echo)
 
 
@@ -468,8 +466,8 @@ def _seed_cases(session: Session, client: ApiClient) -> list[Case]:
         try:
             result = submit_case(session, client, f"seed-{spec.external_id}", spec.body(_callback_url()),
                                  case_url=CASE_URL, insecure_callback_hosts=DEMO_INSECURE_HOSTS)
-        except Problem as exc:
-            raise RuntimeError(f"demo case {spec.external_id} was refused: {exc.detail} {exc.errors or ''}") from exc
+        except DomainError as exc:
+            raise RuntimeError(f"demo case {spec.external_id} was refused: {exc.message} {exc.errors or ''}") from exc
         case = session.get_one(Case, result.case_id)
         if spec.sla_due_in_minutes is not None:
             _bring_sla_forward(session, case, timedelta(minutes=spec.sla_due_in_minutes))
@@ -486,13 +484,6 @@ def _bring_sla_forward(session: Session, case: Case, remaining: timedelta) -> No
         "previous": previous.isoformat() if previous else None, "sla_due_at": case.sla_due_at.isoformat(),
         "reason": "demo seed: a case about to breach its SLA",
     })
-
-
-def _enqueue(cases: list[Case], echo: Echo) -> None:
-    """Ask for AI analysis of the new cases (after commit); the scheduler's sweep catches any Redis missed."""
-    missed = sum(not enqueue_analysis(case.id, case.version) for case in cases)
-    if missed:
-        echo(f"Redis unreachable: {missed} case(s) will be queued for analysis by the scheduler's sweep.")
 
 
 def _print_summary(session: Session, client: ApiClient, credentials_path: Path, echo: Echo) -> None:

@@ -49,18 +49,15 @@ def run_exclusive(name: str, sweep: Sweep, session: Session) -> dict[str, Any]:
     """Run ``sweep`` unless another run holds the lock; a report, or ``{"skipped": ...}``."""
     redis = redis_connection()
     lock = redis.lock(f"{KEY_PREFIX}:lock:{name}", timeout=current_app.config["SWEEP_LOCK_SECONDS"], blocking=False)
+    if not lock.acquire():
+        log.info("%s skipped: another run holds the lock", name)
+        return {"skipped": "another run holds the lock"}
     try:
-        if not lock.acquire():
-            log.info("%s skipped: another run holds the lock", name)
-            return {"skipped": "another run holds the lock"}
-        try:
-            report = sweep(session, utcnow(), RedisMarks(redis, f"{KEY_PREFIX}:marks:{name}"), session.commit,
-                           overlap=timedelta(seconds=current_app.config["SWEEP_OVERLAP_SECONDS"]))
-        finally:
-            _release(lock, name)
-        return asdict(report)
+        report = sweep(session, utcnow(), RedisMarks(redis, f"{KEY_PREFIX}:marks:{name}"), session.commit,
+                       overlap=timedelta(seconds=current_app.config["SWEEP_OVERLAP_SECONDS"]))
     finally:
-        redis.close()
+        _release(lock, name)
+    return asdict(report)
 
 
 def _release(lock: Any, name: str) -> None:

@@ -36,9 +36,9 @@ from pydantic import (
     model_validator,
 )
 
-from app.auth.models import Role
 from app.cases import lifecycle
 from app.cases.models import Priority, Status
+from app.cases.permissions import Role
 from app.cases.types import DOMAINS, REGISTRY
 
 PriorityName = Literal[tuple(p.label for p in Priority)]  # type: ignore[valid-type]

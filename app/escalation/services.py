@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 from app.actors import Actor
 from app.audit import chain
 from app.audit.models import AuditEvent
-from app.auth.models import Role, User
+from app.auth.models import User
 from app.cases import lifecycle
 from app.cases.models import Case, Queue, Recommendation, Status
+from app.cases.permissions import SEE_ALL, Role
 from app.db import canonical_json, utcnow
 from app.escalation import rules as schema
 from app.escalation import sla
@@ -37,9 +38,8 @@ log = logging.getLogger(__name__)
 
 RULES_ACTOR = Actor.system("rules")
 TRIGGERS = ("intake", "recommendation", "sweep")
-OPEN = tuple(s.value for s in lifecycle.BEFORE_APPROVAL)
+UNDECIDED = tuple(s.value for s in lifecycle.BEFORE_APPROVAL)  # where rules may still act
 NOT_YET_ANALYSED = (Status.RECEIVED.value, Status.ANALYZING.value)
-EVERYONE_WITH_ROLE = frozenset({Role.ADMIN.value, Role.AUDITOR.value})  # not queue members: all of them
 
 
 # --- reading and validating --------------------------------------------------------------------------
@@ -387,7 +387,7 @@ def _recipients(session: Session, case: Case, params: schema.Notify) -> Iterable
         return list(queue.members) if queue else []
     if params.user:
         return session.scalars(select(User).where(User.email == params.user)).all()
-    if params.role in EVERYONE_WITH_ROLE:
+    if params.role in SEE_ALL:  # they work no queue: every one of them
         return session.scalars(select(User).where(User.role == params.role)).all()
     return [member for member in (queue.members if queue else []) if member.role == params.role]
 
@@ -437,7 +437,7 @@ def _candidates(session: Session, active: list[ActiveRule], now: datetime, marks
     for key, column, line, where in lines:
         mark = None if rules_changed and key == UPDATED else marks.get(key)
         low = mark - overlap if mark is not None else None
-        for rows in sla.pages(session, column, low, line, Case.status.in_(OPEN), *where, batch=batch):
+        for rows in sla.pages(session, column, low, line, Case.status.in_(UNDECIDED), *where, batch=batch):
             ids.update(row[0] for row in rows)
     return ids, {ruleset: now, **{key: line for key, _, line, _ in lines}}
 
@@ -453,7 +453,7 @@ def sweep(session: Session, now: datetime, marks: sla.Marks, commit: Callable[[]
     ids, new_marks = _candidates(session, active, now, marks, overlap, batch)
     for case_id in sorted(ids):
         case = session.get(Case, case_id, populate_existing=True)
-        if case is None or case.status not in OPEN:
+        if case is None or case.status not in UNDECIDED:
             continue
         report.evaluated += 1
         if _would_fire(session, case, active, now):  # read first; lock only the cases that need it

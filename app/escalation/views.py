@@ -9,7 +9,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.actors import Actor
-from app.auth.models import Role
+from app.cases import permissions
 from app.escalation import forms, services
 from app.escalation.models import EscalationRule
 from app.escalation.rules import RuleInvalid
@@ -17,8 +17,6 @@ from app.extensions import db, login_manager
 
 bp = Blueprint("escalation", __name__, url_prefix="/admin/rules")
 
-READERS = frozenset({Role.ADMIN.value, Role.AUDITOR.value})
-EDITORS = frozenset({Role.ADMIN.value})
 EDIT_PAGES = frozenset({"escalation.new_rule", "escalation.edit_rule"})
 
 
@@ -27,8 +25,7 @@ def _require_access() -> Response | None:
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     editing = request.method != "GET" or request.endpoint in EDIT_PAGES
-    if current_user.role not in (EDITORS if editing else READERS):
-        abort(403)
+    permissions.require(current_user, "administer" if editing else "oversee")
     return None
 
 
@@ -55,7 +52,7 @@ def _actor() -> Actor:
 @bp.get("")
 def rules() -> str:
     return render_template("escalation/rules.html", rules=services.ordered_rules(db.session), describe=describe,
-                           can_edit=current_user.role in EDITORS, enabled_form=forms.EnabledForm(),
+                           can_edit=permissions.can(current_user, "administer"), enabled_form=forms.EnabledForm(),
                            move_form=forms.MoveForm())
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.cases.lifecycle import StaleVersion
 from app.execution import services, upstream
+from app.execution.delivery import deliver_approval
 from app.extensions import db
-from app.jobs import job
+from app.jobs import Work, enqueue, job
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +35,15 @@ def execute_case(case_id: int) -> str:
     db.session.commit()
     if attempt is None:
         return "skipped"
-    result = services.executor_for(attempt.case).deliver(attempt.case, attempt.decision, attempt.execution,
-                                                          attempt.approved_by)
+    result = deliver_approval(services.sender(), attempt.case, attempt.decision, attempt.execution,
+                              attempt.approved_by)
     outcome = services.finish_attempt(db.session, attempt, result)
     db.session.commit()
     if outcome is None:
         return "superseded"
     if outcome.retry_at is not None:
-        services.schedule_attempt(case_id, attempt.execution.id, attempt.execution.attempts + 1, outcome.retry_at)
+        enqueue(attempt_work(case_id, attempt.execution.id, attempt.execution.attempts + 1),
+                at=outcome.retry_at)
     return outcome.state.value
 
 
@@ -56,7 +59,8 @@ def notify_upstream(case_id: int, event_type: str, decision_id: int, attempt: in
     outcome = upstream.record_notification(db.session, note, result)
     db.session.commit()
     if outcome.retry_at is not None:
-        upstream.schedule_notification(note, outcome.retry_at)
+        enqueue(notice_work(note.case_id, note.event_type, note.decision_id, note.attempt + 1),
+                at=outcome.retry_at)
     return outcome.state.value
 
 
@@ -65,8 +69,31 @@ def retry_due_executions() -> int:
     """Periodic: enqueue execute jobs that are due but missing (Redis lost them, or a worker died
     mid-attempt). Returns how many were enqueued."""
     case_ids = services.due_for_execution(db.session)
-    enqueued = sum(services.enqueue_execution(case_id) for case_id in case_ids)
+    enqueued = sum(enqueue(execution_work(db.session, case_id)) for case_id in case_ids)
     db.session.rollback()
     if enqueued:
         log.info("re-enqueued %d due execution(s)", enqueued)
     return enqueued
+
+
+# --- the work, as enqueued ------------------------------------------------------------------------------
+
+
+def execution_work(session: Session, case_id: int) -> Work:
+    """The case's next delivery attempt. Its id names the work (the waiting execution's next attempt,
+    or the decision an approved case waits on), so enqueueing it twice is harmless."""
+    execution = services.waiting_execution(session, case_id)
+    if execution is not None:
+        return attempt_work(case_id, execution.id, execution.attempts + 1)
+    decision_id = services.latest_decision_id(session, case_id) or 0
+    return Work(execute_case, f"execute-{case_id}-decision-{decision_id}", (case_id,), services.QUEUE)
+
+
+def attempt_work(case_id: int, execution_id: int, number: int) -> Work:
+    return Work(execute_case, f"execute-{case_id}-execution-{execution_id}-{number}", (case_id,), services.QUEUE)
+
+
+def notice_work(case_id: int, event_type: str, decision_id: int, attempt: int = 1) -> Work:
+    """A ``case.decided`` / ``case.needs_info`` notification to the upstream system."""
+    return Work(notify_upstream, f"notify-{decision_id}-{attempt}", (case_id, event_type, decision_id, attempt),
+                services.QUEUE)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from app.intake import signatures
+from app import webhooks
 
 log = logging.getLogger("countersign.receiver")
 
@@ -82,9 +82,9 @@ class Receiver:
         """Answer one POST: (status, extra headers). Sleeps first when the delivery is failing."""
         webhook_id = headers.get("webhook-id") or ""
         try:
-            signatures.verify([self.secret], webhook_id, headers.get("webhook-timestamp"),
+            webhooks.verify([self.secret], webhook_id, headers.get("webhook-timestamp"),
                               headers.get("webhook-signature"), body, tolerance=self.tolerance)
-        except signatures.SignatureError as exc:
+        except webhooks.SignatureError as exc:
             return self._answer(Delivery(webhook_id, None, 401, path), f"refused: {exc}")
         document = json.loads(body)
         with self._lock:

@@ -35,28 +35,25 @@ from sqlalchemy.orm import Session, joinedload
 from app.actors import Actor
 from app.audit import chain
 from app.audit.models import AuditEvent
-from app.auth.models import Role, User
-from app.cases import lifecycle
+from app.auth.models import User
+from app.cases import lifecycle, policy
 from app.cases.models import Case, Decision, Execution, Status
+from app.cases.permissions import DECIDERS, require
 from app.db import utcnow
-from app.execution.delivery import CallbackExecutor, DeliveryResult, Executor, Sender
-from app.extensions import db
-from app.jobs import enqueue_once
-from app.review import services as review
+from app.errors import Conflict, DomainError, Invalid, NotFound
+from app.execution.delivery import DeliveryResult, Sender
+from app.jobs import after_commit
 
 log = logging.getLogger(__name__)
 
 S = Status
 EXECUTOR = Actor.system("executor")
 QUEUE = "execute"
-EXECUTE_JOB = "app.execution.jobs.execute_case"
 JITTER = 0.10
 FIRST_APPROVAL_EVENTS = ("case.approved", "case.first_approval")
 # decision kind → the lifecycle events that record it
 APPROVAL_EVENTS = {"approve": FIRST_APPROVAL_EVENTS, "edit": FIRST_APPROVAL_EVENTS,
                    "second_approval": ("case.second_approval",)}
-NOT_DECISIONS = ("blind_assessment",)  # a reviewer's own assessment before the reveal decides nothing
-DECIDERS = frozenset({Role.REVIEWER.value, Role.SENIOR_REVIEWER.value})
 SWEEP_BATCH = 500
 LIST_LIMIT = 100
 
@@ -116,7 +113,7 @@ def check_executable(session: Session, case: Case) -> Decision:
     required, and audited. Raises ExecutionRefused otherwise."""
     if case.status != S.APPROVED:
         raise ExecutionRefused(f"case {case.id} is {case.status}, not approved")
-    decisions = [d for d in review.decisions_of(session, case) if d.kind not in NOT_DECISIONS]
+    decisions = [d for d in policy.decisions_of(session, case) if d.kind not in policy.NOT_DECISIONS]
     if not decisions:
         raise ExecutionRefused("no human decision is recorded for the case")
     final = decisions[-1]
@@ -132,9 +129,9 @@ def approval_chain(session: Session, final: Decision) -> list[Decision]:
         return [final]
     previous = session.scalars(
         select(Decision).where(Decision.case_id == final.case_id, Decision.id < final.id,
-                               Decision.kind.not_in(NOT_DECISIONS)).order_by(Decision.id.desc()).limit(1)
+                               Decision.kind.not_in(policy.NOT_DECISIONS)).order_by(Decision.id.desc()).limit(1)
     ).first()
-    if previous is None or previous.kind not in review.FIRST_APPROVALS:
+    if previous is None or previous.kind not in policy.FIRST_APPROVALS:
         raise ExecutionRefused(f"second approval {final.id} does not follow a first approval")
     return [previous, final]
 
@@ -147,26 +144,24 @@ def verify_approval(session: Session, case: Case, final: Decision) -> None:
         if decision.reviewer.role not in DECIDERS:
             raise ExecutionRefused(f"decision {decision.id} was made by a user with role "
                                    f"{decision.reviewer.role!r}, who may not decide cases")
-        if decision.action is None or decision.action_hash != review.action_hash(decision.action,
-                                                                                 decision.parameters):
+        if decision.action is None or decision.action_hash != policy.action_hash(decision.action, decision.parameters):
             raise ExecutionRefused(f"decision {decision.id}: its action_hash does not match its action "
                                    "and parameters")
-    _check_four_eyes(case, approvals)
+    _check_four_eyes(session, case, approvals)
     _check_audited(session, case, approvals)
 
 
-def _check_four_eyes(case: Case, approvals: list[Decision]) -> None:
+def _check_four_eyes(session: Session, case: Case, approvals: list[Decision]) -> None:
     final = approvals[-1]
     if len(approvals) == 1:
-        if review.dual_approval_required(case, final.action, final.parameters)[0]:
+        if policy.dual_approval_required(case, final.action, final.parameters)[0]:
             raise ExecutionRefused("the case requires a second approval, and it is missing")
         return
     first = approvals[0]
-    if first.reviewer_id == final.reviewer_id:
-        raise ExecutionRefused("both approvals were given by the same person")
-    if final.reviewer.role != Role.SENIOR_REVIEWER:
-        raise ExecutionRefused(f"the second approval was given by a user with role {final.reviewer.role!r}, "
-                               "not a senior reviewer")
+    try:
+        policy.check_second_approver(session, case, first, final.reviewer_id, final.reviewer.role)
+    except DomainError as exc:
+        raise ExecutionRefused(f"the second approval breaks the four-eyes rule: {exc.message}") from None
     if (first.action, first.parameters) != (final.action, final.parameters):
         raise ExecutionRefused("the second approval confirms another action than the first")
 
@@ -194,7 +189,7 @@ def start_attempt(session: Session, case_id: int) -> Attempt | None:
     if case is None or case.status in (S.EXECUTED, S.EXECUTION_FAILED):
         return None
     if case.status == S.EXECUTING:
-        execution = _waiting_execution(session, case_id)
+        execution = waiting_execution(session, case_id)
         if execution is None:
             return None
         final = session.get_one(Decision, execution.decision_id)
@@ -223,7 +218,7 @@ def _open_execution(session: Session, case: Case, final: Decision) -> Execution:
     return execution
 
 
-def _waiting_execution(session: Session, case_id: int) -> Execution | None:
+def waiting_execution(session: Session, case_id: int) -> Execution | None:
     return session.scalars(select(Execution).where(Execution.case_id == case_id, Execution.status.in_(WAITING))
                            .order_by(Execution.id.desc()).limit(1)).first()
 
@@ -240,11 +235,6 @@ def _claim(session: Session, execution: Execution, now: datetime) -> bool:
         .values(attempts=execution.attempts + 1, status=State.DELIVERING.value, next_attempt_at=now + lease)
     )
     return claimed.rowcount == 1
-
-
-def executor_for(case: Case) -> Executor:
-    """The executor of the case's type: every type delivers the signed callback for now."""
-    return CallbackExecutor(sender())
 
 
 def sender() -> Sender:
@@ -309,7 +299,7 @@ def refuse(session: Session, case_id: int, reason: str) -> None:
     case = session.get_one(Case, case_id)
     chain.record(session, "case.execution_refused", EXECUTOR, case_id=case.id,
                  data={"reason": reason, "status": case.status})
-    execution = _waiting_execution(session, case.id) if case.status == S.EXECUTING else None
+    execution = waiting_execution(session, case.id) if case.status == S.EXECUTING else None
     if execution is not None:
         execution.status, execution.next_attempt_at = State.FAILED.value, None
         execution.last_error = f"refused: {reason}"
@@ -317,35 +307,11 @@ def refuse(session: Session, case_id: int, reason: str) -> None:
                              data={"execution_id": execution.id, "error": execution.last_error})
 
 
-# --- enqueueing ----------------------------------------------------------------------------------------
+# --- what to enqueue ------------------------------------------------------------------------------------
 
 
-def enqueue_execution(case_id: int) -> bool:
-    """Enqueue the case's execute job; call after commit. Its id names the work (the waiting
-    execution's next attempt, or the decision an approved case waits on), so twice is harmless."""
-    return enqueue_once(QUEUE, EXECUTE_JOB, _job_id(db.session, case_id), case_id)
-
-
-def _job_id(session: Session, case_id: int) -> str:
-    execution = _waiting_execution(session, case_id)
-    if execution is not None:
-        return attempt_job_id(case_id, execution.id, execution.attempts + 1)
-    decision_id = session.scalar(select(func.max(Decision.id)).where(Decision.case_id == case_id))
-    return f"execute-{case_id}-decision-{decision_id or 0}"
-
-
-def attempt_job_id(case_id: int, execution_id: int, number: int) -> str:
-    return f"execute-{case_id}-execution-{execution_id}-{number}"
-
-
-def schedule_job(job_id: str, at: datetime, func: str, *args: object) -> bool:
-    """Have RQ's scheduler enqueue ``func(*args)`` at ``at``. False (logged) when Redis is down:
-    the periodic sweep finds the work again."""
-    return enqueue_once(QUEUE, func, job_id, *args, at=at)
-
-
-def schedule_attempt(case_id: int, execution_id: int, number: int, at: datetime) -> bool:
-    return schedule_job(attempt_job_id(case_id, execution_id, number), at, EXECUTE_JOB, case_id)
+def latest_decision_id(session: Session, case_id: int) -> int | None:
+    return session.scalar(select(func.max(Decision.id)).where(Decision.case_id == case_id))
 
 
 def due_for_execution(session: Session, now: datetime | None = None) -> list[int]:
@@ -368,13 +334,15 @@ def due_for_execution(session: Session, now: datetime | None = None) -> list[int
 
 
 def retry_execution(session: Session, admin: User, case_id: int) -> Case:
-    """execution_failed → executing, for a new round of attempts; the caller commits, then calls
-    `enqueue_execution`. The job re-checks the approval before delivering."""
+    """execution_failed → executing, for a new round of attempts, enqueued once the caller commits.
+    The job re-checks the approval before delivering."""
+    from app.execution.jobs import execution_work  # the jobs module imports this one
     case, execution = _failed_execution(session, admin, case_id)
     lifecycle.transition(session, case, "execution_retried", Actor.user(admin), data={
         "execution_id": execution.id, "previous_attempts": execution.attempts, "last_error": execution.last_error})
     execution.status, execution.attempts, execution.next_attempt_at = State.PENDING.value, 0, None
     session.flush()
+    after_commit(session, execution_work(session, case_id))
     return case
 
 
@@ -384,9 +352,9 @@ def mark_handled(session: Session, admin: User, case_id: int, reason: str) -> Ex
     case, execution = _failed_execution(session, admin, case_id)
     reason = (reason or "").strip()
     if not reason:
-        raise review.Invalid("say how the failure was handled", {"reason": "required"})
+        raise Invalid("say how the failure was handled", {"reason": "required"})
     if execution.status != State.FAILED:
-        raise review.Conflict(f"the execution of case {case.id} is {execution.status}, not failed")
+        raise Conflict(f"the execution of case {case.id} is {execution.status}, not failed")
     execution.status = State.HANDLED.value
     chain.record(session, "execution.marked_handled", Actor.user(admin), case_id=case.id,
                  data={"execution_id": execution.id, "reason": reason, "by": admin.email})
@@ -394,15 +362,14 @@ def mark_handled(session: Session, admin: User, case_id: int, reason: str) -> Ex
 
 
 def _failed_execution(session: Session, admin: User, case_id: int) -> tuple[Case, Execution]:
-    if admin.role != Role.ADMIN:
-        raise review.Forbidden("only an admin may retry a failed execution or mark it handled")
+    require(admin, "retry_execution")
     case = session.get(Case, case_id)
     if case is None:
-        raise review.NotFound(f"case {case_id} not found")
+        raise NotFound(f"case {case_id} not found")
     execution = session.scalars(select(Execution).where(Execution.case_id == case_id)
                                 .order_by(Execution.id.desc()).limit(1)).first()
     if case.status != S.EXECUTION_FAILED or execution is None:
-        raise review.Conflict(f"case {case_id} is {case.status}, not execution_failed")
+        raise Conflict(f"case {case_id} is {case.status}, not execution_failed")
     return case, execution
 
 

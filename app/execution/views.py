@@ -9,23 +9,21 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app.auth.models import Role, User
+from app.auth.models import User
+from app.cases import permissions
+from app.errors import DomainError, Forbidden, NotFound
 from app.execution import services
 from app.execution.forms import MarkHandledForm, RetryForm
 from app.extensions import db
-from app.review import presenters
-from app.review.services import ReviewError
+from app.problems import sentence
 
 bp = Blueprint("execution", __name__, url_prefix="/admin/executions")
 
-VIEWERS = frozenset({Role.ADMIN.value, Role.AUDITOR.value})
-ADMINS = frozenset({Role.ADMIN.value})
 
 
-def _user(roles: frozenset[str]) -> User:
+def _user(intent: str) -> User:
     user = current_user._get_current_object()
-    if user.role not in roles:
-        abort(403)
+    permissions.require(user, intent)
     return user
 
 
@@ -34,49 +32,48 @@ def _back(message: str, category: str) -> Response:
     return redirect(url_for("execution.failures"))
 
 
-def _refused(exc: ReviewError) -> Response:
+def _refused(exc: DomainError) -> Response:
+    if isinstance(exc, Forbidden | NotFound):
+        raise exc
     db.session.rollback()
-    if exc.status in (403, 404):
-        abort(exc.status, exc.message)
-    return _back(exc.message[:1].upper() + exc.message[1:] + ".", "error")
+    return _back(sentence(exc.message), "error")
 
 
 @bp.get("")
 @login_required
 def failures() -> str:
-    user = _user(VIEWERS)
+    user = _user("oversee")
     return render_template(
         "execution/failures.html", failures=services.failed_executions(db.session),
-        deliveries=services.recent_executions(db.session), can_act=user.role == Role.ADMIN,
-        retry_form=RetryForm(), handled_form=MarkHandledForm(), when=presenters.when, humanize=presenters.humanize,
+        deliveries=services.recent_executions(db.session), can_act=permissions.can(user, "retry_execution"),
+        retry_form=RetryForm(), handled_form=MarkHandledForm(),
     )
 
 
 @bp.post("/<int:case_id>/retry")
 @login_required
 def retry(case_id: int) -> Response:
-    admin = _user(ADMINS)
+    admin = _user("retry_execution")
     if not RetryForm().validate_on_submit():
         abort(400)
     try:
         services.retry_execution(db.session, admin, case_id)
-    except ReviewError as exc:
+    except DomainError as exc:
         return _refused(exc)
     db.session.commit()
-    services.enqueue_execution(case_id)  # after the commit, never before
     return _back(f"Case {case_id}: delivery retried.", "success")
 
 
 @bp.post("/<int:case_id>/handled")
 @login_required
 def handled(case_id: int) -> Response:
-    admin = _user(ADMINS)
+    admin = _user("retry_execution")
     form = MarkHandledForm()
     if not form.validate_on_submit():
         return _back("Say how the failure was handled.", "error")
     try:
         services.mark_handled(db.session, admin, case_id, form.reason.data)
-    except ReviewError as exc:
+    except DomainError as exc:
         return _refused(exc)
     db.session.commit()
     return _back(f"Case {case_id}: failure marked handled.", "success")

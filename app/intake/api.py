@@ -9,13 +9,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import Problem
-from app.execution import upstream
+from app import webhooks
 from app.extensions import db, limiter
-from app.intake import services, signatures
+from app.intake import services
 from app.intake.models import ApiClient
 from app.intake.presenters import case_document
-from app.jobs import enqueue_analysis
+from app.problems import Problem
 
 bp = Blueprint("intake", __name__, url_prefix="/api/v1")
 
@@ -40,8 +39,6 @@ def create_case() -> tuple[Response, int]:
         db.session, client, webhook_id, raw, case_url=case_url,
         insecure_callback_hosts=current_app.config["INSECURE_CALLBACK_HOSTS"],
     ))
-    if result.created:
-        enqueue_analysis(result.case_id, result.version)
     return _accepted(result.body)
 
 
@@ -52,15 +49,19 @@ def _signed_body(client: ApiClient) -> tuple[bytes, str]:
                       f"send the body as application/json, not {request.mimetype or 'no content type'!r}")
     raw = request.get_data(cache=True)  # Werkzeug enforces MAX_CONTENT_LENGTH (413) before reading it all
     try:
-        signatures.verify(
-            services.active_secrets(client),
+        raw.decode()
+    except UnicodeDecodeError as exc:
+        raise Problem(400, "malformed-json", "Malformed JSON", f"the body is not UTF-8 text: {exc}") from None
+    try:
+        webhooks.verify(
+            client.active_secrets(),
             request.headers.get("webhook-id"),
             request.headers.get("webhook-timestamp"),
             request.headers.get("webhook-signature"),
             raw,
             tolerance=current_app.config["WEBHOOK_TOLERANCE_SECONDS"],
         )
-    except signatures.SignatureError as exc:
+    except webhooks.SignatureError as exc:
         raise Problem(401, "invalid-signature", "Invalid webhook signature", str(exc)) from None
     webhook_id = request.headers["webhook-id"]
     if len(webhook_id) > 255:
@@ -103,8 +104,6 @@ def answer_info(case_id: int) -> tuple[Response, int]:
     client = services.authenticate(db.session, request.headers.get("Authorization"))
     raw, webhook_id = _signed_body(client)
     case_url = url_for("intake.get_case", case_id=case_id, _external=True)
-    result = _committed(lambda: upstream.answer_info_request(db.session, client, case_id, webhook_id, raw,
+    result = _committed(lambda: services.answer_info_request(db.session, client, case_id, webhook_id, raw,
                                                              case_url=case_url))
-    if result.created:
-        enqueue_analysis(result.case_id, result.version)
     return _accepted(result.body)

@@ -25,6 +25,12 @@ class ApiClient(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    def active_secrets(self, now: datetime | None = None) -> list[str]:
+        """The signing secrets in force, newest first: the first one signs what we send."""
+        now = now or utcnow()
+        return [s["secret"] for s in self.signing_secrets
+                if not s["expires_at"] or datetime.fromisoformat(s["expires_at"]) > now]
+
     def __repr__(self) -> str:
         return f"<ApiClient {self.name}>"
 

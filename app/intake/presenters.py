@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.cases.models import Case, Decision, Execution
-from app.errors import Problem
+from app.errors import NotFound
 from app.intake.models import ApiClient
 
 
@@ -19,7 +19,7 @@ def _iso(value: Any) -> str | None:
 def case_document(session: Session, client: ApiClient, case_id: int) -> dict[str, Any]:
     case = session.get(Case, case_id)
     if case is None or case.client_id != client.id:  # another client's case does not exist for you
-        raise Problem(404, "case-not-found", "Case not found", f"no case {case_id} for this client")
+        raise NotFound(f"no case {case_id} for this client", slug="case-not-found", title="Case not found")
     rec = case.recommendation
     decisions = session.scalars(select(Decision).where(Decision.case_id == case.id).order_by(Decision.id)).all()
     execution = session.scalars(

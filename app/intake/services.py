@@ -8,22 +8,34 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import webhooks
 from app.actors import Actor
+from app.ai.jobs import analysis
 from app.audit import chain
-from app.cases.models import Case, Priority, Queue
+from app.cases import lifecycle
+from app.cases.models import Case, Priority, Queue, Status
 from app.cases.types import DOMAINS, UnknownCaseType, get_case_type
 from app.db import sha256_hex, utcnow
-from app.errors import Problem, validation_problem
+from app.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    Malformed,
+    NotFound,
+    Unauthenticated,
+    field_errors,
+    validation_error,
+)
 from app.escalation.services import apply_rules
-from app.intake import signatures
+from app.escalation.sla import resume_sla
 from app.intake.models import ApiClient, WebhookReceipt
 from app.intake.schemas import CaseEnvelope
+from app.jobs import after_commit
 
 TOKEN_PREFIX = "cs_"  # noqa: S105 (a prefix, not a secret)
 
@@ -44,13 +56,13 @@ def create_client(
 ) -> NewClient:
     unknown = sorted(set(domains) - set(DOMAINS))
     if unknown or not domains:
-        raise ValueError(
+        raise Invalid(
             f"domains must be a non-empty subset of {', '.join(DOMAINS)} (got {', '.join(domains) or 'none'})"
         )
     if session.scalar(select(ApiClient.id).where(ApiClient.name == name)):
-        raise ValueError(f"an API client named {name!r} already exists")
+        raise Conflict(f"an API client named {name!r} already exists")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    secret = signatures.new_secret()
+    secret = webhooks.new_secret()
     client = ApiClient(
         name=name,
         token_hash=hash_token(token),
@@ -79,7 +91,7 @@ def rotate_secret(session: Session, client: ApiClient, grace: timedelta = timede
         for s in client.signing_secrets
         if not s["expires_at"] or datetime.fromisoformat(s["expires_at"]) > now
     ]
-    secret = signatures.new_secret()
+    secret = webhooks.new_secret()
     client.signing_secrets = [{"secret": secret, "created_at": now.isoformat(), "expires_at": None}, *kept]
     chain.record(
         session,
@@ -90,27 +102,14 @@ def rotate_secret(session: Session, client: ApiClient, grace: timedelta = timede
     return secret
 
 
-def active_secrets(client: ApiClient) -> list[str]:
-    now = utcnow()
-    return [
-        s["secret"]
-        for s in client.signing_secrets
-        if not s["expires_at"] or datetime.fromisoformat(s["expires_at"]) > now
-    ]
-
-
 def authenticate(session: Session, authorization: str | None) -> ApiClient:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(
-            401,
-            "unauthenticated",
-            "Missing bearer token",
-            "send 'Authorization: Bearer <token>' with the API token of your client",
-        )
+        raise Unauthenticated("send 'Authorization: Bearer <token>' with the API token of your client",
+                              title="Missing bearer token")
     client = session.scalar(select(ApiClient).where(ApiClient.token_hash == hash_token(token.strip())))
     if client is None or not client.active:
-        raise Problem(401, "unauthenticated", "Invalid bearer token", "the API token is unknown or revoked")
+        raise Unauthenticated("the API token is unknown or revoked", title="Invalid bearer token")
     return client
 
 
@@ -138,7 +137,7 @@ def submit_case(
     caller rolls back and submits again, which then answers as a replay or a 409.
     """
     body_hash = hashlib.sha256(raw_body).hexdigest()
-    replay = _replay(session, client, webhook_id, body_hash)
+    replay = replayed(session, client, webhook_id, body_hash)
     if replay:
         return replay
     envelope = _parse(raw_body, client, insecure_callback_hosts)
@@ -146,13 +145,8 @@ def submit_case(
         select(Case.id).where(Case.client_id == client.id, Case.external_id == envelope.external_id)
     )
     if existing:
-        raise Problem(
-            409,
-            "duplicate-external-id",
-            "external_id already used",
-            f"external_id {envelope.external_id!r} is already case {existing}",
-            case_id=existing,
-        )
+        raise Conflict(f"external_id {envelope.external_id!r} is already case {existing}",
+                       slug="duplicate-external-id", title="external_id already used", case_id=existing)
     case = _new_case(session, client, envelope)
     body = {"id": case.id, "status": case.status, "url": case_url.format(id=case.id)}
     session.add(
@@ -181,51 +175,53 @@ def submit_case(
     )
     session.flush()
     apply_rules(session, case, trigger="intake")
+    after_commit(session, analysis(case.id, case.version))
     return IntakeResult(case.id, case.version, body, created=True)
 
 
-def _replay(session: Session, client: ApiClient, webhook_id: str, body_hash: str) -> IntakeResult | None:
+def replayed(session: Session, client: ApiClient, webhook_id: str, body_hash: str) -> IntakeResult | None:
     receipt = session.scalar(
         select(WebhookReceipt).where(WebhookReceipt.client_id == client.id, WebhookReceipt.webhook_id == webhook_id)
     )
     if receipt is None:
         return None
     if receipt.body_hash != body_hash:
-        raise Problem(
-            409,
-            "idempotency-key-reused",
-            "webhook-id reused with a different body",
-            f"webhook-id {webhook_id!r} was already used for case {receipt.case_id} with another body",
-            case_id=receipt.case_id,
-        )
+        raise Conflict(f"webhook-id {webhook_id!r} was already used for case {receipt.case_id} with another body",
+                       slug="idempotency-key-reused", title="webhook-id reused with a different body",
+                       case_id=receipt.case_id)
     return IntakeResult(receipt.case_id or 0, 0, receipt.response_body, created=False)
 
 
-def _parse(raw_body: bytes, client: ApiClient, insecure_callback_hosts: frozenset[str]) -> CaseEnvelope:
+def json_document(raw_body: bytes) -> Any:
     try:
-        document = json.loads(raw_body)
+        return json.loads(raw_body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, "malformed-json", "Malformed JSON", f"the body is not valid JSON: {exc}") from None
+        raise Malformed(f"the body is not valid JSON: {exc}", slug="malformed-json", title="Malformed JSON") from None
+
+
+def json_object(raw_body: bytes) -> dict[str, Any]:
+    document = json_document(raw_body)
     if not isinstance(document, dict):
-        raise Problem(400, "malformed-json", "Malformed JSON", "the body must be a JSON object")
+        raise Malformed("the body must be a JSON object", slug="malformed-json", title="Malformed JSON")
+    return document
+
+
+def _parse(raw_body: bytes, client: ApiClient, insecure_callback_hosts: frozenset[str]) -> CaseEnvelope:
+    document = json_object(raw_body)
     domain = document.get("domain")
     if isinstance(domain, str) and domain in DOMAINS and domain not in client.allowed_domains:
-        raise Problem(
-            403,
-            "domain-not-allowed",
-            "Domain not allowed",
-            f"client {client.name!r} may post to {', '.join(client.allowed_domains)}, not {domain!r}",
-        )
+        raise Forbidden(f"client {client.name!r} may post to {', '.join(client.allowed_domains)}, not {domain!r}",
+                        slug="domain-not-allowed", title="Domain not allowed")
     errors: list[dict[str, Any]] = []
     envelope = None
     try:
         envelope = CaseEnvelope.model_validate(document)
     except ValidationError as exc:
-        errors += validation_problem(exc).errors or []
+        errors += field_errors(exc)
     errors += _data_errors(document)
     errors += _callback_errors(document.get("callback_url"), client, insecure_callback_hosts)
     if errors or envelope is None:
-        raise Problem(422, "validation-error", "The case is invalid", f"{len(errors)} invalid field(s)", errors)
+        raise validation_error(errors, "case")
     return envelope
 
 
@@ -242,31 +238,16 @@ def _data_errors(document: dict[str, Any]) -> list[dict[str, Any]]:
     try:
         kind.validate_data(data)
     except ValidationError as exc:
-        return validation_problem(exc, prefix=("data",)).errors or []
+        return field_errors(exc, prefix=("data",))
     return []
 
 
 def _callback_errors(url: Any, client: ApiClient, insecure_hosts: frozenset[str]) -> list[dict[str, Any]]:
     if url is None or not isinstance(url, str):
         return []
-    problem = callback_url_problem(url, client, insecure_hosts)
+    problem = webhooks.callback_url_problem(url, client.callback_hosts, insecure_hosts)
     return [{"field": "callback_url", "message": problem, "code": "callback_not_allowed"}] if problem else []
 
-
-def callback_url_problem(url: str, client: ApiClient, insecure_hosts: frozenset[str]) -> str | None:
-    """Why ``url`` may not receive callbacks for ``client``, or None when it may."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("https", "http") or not host:
-        return "callback_url must be an absolute https URL"
-    if parts.username or parts.password:
-        return "callback_url must not carry credentials"
-    if host not in client.callback_hosts:
-        allowed = ", ".join(client.callback_hosts) or "none"
-        return f"host {host!r} is not on this client's callback allow-list ({allowed})"
-    if parts.scheme == "http" and host not in insecure_hosts:
-        return "callback_url must use https (plain http only for hosts an admin allow-listed for testing)"
-    return None
 
 
 def default_queue(session: Session, domain: str) -> Queue | None:
@@ -301,3 +282,73 @@ def _new_case(session: Session, client: ApiClient, envelope: CaseEnvelope) -> Ca
     session.add(case)
     session.flush()
     return case
+
+
+# --- the upstream system answers a request for information ---------------------------------------------
+
+MAX_NOTE_LENGTH = 5000
+
+
+class InfoAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: dict[str, Any]  # top-level fields of the case's data to replace or add
+    note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH)
+
+
+def answer_info_request(session: Session, client: ApiClient, case_id: int, webhook_id: str, raw_body: bytes, *,
+                        case_url: str) -> IntakeResult:
+    """Merge the upstream system's answer into a needs_info case and send the case back to
+    analysis (flushed; the caller commits, which enqueues the analysis). Idempotent on
+    ``webhook_id``; a concurrent twin fails on the receipt's unique key and, tried again, replays."""
+    body_hash = hashlib.sha256(raw_body).hexdigest()
+    replay = replayed(session, client, webhook_id, body_hash)
+    if replay:
+        return replay
+    case = session.get(Case, case_id)
+    if case is None or case.client_id != client.id:  # another client's case does not exist for you
+        raise NotFound(f"no case {case_id} for this client", slug="case-not-found", title="Case not found")
+    if case.status != Status.NEEDS_INFO:
+        raise Conflict(f"case {case_id} is {case.status}; answers are accepted while it is needs_info",
+                       slug="case-not-waiting-for-info", title="The case is not waiting for information")
+    answer, data = _merged(case, raw_body)
+    body = {"id": case.id, "status": Status.ANALYZING.value, "url": case_url}
+    session.add(WebhookReceipt(client_id=client.id, webhook_id=webhook_id, body_hash=body_hash, case_id=case.id,
+                               response_status=202, response_body=body))
+    session.flush()  # before the case changes: one move, one version
+    now = utcnow()
+    paused = now - case.sla_paused_at if case.sla_paused_at else timedelta(0)
+    amount = get_case_type(case.domain, case.case_type).amount(data)
+    case.payload = data.model_dump(mode="json")
+    case.amount, case.currency = amount or (None, None)
+    case.reopen_count += 1
+    resume_sla(case, now)  # in the queue's business time
+    try:
+        lifecycle.transition(session, case, "info_received", Actor.client(client), data={
+            "webhook_id": webhook_id, "body_sha256": body_hash, "fields": sorted(answer.data), "note": answer.note,
+            "sla_paused_seconds": int(paused.total_seconds())})
+    except lifecycle.StaleVersion as exc:
+        raise lifecycle.StaleVersion(str(exc), slug="case-changed", title="The case changed meanwhile") from None
+    after_commit(session, analysis(case.id, case.version))
+    return IntakeResult(case.id, case.version, body, created=True)
+
+
+def _merged(case: Case, raw_body: bytes) -> tuple[InfoAnswer, BaseModel]:
+    """The answer, and the case's data with the answer's top-level fields merged in, validated
+    against the case type: every invalid field at once, as a 422."""
+    document = json_document(raw_body)
+    errors: list[dict[str, Any]] = []
+    answer = data = None
+    try:
+        answer = InfoAnswer.model_validate(document)
+    except ValidationError as exc:
+        errors += field_errors(exc)
+    if isinstance(document, dict) and isinstance(document.get("data"), dict):
+        try:
+            data = get_case_type(case.domain, case.case_type).validate_data({**case.payload, **document["data"]})
+        except ValidationError as exc:
+            errors += field_errors(exc, prefix=("data",))
+    if errors or answer is None or data is None:
+        raise Invalid(f"{len(errors)} invalid field(s) in the answer or in the case's data with it merged in",
+                      errors, slug="validation-error", title="The answer is invalid")
+    return answer, data

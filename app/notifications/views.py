@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from app.extensions import db, login_manager
 from app.notifications import services
+from app.notifications.models import TITLES
 
 log = logging.getLogger(__name__)
 bp = Blueprint("notifications", __name__)
@@ -36,7 +37,7 @@ def _require_login() -> Response | None:
 @bp.get("/notifications")
 def index() -> str:
     page = db.paginate(services.inbox_query(current_user), per_page=PER_PAGE, max_per_page=100, error_out=False)
-    return render_template("notifications/index.html", page=page, titles=services.TITLES)
+    return render_template("notifications/index.html", page=page, titles=TITLES)
 
 
 @bp.post("/notifications/read")

@@ -13,12 +13,13 @@ from flask import Blueprint, Response, g, jsonify, request
 from pydantic import ValidationError
 
 from app.auth.services import user_for_token
+from app.cases import permissions, policy
 from app.cases.models import Case, Decision, Priority, Recommendation
 from app.cases.types import get_case_type
-from app.errors import Problem, problem_response, validation_problem
+from app.errors import Invalid, field_errors, validation_error
 from app.extensions import db
+from app.problems import Problem, problem_response
 from app.review import services
-from app.review.followups import start_followups
 from app.review.inbox import DEFAULT_PER_PAGE, STATUS_GROUPS, InboxFilters, InboxRow, inbox_page
 
 bp = Blueprint("review_api", __name__, url_prefix="/api/v1")
@@ -41,27 +42,21 @@ def _authenticate() -> Response | None:
     return None
 
 
-@bp.errorhandler(services.ReviewError)
-def _review_error(exc: services.ReviewError) -> Response:
-    errors = [{"field": field, "message": message} for field, message in exc.errors.items()]
-    return problem_response(Problem(exc.status, exc.slug, exc.title, exc.message, errors or None))
-
-
 def _int_arg(name: str, default: int) -> int:
     raw = request.args.get(name, "")
     if not raw:
         return default
     if not raw.isdigit():
-        raise services.Invalid(f"{name} must be a positive whole number", {name: "not a positive whole number"})
+        raise Invalid(f"{name} must be a positive whole number", {name: "not a positive whole number"})
     return int(raw)
 
 
 @bp.get("/inbox")
 def inbox() -> Response:
-    queue = services.queue_for(db.session, g.reviewer, request.args.get("queue", ""))
+    queue = permissions.queue_for(db.session, g.reviewer, request.args.get("queue", ""))
     status = request.args.get("status") or "open"
     if status not in STATUS_GROUPS:
-        raise services.Invalid(f"unknown status {status!r}", {"status": f"one of {', '.join(STATUS_GROUPS)}"})
+        raise Invalid(f"unknown status {status!r}", {"status": f"one of {', '.join(STATUS_GROUPS)}"})
     filters = InboxFilters(status=status, page=_int_arg("page", 1), per_page=_int_arg("per_page", DEFAULT_PER_PAGE))
     page = inbox_page(db.session, g.reviewer, queue, filters)
     db.session.commit()
@@ -87,18 +82,17 @@ def decide(case_id: int) -> tuple[Response, int]:
     try:
         command = services.DecisionCommand.model_validate(body)
     except ValidationError as exc:
-        raise validation_problem(exc) from None
+        raise validation_error(field_errors(exc)) from None
     decision = services.decide(db.session, g.reviewer, case_id, command, bind_by_version=True)
     case = db.session.get(Case, case_id)
     answer = {"decision": _decision(decision), "case": {"id": case.id, "status": case.status, "version": case.version}}
     db.session.commit()
-    start_followups(case_id, answer["case"]["status"], decision)
     return jsonify(answer), 201
 
 
 @bp.get("/review/cases/<int:case_id>")
 def review_case(case_id: int) -> Response:
-    case = services.get_case_for(db.session, g.reviewer, case_id, "view")
+    case = permissions.get_case_for(db.session, g.reviewer, case_id, "view")
     answer = _review_document(case)
     db.session.commit()
     return jsonify(answer)
@@ -153,9 +147,9 @@ def _recommendation(rec: Recommendation) -> dict[str, Any]:
 def _review_document(case: Case) -> dict[str, Any]:
     """The case as the reviewer sees it; on a blind queue, nothing of the AI's view before their own assessment."""
     hidden = services.recommendation_hidden(db.session, g.reviewer, case)
-    action, parameters = services.proposed_action(db.session, case)
-    required, role = services.dual_approval_required(case, action, parameters)
-    decisions = [] if hidden else services.decisions_of(db.session, case)
+    action, parameters = policy.proposed_action(db.session, case)
+    required, role = policy.dual_approval_required(case, action, parameters)
+    decisions = [] if hidden else policy.decisions_of(db.session, case)
     return {
         **_summary(case),
         "amount": str(case.amount) if case.amount is not None else None, "currency": case.currency,
@@ -163,7 +157,7 @@ def _review_document(case: Case) -> dict[str, Any]:
         "recommendation_hidden": hidden,
         "recommendation": _recommendation(case.recommendation) if case.recommendation and not hidden else None,
         "proposed_action": None if hidden else {"action": action, "parameters": parameters},
-        "view_hash": None if hidden else services.view_hash(case, action, parameters),
+        "view_hash": None if hidden else policy.view_hash(case, action, parameters),
         "dual_approval": {"required": required, "role": role},
         "actions": list(get_case_type(case.domain, case.case_type).action_names),
         "reason_codes": [{"code": code, "label": label} for code, label in services.reason_codes()],

@@ -46,10 +46,10 @@ COUNT_CAP = 1000
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 25
 
-OPEN = (S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL)
+WITH_REVIEWERS = (S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL)
 STATUS_GROUPS: dict[str, tuple[Status, ...]] = {
-    "open": OPEN,
-    **{s.value: (s,) for s in (*OPEN, S.NEEDS_INFO)},
+    "open": WITH_REVIEWERS,
+    **{s.value: (s,) for s in (*WITH_REVIEWERS, S.NEEDS_INFO)},
     "processing": (S.RECEIVED, S.ANALYZING),
     "decided": (S.APPROVED, S.REJECTED, S.EXECUTING, S.EXECUTED, S.EXECUTION_FAILED),
     "withdrawn": (S.WITHDRAWN,),
@@ -145,7 +145,7 @@ def queue_summaries(session: Session, user: User, queues: list[Queue]) -> list[Q
             _count_if(overdue(now)),
             _count_if(at_risk(now, now.timestamp())),
         )
-        .where(Case.queue_id.in_([q.id for q in queues]), Case.status.in_([s.value for s in OPEN]))
+        .where(Case.queue_id.in_([q.id for q in queues]), Case.status.in_([s.value for s in WITH_REVIEWERS]))
         .group_by(Case.queue_id)
     ).all()
     counts = {row[0]: row[1:] for row in rows}
@@ -294,7 +294,7 @@ class Shape:
 
     @classmethod
     def of(cls, filters: InboxFilters) -> Shape:
-        return cls(STATUS_GROUPS.get(filters.status, OPEN), bool(filters.case_type), filters.flag in FLAGS,
+        return cls(STATUS_GROUPS.get(filters.status, WITH_REVIEWERS), bool(filters.case_type), filters.flag in FLAGS,
                    filters.assignee, filters.sla, bool(filters.q), filters.sort, filters.descending)
 
     @property

@@ -13,7 +13,6 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Literal
 
 from flask import current_app
@@ -22,115 +21,29 @@ from sqlalchemy import Integer, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.actors import Actor
+from app.ai.jobs import analysis
 from app.audit import chain
-from app.auth.models import Role, User
-from app.cases import lifecycle
+from app.auth.models import User
+from app.cases import lifecycle, policy
 from app.cases.models import Case, Decision, Queue, Status
+from app.cases.permissions import DECIDERS, get_case_for, queue_for, require, sees
 from app.cases.types import UnknownAction, get_case_type
-from app.db import json_digest, utcnow
+from app.db import utcnow
+from app.errors import Conflict, Forbidden, Invalid
+from app.execution.jobs import execution_work, notice_work
+from app.jobs import after_commit
 from app.notifications.services import notify
 from app.review.inbox import inbox_order_ids
 
 S = Status
-DECIDERS = frozenset({Role.REVIEWER, Role.SENIOR_REVIEWER})  # admins never decide cases, auditors only read
-ASSIGNERS = frozenset({Role.SENIOR_REVIEWER, Role.ADMIN})
-SEE_ALL = frozenset({Role.ADMIN, Role.AUDITOR})
-INTENT_ROLES: dict[str, frozenset[str]] = {
-    "view": frozenset(Role),
-    "claim": DECIDERS,
-    "decide": DECIDERS,
-    "assign": ASSIGNERS,
-    "retry": DECIDERS | {Role.ADMIN},
-}
-INTENTS = tuple(INTENT_ROLES)
 CLAIMABLE_STATUSES = (S.PENDING_REVIEW, S.AI_FAILED)
 CLAIMABLE = tuple(status.value for status in CLAIMABLE_STATUSES)
 INBOX_ORDER = (Case.priority.desc(), Case.sla_due_at.asc().nulls_last(), Case.id.asc())
 CLAIM_BATCH = 20
-FIRST_APPROVALS = ("approve", "edit")
-AMOUNT_POLICY_TYPES = frozenset({"payment_release", "credit_limit_change"})
-ALWAYS_DUAL = frozenset({("compliance", "aml_alert", "file_sar"), ("compliance", "kyc_review", "reject_onboarding")})
-DEFAULT_SECOND_APPROVER = Role.SENIOR_REVIEWER.value
+UPSTREAM_EVENTS = {"reject": "case.decided", "escalate": "case.decided", "request_info": "case.needs_info"}
 STALE = "the case changed while you were looking at it: reload"
 MAX_REASON_LENGTH = 5000
 SCHEDULER = Actor.system("scheduler")
-
-
-# --- errors --------------------------------------------------------------------------------------
-
-
-class ReviewError(Exception):
-    """A refused request: ``status`` and ``slug`` for the API, ``message`` and field ``errors`` for people."""
-
-    status = 400
-    slug = "review-error"
-    title = "Request refused"
-
-    def __init__(self, message: str, errors: dict[str, str] | None = None, *, slug: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = errors or {}
-        if slug:
-            self.slug = slug
-
-
-class NotFound(ReviewError):
-    status, slug, title = 404, "not-found", "Not found"
-
-
-class Forbidden(ReviewError):
-    status, slug, title = 403, "forbidden", "Not allowed"
-
-
-class Conflict(ReviewError):
-    status, slug, title = 409, "conflict", "Conflict"
-
-
-class Invalid(ReviewError):
-    status, slug, title = 422, "invalid", "Invalid request"
-
-
-# --- seeing queues and cases ---------------------------------------------------------------------
-
-
-def visible_queues(session: Session, user: User) -> list[Queue]:
-    """Reviewers: the queues they work or lead; senior reviewers also those queues' escalation
-    targets; admins and auditors: every queue."""
-    if user.role in SEE_ALL:
-        return list(session.scalars(select(Queue).order_by(Queue.name)))
-    own = {q.id: q for q in [*user.queues, *session.scalars(select(Queue).where(Queue.lead_id == user.id))]}
-    if user.role == Role.SENIOR_REVIEWER:
-        own.update({q.escalation_target.id: q.escalation_target for q in list(own.values()) if q.escalation_target})
-    return sorted(own.values(), key=lambda q: q.name)
-
-
-def queue_for(session: Session, user: User, key: int | str) -> Queue:
-    """A queue the user may see, by id or by name (NotFound otherwise)."""
-    found = next((q for q in visible_queues(session, user) if key in (q.id, q.name)), None)
-    if found is None:
-        raise NotFound(f"no queue {key!r} among your queues")
-    return found
-
-
-def _sees(session: Session, user: User, case: Case) -> bool:
-    return user.role in SEE_ALL or any(q.id == case.queue_id for q in visible_queues(session, user))
-
-
-def _require_role(user: User, intent: str) -> None:
-    if user.role not in INTENT_ROLES[intent]:
-        raise Forbidden(f"a user with role {user.role} may not {intent} cases")
-
-
-def get_case_for(session: Session, user: User, case_id: int, intent: str) -> Case:
-    """The one place that loads a case for a user: NotFound when they may not even know it
-    exists, Forbidden when they see it but their role may not do ``intent``."""
-    if intent not in INTENT_ROLES:
-        raise ValueError(f"unknown intent {intent!r}; one of {', '.join(INTENTS)}")
-    case = session.get(Case, case_id)
-    if case is None or not _sees(session, user, case):
-        raise NotFound(f"case {case_id} not found")
-    _require_role(user, intent)
-    return case
 
 
 # --- claiming ------------------------------------------------------------------------------------
@@ -138,7 +51,7 @@ def get_case_for(session: Session, user: User, case_id: int, intent: str) -> Cas
 
 def _move(session: Session, case: Case, event: str, actor: Actor, *, expected_version: int | None = None,
           data: dict[str, Any] | None = None, changes: dict[str, Any] | None = None) -> None:
-    """Apply ``changes`` to the case and move it, in one versioned UPDATE; refusals become review errors.
+    """Apply ``changes`` to the case and move it, in one versioned UPDATE.
 
     Everything else is read before the case changes: an autoflush in between would bump its version."""
     for name, value in (changes or {}).items():
@@ -146,11 +59,7 @@ def _move(session: Session, case: Case, event: str, actor: Actor, *, expected_ve
     try:
         lifecycle.transition(session, case, event, actor, expected_version=expected_version, data=data)
     except lifecycle.StaleVersion as exc:
-        raise Conflict(STALE, slug="stale-version") from exc
-    except lifecycle.ActorNotAllowed as exc:
-        raise Forbidden(str(exc)) from exc
-    except lifecycle.IllegalTransition as exc:
-        raise Conflict(str(exc), slug="illegal-transition") from exc
+        raise lifecycle.StaleVersion(STALE) from exc
 
 
 UNCLAIMED = {"assignee_id": None, "claim_expires_at": None}
@@ -178,7 +87,7 @@ def claim_next(session: Session, user: User, queue_id: int) -> Case | None:
     """Claim the queue's most urgent unclaimed case (priority, then SLA due time, then age);
     two reviewers asking at once never get the same case."""
     queue = queue_for(session, user, queue_id)
-    _require_role(user, "claim")
+    require(user, "claim")
     if session.get_bind().dialect.name == "postgresql":
         case = _lock_next(session, queue.id)
     else:
@@ -241,8 +150,12 @@ def release(session: Session, user: User, case_id: int) -> Case:
     case = get_case_for(session, user, case_id, "view")
     if case.status != S.IN_REVIEW:
         raise Conflict(f"a case in status {case.status} is not claimed", slug="illegal-transition")
-    if case.assignee_id != user.id and user.role not in ASSIGNERS:
-        raise Forbidden("only the reviewer who claimed the case, a senior reviewer or an admin may release it")
+    if case.assignee_id != user.id:
+        try:
+            require(user, "release_others")
+        except Forbidden:
+            raise Forbidden("only the reviewer who claimed the case, a senior reviewer or an admin may release it"
+                            ) from None
     _move(session, case, "released", Actor.user(user), data={"assignee_id": case.assignee_id}, changes=UNCLAIMED)
     return case
 
@@ -254,7 +167,7 @@ def assign(session: Session, user: User, case_id: int, assignee_id: int, reason:
     if not reason:
         raise Invalid("say why you assign the case", {"reason": "required"})
     assignee = session.get(User, assignee_id)
-    if assignee is None or not assignee.active or assignee.role not in DECIDERS or not _sees(session, assignee, case):
+    if assignee is None or not assignee.active or assignee.role not in DECIDERS or not sees(session, assignee, case):
         raise Invalid("that person cannot work this case", {"assignee_id": "not an active reviewer of this queue"})
     _give(session, user, case, "assigned", assignee, {"previous_assignee_id": case.assignee_id, "reason": reason})
     notify(session, [assignee], "assignment", case, f"{user.name} assigned you case {case.id}: {reason}")
@@ -273,9 +186,10 @@ def release_expired_claims(session: Session, now: datetime | None = None) -> int
 
 
 def retry_analysis(session: Session, user: User, case_id: int) -> Case:
-    """ai_failed → analyzing; the caller enqueues ``app.jobs.enqueue_analysis`` after commit."""
-    case = get_case_for(session, user, case_id, "retry")
+    """ai_failed → analyzing; the analysis is enqueued once the caller commits."""
+    case = get_case_for(session, user, case_id, "retry_analysis")
     _move(session, case, "analysis_retried", Actor.user(user))
+    after_commit(session, analysis(case.id, case.version))
     return case
 
 
@@ -284,61 +198,6 @@ def retry_analysis(session: Session, user: User, case_id: int) -> Case:
 
 def reason_codes() -> list[tuple[str, str]]:
     return list(current_app.config["REVIEW_REASON_CODES"])
-
-
-def action_hash(action: str | None, parameters: dict[str, Any]) -> str:
-    return json_digest({"action": action, "parameters": parameters})
-
-
-def view_hash(case: Case, action: str | None, parameters: dict[str, Any]) -> str:
-    """Binds an approval to what the reviewer saw: this version of the case, its
-    recommendation, and the final action."""
-    rec = case.recommendation
-    return json_digest({
-        "case": case.id,
-        "version": case.version,
-        "recommendation": None if rec is None else {"id": rec.id, "action": rec.action, "parameters": rec.parameters},
-        "final": {"action": action, "parameters": parameters},
-    })
-
-
-def decisions_of(session: Session, case: Case) -> list[Decision]:
-    return list(session.scalars(select(Decision).where(Decision.case_id == case.id).order_by(Decision.id)))
-
-
-def pending_approval(session: Session, case: Case) -> Decision | None:
-    """The first approval a case in awaiting_second_approval waits on."""
-    if case.status != S.AWAITING_SECOND_APPROVAL:
-        return None
-    return session.scalars(select(Decision).where(Decision.case_id == case.id, Decision.kind.in_(FIRST_APPROVALS))
-                           .order_by(Decision.id.desc()).limit(1)).first()
-
-
-def proposed_action(session: Session, case: Case) -> tuple[str | None, dict[str, Any]]:
-    """What ``approve`` would approve now: the pending first approval, else the recommendation."""
-    first = pending_approval(session, case)
-    if first is not None:
-        return first.action, first.parameters
-    rec = case.recommendation
-    return (rec.action, rec.parameters) if rec is not None else (None, {})
-
-
-def dual_approval_required(case: Case, action: str | None, parameters: dict[str, Any] | None = None,
-                           ) -> tuple[bool, str | None]:
-    """(needed, role of the second approver): a rule flagged the case, the amount is at or above
-    the currency's threshold, or the action is a SAR filing or an onboarding rejection."""
-    required = (case.requires_dual_approval or (case.domain, case.case_type, action) in ALWAYS_DUAL
-                or _over_threshold(case, parameters or {}))
-    return (True, case.second_approval_role or DEFAULT_SECOND_APPROVER) if required else (False, None)
-
-
-def _over_threshold(case: Case, parameters: dict[str, Any]) -> bool:
-    if case.case_type not in AMOUNT_POLICY_TYPES:
-        return False
-    limit = parameters.get("limit")  # the credit limit the action sets (validated by the action schema)
-    amount = max(case.amount or Decimal(0), Decimal(str(limit)) if limit is not None else Decimal(0))
-    thresholds = current_app.config["DUAL_APPROVAL_THRESHOLDS"]
-    return amount >= thresholds.get(case.currency or "", thresholds["default"])
 
 
 def decision_diff(recommended: tuple[str | None, dict[str, Any]], final: tuple[str | None, dict[str, Any]],
@@ -395,7 +254,7 @@ class _Request:
     bind_by_version: bool
 
 
-Final = tuple[str | None, dict[str, Any]]
+Final = policy.Final
 
 
 def decide(session: Session, user: User, case_id: int, command: DecisionCommand, *,
@@ -404,8 +263,19 @@ def decide(session: Session, user: User, case_id: int, command: DecisionCommand,
     case_version alone binds the approval to what was seen."""
     case = get_case_for(session, user, case_id, "decide")
     if command.case_version != case.version:
-        raise Conflict(STALE, slug="stale-version")
-    return _HANDLERS[command.kind](_Request(session, user, case, command, bind_by_version))
+        raise lifecycle.StaleVersion(STALE)
+    decision = _HANDLERS[command.kind](_Request(session, user, case, command, bind_by_version))
+    _follow_up(session, case, decision)
+    return decision
+
+
+def _follow_up(session: Session, case: Case, decision: Decision) -> None:
+    """Once the decision commits: an approved action goes to the executor; other outcomes are
+    told to the upstream system."""
+    if case.status == S.APPROVED:
+        after_commit(session, execution_work(session, case.id))
+    elif decision.kind in UPSTREAM_EVENTS:
+        after_commit(session, notice_work(case.id, UPSTREAM_EVENTS[decision.kind], decision.id))
 
 
 def _approve(r: _Request) -> Decision:
@@ -439,7 +309,7 @@ def _edit(r: _Request) -> Decision:
 
 def _first_approval(r: _Request, kind: str, final: Final) -> Decision:
     _check_view(r, final)
-    required, role = dual_approval_required(r.case, *final)
+    required, role = policy.dual_approval_required(r.case, *final)
     decision = _record(r, "first_approval" if required else "approved", kind, final,
                        {"second_approval_role": role} if required else {})
     if required:
@@ -515,7 +385,7 @@ def _new_decision(r: _Request, kind: str, final: Final | None) -> Decision:
         case_id=r.case.id, reviewer_id=r.user.id, recommendation_id=r.case.recommendation_id, kind=kind,
         case_version=r.command.case_version, action=action, parameters=parameters,
         diff=decision_diff(recommended, (action, parameters)) if final is not None else {},
-        action_hash=action_hash(action, parameters) if final is not None else None,
+        action_hash=policy.action_hash(action, parameters) if final is not None else None,
         reason_code=r.command.reason_code, reason=(r.command.reason or "").strip() or None,
     )
 
@@ -576,28 +446,15 @@ def _check_view(r: _Request, final: Final) -> None:
         return  # case_version, checked already, is the binding
     if seen is None:
         raise Invalid("view_hash is required to approve", {"view_hash": "required"})
-    if seen != view_hash(r.case, *final):
+    if seen != policy.view_hash(r.case, *final):
         raise Conflict(STALE, slug="view-changed")
 
 
 def _check_second_reviewer(r: _Request) -> Decision:
-    """Four eyes: the required role, and never the first approver, an editor or the case's creator."""
-    first = pending_approval(r.session, r.case)
+    first = policy.pending_approval(r.session, r.case)
     if first is None:
         raise Conflict("no first approval is waiting on this case", slug="illegal-transition")
-    role = dual_approval_required(r.case, first.action, first.parameters)[1]
-    if r.user.role != role:
-        raise Forbidden(f"a second approval needs the role {role}")
-    editors = r.session.scalars(select(Decision.reviewer_id).where(Decision.case_id == r.case.id,
-                                                                   Decision.kind == "edit")).all()
-    rules = (
-        (r.user.id in editors, "whoever edited the action may not give the second approval"),
-        (r.user.id == first.reviewer_id, "the first approver may not give the second approval"),
-        (r.user.id == r.case.created_by_user_id, "whoever created the case may not give its second approval"),
-    )
-    for broken, rule in rules:
-        if broken:
-            raise Conflict(f"separation of duties: {rule}", slug="separation-of-duties")
+    policy.check_second_approver(r.session, r.case, first, r.user.id, r.user.role)
     return first
 
 
@@ -617,7 +474,6 @@ def _escalation_target(session: Session, case: Case, name: str | None) -> Queue:
 
 
 def _notify_second_approvers(r: _Request, role: str) -> None:
-    barred = {r.user.id, r.case.created_by_user_id}
-    approvers = [m for m in r.case.queue.members if m.role == role and m.id not in barred]
+    approvers = [m for m in r.case.queue.members if m.role == role and m.id != r.user.id]
     notify(r.session, approvers, "second_approval_request", r.case,
            f"{r.user.name} approved case {r.case.id}; it needs your second approval")

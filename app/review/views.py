@@ -1,15 +1,15 @@
 """The reviewer web UI: thin views over the review services and the inbox queries.
 
-Each request loads and authorizes through the services (`get_case_for`, `queue_for`),
-calls one service, and commits once; a `ReviewError` rolls back and becomes a flash
-message, inline form errors, or a 403/404 page.
+Each request loads and authorizes through `app.cases.permissions` (`get_case_for`, `queue_for`),
+calls one service, and commits once; a refused request (`DomainError`) rolls back and becomes
+a flash message, inline form errors, or a 403/404 page.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -17,18 +17,17 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.auth.models import User
+from app.cases import permissions, policy
 from app.cases.models import Case, Decision, Queue, Status
 from app.cases.types import get_case_type
+from app.errors import DomainError, Forbidden, Invalid, NotFound, Stale
 from app.extensions import db, login_manager
-from app.jobs import enqueue_analysis
+from app.problems import sentence
 from app.review import forms, inbox, presenters
 from app.review import services as review
-from app.review.followups import start_followups
 
 bp = Blueprint("review", __name__)
 
-DECIDERS = review.INTENT_ROLES["decide"]  # reviewers and senior reviewers; auditors and admins only read cases
-RETRIERS = review.INTENT_ROLES["retry"]
 SHORTCUTS = (("n", "Next case"), ("a", "Approve"), ("e", "Edit"), ("r", "Reject"), ("j", "Raw JSON"))
 
 
@@ -39,7 +38,7 @@ def _require_login() -> Response | None:
     return None
 
 
-@bp.context_processor
+@bp.app_context_processor
 def _helpers() -> dict[str, Any]:
     return {
         "money": presenters.money,
@@ -54,43 +53,24 @@ def _user() -> User:
     return current_user._get_current_object()
 
 
-def _require_role(roles: frozenset[str] = DECIDERS) -> User:
+def _require(intent: str = "decide") -> User:
     """Auditors (and admins, for decisions) only read: their POSTs are refused outright."""
     user = _user()
-    if user.role not in roles:
-        abort(403)
+    permissions.require(user, intent)
     return user
 
 
-def _fail(exc: review.ReviewError) -> NoReturn:
+def _can(user: User, intent: str) -> bool:
+    return permissions.can(user, intent)
+
+
+def _refused(exc: DomainError) -> None:
+    """Roll back; 403/404 become error pages (the app's handler), anything else a message on the
+    page redirected to."""
+    if isinstance(exc, Forbidden | NotFound):
+        raise exc
     db.session.rollback()
-    abort(exc.status if exc.status in (403, 404) else 400, exc.message)
-
-
-def _case(user: User, case_id: int, intent: str) -> Case:
-    try:
-        return review.get_case_for(db.session, user, case_id, intent)
-    except review.ReviewError as exc:
-        _fail(exc)
-
-
-def _queue(user: User, name: str) -> Queue:
-    try:
-        return review.queue_for(db.session, user, name)
-    except review.ReviewError as exc:
-        _fail(exc)
-
-
-def _refused(exc: review.ReviewError) -> None:
-    """Roll back; 403/404 become error pages, anything else a message on the page redirected to."""
-    if exc.status in (403, 404):
-        _fail(exc)
-    db.session.rollback()
-    flash(_sentence(exc.message), "error")
-
-
-def _sentence(message: str) -> str:
-    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "!", "?")) else ".")
+    flash(sentence(exc.message), "error")
 
 
 # --- pages ------------------------------------------------------------------------------------------
@@ -104,28 +84,28 @@ def index() -> Response:
 @bp.get("/queues")
 def queues() -> str:
     user = _user()
-    summaries = inbox.queue_summaries(db.session, user, review.visible_queues(db.session, user))
-    return render_template("review/queues.html", summaries=summaries, can_decide=user.role in DECIDERS,
+    summaries = inbox.queue_summaries(db.session, user, permissions.visible_queues(db.session, user))
+    return render_template("review/queues.html", summaries=summaries, can_decide=_can(user, "decide"),
                            next_form=forms.ActionForm())
 
 
 @bp.get("/queues/<name>")
 def queue(name: str) -> str:
     user = _user()
-    found = _queue(user, name)
-    blind = found.blind_review and user.role in DECIDERS  # the list must not reveal the AI's view
+    found = permissions.queue_for(db.session, user, name)
+    blind = found.blind_review and _can(user, "decide")  # the list must not reveal the AI's view
     form = forms.InboxFilterForm(formdata=request.args).for_queue(inbox.case_types_in(found), blind=blind)
     page = inbox.inbox_page(db.session, user, found, form.filters())
     return render_template("review/queue.html", queue=found, page=page, form=form, blind=blind,
                            flag_codes=inbox.FLAGS, status_empty=presenters.STATUS_EMPTY,
-                           empty_messages=presenters.FILTER_EMPTY, can_decide=user.role in DECIDERS,
+                           empty_messages=presenters.FILTER_EMPTY, can_decide=_can(user, "decide"),
                            next_form=forms.ActionForm())
 
 
 @bp.get("/cases/<int:case_id>")
 def case(case_id: int) -> str:
     user = _user()
-    return render_case(user, _case(user, case_id, "view"))
+    return render_case(user, permissions.get_case_for(db.session, user, case_id, "view"))
 
 
 # --- actions ----------------------------------------------------------------------------------------
@@ -133,13 +113,13 @@ def case(case_id: int) -> str:
 
 @bp.post("/queues/<name>/next")
 def next_case(name: str) -> Response:
-    user = _require_role()
-    found = _queue(user, name)
+    user = _require()
+    found = permissions.queue_for(db.session, user, name)
     try:
         claimed = review.claim_next(db.session, user, found.id)
-    except review.ReviewError as exc:
+    except DomainError as exc:
         db.session.rollback()
-        flash(_sentence(exc.message), "error")
+        flash(sentence(exc.message), "error")
         return redirect(url_for("review.queue", name=name))
     if claimed is None:
         db.session.rollback()
@@ -150,12 +130,12 @@ def next_case(name: str) -> Response:
 
 
 def _simple_action(case_id: int, service: Callable[[Any, User, int], Case], done: str,
-                   roles: frozenset[str] = DECIDERS) -> Case | None:
+                   intent: str = "decide") -> Case | None:
     """Run a form-less case action (claim, release, retry): CSRF only, then one service call."""
-    user = _require_role(roles)
+    user = _require(intent)
     try:
         changed = service(db.session, user, case_id)
-    except review.ReviewError as exc:
+    except DomainError as exc:
         _refused(exc)
         return None
     db.session.commit()
@@ -177,37 +157,33 @@ def release(case_id: int) -> Response:
 
 @bp.post("/cases/<int:case_id>/retry")
 def retry(case_id: int) -> Response:
-    retried = _simple_action(case_id, review.retry_analysis, "Analysis queued again.", RETRIERS)
-    if retried is not None:
-        enqueue_analysis(retried.id, retried.version)  # after the commit, never before
+    _simple_action(case_id, review.retry_analysis, "Analysis queued again.", "retry_analysis")
     return redirect(url_for("review.case", case_id=case_id))
 
 
 @bp.post("/cases/<int:case_id>/decide/<kind>")
 def decide(case_id: int, kind: str) -> Response | tuple[str, int]:
-    user = _require_role()
+    user = _require()
     if kind not in forms.DECISION_FORMS:
         abort(404)
-    found = _case(user, case_id, "decide")
+    found = permissions.get_case_for(db.session, user, case_id, "decide")
     form = _bound_form(kind, found)
     if not form.validate():
         return render_case(user, found, submitted={kind: form}, open_panel=kind), 422
     if form.view_hash.data and form.view_hash.data != _page_hash(found):
-        _refused(review.Conflict(review.STALE))
+        _refused(Stale(review.STALE))
         return redirect(url_for("review.case", case_id=case_id))
     try:
         decision = review.decide(db.session, user, case_id, _command(kind, form, found))
-    except review.Invalid as exc:
+    except Invalid as exc:
         db.session.rollback()
-        _attach_errors(form, exc.errors)
-        flash(_sentence(exc.message), "error")
+        _attach_errors(form, exc.by_field)
+        flash(sentence(exc.message), "error")
         return render_case(user, db.session.get(Case, case_id), submitted={kind: form}, open_panel=kind), 422
-    except review.ReviewError as exc:
+    except DomainError as exc:
         _refused(exc)
         return redirect(url_for("review.case", case_id=case_id))
-    status = db.session.get(Case, case_id).status
     db.session.commit()
-    start_followups(case_id, status, decision)
     flash(_decided_message(decision), "success")
     return redirect(url_for("review.case", case_id=case_id))
 
@@ -239,11 +215,11 @@ def _final_hash(kind: str, case: Case, action: str | None, parameters: dict[str,
         normalised = get_case_type(case.domain, case.case_type).validate_action(action, parameters)
     except ValueError:
         return _page_hash(case)  # invalid: the services refuse it with field errors first
-    return review.view_hash(case, action, normalised.model_dump(mode="json"))
+    return policy.view_hash(case, action, normalised.model_dump(mode="json"))
 
 
 def _page_hash(case: Case) -> str:
-    return review.view_hash(case, *review.proposed_action(db.session, case))
+    return policy.view_hash(case, *policy.proposed_action(db.session, case))
 
 
 def _value(form: forms.DecisionForm, name: str) -> str | None:
@@ -256,7 +232,7 @@ def _attach_errors(form: forms.DecisionForm, errors: dict[str, str]) -> None:
     for name, message in errors.items():
         target = form._fields.get(name)
         if target is not None:
-            target.errors = [*target.errors, _sentence(message)]
+            target.errors = [*target.errors, sentence(message)]
     form.param_errors = forms.param_errors(errors)
 
 
@@ -289,13 +265,14 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
     hidden = review.recommendation_hidden(db.session, user, case)
     rec = None
     if case.recommendation is not None and not hidden:
-        rec = presenters.present_recommendation(case.recommendation, case.currency, _visibility(user))
+        rec = presenters.present_recommendation(case.recommendation, case.currency,
+                                                permissions.may_open(db.session, user))
     panel = _decision_panel(user, case, submitted)
     first = panel.first_approval
     return render_template(
         "review/case.html",
         case=case,
-        can_decide=user.role in DECIDERS,
+        can_decide=_can(user, "decide"),
         view=presenters.present_case(case),
         rec=rec,
         cites=rec.citations if rec else presenters.Citations(()),
@@ -306,7 +283,7 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
         first_sections=presenters.parameter_sections(first.parameters, case.currency) if first else (),
         param_values=_param_values(case, submitted),
         specs=_specs(case),
-        decisions=[] if hidden else review.decisions_of(db.session, case),
+        decisions=[] if hidden else policy.decisions_of(db.session, case),
         timeline=presenters.timeline(db.session, case.id, hide_ai=hidden),
         sla=inbox.sla_state(case.created_at, case.sla_due_at, case.sla_paused_at),
         open_panel=open_panel,
@@ -315,46 +292,28 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
     )
 
 
-def _visibility(user: User) -> Callable[[int], bool]:
-    """Whether ``user`` may open another case (a precedent): through the one access check."""
-
-    def visible(case_id: int) -> bool:
-        try:
-            review.get_case_for(db.session, user, case_id, "view")
-        except review.ReviewError:
-            return False
-        return True
-
-    return visible
-
 
 def _decision_panel(user: User, case: Case, submitted: dict[str, forms.DecisionForm]) -> DecisionPanel:
     status = Status(case.status)
     mine = case.assignee_id == user.id
-    deciding = user.role in DECIDERS
+    deciding = _can(user, "decide")
     panel = DecisionPanel(
         can_claim=deciding and status in (Status.PENDING_REVIEW, Status.AI_FAILED) and case.assignee_id is None,
         can_release=deciding and status == Status.IN_REVIEW and mine,
         can_decide=deciding and status == Status.IN_REVIEW and mine,
-        can_retry=status == Status.AI_FAILED and user.role in RETRIERS,
+        can_retry=status == Status.AI_FAILED and _can(user, "retry_analysis"),
         claimed_by=case.assignee.name if status == Status.IN_REVIEW and case.assignee and not mine else None,
     )
     if status == Status.AWAITING_SECOND_APPROVAL:
-        panel.first_approval = review.pending_approval(db.session, case)
+        panel.first_approval = policy.pending_approval(db.session, case)
         if panel.first_approval is not None:
             first = panel.first_approval
-            panel.waiting_for = review.dual_approval_required(case, first.action, first.parameters)[1]
-            panel.second_approval = deciding and _may_second_approve(user, case, first, panel.waiting_for)
+            panel.waiting_for = policy.dual_approval_required(case, first.action, first.parameters)[1]
+            panel.second_approval = deciding and policy.may_second_approve(db.session, case, first, user)
     if panel.can_decide or panel.second_approval:
         panel.forms = _decision_forms(case, submitted)
     return panel
 
-
-def _may_second_approve(user: User, case: Case, first: Decision, role: str | None) -> bool:
-    """Mirrors the services' four-eyes rule, to offer the controls only to who may use them."""
-    editors = {d.reviewer_id for d in review.decisions_of(db.session, case) if d.kind == "edit"}
-    barred = {first.reviewer_id, case.created_by_user_id, *editors}
-    return user.role == role and user.id not in barred
 
 
 def _param_values(case: Case, submitted: dict[str, forms.DecisionForm]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -365,7 +324,7 @@ def _param_values(case: Case, submitted: dict[str, forms.DecisionForm]) -> dict[
         spec = _spec(case, form.action.data) if isinstance(form, forms.EditForm | forms.BlindForm) else None
         if spec is not None:
             values[kind][spec.name] = forms.parse_parameters(spec, request.form)
-    action, parameters = review.proposed_action(db.session, case)
+    action, parameters = policy.proposed_action(db.session, case)
     if action and "edit" not in submitted:
         values["edit"][action] = dict(parameters)
     return values
@@ -378,8 +337,8 @@ def _bound_form(kind: str, case: Case) -> forms.DecisionForm:
 
 def _decision_forms(case: Case, submitted: dict[str, forms.DecisionForm]) -> dict[str, forms.DecisionForm]:
     """Every decision form: the one just submitted as it was, the others fresh for the case's state."""
-    proposed = review.proposed_action(db.session, case)
-    shown = {"case_version": case.version, "view_hash": review.view_hash(case, *proposed)}
+    proposed = policy.proposed_action(db.session, case)
+    shown = {"case_version": case.version, "view_hash": policy.view_hash(case, *proposed)}
     extra: dict[str, dict[str, Any]] = {"edit": {"action": proposed[0]}}
     if case.queue and case.queue.escalation_target:
         extra["escalate"] = {"target_queue": case.queue.escalation_target.name}

@@ -6,8 +6,6 @@ from dataclasses import asdict
 
 from app.ai.providers.base import ProviderRequest, ProviderResponse
 
-LOCAL_MODEL = "rules-v1"
-
 
 class LocalProvider:
     name = "local"

@@ -1,0 +1,119 @@
+"""What an approval must satisfy before anything is executed: the one home of the four-eyes
+rules. The reviewer workspace applies them when a decision is made; the executor applies them
+again, from the database, before it delivers.
+
+- An approval binds to an action by ``action_hash`` (the action and its parameters).
+- Dual approval is required when a rule flagged the case, when the amount (or the credit limit
+  set) is at or above its currency's threshold, or for a SAR filing or an onboarding rejection.
+- Separation of duties: the second approver has the required role and is neither the first
+  approver nor anyone who edited the action.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.cases.models import Case, Decision, Status
+from app.cases.permissions import Role
+from app.db import json_digest
+from app.errors import Conflict, Forbidden
+
+if TYPE_CHECKING:
+    from app.auth.models import User
+
+FIRST_APPROVALS = ("approve", "edit")
+NOT_DECISIONS = ("blind_assessment",)  # a reviewer's own assessment before the reveal decides nothing
+AMOUNT_POLICY_TYPES = frozenset({"payment_release", "credit_limit_change"})
+ALWAYS_DUAL = frozenset({("compliance", "aml_alert", "file_sar"), ("compliance", "kyc_review", "reject_onboarding")})
+DEFAULT_SECOND_APPROVER = Role.SENIOR_REVIEWER.value
+
+Final = tuple[str | None, dict[str, Any]]
+
+
+def action_hash(action: str | None, parameters: dict[str, Any]) -> str:
+    return json_digest({"action": action, "parameters": parameters})
+
+
+def view_hash(case: Case, action: str | None, parameters: dict[str, Any]) -> str:
+    """Binds an approval to what the reviewer saw: this version of the case, its
+    recommendation, and the final action."""
+    rec = case.recommendation
+    return json_digest({
+        "case": case.id,
+        "version": case.version,
+        "recommendation": None if rec is None else {"id": rec.id, "action": rec.action, "parameters": rec.parameters},
+        "final": {"action": action, "parameters": parameters},
+    })
+
+
+def dual_approval_required(case: Case, action: str | None, parameters: dict[str, Any] | None = None,
+                           ) -> tuple[bool, str | None]:
+    """(needed, role of the second approver)."""
+    required = (case.requires_dual_approval or (case.domain, case.case_type, action) in ALWAYS_DUAL
+                or _over_threshold(case, parameters or {}))
+    return (True, second_approver_role(case)) if required else (False, None)
+
+
+def second_approver_role(case: Case) -> str:
+    """The role a second approval of the case needs (a rule may have named it)."""
+    return case.second_approval_role or DEFAULT_SECOND_APPROVER
+
+
+def _over_threshold(case: Case, parameters: dict[str, Any]) -> bool:
+    if case.case_type not in AMOUNT_POLICY_TYPES:
+        return False
+    limit = parameters.get("limit")  # the credit limit the action sets (validated by the action schema)
+    amount = max(case.amount or Decimal(0), Decimal(str(limit)) if limit is not None else Decimal(0))
+    thresholds = current_app.config["DUAL_APPROVAL_THRESHOLDS"]
+    return amount >= thresholds.get(case.currency or "", thresholds["default"])
+
+
+def decisions_of(session: Session, case: Case) -> list[Decision]:
+    return list(session.scalars(select(Decision).where(Decision.case_id == case.id).order_by(Decision.id)))
+
+
+def pending_approval(session: Session, case: Case) -> Decision | None:
+    """The first approval a case in awaiting_second_approval waits on."""
+    if case.status != Status.AWAITING_SECOND_APPROVAL:
+        return None
+    return session.scalars(select(Decision).where(Decision.case_id == case.id, Decision.kind.in_(FIRST_APPROVALS))
+                           .order_by(Decision.id.desc()).limit(1)).first()
+
+
+def proposed_action(session: Session, case: Case) -> Final:
+    """What ``approve`` would approve now: the pending first approval, else the recommendation."""
+    first = pending_approval(session, case)
+    if first is not None:
+        return first.action, first.parameters
+    rec = case.recommendation
+    return (rec.action, rec.parameters) if rec is not None else (None, {})
+
+
+def check_second_approver(session: Session, case: Case, first: Decision, user_id: int, role: str) -> None:
+    """Four eyes: Forbidden without the required role; Conflict (separation of duties) for the
+    first approver or anyone who edited the action."""
+    required = second_approver_role(case)
+    if role != required:
+        raise Forbidden(f"a second approval needs the role {required}")
+    editors = session.scalars(select(Decision.reviewer_id).where(Decision.case_id == case.id,
+                                                                 Decision.kind == "edit")).all()
+    rules = (
+        (user_id in editors, "whoever edited the action may not give the second approval"),
+        (user_id == first.reviewer_id, "the first approver may not give the second approval"),
+    )
+    for broken, rule in rules:
+        if broken:
+            raise Conflict(f"separation of duties: {rule}", slug="separation-of-duties")
+
+
+def may_second_approve(session: Session, case: Case, first: Decision, user: User) -> bool:
+    try:
+        check_second_approver(session, case, first, user.id, user.role)
+    except (Forbidden, Conflict):
+        return False
+    return True
