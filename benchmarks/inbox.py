@@ -37,13 +37,14 @@ from app import create_app
 from app.auth.models import User
 from app.auth.services import create_user
 from app.cases.models import Case, Queue, Recommendation, Status
-from app.cases.types import REGISTRY
-from app.cases.types.examples import EXAMPLES
+from app.cases.types import REGISTRY, examples
 from app.db import utcnow
 from app.extensions import db
 from app.intake.services import create_client
 from app.review import services
 from config import BASE_DIR, Config, normalize_database_url
+
+EXAMPLES = examples()
 
 P95_TARGET_MS = 50.0
 RATIO_TARGET = 1.5

@@ -29,11 +29,13 @@ from sqlalchemy import func, select
 
 from app import create_app, webhooks
 from app.cases.models import Case, Queue, Recommendation
-from app.cases.types.examples import EXAMPLES
+from app.cases.types import examples
 from app.extensions import db
 from app.intake import services as intake
 from config import BASE_DIR, TestConfig
 from tests.fake_openai import FakeOpenAI, Reply, valid_answer
+
+EXAMPLES = examples()
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 ROUTING = {

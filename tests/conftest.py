@@ -23,20 +23,15 @@ from redis import Redis
 
 from app import create_app, webhooks
 from app.cases.models import Queue
-from app.cases.types.examples import EXAMPLES
+from app.cases.types import REGISTRY, examples
 from app.extensions import db
 from app.intake import services as intake
 from config import TestConfig, normalize_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-DOMAIN_OF = {
-    "payment_release": "finance",
-    "credit_limit_change": "finance",
-    "contract_review": "legal",
-    "aml_alert": "compliance",
-    "kyc_review": "compliance",
-}
+DOMAIN_OF = {case_type.name: case_type.domain for case_type in REGISTRY.values()}
+EXAMPLES = examples()
 
 
 def _pg_url() -> str | None:

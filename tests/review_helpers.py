@@ -15,11 +15,13 @@ from app.auth.models import User
 from app.cases import policy
 from app.cases.lifecycle import transition
 from app.cases.models import Case, Decision, Queue, Recommendation
-from app.cases.types.examples import EXAMPLES
+from app.cases.types import examples
 from app.extensions import db
 from app.review import services
 from app.review.services import DecisionCommand
 from tests.conftest import Upstream, case_body
+
+EXAMPLES = examples()
 
 PASSWORD = "correct-horse-battery-1"
 _CHEAP_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")  # tests only: fast to check

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from app.cases.types import REGISTRY, credit_limit_change, kyc_review
+from app.cases.types import REGISTRY, examples
 from app.cases.types.base import Analysis
-from app.cases.types.examples import EXAMPLES
+from app.cases.types.credit_limit_change import analyzer as credit_limit_analyzer
+from app.cases.types.kyc_review import analyzer as kyc_analyzer
 from app.cases.types.signals import (
     MAX_CITATIONS,
     Signal,
@@ -28,13 +29,15 @@ from app.cases.types.signals import (
     risk_score,
 )
 
+EXAMPLES = examples()
+
 CASE_TYPES = {case_type.name: case_type for case_type in REGISTRY.values()}
 TODAY = date(2026, 11, 25)
 ANALYZERS: dict[str, Callable[[Any], Analysis]] = {
     name: case_type.analyze for name, case_type in CASE_TYPES.items()
 } | {
-    "credit_limit_change": partial(credit_limit_change.analyze, today=TODAY),
-    "kyc_review": partial(kyc_review.analyze, today=TODAY),
+    "credit_limit_change": partial(credit_limit_analyzer.analyze, today=TODAY),
+    "kyc_review": partial(kyc_analyzer.analyze, today=TODAY),
 }
 _DELETE = object()
 PATH_STYLE = re.compile(r"^[a-z_][a-z0-9_]*(\[\d+\])*(\.[a-z_][a-z0-9_]*(\[\d+\])*)*$")
@@ -402,7 +405,7 @@ def test_analyzer(name: str, changes: dict[str, Any], action: str, flags: list[s
 
 @pytest.mark.parametrize("name", sorted(CASE_TYPES))
 def test_every_case_type_has_its_analyzer(name: str) -> None:
-    module_analyze = __import__(f"app.cases.types.{name}", fromlist=["analyze"]).analyze
+    module_analyze = __import__(f"app.cases.types.{name}.analyzer", fromlist=["analyze"]).analyze
     assert CASE_TYPES[name].analyze is module_analyze
 
 
@@ -532,8 +535,8 @@ def test_kyc_requests_exactly_what_is_missing_or_expired() -> None:
 def test_kyc_expiry_is_relative_to_today() -> None:
     model = CASE_TYPES["kyc_review"].validate_data(payload("kyc_review", {**COMPLETE, "documents.0.expires_on":
                                                                            "2027-01-01"}))
-    assert kyc_review.analyze(model, today=date(2026, 12, 31)).action == "approve_onboarding"
-    assert kyc_review.analyze(model, today=date(2027, 1, 2)).action == "request_documents"
+    assert kyc_analyzer.analyze(model, today=date(2026, 12, 31)).action == "approve_onboarding"
+    assert kyc_analyzer.analyze(model, today=date(2027, 1, 2)).action == "request_documents"
 
 
 def test_kyc_confirmed_sanctions_match_is_rejected_confidently() -> None:

@@ -15,10 +15,12 @@ from app.cases.types import (
     REGISTRY,
     UnknownAction,
     UnknownCaseType,
+    examples,
     get_case_type,
 )
-from app.cases.types.examples import EXAMPLES
-from app.cases.types.kyc_review import IDENTITY_DOCUMENT_TYPES, required_documents
+from app.cases.types.kyc_review.schema import IDENTITY_DOCUMENT_TYPES, required_documents
+
+EXAMPLES = examples()
 
 CASE_TYPES = {case_type.name: case_type for case_type in REGISTRY.values()}
 _DELETE = object()

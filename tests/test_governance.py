@@ -17,8 +17,9 @@ from app.ai.governance import (
     screen_injection,
     unredact,
 )
-from app.cases.types import REGISTRY
-from app.cases.types.examples import EXAMPLES
+from app.cases.types import REGISTRY, examples
+
+EXAMPLES = examples()
 
 CASE_TYPES = {case_type.name: case_type for case_type in REGISTRY.values()}
 PLACEHOLDER = re.compile(r"\[(PERSON|ACCOUNT|EMAIL|PHONE|NATIONAL_ID|ADDRESS|DATE_OF_BIRTH)_\d+\]")

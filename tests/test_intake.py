@@ -14,7 +14,7 @@ from app.cases.models import Case, Status
 from app.extensions import db
 from app.intake import services as intake
 from app.intake.models import WebhookReceipt
-from tests.conftest import case_body, make_upstream
+from tests.conftest import DOMAIN_OF, case_body, make_upstream
 
 PROBLEM = "urn:countersign:problem:"
 
@@ -75,9 +75,7 @@ def test_amounts_as_numbers_are_decimals(upstream):
     assert str(db.session.get(Case, response.get_json()["id"]).amount) == "1250.1000"
 
 
-@pytest.mark.parametrize(
-    "case_type", ["payment_release", "credit_limit_change", "contract_review", "aml_alert", "kyc_review"]
-)
+@pytest.mark.parametrize("case_type", list(DOMAIN_OF))  # every registered case type
 def test_every_case_type_is_accepted(upstream, case_type):
     response = upstream.post_case(case_body(case_type))
     assert response.status_code == 202, response.get_json()

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from app.ai.precedents import case_text, rank, tokenize
-from app.cases.types.examples import EXAMPLES
+from app.cases.types import examples
+
+EXAMPLES = examples()
 
 
 def payment(country: str, amount: str, purpose: str, beneficiary: str, *, channel: str = "swift",

@@ -22,11 +22,11 @@ from app.cases.models import Case, Decision, Queue, Recommendation, Status
 from app.db import utcnow
 from app.extensions import db
 from app.review import services
-from tests.conftest import case_body
+from tests.conftest import DOMAIN_OF, case_body
 
 PASSWORD = "correct-horse-battery"
 EN_DASH = "\u2013"
-CASE_TYPES = ["payment_release", "credit_limit_change", "contract_review", "aml_alert", "kyc_review"]
+CASE_TYPES = list(DOMAIN_OF)  # every registered case type
 
 
 # --- helpers -------------------------------------------------------------------------------------

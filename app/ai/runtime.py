@@ -27,7 +27,7 @@ from app.ai.providers.base import (
 )
 from app.ai.routing import RoutingConfig, Target
 from app.ai.schemas import Recommendation, parse_recommendation, response_schema
-from app.cases.types import CaseType, get_case_type
+from app.cases.types import REGISTRY, CaseType, get_case_type
 from app.cases.types.base import Analysis
 from app.db import json_digest
 
@@ -243,7 +243,7 @@ def render_prompt(snapshot: CaseSnapshot, case_type: CaseType[Any], visible_data
         domain=snapshot.domain,
         case_type=snapshot.case_type,
         title=snapshot.title,
-        guidance=_PROMPTS.loader.get_source(_PROMPTS, f"{snapshot.case_type}.md")[0].strip(),
+        guidance=case_type.prompt(TEMPLATE_VERSION).strip(),  # prompt.<version>.md in the type's folder
         actions=case_type.action_names,
         data_json=json.dumps(visible_data, indent=2, sort_keys=True, ensure_ascii=False),
         screening=", ".join(screen.risk_flags),
@@ -253,6 +253,8 @@ def render_prompt(snapshot: CaseSnapshot, case_type: CaseType[Any], visible_data
 
 def warm_templates() -> None:
     _PROMPTS.get_template("case.j2")
+    for case_type in REGISTRY.values():
+        case_type.prompt(TEMPLATE_VERSION)  # every registered type has a prompt of this version
 
 
 __all__ = ["AllProvidersFailed", "CaseSnapshot", "Draft", "InvalidOutput", "Precedent", "RuntimeContext", "analyze"]

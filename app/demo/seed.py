@@ -7,7 +7,6 @@ Idempotent: what already exists is left alone, and a re-run adds nothing.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from collections.abc import Callable
@@ -27,8 +26,7 @@ from app.auth.models import User
 from app.auth.services import create_user
 from app.cases.models import Case, Queue
 from app.cases.queues import create_queue
-from app.cases.types import REGISTRY
-from app.cases.types.examples import EXAMPLES
+from app.cases.types import DOMAINS, named
 from app.db import utcnow
 from app.errors import DomainError
 from app.escalation.models import EscalationRule
@@ -40,7 +38,7 @@ Echo = Callable[[str], None]
 
 SEED_ACTOR = Actor.system("seed")
 CLIENT_NAME = "demo-upstream"
-CLIENT_DOMAINS = ["finance", "legal", "compliance"]
+CLIENT_DOMAINS = list(DOMAINS)
 CLIENT_CALLBACK_HOSTS = ["127.0.0.1", "localhost"]
 CREDENTIALS_FILE = "demo-client.json"
 CASE_URL = "http://localhost:5000/api/v1/cases/{id}"
@@ -100,9 +98,9 @@ USERS = (
 
 
 def variant(case_type: str, **changes: Any) -> dict[str, Any]:
-    """A deep copy of the contract's example for ``case_type``; keys use ``__`` for nesting
+    """The case type's example (a fresh copy) with changes; keys use ``__`` for nesting
     (``beneficiary__name="…"`` sets ``data["beneficiary"]["name"]``)."""
-    data = copy.deepcopy(EXAMPLES[case_type])
+    data = named(case_type).example
     for key, value in changes.items():
         *parents, last = key.split("__")
         target = data
@@ -125,7 +123,7 @@ class DemoCase:
 
     @property
     def domain(self) -> str:
-        return next(domain for domain, name in REGISTRY if name == self.case_type)
+        return named(self.case_type).domain
 
     def body(self, callback_url: str | None) -> bytes:
         document = {
@@ -276,13 +274,13 @@ CASES = (
         variant(
             "aml_alert", prior_alerts_12m=2,
             transactions=[
-                *EXAMPLES["aml_alert"]["transactions"][:2],
+                *named("aml_alert").example["transactions"][:2],
                 {"id": "TX-88231", "date": "2026-11-14", "amount": "9900.00", "currency": "EUR", "direction": "in",
                  "counterparty": "Cash deposit, Monza branch", "counterparty_country": "IT", "channel": "cash"},
                 {"id": "TX-88262", "date": "2026-11-15", "amount": "9650.00", "currency": "EUR", "direction": "in",
                  "counterparty": "Cash deposit, Milano Navigli branch", "counterparty_country": "IT",
                  "channel": "cash"},
-                EXAMPLES["aml_alert"]["transactions"][2],
+                named("aml_alert").example["transactions"][2],
             ],
         ),
         priority="high",

@@ -1,43 +1,59 @@
-"""Registry of case types: adding one is a module plus one line here."""
+"""Registry of case types. A case type is one folder in this package (its schema, analyzer,
+presenter, prompt template and example); registering it is one line in CASE_TYPES below.
+Everything else (intake, the AI runtime, the case page, the demo, the tests) finds it here."""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
-from . import (
-    aml_alert,
-    contract_review,
-    credit_limit_change,
-    kyc_review,
-    payment_release,
-)
 from .base import CaseType, UnknownAction
 
 __all__ = [
+    "CASE_TYPES",
     "DOMAINS",
     "REGISTRY",
     "CaseType",
     "UnknownAction",
     "UnknownCaseType",
+    "examples",
     "get_case_type",
+    "load",
+    "named",
 ]
 
 DOMAINS = ("finance", "legal", "compliance")
 
-REGISTRY: dict[tuple[str, str], CaseType[Any]] = {
-    (case_type.domain, case_type.name): case_type
-    for case_type in (
-        payment_release.CASE_TYPE,
-        credit_limit_change.CASE_TYPE,
-        contract_review.CASE_TYPE,
-        aml_alert.CASE_TYPE,
-        kyc_review.CASE_TYPE,
-    )
-}
+# The registered case types: one line each, the name of the type's folder in this package.
+CASE_TYPES = (
+    "payment_release",
+    "credit_limit_change",
+    "contract_review",
+    "aml_alert",
+    "kyc_review",
+)
 
 
 class UnknownCaseType(LookupError):
     """No case type of that name, or not in that domain."""
+
+
+def load(folder: str) -> CaseType[Any]:
+    """The CASE_TYPE that the folder (package) ``folder`` of this package defines."""
+    case_type = import_module(f"{__name__}.{folder}").CASE_TYPE
+    if not isinstance(case_type, CaseType) or case_type.name != folder or case_type.domain not in DOMAINS:
+        raise TypeError(f"{__name__}.{folder}.CASE_TYPE must be a CaseType named {folder!r} in one of {DOMAINS}")
+    return case_type
+
+
+def _index(case_types: list[CaseType[Any]]) -> dict[tuple[str, str], CaseType[Any]]:
+    names = [case_type.name for case_type in case_types]
+    if len(set(names)) != len(names):
+        raise ValueError(f"case type names must be unique across domains: {names}")
+    return {(case_type.domain, case_type.name): case_type for case_type in case_types}
+
+
+REGISTRY: dict[tuple[str, str], CaseType[Any]] = _index([load(folder) for folder in CASE_TYPES])
 
 
 def get_case_type(domain: str, case_type: str) -> CaseType[Any]:
@@ -57,3 +73,16 @@ def get_case_type(domain: str, case_type: str) -> CaseType[Any]:
     raise UnknownCaseType(
         f"case type {case_type!r} belongs to domain {home!r}, not {domain!r}; allowed in {domain!r}: {in_domain}"
     )
+
+
+def named(case_type: str) -> CaseType[Any]:
+    """The registered case type called ``case_type`` (names are unique across domains)."""
+    found = next((found for (_, name), found in REGISTRY.items() if name == case_type), None)
+    if found is None:
+        raise UnknownCaseType(f"unknown case type {case_type!r}; registered: {', '.join(n for _, n in REGISTRY)}")
+    return found
+
+
+def examples() -> dict[str, dict[str, Any]]:
+    """Each registered type's example payload by type name (fresh copies: change them freely)."""
+    return {case_type.name: case_type.example for case_type in REGISTRY.values()}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import reduce
 from operator import or_
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +20,9 @@ from pydantic import (
     TypeAdapter,
     create_model,
 )
+
+if TYPE_CHECKING:
+    from app.cases.types.view import CaseView
 
 
 class Strict(BaseModel):
@@ -124,15 +129,75 @@ class UnknownAction(ValueError):
 D = TypeVar("D", bound=BaseModel)
 
 
+PROMPT_PREFIX, PROMPT_SUFFIX = "prompt.", ".md"  # a type's prompt template: prompt.<version>.md
+EXAMPLE_FILE = "example.json"
+
+
 @dataclass(frozen=True)
 class CaseType(Generic[D]):
+    """Everything a case type offers. Each type is one folder (package) in app/cases/types, whose
+    ``__init__.py`` builds its CASE_TYPE with `CaseType.in_folder`; the registry lists the folders."""
+
     domain: str
-    name: str
-    data_schema: type[D]
-    actions: Mapping[str, type[BaseModel]]
-    amount: Callable[[D], tuple[Decimal, str] | None]
-    analyze: Callable[[D], Analysis]
+    name: str  # also the name of its folder
+    data_schema: type[D]  # the pydantic model of the case's `data`
+    actions: Mapping[str, type[BaseModel]]  # the closed list of actions and the model of each one's parameters
+    amount: Callable[[D], tuple[Decimal, str] | None]  # the amount at stake and its currency, if any
+    analyze: Callable[[D], Analysis]  # the deterministic local analyzer
+    present: Callable[[dict[str, Any]], CaseView]  # how the case page shows the stored (JSON) data
+    folder: Path  # where the type lives: its prompt templates and example are files there
+    prompts: Mapping[str, str]  # prompt template text by template version (prompt.<version>.md)
+    example_json: str  # example.json: a realistic, valid `data` payload (see `example`)
     free_text: Callable[[D], dict[str, str]] = collect_free_text
+
+    @classmethod
+    def in_folder(
+        cls,
+        package_file: str | Path,
+        *,
+        domain: str,
+        name: str,
+        data_schema: type[D],
+        actions: Mapping[str, type[BaseModel]],
+        amount: Callable[[D], tuple[Decimal, str] | None],
+        analyze: Callable[[D], Analysis],
+        present: Callable[[dict[str, Any]], CaseView],
+        free_text: Callable[[D], dict[str, str]] = collect_free_text,
+    ) -> CaseType[D]:
+        """The case type whose package is ``package_file`` (its ``__file__``): the folder must be
+        called ``name`` and hold at least one ``prompt.<version>.md`` and an ``example.json``."""
+        folder = Path(package_file).resolve()
+        folder = folder.parent if folder.is_file() else folder
+        if folder.name != name:
+            raise ValueError(f"case type {name!r} lives in a folder called {folder.name!r}: they must agree")
+        prompts = {
+            path.name.removeprefix(PROMPT_PREFIX).removesuffix(PROMPT_SUFFIX): path.read_text(encoding="utf-8")
+            for path in sorted(folder.glob(f"{PROMPT_PREFIX}*{PROMPT_SUFFIX}"))
+        }
+        if not prompts:
+            raise FileNotFoundError(f"case type {name!r} has no prompt template ({folder}/prompt.<version>.md)")
+        return cls(
+            domain=domain, name=name, data_schema=data_schema, actions=actions,
+            amount=amount, analyze=analyze, present=present, folder=folder, prompts=prompts,
+            example_json=(folder / EXAMPLE_FILE).read_text(encoding="utf-8"), free_text=free_text,
+        )
+
+    @property
+    def example(self) -> dict[str, Any]:
+        """A fresh copy of the type's example payload (JSON-ready: amounts are strings)."""
+        example: dict[str, Any] = json.loads(self.example_json)
+        return example
+
+    def prompt_path(self, version: str) -> Path:
+        return self.folder / f"{PROMPT_PREFIX}{version}{PROMPT_SUFFIX}"
+
+    def prompt(self, version: str) -> str:
+        """The type's guidance for the model in prompt template ``version`` (app.ai.runtime.TEMPLATE_VERSION)."""
+        found = self.prompts.get(version)
+        if found is None:
+            raise LookupError(f"case type {self.name!r} has no prompt template {version!r}"
+                              f" ({self.prompt_path(version)} is missing)")
+        return found
 
     @property
     def action_names(self) -> tuple[str, ...]:

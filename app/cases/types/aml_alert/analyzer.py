@@ -1,33 +1,13 @@
-"""compliance / aml_alert: a transaction-monitoring alert on a customer."""
+"""The local analyzer of aml_alert: deterministic, no network; what it concludes from the data."""
 
 from __future__ import annotations
 
 import re
-from collections import Counter
-from datetime import date
 from decimal import Decimal
 from itertools import pairwise
-from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-
-from .base import (
-    Analysis,
-    CaseType,
-    Count,
-    Country,
-    Currency,
-    LongText,
-    Money,
-    NonEmptyStr,
-    NoParams,
-    Reason,
-    Score,
-    ShortText,
-    Strict,
-    unique,
-)
-from .signals import (
+from app.cases.types.base import Analysis, NoParams, Reason
+from app.cases.types.signals import (
     Signal,
     conclude,
     country_signal,
@@ -42,63 +22,7 @@ from .signals import (
     risk_score,
 )
 
-
-class Customer(Strict):
-    id: NonEmptyStr
-    name: ShortText
-    risk_rating: Literal["low", "medium", "high"]
-    country: Country
-    occupation: ShortText | None = None
-
-
-class RuleHit(Strict):
-    rule_id: NonEmptyStr
-    description: LongText
-    score: Score
-
-
-class Transaction(Strict):
-    id: NonEmptyStr
-    date: date
-    amount: Money
-    currency: Currency
-    direction: Literal["in", "out"]
-    counterparty: ShortText
-    counterparty_country: Country
-    channel: NonEmptyStr
-
-
-class AmlAlert(Strict):
-    alert_id: NonEmptyStr
-    customer: Customer
-    rule_hits: Annotated[list[RuleHit], Field(min_length=1)]
-    transactions: list[Transaction]
-    prior_alerts_12m: Count
-
-    @field_validator("transactions")
-    @classmethod
-    def _unique_transaction_ids(
-        cls, transactions: list[Transaction]
-    ) -> list[Transaction]:
-        return unique(transactions, "id", "transaction")
-
-
-class FileSar(Strict):
-    narrative: LongText
-
-
-def _amount(data: AmlAlert) -> tuple[Decimal, str] | None:
-    """Total of the transactions in the most frequent currency (first seen wins a tie)."""
-    if not data.transactions:
-        return None
-    currency = Counter(t.currency for t in data.transactions).most_common(1)[0][0]
-    total = sum(
-        (t.amount for t in data.transactions if t.currency == currency), Decimal(0)
-    )
-    return total, currency
-
-
-# --- the local analyzer ----------------------------------------------------------------------
+from .schema import AmlAlert, FileSar, Transaction
 
 CLOSE_BELOW = 0.35  # combined risk under this closes the alert as a false positive
 SAR_AT = 0.7  # at or above this, with a typology present, a SAR is drafted
@@ -287,17 +211,3 @@ def analyze(data: AmlAlert) -> Analysis:
     summary = "Close as a false positive: the evidence is weak."
     confidence = margin_confidence(risk, CLOSE_BELOW, 0.3)
     return conclude("close_false_positive", Reason(reason=reason), summary, signals, confidence=confidence, paths=paths)
-
-
-CASE_TYPE = CaseType(
-    domain="compliance",
-    name="aml_alert",
-    data_schema=AmlAlert,
-    actions={
-        "close_false_positive": Reason,
-        "open_investigation": NoParams,
-        "file_sar": FileSar,
-    },
-    amount=_amount,
-    analyze=analyze,
-)

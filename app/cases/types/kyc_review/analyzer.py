@@ -1,26 +1,11 @@
-"""compliance / kyc_review: an onboarding application."""
+"""The local analyzer of kyc_review: deterministic, no network; what it concludes from the data."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal, get_args
 
-from pydantic import Field
-
-from .base import (
-    Analysis,
-    CaseType,
-    Count,
-    Country,
-    NonEmptyStr,
-    NoParams,
-    PepHit,
-    Reason,
-    SanctionsHit,
-    ShortText,
-    Strict,
-)
-from .signals import (
+from app.cases.types.base import Analysis, NoParams, Reason
+from app.cases.types.signals import (
     NAME_MATCH,
     Signal,
     conclude,
@@ -32,71 +17,14 @@ from .signals import (
     risk_score,
 )
 
-IdentityDocumentType = Literal["passport", "national_id", "driving_licence"]
-DocumentType = Literal[
-    IdentityDocumentType, "proof_of_address", "company_registration", "ubo_declaration"
-]
-# In required_documents, the token "identity_document" is met by any one of these.
-IDENTITY_DOCUMENT = "identity_document"
-IDENTITY_DOCUMENT_TYPES: tuple[str, ...] = get_args(IdentityDocumentType)
-
-
-class Address(Strict):
-    line1: ShortText
-    city: ShortText
-    postcode: NonEmptyStr
-    country: Country
-
-
-class Applicant(Strict):
-    type: Literal["individual", "business"]
-    name: ShortText
-    date_of_birth: date | None = None
-    nationality: Country
-    address: Address
-
-
-class Document(Strict):
-    type: DocumentType
-    number: NonEmptyStr
-    issuing_country: Country
-    expires_on: date | None = None
-    name_on_document: ShortText
-    date_of_birth_on_document: date | None = None
-
-
-class KycSanctionsHit(SanctionsHit):
-    date_of_birth: date | None = None
-
-
-class Screening(Strict):
-    sanctions_hits: list[KycSanctionsHit]
-    pep_hits: list[PepHit]
-    adverse_media_hits: Count
-
-
-class KycReview(Strict):
-    application_id: NonEmptyStr
-    applicant: Applicant
-    documents: list[Document]
-    screening: Screening
-    required_documents: list[NonEmptyStr] | None = None
-
-
-class RequestDocuments(Strict):
-    documents: Annotated[list[NonEmptyStr], Field(min_length=1)]
-
-
-def required_documents(data: KycReview) -> list[str]:
-    """The documents the application must carry: as given, else the default for the applicant type."""
-    if data.required_documents is not None:
-        return list(data.required_documents)
-    if data.applicant.type == "individual":
-        return [IDENTITY_DOCUMENT, "proof_of_address"]
-    return ["company_registration", "ubo_declaration", "proof_of_address"]
-
-
-# --- the local analyzer ----------------------------------------------------------------------
+from .schema import (
+    IDENTITY_DOCUMENT,
+    IDENTITY_DOCUMENT_TYPES,
+    Document,
+    KycReview,
+    RequestDocuments,
+    required_documents,
+)
 
 # Whose name each document must carry: the applicant's (a business's identity documents and UBO
 # declaration name other people, so they are not compared).
@@ -240,17 +168,3 @@ def analyze(data: KycReview, *, today: date | None = None) -> Analysis:
     summary = f"Approve onboarding: required documents valid, no sanctions match, risk {risk:.2f}."
     return conclude("approve_onboarding", NoParams(), summary, signals,
                     confidence=margin_confidence(risk, 1.0, 1.0), paths=paths)
-
-
-CASE_TYPE = CaseType(
-    domain="compliance",
-    name="kyc_review",
-    data_schema=KycReview,
-    actions={
-        "approve_onboarding": NoParams,
-        "request_documents": RequestDocuments,
-        "reject_onboarding": Reason,
-    },
-    amount=lambda _: None,
-    analyze=analyze,
-)

@@ -1,32 +1,12 @@
-"""finance / payment_release: a payment held for release."""
+"""The local analyzer of payment_release: deterministic, no network; what it concludes from the data."""
 
 from __future__ import annotations
 
 import re
-from datetime import date
 from decimal import Decimal
-from typing import Literal
 
-from pydantic import StrictBool
-
-from .base import (
-    Analysis,
-    CaseType,
-    Count,
-    Country,
-    Currency,
-    LongText,
-    Money,
-    NonEmptyStr,
-    NoParams,
-    PepHit,
-    PositiveMoney,
-    Reason,
-    SanctionsHit,
-    ShortText,
-    Strict,
-)
-from .signals import (
+from app.cases.types.base import Analysis, NoParams, Reason
+from app.cases.types.signals import (
     NAME_LOOKALIKE,
     NAME_MATCH,
     Signal,
@@ -42,52 +22,7 @@ from .signals import (
     risk_score,
 )
 
-
-class Party(Strict):
-    name: ShortText
-    account: NonEmptyStr
-    country: Country
-
-
-class Originator(Party):
-    customer_id: NonEmptyStr
-
-
-class Beneficiary(Party):
-    bank_bic: NonEmptyStr | None = None
-    is_new: StrictBool
-
-
-class History(Strict):
-    payments_last_30d: Count
-    amount_last_30d: Money
-    average_amount: Money
-    known_beneficiary_names: list[ShortText]
-
-
-class Screening(Strict):
-    sanctions_hits: list[SanctionsHit]
-    pep_hits: list[PepHit]
-
-
-class PaymentRelease(Strict):
-    payment_id: NonEmptyStr
-    amount: PositiveMoney
-    currency: Currency
-    value_date: date
-    channel: Literal["wire", "ach", "sepa", "swift"]
-    originator: Originator
-    beneficiary: Beneficiary
-    purpose: LongText
-    history: History | None = None
-    screening: Screening | None = None
-
-
-def _amount(data: PaymentRelease) -> tuple[Decimal, str]:
-    return data.amount, data.currency
-
-
-# --- the local analyzer ----------------------------------------------------------------------
+from .schema import Beneficiary, History, PaymentRelease, Screening
 
 LARGE_VALUE_EUR = Decimal(50_000)  # large-value line, converted to the payment's currency
 HOLD_AT = 0.4  # combined risk at or above which the payment is held for review
@@ -226,13 +161,3 @@ def analyze(data: PaymentRelease) -> Analysis:
         return conclude("hold", Reason(reason=reason), summary, signals, confidence=confidence, paths=paths)
     summary = f"Release: combined risk {risk:.2f} is below the {HOLD_AT:.2f} hold line."
     return conclude("release", NoParams(), summary, signals, confidence=confidence, paths=paths)
-
-
-CASE_TYPE = CaseType(
-    domain="finance",
-    name="payment_release",
-    data_schema=PaymentRelease,
-    actions={"release": NoParams, "hold": Reason, "reject": Reason},
-    amount=_amount,
-    analyze=analyze,
-)

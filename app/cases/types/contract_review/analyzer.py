@@ -1,84 +1,16 @@
-"""legal / contract_review: a contract to be signed."""
+"""The local analyzer of contract_review: deterministic, no network; what it concludes from the data."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated
 
-from pydantic import Field, field_validator
+from app.cases.types.base import Analysis, NoParams, Reason
+from app.cases.types.signals import Signal, conclude, country_signal, describe, loc, margin_confidence, risk_score
 
-from .base import (
-    Analysis,
-    CaseType,
-    Count,
-    Country,
-    Currency,
-    LongText,
-    Money,
-    NonEmptyStr,
-    NoParams,
-    Reason,
-    ShortText,
-    Strict,
-    unique,
-)
-from .signals import Signal, conclude, country_signal, describe, loc, margin_confidence, risk_score
+from .schema import ContractReview, Redline, RequestChanges
 
-
-class Counterparty(Strict):
-    name: ShortText
-    country: Country
-
-
-class Clause(Strict):
-    id: NonEmptyStr
-    heading: ShortText
-    text: LongText
-
-
-class Policy(Strict):
-    allowed_governing_law: list[ShortText]
-    max_liability_multiple: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    max_payment_terms_days: Count
-    max_auto_renewal_months: Count
-
-
-class ContractReview(Strict):
-    contract_id: NonEmptyStr
-    title: ShortText
-    counterparty: Counterparty
-    contract_value: Money
-    currency: Currency
-    term_months: Annotated[int, Field(gt=0, strict=True)]
-    governing_law: ShortText
-    clauses: Annotated[list[Clause], Field(min_length=1)]
-    policy: Policy | None = None
-
-    @field_validator("clauses")
-    @classmethod
-    def _unique_clause_ids(cls, clauses: list[Clause]) -> list[Clause]:
-        return unique(clauses, "id", "clause")
-
-
-class Redline(Strict):
-    clause_id: NonEmptyStr
-    issue: LongText
-    proposed_text: LongText
-
-
-class RequestChanges(Strict):
-    redlines: Annotated[list[Redline], Field(min_length=1)]
-
-
-def _amount(data: ContractReview) -> tuple[Decimal, str]:
-    return data.contract_value, data.currency
-
-
-
-# --- the local analyzer ----------------------------------------------------------------------
-#
 # The review takes the supplier's side of the usual positions and proposes mutual wording.
 # Liability caps are measured in multiples of the annual fees (contract_value spread over the term,
 # a term under a year counting as one year). Without a policy: any governing law, a cap of 1x the
@@ -437,13 +369,3 @@ def analyze(data: ContractReview) -> Analysis:
     confidence = min(0.85, margin_confidence(risk_score(signals), 0.5, 0.5))
     paths += ["clauses", *(["policy"] if data.policy else [])]
     return conclude("approve", NoParams(), summary, signals, confidence=confidence, paths=paths)
-
-
-CASE_TYPE = CaseType(
-    domain="legal",
-    name="contract_review",
-    data_schema=ContractReview,
-    actions={"approve": NoParams, "request_changes": RequestChanges, "reject": Reason},
-    amount=_amount,
-    analyze=analyze,
-)

@@ -1,58 +1,14 @@
-"""finance / credit_limit_change: a customer asks for a new credit limit."""
+"""The local analyzer of credit_limit_change: deterministic, no network; what it concludes from the data."""
 
 from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated
 
-from pydantic import Field
+from app.cases.types.base import Analysis, Reason
+from app.cases.types.signals import Signal, conclude, describe, margin_confidence, money, risk_score
 
-from .base import (
-    Analysis,
-    CaseType,
-    Count,
-    Currency,
-    LongText,
-    Money,
-    NonEmptyStr,
-    PositiveMoney,
-    Reason,
-    ShortText,
-    Strict,
-)
-from .signals import Signal, conclude, describe, margin_confidence, money, risk_score
-
-
-class Customer(Strict):
-    id: NonEmptyStr
-    name: ShortText
-    since: date
-
-
-class CreditLimitChange(Strict):
-    account_id: NonEmptyStr
-    customer: Customer
-    currency: Currency
-    current_limit: Money
-    requested_limit: PositiveMoney
-    annual_income: Money
-    monthly_debt_payments: Money
-    utilization: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-    missed_payments_12m: Count
-    credit_score: Annotated[int, Field(ge=300, le=850, strict=True)]
-    reason: LongText | None = None
-
-
-class Limit(Strict):
-    limit: PositiveMoney
-
-
-def _amount(data: CreditLimitChange) -> tuple[Decimal, str]:
-    return data.requested_limit, data.currency
-
-
-# --- the local analyzer ----------------------------------------------------------------------
+from .schema import CreditLimitChange, Limit
 
 # Credit-score bands (FICO style): the share of annual income a card limit may reach.
 SCORE_BANDS = (
@@ -185,13 +141,3 @@ def analyze(data: CreditLimitChange, *, today: date | None = None) -> Analysis:
                         paths=paths)
     summary = f"Counter-offer {money(limit, data.currency)} instead of {requested}: the {context}."
     return conclude("counter_offer", Limit(limit=limit), summary, signals, confidence=confidence, paths=paths)
-
-
-CASE_TYPE = CaseType(
-    domain="finance",
-    name="credit_limit_change",
-    data_schema=CreditLimitChange,
-    actions={"approve": Limit, "counter_offer": Limit, "decline": Reason},
-    amount=_amount,
-    analyze=analyze,
-)

@@ -1,0 +1,18 @@
+"""compliance / aml_alert: a transaction-monitoring alert on a customer."""
+
+from app.cases.types.base import CaseType
+
+from .analyzer import analyze
+from .presenter import present
+from .schema import ACTIONS, AmlAlert, amount
+
+CASE_TYPE = CaseType.in_folder(
+    __file__,
+    domain="compliance",
+    name="aml_alert",
+    data_schema=AmlAlert,
+    actions=ACTIONS,
+    amount=amount,
+    analyze=analyze,
+    present=present,
+)

@@ -1,0 +1,87 @@
+"""The data of a transaction-monitoring alert on a customer (aml_alert) and its actions' parameters."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from app.cases.types.base import (
+    Count,
+    Country,
+    Currency,
+    LongText,
+    Money,
+    NonEmptyStr,
+    NoParams,
+    Reason,
+    Score,
+    ShortText,
+    Strict,
+    unique,
+)
+
+
+class Customer(Strict):
+    id: NonEmptyStr
+    name: ShortText
+    risk_rating: Literal["low", "medium", "high"]
+    country: Country
+    occupation: ShortText | None = None
+
+
+class RuleHit(Strict):
+    rule_id: NonEmptyStr
+    description: LongText
+    score: Score
+
+
+class Transaction(Strict):
+    id: NonEmptyStr
+    date: date
+    amount: Money
+    currency: Currency
+    direction: Literal["in", "out"]
+    counterparty: ShortText
+    counterparty_country: Country
+    channel: NonEmptyStr
+
+
+class AmlAlert(Strict):
+    alert_id: NonEmptyStr
+    customer: Customer
+    rule_hits: Annotated[list[RuleHit], Field(min_length=1)]
+    transactions: list[Transaction]
+    prior_alerts_12m: Count
+
+    @field_validator("transactions")
+    @classmethod
+    def _unique_transaction_ids(
+        cls, transactions: list[Transaction]
+    ) -> list[Transaction]:
+        return unique(transactions, "id", "transaction")
+
+
+class FileSar(Strict):
+    narrative: LongText
+
+
+def amount(data: AmlAlert) -> tuple[Decimal, str] | None:
+    """Total of the transactions in the most frequent currency (first seen wins a tie)."""
+    if not data.transactions:
+        return None
+    currency = Counter(t.currency for t in data.transactions).most_common(1)[0][0]
+    total = sum(
+        (t.amount for t in data.transactions if t.currency == currency), Decimal(0)
+    )
+    return total, currency
+
+
+ACTIONS = {
+    "close_false_positive": Reason,
+    "open_investigation": NoParams,
+    "file_sar": FileSar,
+}

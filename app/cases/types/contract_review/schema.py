@@ -1,0 +1,74 @@
+"""The data of a contract to be signed (contract_review) and its actions' parameters."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from app.cases.types.base import (
+    Count,
+    Country,
+    Currency,
+    LongText,
+    Money,
+    NonEmptyStr,
+    NoParams,
+    Reason,
+    ShortText,
+    Strict,
+    unique,
+)
+
+
+class Counterparty(Strict):
+    name: ShortText
+    country: Country
+
+
+class Clause(Strict):
+    id: NonEmptyStr
+    heading: ShortText
+    text: LongText
+
+
+class Policy(Strict):
+    allowed_governing_law: list[ShortText]
+    max_liability_multiple: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    max_payment_terms_days: Count
+    max_auto_renewal_months: Count
+
+
+class ContractReview(Strict):
+    contract_id: NonEmptyStr
+    title: ShortText
+    counterparty: Counterparty
+    contract_value: Money
+    currency: Currency
+    term_months: Annotated[int, Field(gt=0, strict=True)]
+    governing_law: ShortText
+    clauses: Annotated[list[Clause], Field(min_length=1)]
+    policy: Policy | None = None
+
+    @field_validator("clauses")
+    @classmethod
+    def _unique_clause_ids(cls, clauses: list[Clause]) -> list[Clause]:
+        return unique(clauses, "id", "clause")
+
+
+class Redline(Strict):
+    clause_id: NonEmptyStr
+    issue: LongText
+    proposed_text: LongText
+
+
+class RequestChanges(Strict):
+    redlines: Annotated[list[Redline], Field(min_length=1)]
+
+
+def amount(data: ContractReview) -> tuple[Decimal, str]:
+    return data.contract_value, data.currency
+
+
+ACTIONS = {"approve": NoParams, "request_changes": RequestChanges, "reject": Reason}

@@ -1,0 +1,72 @@
+"""The data of a payment held for release (payment_release) and its actions' parameters."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import StrictBool
+
+from app.cases.types.base import (
+    Count,
+    Country,
+    Currency,
+    LongText,
+    Money,
+    NonEmptyStr,
+    NoParams,
+    PepHit,
+    PositiveMoney,
+    Reason,
+    SanctionsHit,
+    ShortText,
+    Strict,
+)
+
+
+class Party(Strict):
+    name: ShortText
+    account: NonEmptyStr
+    country: Country
+
+
+class Originator(Party):
+    customer_id: NonEmptyStr
+
+
+class Beneficiary(Party):
+    bank_bic: NonEmptyStr | None = None
+    is_new: StrictBool
+
+
+class History(Strict):
+    payments_last_30d: Count
+    amount_last_30d: Money
+    average_amount: Money
+    known_beneficiary_names: list[ShortText]
+
+
+class Screening(Strict):
+    sanctions_hits: list[SanctionsHit]
+    pep_hits: list[PepHit]
+
+
+class PaymentRelease(Strict):
+    payment_id: NonEmptyStr
+    amount: PositiveMoney
+    currency: Currency
+    value_date: date
+    channel: Literal["wire", "ach", "sepa", "swift"]
+    originator: Originator
+    beneficiary: Beneficiary
+    purpose: LongText
+    history: History | None = None
+    screening: Screening | None = None
+
+
+def amount(data: PaymentRelease) -> tuple[Decimal, str]:
+    return data.amount, data.currency
+
+
+ACTIONS = {"release": NoParams, "hold": Reason, "reject": Reason}
