@@ -3,8 +3,9 @@ rules. The reviewer workspace applies them when a decision is made; the executor
 again, from the database, before it delivers.
 
 - An approval binds to an action by ``action_hash`` (the action and its parameters).
-- Dual approval is required when a rule flagged the case, when the amount (or the credit limit
-  set) is at or above its currency's threshold, or for a SAR filing or an onboarding rejection.
+- Dual approval is required when a rule flagged the case, for the actions its case type names
+  (a SAR filing, an onboarding rejection), or when the case type says so for amounts (or credit
+  limits set) at or above their currency's threshold.
 - Separation of duties: the second approver has the required role and is neither the first
   approver nor anyone who edited the action.
 """
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.cases.models import Case, Decision, Status
 from app.cases.permissions import Role
+from app.cases.types import get_case_type
 from app.db import json_digest
 from app.errors import Conflict, Forbidden
 
@@ -28,8 +30,6 @@ if TYPE_CHECKING:
 
 FIRST_APPROVALS = ("approve", "edit")
 NOT_DECISIONS = ("blind_assessment",)  # a reviewer's own assessment before the reveal decides nothing
-AMOUNT_POLICY_TYPES = frozenset({"payment_release", "credit_limit_change"})
-ALWAYS_DUAL = frozenset({("compliance", "aml_alert", "file_sar"), ("compliance", "kyc_review", "reject_onboarding")})
 DEFAULT_SECOND_APPROVER = Role.SENIOR_REVIEWER.value
 
 Final = tuple[str | None, dict[str, Any]]
@@ -54,8 +54,9 @@ def view_hash(case: Case, action: str | None, parameters: dict[str, Any]) -> str
 def dual_approval_required(case: Case, action: str | None, parameters: dict[str, Any] | None = None,
                            ) -> tuple[bool, str | None]:
     """(needed, role of the second approver)."""
-    required = (case.requires_dual_approval or (case.domain, case.case_type, action) in ALWAYS_DUAL
-                or _over_threshold(case, parameters or {}))
+    kind = get_case_type(case.domain, case.case_type)
+    required = (case.requires_dual_approval or action in kind.dual_approval_actions
+                or (kind.dual_approval_over_threshold and _over_threshold(case, parameters or {})))
     return (True, second_approver_role(case)) if required else (False, None)
 
 
@@ -65,8 +66,6 @@ def second_approver_role(case: Case) -> str:
 
 
 def _over_threshold(case: Case, parameters: dict[str, Any]) -> bool:
-    if case.case_type not in AMOUNT_POLICY_TYPES:
-        return False
     limit = parameters.get("limit")  # the credit limit the action sets (validated by the action schema)
     amount = max(case.amount or Decimal(0), Decimal(str(limit)) if limit is not None else Decimal(0))
     thresholds = current_app.config["DUAL_APPROVAL_THRESHOLDS"]

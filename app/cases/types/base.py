@@ -149,6 +149,10 @@ class CaseType(Generic[D]):
     prompts: Mapping[str, str]  # prompt template text by template version (prompt.<version>.md)
     example_json: str  # example.json: a realistic, valid `data` payload (see `example`)
     free_text: Callable[[D], dict[str, str]] = collect_free_text
+    # Dual approval (app.cases.policy): actions that always need a second approver, and whether the
+    # amount at stake (or a credit limit an action sets) at or above its currency's threshold does.
+    dual_approval_actions: frozenset[str] = frozenset()
+    dual_approval_over_threshold: bool = False
 
     @classmethod
     def in_folder(
@@ -163,6 +167,8 @@ class CaseType(Generic[D]):
         analyze: Callable[[D], Analysis],
         present: Callable[[dict[str, Any]], CaseView],
         free_text: Callable[[D], dict[str, str]] = collect_free_text,
+        dual_approval_actions: frozenset[str] = frozenset(),
+        dual_approval_over_threshold: bool = False,
     ) -> CaseType[D]:
         """The case type whose package is ``package_file`` (its ``__file__``): the folder must be
         called ``name`` and hold at least one ``prompt.<version>.md`` and an ``example.json``."""
@@ -180,6 +186,7 @@ class CaseType(Generic[D]):
             domain=domain, name=name, data_schema=data_schema, actions=actions,
             amount=amount, analyze=analyze, present=present, folder=folder, prompts=prompts,
             example_json=(folder / EXAMPLE_FILE).read_text(encoding="utf-8"), free_text=free_text,
+            dual_approval_actions=dual_approval_actions, dual_approval_over_threshold=dual_approval_over_threshold,
         )
 
     @property

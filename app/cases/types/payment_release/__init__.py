@@ -15,4 +15,5 @@ CASE_TYPE = CaseType.in_folder(
     amount=amount,
     analyze=analyze,
     present=present,
+    dual_approval_over_threshold=True,
 )
