@@ -25,7 +25,6 @@ from flask import Flask, current_app, has_app_context
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -100,11 +99,9 @@ def enqueue(work: Work, *, at: datetime | None = None) -> bool:
     the work again."""
     connection = redis_connection()
     try:
-        try:
-            if Job.fetch(work.job_id, connection=connection).get_status() in PENDING:
-                return True
-        except (NoSuchJobError, InvalidJobOperation):
-            pass  # no job, or a half-expired one: enqueue afresh
+        status = connection.hget(Job.key_for(work.job_id), "status")  # no job, or a half-expired one: None
+        if status is not None and status.decode() in PENDING:
+            return True
         queue = Queue(work.queue, connection=connection)
         options = {"job_id": work.job_id, "result_ttl": 3600, "failure_ttl": 7 * 86400, **work.options}
         if at is None:
