@@ -1,4 +1,4 @@
-"""Command line: ``flask --app wsgi users|clients|seed|audit …`` (and Flask-Migrate's ``db``)."""
+"""Command line: ``flask --app wsgi users|clients|queues|seed|audit|rules …`` (and Flask-Migrate's ``db``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from app.actors import Actor
 from app.audit import chain
 from app.auth.models import User
 from app.auth.services import create_api_token, create_user
+from app.cases import queues as queue_service
 from app.cases.permissions import Role
 from app.errors import DomainError
 from app.extensions import db
@@ -25,6 +26,7 @@ users = AppGroup("users", help="Manage reviewer, admin and auditor accounts.")
 clients = AppGroup("clients", help="Manage upstream API clients.")
 audit = AppGroup("audit", help="Verify the audit trail.")
 seed = AppGroup("seed", help="Load demo data.")
+queues = AppGroup("queues", help="Create, change and list review queues.")
 
 
 def _csv(value: str | None) -> list[str]:
@@ -127,6 +129,150 @@ def clients_rotate_secret(name: str, grace_hours: int, as_json: bool) -> None:
         click.echo(f"new signing secret for {name}: {secret}\nthe previous secret stays valid for {grace_hours} h")
 
 
+# --- queues ---------------------------------------------------------------------------------------------
+
+CLI_ACTOR = Actor.system("cli")
+HOURS_HELP = 'JSON, e.g. \'{"timezone": "Europe/London", "days": [0,1,2,3,4], "start": "09:00", "end": "17:30"}\''
+
+
+def _refused(exc: DomainError) -> None:
+    db.session.rollback()
+    _fail(str(exc))
+
+
+@queues.command("create")
+@click.option("--name", required=True)
+@click.option("--domain", required=True, help="finance, legal or compliance.")
+@click.option("--sla-minutes", required=True, type=int, help="Business minutes a case may wait for a decision.")
+@click.option("--default", "is_default", is_flag=True, help="Intake files the domain's new cases here.")
+@click.option("--move-default", is_flag=True, help="With --default: take over from the domain's current default.")
+@click.option("--escalates-to", default=None, help="Queue (same domain) that SLA breaches escalate to.")
+@click.option("--lead", default=None, help="Email of the lead: an active reviewer or senior reviewer.")
+@click.option("--blind-review/--no-blind-review", default=False, show_default=True,
+              help="Reviewers assess before the AI recommendation is revealed.")
+@click.option("--business-hours", default=None, metavar="JSON", help=HOURS_HELP)
+@click.option("--members", default="", help="Comma-separated emails of the users who work the queue.")
+def queues_create(name: str, domain: str, sla_minutes: int, is_default: bool, move_default: bool,
+                  escalates_to: str | None, lead: str | None, blind_review: bool, business_hours: str | None,
+                  members: str) -> None:
+    """Create a review queue."""
+    try:
+        queue = queue_service.create_queue(
+            db.session, name, domain, sla_minutes, is_default=is_default, move_default=move_default,
+            escalation_target=escalates_to, lead=lead, blind_review=blind_review, business_hours=business_hours,
+            members=_csv(members), actor=CLI_ACTOR)
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    click.echo(f"created queue {queue.name} ({queue.domain}) id={queue.id}")
+    for line in _settings_lines(queue_service.describe(queue)):
+        click.echo(f"  {line}")
+
+
+@queues.command("update")
+@click.argument("name")
+@click.option("--sla-minutes", type=int, default=None, help="Business minutes a case may wait for a decision.")
+@click.option("--default/--no-default", "is_default", default=None,
+              help="Make it (or stop it being) the domain's default queue.")
+@click.option("--move-default", is_flag=True, help="With --default: take over from the domain's current default.")
+@click.option("--escalates-to", default=None, help="Queue (same domain) that SLA breaches escalate to.")
+@click.option("--clear-escalation", is_flag=True, help="Escalate nowhere (a breach raises the priority in place).")
+@click.option("--lead", default=None, help="Email of the lead: an active reviewer or senior reviewer.")
+@click.option("--clear-lead", is_flag=True, help="The queue has no lead.")
+@click.option("--blind-review/--no-blind-review", default=None,
+              help="Reviewers assess before the AI recommendation is revealed.")
+@click.option("--business-hours", default=None, metavar="JSON", help=HOURS_HELP)
+@click.option("--clear-business-hours", is_flag=True, help="The SLA clock runs round the clock.")
+@click.option("--members", default=None, help="Comma-separated emails: the whole new member list.")
+@click.option("--add-members", default=None, help="Comma-separated emails to add.")
+@click.option("--remove-members", default=None, help="Comma-separated emails to remove.")
+def queues_update(name: str, sla_minutes: int | None, is_default: bool | None, move_default: bool,
+                  escalates_to: str | None, clear_escalation: bool, lead: str | None, clear_lead: bool,
+                  blind_review: bool | None, business_hours: str | None, clear_business_hours: bool,
+                  members: str | None, add_members: str | None, remove_members: str | None) -> None:
+    """Change some settings of queue NAME; the others stay as they are."""
+    changes: dict[str, object] = {}
+    for field, value, clear, options in (
+        ("escalation_target", escalates_to, clear_escalation, "--escalates-to or --clear-escalation"),
+        ("lead", lead, clear_lead, "--lead or --clear-lead"),
+        ("business_hours", business_hours, clear_business_hours, "--business-hours or --clear-business-hours"),
+    ):
+        if value is not None and clear:
+            _fail(f"give {options}, not both")
+        if value is not None or clear:
+            changes[field] = None if clear else value
+    for field, value in (("sla_minutes", sla_minutes), ("is_default", is_default), ("blind_review", blind_review)):
+        if value is not None:
+            changes[field] = value
+    for field, value in (("members", members), ("add_members", add_members), ("remove_members", remove_members)):
+        if value is not None:
+            changes[field] = _csv(value)
+    if move_default:
+        changes["move_default"] = True
+    if not changes:
+        _fail("nothing to change: give at least one option (see --help)")
+    try:
+        queue = queue_service.queue_named(db.session, name)
+        diff = queue_service.update_queue(db.session, queue, changes, CLI_ACTOR)
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    if not diff:
+        click.echo(f"queue {queue.name} unchanged")
+        return
+    click.echo(f"updated queue {queue.name}")
+    for field, (old, new) in diff.items():
+        click.echo(f"  {field}: {_shown(old)} -> {_shown(new)}")
+
+
+@queues.command("list")
+@click.option("--domain", default=None, help="Only the queues of this domain.")
+@click.option("--json", "as_json", is_flag=True, help="Every setting, as JSON.")
+def queues_list(domain: str | None, as_json: bool) -> None:
+    """Every queue with its settings."""
+    found = [queue_service.describe(q) for q in queue_service.list_queues(db.session, domain)]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("no queues")
+        return
+    header = ("NAME", "DOMAIN", "DEFAULT", "SLA", "ESCALATES TO", "LEAD", "BLIND", "BUSINESS HOURS", "MEMBERS")
+    rows = [header] + [(q["name"], q["domain"], "yes" if q["is_default"] else "-", _duration(q["sla_minutes"]),
+                        q["escalation_target"] or "-", q["lead"] or "-", "yes" if q["blind_review"] else "-",
+                        q["business_hours_summary"] or "24/7", str(q["member_count"])) for q in found]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _duration(minutes: int) -> str:
+    """240 -> ``4h``, 2880 -> ``2d``, 90 -> ``1h30m``."""
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    return "".join(f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (mins, "m")) if n) or "0m"
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "(none)"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _settings_lines(described: dict) -> list[str]:
+    return [f"sla: {_duration(described['sla_minutes'])}, default: {_shown(described['is_default'])}, "
+            f"escalates to: {_shown(described['escalation_target'])}",
+            f"lead: {_shown(described['lead'])}, blind review: {_shown(described['blind_review'])}",
+            f"business hours: {described['business_hours_summary'] or '24/7'}",
+            f"members: {_shown(described['members'])}"]
+
+
 @audit.command("verify")
 @click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 100_000))
 def audit_verify(batch_size: int) -> None:
@@ -158,7 +304,7 @@ def seed_demo() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (users, clients, audit, seed):
+    for group in (users, clients, queues, audit, seed):
         app.cli.add_command(group)
 
 

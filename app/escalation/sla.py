@@ -23,12 +23,11 @@ import enum
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Annotated, Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Row, select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -37,6 +36,7 @@ from app.actors import Actor
 from app.audit import chain
 from app.audit.models import AuditEvent
 from app.cases import lifecycle
+from app.cases.business_hours import BusinessHours
 from app.cases.models import Case, Priority, Queue, Status
 from app.db import canonical_json
 from app.escalation.models import EscalationRule
@@ -53,51 +53,10 @@ SLA_ACTOR = Actor.system("sla")
 # Audit events that give a case its own SLA window carry it under this key.
 WINDOW_KEY = "sla_window_minutes"
 WINDOW_EVENTS = ("rule.fired", "case.sla_breached")
-MAX_DAYS = 3660  # business time is looked for at most ten years ahead
 ATTEMPTS = 3  # compare-and-set attempts on one case before the sweep leaves it for the next run
 
 
 # --- business hours ----------------------------------------------------------------------------
-
-
-class BusinessHours(BaseModel):
-    """``{"timezone": "Europe/London", "days": [0, 1, 2, 3, 4], "start": "09:00", "end": "17:30",
-    "holidays": ["2026-12-25"]}``: days are 0 (Monday) to 6 (Sunday), times local."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    timezone: str
-    days: Annotated[frozenset[Annotated[int, Field(ge=0, le=6)]], Field(min_length=1)]
-    start: time
-    end: time
-    holidays: frozenset[date] = frozenset()
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (an IANA name such as 'Europe/London')") from None
-        return value
-
-    @model_validator(mode="after")
-    def _day_shape(self) -> BusinessHours:
-        if self.end <= self.start:
-            raise ValueError("end must be after start (shifts over midnight are not supported)")
-        return self
-
-    def open_intervals(self, since: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """The open hours from ``since`` on, in UTC, day by day (daylight saving included)."""
-        zone = ZoneInfo(self.timezone)
-        day = since.astimezone(zone).date()
-        for _ in range(MAX_DAYS):
-            if day.weekday() in self.days and day not in self.holidays:
-                opens = datetime.combine(day, self.start, zone).astimezone(UTC)
-                closes = datetime.combine(day, self.end, zone).astimezone(UTC)
-                if closes > since:
-                    yield max(opens, since), closes
-            day += timedelta(days=1)
 
 
 def hours_of(queue: Queue | None) -> BusinessHours | None:
