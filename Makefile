@@ -31,7 +31,7 @@ test: $(DEV)
 	bash .ci/test-suite
 
 lint: $(DEV)
-	$(PY) -m ruff check app workers tests benchmarks config.py wsgi.py
+	$(PY) -m ruff check app workers tests benchmarks devtools config.py wsgi.py
 
 ## Performance benchmarks (tables with targets).
 bench: $(DEV)

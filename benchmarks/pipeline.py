@@ -34,7 +34,7 @@ from app.extensions import db
 from app.intake import services as intake
 from app.intake import signatures
 from config import BASE_DIR, TestConfig
-from tests.fake_openai import FakeOpenAI, Reply, valid_answer
+from devtools.fake_openai import FakeOpenAI, Reply, valid_answer
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 ROUTING = {

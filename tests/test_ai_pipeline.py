@@ -16,9 +16,9 @@ from app.audit.models import AuditEvent
 from app.cases.models import Case, Recommendation, Status
 from app.cases.types import get_case_type
 from app.extensions import db
+from devtools.fake_openai import FakeOpenAI, Hang, Reply, valid_answer
+from devtools.fake_openai import Status as HttpStatus
 from tests.conftest import case_body
-from tests.fake_openai import FakeOpenAI, Hang, Reply, valid_answer
-from tests.fake_openai import Status as HttpStatus
 
 CASE_TYPES = ["payment_release", "credit_limit_change", "contract_review", "aml_alert", "kyc_review"]
 

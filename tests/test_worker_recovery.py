@@ -14,8 +14,8 @@ import yaml
 from app.ai.jobs import requeue_stuck_cases
 from app.cases.models import Case, Status
 from app.extensions import db
+from devtools.fake_openai import ECHO_VALID, FakeOpenAI, Hang
 from tests.conftest import REDIS_URL, ROOT, case_body
-from tests.fake_openai import ECHO_VALID, FakeOpenAI, Hang
 
 ROUTING = {
     "providers": {"local": {"kind": "local", "private": True}, "openai": {"kind": "openai"}},
