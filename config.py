@@ -128,5 +128,5 @@ class TestConfig(Config):
     TESTING = True
     ENV = "test"
     SECRET_KEY = "test-secret"  # noqa: S105
-    REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    REDIS_URL = "redis://127.0.0.1:1/0"  # never a shared Redis: tests/conftest.py sets its own (redis_url)
     WTF_CSRF_ENABLED = True

@@ -1,5 +1,6 @@
 """Shared fixtures: a migrated database (SQLite by default, PostgreSQL with
-TEST_DATABASE_URL), a real Redis (TEST_REDIS_URL), the app, signed API calls."""
+TEST_DATABASE_URL), a real Redis (a private redis-server per session, or TEST_REDIS_URL),
+the app, signed API calls."""
 
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ from app.extensions import db
 from app.intake import services as intake
 from app.intake import signatures
 from config import TestConfig, normalize_database_url
+from devtools import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 DOMAIN_OF = {
     "payment_release": "finance",
     "credit_limit_change": "finance",
@@ -45,9 +46,24 @@ def _pg_url() -> str | None:
     return normalize_database_url(raw) if raw else None
 
 
-def make_config(database_url: str, **overrides: Any) -> type[TestConfig]:
-    attrs = {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": REDIS_URL, **overrides}
+def make_config(database_url: str, redis_url: str, **overrides: Any) -> type[TestConfig]:
+    attrs = {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url, **overrides}
     return type("RunConfig", (TestConfig,), attrs)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The one Redis of this session: TEST_REDIS_URL when given (flushed per test), else a private
+    redis-server on a free port, killed at the end, so parallel runs never flush each other's."""
+    given = os.environ.get("TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = redis_server.start(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @dataclass
@@ -61,7 +77,7 @@ class TestDatabase:
 
 
 def _migrate(url: str) -> None:
-    app = create_app(make_config(url))
+    app = create_app(make_config(url, TestConfig.REDIS_URL))  # migrating never touches Redis
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
         db.engine.dispose()
@@ -108,8 +124,8 @@ def _reset_engine(url: str) -> sa.Engine:
 
 
 @pytest.fixture
-def redis_conn() -> Iterator[Redis]:
-    conn = Redis.from_url(REDIS_URL)
+def redis_conn(redis_url: str) -> Iterator[Redis]:
+    conn = Redis.from_url(redis_url)
     conn.flushdb()
     yield conn
     conn.flushdb()
@@ -129,8 +145,10 @@ def config_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(database: TestDatabase, redis_conn: Redis, config_overrides: dict[str, Any]) -> Iterator[Flask]:
-    app = create_app(make_config(database.url, **config_overrides))
+def app(
+    database: TestDatabase, redis_url: str, redis_conn: Redis, config_overrides: dict[str, Any]
+) -> Iterator[Flask]:
+    app = create_app(make_config(database.url, redis_url, **config_overrides))
     with app.app_context():
         yield app
         db.session.remove()
