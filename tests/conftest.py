@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from redis import Redis
 from app import create_app
 from app.cases.models import Queue
 from app.cases.types.examples import EXAMPLES
-from app.extensions import db
+from app.extensions import db, limiter
 from app.intake import services as intake
 from app.intake import signatures
 from config import TestConfig, normalize_database_url
@@ -144,15 +144,58 @@ def config_overrides() -> dict[str, Any]:
     return {}
 
 
+# One app per distinct configuration, shared by the tests that use it: create_app and what an app
+# compiles on first use (templates, SQL statements per engine) cost more than most tests. Settings
+# that change per test (a server's port, a tmp_path) make their own apps, so the oldest go first.
+_APPS: dict[Hashable, tuple[Flask, dict[str, Any]]] = {}
+_APPS_KEPT = 16
+
+
+def _frozen(value: Any) -> Hashable:
+    """``value`` as a hashable key that still tells a list from a tuple from a set."""
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((key, _frozen(item)) for key, item in value.items())))
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(_frozen(item) for item in value))
+    if isinstance(value, set | frozenset):
+        return (type(value).__name__, tuple(sorted((_frozen(item) for item in value), key=repr)))
+    hash(value)  # TypeError for anything else unhashable: that config is not shared
+    return value
+
+
+def _shared_app(database_url: str, redis_url: str, overrides: dict[str, Any]) -> Flask:
+    try:
+        key = _frozen({"database": database_url, "redis": redis_url, **overrides})
+    except TypeError:  # an unhashable setting: this test gets an app of its own
+        return create_app(make_config(database_url, redis_url, **overrides))
+    entry = _APPS.pop(key, None)
+    if entry is None:
+        app = create_app(make_config(database_url, redis_url, **overrides))
+        entry = (app, dict(vars(limiter)))
+    else:  # the rate limiter is one object that keeps the storage of the app it was last bound to
+        vars(limiter).update(entry[1])
+    _APPS[key] = entry  # most recently used last
+    if len(_APPS) > _APPS_KEPT:
+        del _APPS[next(iter(_APPS))]
+    return entry[0]
+
+
 @pytest.fixture
 def app(
     database: TestDatabase, redis_url: str, redis_conn: Redis, config_overrides: dict[str, Any]
 ) -> Iterator[Flask]:
-    app = create_app(make_config(database.url, redis_url, **config_overrides))
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
+    """The (shared) app for these settings, in a fresh app context on a freshly reset database;
+    whatever the test writes into app.config is put back afterwards."""
+    app = _shared_app(database.url, redis_url, config_overrides)
+    config = dict(app.config)
+    try:
+        with app.app_context():
+            yield app
+            db.session.remove()
+            db.engine.dispose()  # SQLite: the next test's database is a new file
+    finally:
+        app.config.clear()
+        app.config.update(config)
 
 
 @pytest.fixture
