@@ -160,7 +160,7 @@ def _frozen(value: Any) -> Hashable:
     if isinstance(value, set | frozenset):
         return (type(value).__name__, tuple(sorted((_frozen(item) for item in value), key=repr)))
     hash(value)  # TypeError for anything else unhashable: that config is not shared
-    return value
+    return (type(value).__name__, value)  # 5 and 5.0, 1 and True are different settings
 
 
 def _shared_app(database_url: str, redis_url: str, overrides: dict[str, Any]) -> Flask:
