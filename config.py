@@ -1,30 +1,29 @@
-"""Every setting comes from the environment, with a safe default for local use."""
+"""Every setting comes from the environment, with a safe default for local use.
+
+``Settings`` reads and validates the environment (one field per variable; a bad value fails
+at start-up with a message naming the variable). ``Config`` is what Flask loads
+(``app.config.from_object(Config)``): the settings as class attributes, plus the fixed ones.
+Subclass it to override attributes (``TestConfig``, the tests' and benchmarks' configs).
+
+An empty value means the default for numbers, switches, ``DATABASE_URL`` and ``AI_PROVIDER``;
+for lists, maps and host sets it means "none" (``AI_RETRY_INTERVALS=`` turns retries off).
+"""
 
 from __future__ import annotations
 
-import os
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 (refused in production)
-
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw else default
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    return default if raw is None else raw.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _amounts(name: str, default: str) -> dict[str, Decimal]:
-    """``"EUR=100000,GBP=85000"`` → ``{"EUR": Decimal("100000"), "GBP": Decimal("85000")}``."""
-    pairs = (item.partition("=") for item in os.environ.get(name, default).split(",") if item.strip())
-    return {key.strip(): Decimal(value.strip()) for key, _, value in pairs}
+# The standardwebhooks reference library verifies with a fixed 5-minute tolerance: we may only tighten it.
+WEBHOOK_TOLERANCE_RANGE = (1, 300)
 
 
 def normalize_database_url(url: str) -> str:
@@ -35,58 +34,158 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-class Config:
-    ENV = os.environ.get("COUNTERSIGN_ENV", "development")
-    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
-    SQLALCHEMY_DATABASE_URI = normalize_database_url(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'countersign.db'}"
-    )
-    REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# --- how values are written in the environment -----------------------------------------------------
 
-    OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
-    OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
-    AI_PROVIDER = os.environ.get("AI_PROVIDER", "openai" if os.environ.get("OPENAI_API_KEY") else "local")
-    AI_ROUTING_FILE = os.environ.get("AI_ROUTING_FILE", str(BASE_DIR / "app" / "ai" / "routing.yaml"))
-    OPENAI_TIMEOUT_SECONDS = float(os.environ.get("OPENAI_TIMEOUT_SECONDS", "30"))
-    OPENAI_MAX_RETRIES = _int("OPENAI_MAX_RETRIES", 2)
-    AI_JOB_TIMEOUT = _int("AI_JOB_TIMEOUT", 180)
+
+def _empty_is_default(raw: Any) -> Any:
+    if isinstance(raw, str) and not raw.strip():
+        raise PydanticUseDefault
+    return raw
+
+
+def _comma_list(raw: Any) -> Any:
+    """``"60,300,1800"`` → ``["60", "300", "1800"]`` (then validated item by item); empty → none."""
+    if isinstance(raw, str):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def _amounts(raw: Any) -> Any:
+    """``"EUR=100000,GBP=85000"`` → ``{"EUR": "100000", "GBP": "85000"}`` (then validated as Decimal)."""
+    if not isinstance(raw, str):
+        return raw
+    amounts = {}
+    for item in _comma_list(raw):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected CURRENCY=amount pairs separated by commas, not {item!r}")
+        try:
+            amounts[key.strip()] = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value.strip()!r} is not an amount") from None
+    return amounts
+
+
+EmptyIsDefault = BeforeValidator(_empty_is_default)
+PositiveInt = Annotated[int, EmptyIsDefault, Field(gt=0)]
+NonNegativeInt = Annotated[int, EmptyIsDefault, Field(ge=0)]
+PositiveFloat = Annotated[float, EmptyIsDefault, Field(gt=0)]
+Switch = Annotated[bool, EmptyIsDefault]
+Seconds = Annotated[list[Annotated[int, Field(ge=0)]], NoDecode, BeforeValidator(_comma_list)]
+Hosts = Annotated[frozenset[str], NoDecode, BeforeValidator(_comma_list)]
+Amounts = Annotated[dict[str, Decimal], NoDecode, BeforeValidator(_amounts)]
+
+
+class Settings(BaseSettings):
+    """The environment, parsed: the field names are Flask's config keys, the variables those names
+    unless ``validation_alias`` says otherwise (``ENV`` ← ``COUNTERSIGN_ENV``)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    ENV: str = Field("development", validation_alias="COUNTERSIGN_ENV")
+    SECRET_KEY: str = DEV_SECRET_KEY
+    SQLALCHEMY_DATABASE_URI: Annotated[str, EmptyIsDefault] = Field(
+        f"sqlite:///{INSTANCE_DIR / 'countersign.db'}", validation_alias="DATABASE_URL")
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+
+    # AI runtime (app/ai)
+    OPENAI_API_KEY: str = ""
+    OPENAI_BASE_URL: str = ""
+    AI_PROVIDER: Annotated[str | None, EmptyIsDefault] = None  # "openai" when OPENAI_API_KEY is set, else "local"
+    AI_ROUTING_FILE: str = str(BASE_DIR / "app" / "ai" / "routing.yaml")
+    OPENAI_TIMEOUT_SECONDS: PositiveFloat = 30.0
+    OPENAI_MAX_RETRIES: NonNegativeInt = 2
+    AI_JOB_TIMEOUT: PositiveInt = 180
     # Seconds between RQ retries of an analysis whose providers failed transiently.
-    AI_RETRY_INTERVALS = [int(s) for s in os.environ.get("AI_RETRY_INTERVALS", "30,120,600").split(",") if s]
+    AI_RETRY_INTERVALS: Seconds = [30, 120, 600]
 
     # Intake
-    MAX_CONTENT_LENGTH = _int("MAX_BODY_BYTES", 1024 * 1024)
-    WEBHOOK_TOLERANCE_SECONDS = _int("WEBHOOK_TOLERANCE_SECONDS", 300)
-    INTAKE_RATE_LIMIT = os.environ.get("INTAKE_RATE_LIMIT", "120 per minute")
+    MAX_CONTENT_LENGTH: PositiveInt = Field(1024 * 1024, validation_alias="MAX_BODY_BYTES")
+    # Allowed clock skew of webhook-timestamp, at most the reference library's 5 minutes.
+    WEBHOOK_TOLERANCE_SECONDS: Annotated[
+        int, EmptyIsDefault, Field(ge=WEBHOOK_TOLERANCE_RANGE[0], le=WEBHOOK_TOLERANCE_RANGE[1])] = 300
+    INTAKE_RATE_LIMIT: str = "120 per minute"
     # Hosts allowed to receive plain-http callbacks (local test receivers only).
-    INSECURE_CALLBACK_HOSTS = frozenset(
-        h.strip() for h in os.environ.get("INSECURE_CALLBACK_HOSTS", "").split(",") if h.strip()
-    )
+    INSECURE_CALLBACK_HOSTS: Hosts = frozenset()
 
     # Execution: signed callbacks (and notifications) to the upstream system. A failed delivery is
     # retried after each interval in turn, the last one repeating, each ±10% jitter, until
     # EXECUTION_GIVE_UP_AFTER_SECONDS after the first attempt (app/execution/services.py).
-    CALLBACK_TIMEOUT_SECONDS = float(os.environ.get("CALLBACK_TIMEOUT_SECONDS", "10"))
-    EXECUTION_RETRY_SCHEDULE = [
-        int(s) for s in os.environ.get("EXECUTION_RETRY_SCHEDULE", "60,300,1800,7200,21600,43200").split(",") if s
-    ]
-    EXECUTION_GIVE_UP_AFTER_SECONDS = _int("EXECUTION_GIVE_UP_AFTER_SECONDS", 3 * 24 * 3600)
+    CALLBACK_TIMEOUT_SECONDS: PositiveFloat = 10.0
+    EXECUTION_RETRY_SCHEDULE: Seconds = [60, 300, 1800, 7200, 21600, 43200]
+    EXECUTION_GIVE_UP_AFTER_SECONDS: PositiveInt = 3 * 24 * 3600
 
-    # Sessions
-    SESSION_COOKIE_HTTPONLY = True
-    SESSION_COOKIE_SAMESITE = "Lax"
-    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", ENV == "production")
-    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # Sessions: secure cookies by default in production
+    SESSION_COOKIE_SECURE: Annotated[bool | None, EmptyIsDefault] = None
 
     # Background work
-    STUCK_CASE_SECONDS = _int("STUCK_CASE_SECONDS", 120)
-    SWEEP_INTERVAL_SECONDS = _int("SWEEP_INTERVAL_SECONDS", 60)
+    STUCK_CASE_SECONDS: NonNegativeInt = 120
+    SWEEP_INTERVAL_SECONDS: PositiveInt = 60
 
     # Reviewer workspace
-    CLAIM_IDLE_MINUTES = _int("CLAIM_IDLE_MINUTES", 30)  # an idle claim goes back to the inbox after this
-    LOGIN_RATE_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_RATE_LIMIT_PER_ACCOUNT", "5 per minute")
-    LOGIN_RATE_LIMIT_PER_IP = os.environ.get("LOGIN_RATE_LIMIT_PER_IP", "20 per minute")
+    CLAIM_IDLE_MINUTES: PositiveInt = 30  # an idle claim goes back to the inbox after this
+    LOGIN_RATE_LIMIT_PER_ACCOUNT: str = "5 per minute"
+    LOGIN_RATE_LIMIT_PER_IP: str = "20 per minute"
     # payment_release / credit_limit_change amounts at or above these need a second approver.
-    DUAL_APPROVAL_THRESHOLDS = _amounts("DUAL_APPROVAL_THRESHOLDS", "EUR=100000,USD=100000,GBP=85000,default=100000")
+    DUAL_APPROVAL_THRESHOLDS: Amounts = {
+        "EUR": Decimal(100000), "USD": Decimal(100000), "GBP": Decimal(85000), "default": Decimal(100000)}
+
+    # Escalation: the SLA and rules sweeps (app/escalation/jobs.py)
+    SLA_SWEEP_INTERVAL_SECONDS: PositiveInt = 60
+    RULES_SWEEP_INTERVAL_SECONDS: PositiveInt = 120
+    SWEEP_LOCK_SECONDS: PositiveInt = 600  # TTL of a sweep's Redis lock
+    # Each sweep looks this far behind the previous sweep's lines, for changes committed late.
+    SWEEP_OVERLAP_SECONDS: NonNegativeInt = 120
+
+    # Notifications (app/notifications): email when SMTP_HOST is set, a signed webhook when its URL is
+    SMTP_HOST: str = ""
+    SMTP_PORT: Annotated[int, EmptyIsDefault, Field(ge=1, le=65535)] = 25
+    SMTP_FROM: str = "countersign@localhost"
+    SMTP_USERNAME: str = ""
+    SMTP_PASSWORD: str = ""
+    SMTP_STARTTLS: Switch = False
+    NOTIFY_WEBHOOK_URL: str = ""
+    NOTIFY_WEBHOOK_SECRET: str = ""  # whsec_… (Standard Webhooks)
+    NOTIFY_TIMEOUT_SECONDS: PositiveFloat = 10.0
+    NOTIFY_RETRY_INTERVALS: Seconds = [30, 120, 600]
+
+    @field_validator("SQLALCHEMY_DATABASE_URI")
+    @classmethod
+    def _psycopg3(cls, url: str) -> str:
+        return normalize_database_url(url)
+
+    @model_validator(mode="after")
+    def _derived_defaults(self) -> Settings:
+        if self.AI_PROVIDER is None:
+            self.AI_PROVIDER = "openai" if self.OPENAI_API_KEY else "local"
+        if self.SESSION_COOKIE_SECURE is None:
+            self.SESSION_COOKIE_SECURE = self.ENV == "production"
+        return self
+
+
+class SettingsError(ValueError):
+    """The environment holds an invalid setting; the message names each variable and says why."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            variable = str(error["loc"][0]) if error["loc"] else "?"
+            detail = ".".join(str(part) for part in error["loc"][1:])
+            got = f" (got {error['input']!r})" if isinstance(error.get("input"), str) else ""
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"  {variable}{f' [{detail}]' if detail else ''}: {message}{got}")
+        raise SettingsError("invalid setting(s) in the environment:\n" + "\n".join(problems)) from None
+
+
+class Config:
+    """Flask's settings: every ``Settings`` field (set below, from the environment) and these."""
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
     REVIEW_REASON_CODES = (
         ("policy_breach", "Policy breach"),
         ("insufficient_evidence", "Insufficient evidence"),
@@ -98,35 +197,26 @@ class Config:
         ("other", "Other"),
     )
 
-    # Escalation: the SLA and rules sweeps (app/escalation/jobs.py)
-    SLA_SWEEP_INTERVAL_SECONDS = _int("SLA_SWEEP_INTERVAL_SECONDS", 60)
-    RULES_SWEEP_INTERVAL_SECONDS = _int("RULES_SWEEP_INTERVAL_SECONDS", 120)
-    SWEEP_LOCK_SECONDS = _int("SWEEP_LOCK_SECONDS", 600)  # TTL of a sweep's Redis lock
-    # Each sweep looks this far behind the previous sweep's lines, for changes committed late.
-    SWEEP_OVERLAP_SECONDS = _int("SWEEP_OVERLAP_SECONDS", 120)
-
-    # Notifications (app/notifications): email when SMTP_HOST is set, a signed webhook when its URL is
-    SMTP_HOST = os.environ.get("SMTP_HOST", "")
-    SMTP_PORT = _int("SMTP_PORT", 25)
-    SMTP_FROM = os.environ.get("SMTP_FROM", "countersign@localhost")
-    SMTP_USERNAME = os.environ.get("SMTP_USERNAME", "")
-    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
-    SMTP_STARTTLS = _bool("SMTP_STARTTLS", False)
-    NOTIFY_WEBHOOK_URL = os.environ.get("NOTIFY_WEBHOOK_URL", "")
-    NOTIFY_WEBHOOK_SECRET = os.environ.get("NOTIFY_WEBHOOK_SECRET", "")  # whsec_… (Standard Webhooks)
-    NOTIFY_TIMEOUT_SECONDS = float(os.environ.get("NOTIFY_TIMEOUT_SECONDS", "10"))
-    NOTIFY_RETRY_INTERVALS = [int(s) for s in os.environ.get("NOTIFY_RETRY_INTERVALS", "30,120,600").split(",") if s]
-
     @classmethod
     def check(cls) -> None:
-        """Refuse to run in production with settings that are only safe locally."""
+        """Refuse to run with settings that are only safe locally, or out of range."""
         if cls.ENV == "production" and cls.SECRET_KEY == DEV_SECRET_KEY:
             raise RuntimeError("SECRET_KEY must be set in production (COUNTERSIGN_ENV=production).")
+        low, high = WEBHOOK_TOLERANCE_RANGE
+        if not low <= cls.WEBHOOK_TOLERANCE_SECONDS <= high:
+            raise RuntimeError(f"WEBHOOK_TOLERANCE_SECONDS must be between {low} and {high} seconds "
+                               f"(got {cls.WEBHOOK_TOLERANCE_SECONDS}).")
+
+
+for _name, _value in load_settings():
+    setattr(Config, _name, _value)
+del _name, _value
+Config.REMEMBER_COOKIE_SECURE = Config.SESSION_COOKIE_SECURE
 
 
 class TestConfig(Config):
     TESTING = True
     ENV = "test"
     SECRET_KEY = "test-secret"  # noqa: S105
-    REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    REDIS_URL = "redis://127.0.0.1:1/0"  # never a shared Redis: tests/conftest.py sets its own (redis_url)
     WTF_CSRF_ENABLED = True

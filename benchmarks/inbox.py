@@ -33,6 +33,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
+import benchmarks
 from app import create_app
 from app.auth.models import User
 from app.auth.services import create_user
@@ -86,7 +87,7 @@ class Options:
 def bench_config(url: str) -> type[Config]:
     return type("BenchConfig", (Config,), {
         "SQLALCHEMY_DATABASE_URI": url, "ENV": "bench", "TESTING": True,
-        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+        "REDIS_URL": benchmarks.redis_url(),
     })
 
 

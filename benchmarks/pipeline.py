@@ -2,7 +2,7 @@
 
     python -m benchmarks.pipeline [--cases 60] [--delay 0.2]
 
-Runs on a temporary SQLite database and Redis database 12 (BENCH_REDIS_URL).
+Runs on a temporary SQLite database and a private Redis (or BENCH_REDIS_URL, flushed first).
 Part 1, the local provider: throughput, end-to-end latency and the runtime's own
 overhead per job (job time minus provider time). Part 2, the OpenAI-compatible
 test server answering after a fixed delay: throughput with 1 and 2 worker
@@ -27,17 +27,17 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import func, select
 
+import benchmarks
 from app import create_app, webhooks
 from app.cases.models import Case, Queue, Recommendation
 from app.cases.types import examples
 from app.extensions import db
 from app.intake import services as intake
 from config import BASE_DIR, TestConfig
-from tests.fake_openai import FakeOpenAI, Reply, valid_answer
+from devtools.fake_openai import FakeOpenAI, Reply, valid_answer
 
 EXAMPLES = examples()
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 ROUTING = {
     "providers": {"local": {"kind": "local", "private": True}, "openai": {"kind": "openai"}},
     "prices": {"rules-v1": {"input": 0, "output": 0}, "bench-model": {"input": 0, "output": 0}},
@@ -67,14 +67,15 @@ def percentile(values: list[float], pct: float) -> float:
 
 class Bench:
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.env = {**os.environ, "REDIS_URL": REDIS_URL, "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        redis_url = benchmarks.redis_url()
+        self.env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
                     "AI_RETRY_INTERVALS": "", **env}
         config = type("BenchConfig", (TestConfig,), {
-            "SQLALCHEMY_DATABASE_URI": self.env["DATABASE_URL"], "REDIS_URL": REDIS_URL,
+            "SQLALCHEMY_DATABASE_URI": self.env["DATABASE_URL"], "REDIS_URL": redis_url,
             "INTAKE_RATE_LIMIT": "100000 per minute", "AI_PROVIDER": self.env.get("AI_PROVIDER", "local"),
         })
         self.app = create_app(config)
-        self.redis = Redis.from_url(REDIS_URL)
+        self.redis = Redis.from_url(redis_url)
 
     def prepare(self) -> None:
         self.redis.flushdb()

@@ -1,5 +1,6 @@
 """Shared fixtures: a migrated database (SQLite by default, PostgreSQL with
-TEST_DATABASE_URL), a real Redis (TEST_REDIS_URL), the app, signed API calls."""
+TEST_DATABASE_URL), a real Redis (a private redis-server per session, or TEST_REDIS_URL),
+the app, signed API calls."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,12 @@ from redis import Redis
 from app import create_app, webhooks
 from app.cases.models import Queue
 from app.cases.types import REGISTRY, examples
-from app.extensions import db
+from app.extensions import db, limiter
 from app.intake import services as intake
 from config import TestConfig, normalize_database_url
+from devtools import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 DOMAIN_OF = {case_type.name: case_type.domain for case_type in REGISTRY.values()}
 EXAMPLES = examples()
 
@@ -39,9 +40,24 @@ def _pg_url() -> str | None:
     return normalize_database_url(raw) if raw else None
 
 
-def make_config(database_url: str, **overrides: Any) -> type[TestConfig]:
-    attrs = {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": REDIS_URL, **overrides}
+def make_config(database_url: str, redis_url: str, **overrides: Any) -> type[TestConfig]:
+    attrs = {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url, **overrides}
     return type("RunConfig", (TestConfig,), attrs)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The one Redis of this session: TEST_REDIS_URL when given (flushed per test), else a private
+    redis-server on a free port, killed at the end, so parallel runs never flush each other's."""
+    given = os.environ.get("TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = redis_server.start(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @dataclass
@@ -55,7 +71,7 @@ class TestDatabase:
 
 
 def _migrate(url: str) -> None:
-    app = create_app(make_config(url))
+    app = create_app(make_config(url, TestConfig.REDIS_URL))  # migrating never touches Redis
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
         db.engine.dispose()
@@ -102,8 +118,8 @@ def _reset_engine(url: str) -> sa.Engine:
 
 
 @pytest.fixture
-def redis_conn() -> Iterator[Redis]:
-    conn = Redis.from_url(REDIS_URL)
+def redis_conn(redis_url: str) -> Iterator[Redis]:
+    conn = Redis.from_url(redis_url)
     conn.flushdb()
     yield conn
     conn.flushdb()
@@ -122,13 +138,58 @@ def config_overrides() -> dict[str, Any]:
     return {}
 
 
+# One app per distinct configuration, shared by the tests that use it: create_app and what an app
+# compiles on first use (templates, SQL statements per engine) cost more than most tests. Settings
+# that change per test (a server's port, a tmp_path) make their own apps, so the oldest go first.
+_APPS: dict[Hashable, tuple[Flask, dict[str, Any]]] = {}
+_APPS_KEPT = 16
+
+
+def _frozen(value: Any) -> Hashable:
+    """``value`` as a hashable key that still tells a list from a tuple from a set."""
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((key, _frozen(item)) for key, item in value.items())))
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(_frozen(item) for item in value))
+    if isinstance(value, set | frozenset):
+        return (type(value).__name__, tuple(sorted((_frozen(item) for item in value), key=repr)))
+    hash(value)  # TypeError for anything else unhashable: that config is not shared
+    return (type(value).__name__, value)  # 5 and 5.0, 1 and True are different settings
+
+
+def _shared_app(database_url: str, redis_url: str, overrides: dict[str, Any]) -> Flask:
+    try:
+        key = _frozen({"database": database_url, "redis": redis_url, **overrides})
+    except TypeError:  # an unhashable setting: this test gets an app of its own
+        return create_app(make_config(database_url, redis_url, **overrides))
+    entry = _APPS.pop(key, None)
+    if entry is None:
+        app = create_app(make_config(database_url, redis_url, **overrides))
+        entry = (app, dict(vars(limiter)))
+    else:  # the rate limiter is one object that keeps the storage of the app it was last bound to
+        vars(limiter).update(entry[1])
+    _APPS[key] = entry  # most recently used last
+    if len(_APPS) > _APPS_KEPT:
+        del _APPS[next(iter(_APPS))]
+    return entry[0]
+
+
 @pytest.fixture
-def app(database: TestDatabase, redis_conn: Redis, config_overrides: dict[str, Any]) -> Iterator[Flask]:
-    app = create_app(make_config(database.url, **config_overrides))
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
+def app(
+    database: TestDatabase, redis_url: str, redis_conn: Redis, config_overrides: dict[str, Any]
+) -> Iterator[Flask]:
+    """The (shared) app for these settings, in a fresh app context on a freshly reset database;
+    whatever the test writes into app.config is put back afterwards."""
+    app = _shared_app(database.url, redis_url, config_overrides)
+    config = dict(app.config)
+    try:
+        with app.app_context():
+            yield app
+            db.session.remove()
+            db.engine.dispose()  # SQLite: the next test's database is a new file
+    finally:
+        app.config.clear()
+        app.config.update(config)
 
 
 @pytest.fixture

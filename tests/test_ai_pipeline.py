@@ -16,9 +16,9 @@ from app.audit.models import AuditEvent
 from app.cases.models import Case, Recommendation, Status
 from app.cases.types import get_case_type
 from app.extensions import db
+from devtools.fake_openai import FakeOpenAI, Hang, Reply, valid_answer
+from devtools.fake_openai import Status as HttpStatus
 from tests.conftest import DOMAIN_OF, case_body
-from tests.fake_openai import FakeOpenAI, Hang, Reply, valid_answer
-from tests.fake_openai import Status as HttpStatus
 
 CASE_TYPES = list(DOMAIN_OF)  # every registered case type
 

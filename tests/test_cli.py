@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
@@ -39,6 +40,30 @@ def test_users_create_unknown_role_fails(runner):
                                  "--role", "superuser"])
     assert result.exit_code == 2
     assert "'superuser' is not one of" in result.output
+
+
+@pytest.mark.parametrize(("email", "reason"), [
+    ("ana", "An email address must have an @-sign."),
+    ("ana@", "There must be something after the @-sign."),
+    ("@example.com", "There must be something before the @-sign."),
+    ("ana@localhost", "The part after the @-sign is not valid. It should have a period."),
+    ("ana smith@example.com", "invalid characters before the @-sign: SPACE."),
+    ("ana..b@example.com", "An email address cannot have two periods in a row."),
+    ("ana@bank.test", "special-use or reserved name"),
+])
+def test_users_create_refuses_a_malformed_email(runner, email, reason):
+    result = runner.invoke(args=["users", "create", "--email", email, "--password", "long-enough-1",
+                                 "--role", "auditor"])
+    assert result.exit_code == 2
+    assert f"{email!r} is not an email address: " in result.output and reason in result.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_users_create_stores_the_normalized_address_in_lowercase(runner):
+    result = runner.invoke(args=["users", "create", "--email", "  Bea.Boss@Example.COM ", "--password",
+                                 "long-enough-1", "--role", "admin"])
+    assert result.exit_code == 0, result.output
+    assert db.session.scalar(select(User.email)) == "bea.boss@example.com"
 
 
 def test_users_create_refuses_short_password_and_unknown_queue(runner, queues):

@@ -17,7 +17,7 @@ from app import webhooks
 from app.ai.jobs import requeue_stuck_cases
 from app.cases.models import Case, Status
 from app.extensions import db
-from tests.conftest import REDIS_URL, case_body
+from tests.conftest import case_body
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
@@ -57,7 +57,7 @@ class TestRedisDown:
     def config_overrides(self):
         return {"REDIS_URL": DEAD_REDIS}
 
-    def test_case_is_accepted_and_swept_later(self, app, upstream, redis_conn):
+    def test_case_is_accepted_and_swept_later(self, app, upstream, redis_url, redis_conn):
         response = upstream.post_case(case_body("aml_alert"))
         assert response.status_code == 202, response.get_json()
         case_id = response.get_json()["id"]
@@ -67,7 +67,7 @@ class TestRedisDown:
         # While Redis is still down the sweep enqueues nothing and fails nothing.
         assert requeue_stuck_cases() == 0
 
-        app.config["REDIS_URL"] = REDIS_URL  # Redis is back
+        app.config["REDIS_URL"] = redis_url  # Redis is back
         assert requeue_stuck_cases() == 1
         assert requeue_stuck_cases() == 1  # idempotent: the job already waits, nothing is duplicated
         assert RQQueue("ai", connection=redis_conn).job_ids == [f"analyze-{case_id}-1"]

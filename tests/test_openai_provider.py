@@ -13,7 +13,7 @@ from app.ai.providers.base import InvalidOutput, ProviderError, ProviderRequest,
 from app.ai.providers.openai_provider import OpenAIProvider
 from app.ai.schemas import parse_recommendation, response_schema
 from app.cases.types import REGISTRY, get_case_type
-from tests.fake_openai import FakeOpenAI, Hang, Refusal, Reply, Status
+from devtools.fake_openai import FakeOpenAI, Hang, Refusal, Reply, Status
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
 PAYMENT = get_case_type("finance", "payment_release")

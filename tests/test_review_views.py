@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from flask import g
+from flask import g, request_started
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -88,14 +89,17 @@ def give_recommendation(case: Case, **fields: Any) -> Recommendation:
 
 
 @pytest.fixture(autouse=True)
-def _user_loaded_per_request(app) -> None:
+def _user_loaded_per_request(app) -> Iterator[None]:
     """Test requests share the test's app context, so its ``g``: load the signed-in user (and the
-    CSRF token) afresh on each request, as a real server does, or two clients would mix them up."""
+    CSRF token) afresh on each request, as a real server does, or two clients would mix them up.
+    (A signal, not a before_request hook: the app is shared and already served requests.)"""
 
-    @app.before_request
-    def _forget_user() -> None:
+    def _forget_user(sender, **extra) -> None:
         g.pop("_login_user", None)
         g.pop("csrf_token", None)
+
+    with request_started.connected_to(_forget_user, app):
+        yield
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import yaml
 from app.ai.jobs import requeue_stuck_cases
 from app.cases.models import Case, Status
 from app.extensions import db
-from tests.conftest import REDIS_URL, ROOT, case_body
-from tests.fake_openai import ECHO_VALID, FakeOpenAI, Hang
+from devtools.fake_openai import ECHO_VALID, FakeOpenAI, Hang
+from tests.conftest import ROOT, case_body
 
 ROUTING = {
     "providers": {"local": {"kind": "local", "private": True}, "openai": {"kind": "openai"}},
@@ -45,8 +45,8 @@ def config_overrides(ai_env):
             "STUCK_CASE_SECONDS": 0}
 
 
-def start_worker(database, ai_env, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, **ai_env, "DATABASE_URL": database.url, "REDIS_URL": REDIS_URL}
+def start_worker(database, redis_url, ai_env, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, **ai_env, "DATABASE_URL": database.url, "REDIS_URL": redis_url}
     return subprocess.Popen([sys.executable, "-m", "workers", "--burst", "--queues", "ai", *extra], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -58,9 +58,9 @@ def wait_for(condition, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def test_killed_worker_loses_nothing(database, upstream, fake, ai_env, redis_conn):
+def test_killed_worker_loses_nothing(database, redis_url, upstream, fake, ai_env, redis_conn):
     case_id = upstream.post_case(case_body("payment_release")).get_json()["id"]
-    worker = start_worker(database, ai_env)
+    worker = start_worker(database, redis_url, ai_env)
     try:
         wait_for(lambda: len(fake.chat_requests) == 1)  # the job is inside the provider call
         db.session.expire_all()
@@ -76,7 +76,7 @@ def test_killed_worker_loses_nothing(database, upstream, fake, ai_env, redis_con
     fake.set_default(ECHO_VALID)
     assert requeue_stuck_cases() == 1
 
-    rerun = start_worker(database, ai_env)
+    rerun = start_worker(database, redis_url, ai_env)
     output, _ = rerun.communicate(timeout=60)
     assert rerun.returncode == 0, output.decode()
     db.session.expire_all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import cache
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -26,12 +27,13 @@ def create_user(
     session: Session, email: str, password: str, role: str, *, name: str | None = None, queues: list[str] = (),
     actor: Actor | None = None,
 ) -> User:
-    email = email.strip().lower()
     roles = [r.value for r in Role]
     if role not in roles:
         raise Invalid(f"unknown role {role!r}: choose one of {', '.join(roles)}")
-    if "@" not in email or email.startswith("@") or email.endswith("@"):
-        raise Invalid(f"{email!r} is not an email address")
+    try:  # syntax only: no DNS look-up, users may be created offline
+        email = validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise Invalid(f"{email.strip()!r} is not an email address: {exc}") from None
     if len(password) < MIN_PASSWORD_LENGTH:
         raise Invalid(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
     if session.scalar(select(User.id).where(User.email == email)):

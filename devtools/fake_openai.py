@@ -1,4 +1,4 @@
-"""A local OpenAI-compatible HTTP server for tests: real sockets, so the real ``openai`` SDK is exercised.
+"""A local OpenAI-compatible HTTP server for tests and benchmarks: real sockets, so the real ``openai`` SDK runs.
 
     with FakeOpenAI() as server:
         server.push(Status(429), Reply({"action": "release", ...}))
