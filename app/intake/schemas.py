@@ -1,10 +1,20 @@
-"""The case envelope of ``POST /api/v1/cases`` (CASE_TYPES.md, "Common envelope")."""
+"""The documents of the upstream API: what a client sends (the case envelope of
+``POST /api/v1/cases`` (CASE_TYPES.md, "Common envelope"), answers to requests for information)
+and what it gets back."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.cases.schemas import CaseHead, DecisionRecord, RecommendationBrief
+from app.schemas import Document, IsoDateTime
+
+MAX_NOTE_LENGTH = 5000
+
+
+# --- what the client sends -------------------------------------------------------------------------
 
 
 class CaseEnvelope(BaseModel):
@@ -18,3 +28,42 @@ class CaseEnvelope(BaseModel):
     priority: Literal["low", "normal", "high", "urgent"] = "normal"
     callback_url: str | None = Field(default=None, max_length=2048)
     confidential: bool = False
+
+
+class InfoAnswer(BaseModel):
+    """``POST /api/v1/cases/<id>/info``: the answer to a reviewer's request for information."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: dict[str, Any]  # top-level fields of the case's data to replace or add
+    note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH)
+
+
+# --- what the client gets back ---------------------------------------------------------------------
+
+
+class CaseAccepted(Document):
+    """The answer to a signed case action (intake, information): stored with its
+    webhook receipt and replayed as it was to a repeated delivery."""
+
+    id: int
+    status: str
+    url: str
+
+
+class ExecutionState(Document):
+    """How the delivery of the approved action is going."""
+
+    status: str
+    attempts: int
+    last_status_code: int | None
+    delivered_at: IsoDateTime | None
+
+
+class UpstreamCase(CaseHead):
+    """``GET /api/v1/cases/<id>``: the case as the client that posted it sees it."""
+
+    created_at: IsoDateTime
+    recommendation: RecommendationBrief | None
+    decisions: list[DecisionRecord]
+    execution: ExecutionState | None
