@@ -1,7 +1,7 @@
 """The reviewer API for scripts and chat-ops bots, authenticated by a personal token
 (``Authorization: Bearer cst_…``): the same services, rules and refusals as the web UI.
 
-``/cases/<id>/claim|release|decisions`` are POST-only, so they never collide with the
+``/cases/<id>/claim|release|assign|decisions`` are POST-only, so they never collide with the
 upstream clients' ``GET /api/v1/cases/<id>``. Commands and answers are declared in
 `app.review.schemas`.
 """
@@ -23,6 +23,7 @@ from app.problems import Problem, problem_response
 from app.review import services
 from app.review.inbox import DEFAULT_PER_PAGE, STATUS_GROUPS, InboxFilters, inbox_page
 from app.review.schemas import (
+    AssignCommand,
     CaseSummary,
     CaseVersion,
     DecisionAnswer,
@@ -84,6 +85,14 @@ def claim(case_id: int) -> Response:
 @bp.post("/cases/<int:case_id>/release")
 def release(case_id: int) -> Response:
     return _summary_after(services.release(db.session, g.reviewer, case_id))
+
+
+@bp.post("/cases/<int:case_id>/assign")
+def assign(case_id: int) -> Response:
+    """``{"assignee": "<email>", "reason": "..."}``: seniors and admins give a case to a reviewer of its queue."""
+    command = _command(AssignCommand, "the assignment")
+    return _summary_after(services.assign_by_email(db.session, g.reviewer, case_id, command.assignee,
+                                                   command.reason))
 
 
 @bp.post("/cases/<int:case_id>/decisions")

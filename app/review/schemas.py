@@ -1,17 +1,33 @@
-"""The documents of the reviewer API (`app.review.api`): the answers it sends. The shapes shared
-with the upstream API and the callbacks come from `app.cases.schemas`."""
+"""The documents of the reviewer API (`app.review.api`): the commands it reads and the answers it
+sends. The shapes shared with the upstream API and the callbacks come from `app.cases.schemas`."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from app.cases.models import Priority
 from app.cases.schemas import CaseHead, DecisionRecord, RecommendationBrief
+from app.review.services import MAX_REASON_LENGTH
 from app.schemas import Document, IsoDateTime
 
 if TYPE_CHECKING:
     from app.cases.models import Case
     from app.review.inbox import InboxRow
+
+
+# --- commands ------------------------------------------------------------------------------------------
+
+
+class AssignCommand(BaseModel):
+    """``POST /api/v1/cases/<id>/assign``: give the case to a reviewer of its queue, saying why."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    assignee: str = Field(min_length=1, max_length=254, description="the email of the reviewer to assign")
+    reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
+
 
 # --- answers -------------------------------------------------------------------------------------------
 
