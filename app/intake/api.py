@@ -1,6 +1,6 @@
 """The upstream API: ``POST /api/v1/cases`` (signed intake), ``GET /api/v1/cases/<id>``, and the
-signed case action ``POST /api/v1/cases/<id>/info``. The documents exchanged are declared in
-`app.intake.schemas`."""
+signed case actions ``POST /api/v1/cases/<id>/info`` and ``POST /api/v1/cases/<id>/withdraw``.
+The documents exchanged are declared in `app.intake.schemas`."""
 
 from __future__ import annotations
 
@@ -111,3 +111,17 @@ def answer_info(case_id: int) -> tuple[Response, int]:
                                                              case_url=case_url))
     return _answered(result)
 
+
+# --- the upstream system withdraws its case ------------------------------------------------------------
+
+
+@bp.post("/cases/<int:case_id>/withdraw")
+@limiter.limit(_intake_limit, key_func=_client_key)
+def withdraw(case_id: int) -> tuple[Response, int]:
+    """``{"reason": "..."}`` for a case not yet approved, signed and idempotent like intake."""
+    client = services.authenticate(db.session, request.headers.get("Authorization"))
+    raw, webhook_id = _signed_body(client)
+    case_url = url_for("intake.get_case", case_id=case_id, _external=True)
+    result = _committed(lambda: services.withdraw_case(db.session, client, case_id, webhook_id, raw,
+                                                       case_url=case_url))
+    return _answered(result)

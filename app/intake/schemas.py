@@ -1,6 +1,5 @@
-"""The documents of the upstream API: what a client sends (the case envelope of
-``POST /api/v1/cases`` (CASE_TYPES.md, "Common envelope"), answers to requests for information)
-and what it gets back."""
+"""The documents of the upstream API: what a client sends (cases, answers to requests for
+information, withdrawals) and what it gets back."""
 
 from __future__ import annotations
 
@@ -12,12 +11,15 @@ from app.cases.schemas import CaseHead, DecisionRecord, RecommendationBrief
 from app.schemas import Document, IsoDateTime
 
 MAX_NOTE_LENGTH = 5000
+MAX_WITHDRAWAL_REASON_LENGTH = 5000
 
 
 # --- what the client sends -------------------------------------------------------------------------
 
 
 class CaseEnvelope(BaseModel):
+    """``POST /api/v1/cases``: the common envelope of CASE_TYPES.md; ``data`` follows the case type's schema."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     external_id: str = Field(min_length=1, max_length=128)
@@ -39,11 +41,19 @@ class InfoAnswer(BaseModel):
     note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH)
 
 
+class Withdrawal(BaseModel):
+    """``POST /api/v1/cases/<id>/withdraw``: the client takes its case back before it is approved."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(min_length=1, max_length=MAX_WITHDRAWAL_REASON_LENGTH)
+
+
 # --- what the client gets back ---------------------------------------------------------------------
 
 
 class CaseAccepted(Document):
-    """The answer to a signed case action (intake, information): stored with its
+    """The answer to a signed case action (intake, information, withdrawal): stored with its
     webhook receipt and replayed as it was to a repeated delivery."""
 
     id: int

@@ -7,7 +7,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -34,9 +34,10 @@ from app.errors import (
 from app.escalation.services import apply_rules
 from app.escalation.sla import resume_sla
 from app.intake.models import ApiClient, WebhookReceipt
-from app.intake.schemas import CaseAccepted, CaseEnvelope, InfoAnswer
+from app.intake.schemas import CaseAccepted, CaseEnvelope, InfoAnswer, Withdrawal
 from app.jobs import after_commit
 
+M = TypeVar("M", bound=BaseModel)
 TOKEN_PREFIX = "cs_"  # noqa: S105 (a prefix, not a secret)
 
 
@@ -352,3 +353,41 @@ def _merged(case: Case, raw_body: bytes) -> tuple[InfoAnswer, BaseModel]:
                       errors, slug="validation-error", title="The answer is invalid")
     return answer, data
 
+
+# --- the upstream system withdraws its case ------------------------------------------------------------
+
+
+def withdraw_case(session: Session, client: ApiClient, case_id: int, webhook_id: str, raw_body: bytes, *,
+                  case_url: str) -> IntakeResult:
+    """The client takes its case back before it is approved: the case is withdrawn (the lifecycle
+    audits the move) and any reviewer's claim on it ends. Answered 200: the case is withdrawn
+    when the answer leaves. Idempotent on ``webhook_id`` like `answer_info_request`."""
+    body_hash = hashlib.sha256(raw_body).hexdigest()
+    replay = replayed(session, client, webhook_id, body_hash)
+    if replay:
+        return replay
+    case = own_case(session, client, case_id)
+    if Status(case.status) not in lifecycle.BEFORE_APPROVAL:
+        why = "" if case.status == Status.WITHDRAWN else ": a case can be withdrawn only before it is approved"
+        raise Conflict(f"case {case_id} is {case.status}{why}", slug="case-not-withdrawable",
+                       title="The case can no longer be withdrawn", case_status=case.status)
+    withdrawal = _parsed(Withdrawal, raw_body, "withdrawal")
+    body = _answer(session, client, webhook_id, body_hash, case, Status.WITHDRAWN.value, case_url, 200)
+    session.flush()  # before the case changes: one move, one version
+    claimed_by = case.assignee_id
+    case.assignee_id, case.claim_expires_at = None, None
+    try:
+        lifecycle.transition(session, case, "withdrawn", Actor.client(client), data={
+            "webhook_id": webhook_id, "body_sha256": body_hash, "reason": withdrawal.reason,
+            "assignee_id": claimed_by})
+    except lifecycle.StaleVersion as exc:
+        raise lifecycle.StaleVersion(str(exc), slug="case-changed", title="The case changed meanwhile") from None
+    return IntakeResult(case.id, case.version, body, created=True, status_code=200)
+
+
+def _parsed(model: type[M], raw_body: bytes, what: str) -> M:
+    """The JSON body as ``model``, or a 422 naming every invalid field."""
+    try:
+        return model.model_validate(json_document(raw_body))
+    except ValidationError as exc:
+        raise validation_error(field_errors(exc), what) from None
