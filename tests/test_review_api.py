@@ -1,4 +1,4 @@
-"""The reviewer API: personal-token auth, inbox, claims and decisions, with problem details."""
+"""The reviewer API: personal-token auth, inbox, claims, assignment and decisions, with problem details."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from app.auth.models import ApiToken, User
 from app.auth.services import create_api_token, revoke_api_token
@@ -13,7 +14,9 @@ from app.cases import policy
 from app.cases.models import Case, Status
 from app.db import utcnow
 from app.extensions import db
-from tests.review_helpers import PRECEDENTS, People, claim, make_case
+from app.notifications.models import InAppNotification
+from app.review.schemas import CaseSummary
+from tests.review_helpers import PRECEDENTS, People, claim, decide, last_event, make_case
 
 pytest_plugins = ["tests.review_fixtures"]
 
@@ -176,6 +179,73 @@ def test_claim_of_a_case_in_another_queue_is_404(api, upstream, people):
     problem(api.post(people.reviewer, "/cases/999999/claim"), 404, "not-found")
 
 
+# --- assignment ----------------------------------------------------------------------------------------
+
+
+def test_a_senior_assigns_a_case_to_a_reviewer_of_its_queue(api, upstream, people):
+    case = make_case(upstream)
+    response = api.post(people.senior, f"/cases/{case.id}/assign",
+                        {"assignee": " Reviewer2@Example.com ", "reason": "  Speaks Lithuanian  "})
+    assert response.status_code == 200, response.get_json()
+    summary = CaseSummary.model_validate(response.get_json())
+    assert (summary.id, summary.status, summary.assignee) == (case.id, "in_review", "reviewer2@example.com")
+    assert summary.claim_expires_at is not None
+    event = last_event(case)
+    assert (event.action, event.actor) == ("case.assigned", f"user:{people.senior.id}")
+    assert (event.data["assignee_id"], event.data["reason"], event.data["previous_assignee_id"]) == (
+        people.reviewer2.id, "Speaks Lithuanian", None)
+    [note] = db.session.scalars(select(InAppNotification).where(InAppNotification.user_id == people.reviewer2.id))
+    assert (note.kind, note.case_id) == ("assignment", case.id) and "Speaks Lithuanian" in note.message
+
+    again = api.post(people.admin, f"/cases/{case.id}/assign", {"assignee": "senior@example.com",
+                                                                "reason": "Rebalancing the queue"})
+    assert (again.status_code, again.get_json()["assignee"]) == (200, "senior@example.com")
+    assert last_event(case).data["previous_assignee_id"] == people.reviewer2.id
+
+
+def test_only_seniors_and_admins_assign(api, upstream, people):
+    case = make_case(upstream)
+    body = {"assignee": "reviewer2@example.com", "reason": "Please take it"}
+    for user in (people.reviewer, people.auditor, people.outsider):
+        status, slug = (404, "not-found") if user is people.outsider else (403, "forbidden")
+        problem(api.post(user, f"/cases/{case.id}/assign", body), status, slug)
+    db.session.refresh(case)
+    assert (case.status, case.assignee_id) == (Status.PENDING_REVIEW, None)
+
+
+@pytest.mark.parametrize("assignee", ["nobody@example.com", "outsider@example.com", "auditor@example.com",
+                                      "admin@example.com"])
+def test_assigning_to_someone_who_cannot_work_the_case_is_422(api, upstream, people, assignee):
+    case = make_case(upstream)
+    body = problem(api.post(people.senior, f"/cases/{case.id}/assign", {"assignee": assignee, "reason": "Why not"}),
+                   422, "invalid")
+    assert [e["field"] for e in body["errors"]] == ["assignee"]
+    db.session.refresh(case)
+    assert case.assignee_id is None
+
+
+@pytest.mark.parametrize(("body", "status", "slug", "fields"), [
+    ({"assignee": "reviewer2@example.com"}, 422, "validation-error", {"reason"}),
+    ({"assignee": "reviewer2@example.com", "reason": "   "}, 422, "validation-error", {"reason"}),
+    ({"assignee": "reviewer2@example.com", "reason": "x" * 5001}, 422, "validation-error", {"reason"}),
+    ({"assignee_id": 3, "reason": "Why"}, 422, "validation-error", {"assignee", "assignee_id"}),
+    (None, 400, "invalid-json", None),
+])
+def test_malformed_assignments(api, upstream, people, body, status, slug, fields):
+    case = make_case(upstream)
+    answer = problem(api.post(people.senior, f"/cases/{case.id}/assign", body), status, slug)
+    if fields is not None:
+        assert {e["field"] for e in answer["errors"]} == fields
+
+
+def test_a_decided_case_cannot_be_assigned(api, upstream, people):
+    case = claim(people.reviewer, make_case(upstream))
+    decide(people.reviewer, case, "approve")
+    problem(api.post(people.senior, f"/cases/{case.id}/assign", {"assignee": "reviewer2@example.com",
+                                                                 "reason": "Have another look"}),
+            409, "illegal-transition")
+
+
 # --- decisions -----------------------------------------------------------------------------------------
 
 
@@ -304,6 +374,7 @@ EXPECTED = {
     "claim": {"reviewer": 200, "senior_reviewer": 200, "admin": 403, "auditor": 403},
     "release": {"reviewer": 403, "senior_reviewer": 200, "admin": 200, "auditor": 403},  # another's claim
     "decide": {"reviewer": 201, "senior_reviewer": 201, "admin": 403, "auditor": 403},  # own claim where possible
+    "assign": {"reviewer": 403, "senior_reviewer": 200, "admin": 200, "auditor": 403},
 }
 
 
@@ -323,5 +394,7 @@ def test_role_endpoint_matrix(api, upstream, people, role, endpoint):
         "release": lambda: api.post(user, f"/cases/{case.id}/release"),
         "decide": lambda: api.post(user, f"/cases/{case.id}/decisions", {"kind": "approve",
                                                                           "case_version": case.version}),
+        "assign": lambda: api.post(user, f"/cases/{case.id}/assign", {"assignee": "reviewer2@example.com",
+                                                                       "reason": "Workload"}),
     }[endpoint]()
     assert response.status_code == (401 if user is None else EXPECTED[endpoint][role]), response.get_json()

@@ -22,6 +22,7 @@ from app.auth.services import create_user
 from app.cases.models import Case, Decision, Queue, Recommendation, Status
 from app.db import utcnow
 from app.extensions import db
+from app.notifications.models import InAppNotification
 from app.review import services
 from tests.conftest import DOMAIN_OF, case_body
 
@@ -621,3 +622,69 @@ def test_dual_approval_shows_the_first_approver_and_second_controls_to_qualified
     assert kinds == ["approve", "second_approval"]
     events = db.session.scalars(select(AuditEvent.action).where(AuditEvent.case_id == case_id)).all()
     assert "case.second_approval" in events
+
+
+# --- assignment ---------------------------------------------------------------------------------------
+
+
+def assign(http: FlaskClient, case_id: int, fields: dict[str, Any], page: str | None = None) -> Any:
+    page = page or http.get(f"/cases/{case_id}").get_data(as_text=True)
+    return http.post(f"/cases/{case_id}/assign", data={"assign-csrf_token": token_of(page, "assign"), **fields})
+
+
+def test_a_senior_assigns_a_case_from_its_page(http, upstream, reviewer, senior, legal_only, auditor):
+    case = post_case(upstream)
+    login(http, senior)
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    options = dict(re.findall(r'<option value="(\d+)"[^>]*>([^<]+)</option>', page))
+    assert options == {str(reviewer.id): "Rita Reviewer (reviewer)", str(senior.id): "Sam Senior (senior reviewer)"}
+    response = assign(http, case.id, {"assign-assignee": str(reviewer.id), "assign-reason": "Knows this supplier"},
+                      page)
+    assert (response.status_code, response.headers["Location"]) == (302, f"/cases/{case.id}")
+    db.session.expire_all()
+    assigned = db.session.get(Case, case.id)
+    assert (assigned.status, assigned.assignee_id) == (Status.IN_REVIEW, reviewer.id)
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id)
+                               .order_by(AuditEvent.seq.desc()).limit(1)).one()
+    assert (event.action, event.data["reason"], event.data["assignee_id"]) == ("case.assigned",
+                                                                              "Knows this supplier", reviewer.id)
+    note = db.session.scalars(select(InAppNotification).where(InAppNotification.user_id == reviewer.id)).one()
+    assert (note.kind, note.case_id) == ("assignment", case.id)
+    after = text_of(http.get(f"/cases/{case.id}").get_data(as_text=True))
+    assert "Case assigned to Rita Reviewer." in after and "Reassign" in after
+
+    login(http, reviewer)  # the assignee may decide it straight away
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "/assign" not in page and 'data-panel="approve"' in page
+
+
+def test_an_assignment_without_reason_or_assignee_shows_the_field_error(http, upstream, reviewer, senior):
+    case = post_case(upstream)
+    login(http, senior)
+    response = assign(http, case.id, {"assign-assignee": str(reviewer.id), "assign-reason": "  "})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'data-panel="assign" open' in page and "Required." in text_of(page)
+    assert re.search(rf'<option selected value="{reviewer.id}"|<option value="{reviewer.id}" selected', page)
+    response = assign(http, case.id, {"assign-assignee": "", "assign-reason": "Somebody please"})
+    assert response.status_code == 422
+    assert "Not an active reviewer of this queue." in text_of(response.get_data(as_text=True))
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).assignee_id is None
+
+
+def test_reviewers_and_auditors_cannot_assign(http, upstream, reviewer, senior, auditor):
+    case = post_case(upstream)
+    for user in (reviewer, auditor):
+        login(http, user)
+        page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+        assert "/assign" not in page
+        response = http.post(f"/cases/{case.id}/assign", data={"csrf_token": token_of(page),
+                                                               "assign-assignee": str(senior.id),
+                                                               "assign-reason": "Mine now"})
+        assert response.status_code == 403
+    login(http, senior)
+    assert http.post(f"/cases/{case.id}/assign", data={"assign-assignee": str(reviewer.id),
+                                                       "assign-reason": "No token"}).status_code == 400
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).assignee_id is None

@@ -2,7 +2,8 @@
 
 Every delivery is signed per Standard Webhooks with the client's newest active secret, goes
 only to a URL the client's callback allow-list accepts (checked again right before sending),
-and is sent by `app.webhooks.post` (no redirects followed).
+and is sent by `app.webhooks.post` (no redirects followed). The documents sent are declared
+in `app.execution.schemas`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from typing import Any
 
 from app import webhooks
 from app.cases.models import Case, Decision, Execution
+from app.cases.schemas import CaseRef, DecisionBrief, DecisionNotice
 from app.db import canonical_json
+from app.execution.schemas import (
+    ApprovedAction,
+    ApprovedCallback,
+    CaseWithStatus,
+    DecidedNotice,
+    DeliveryAttempt,
+    NeedsInfoNotice,
+)
 from app.intake.models import ApiClient
 from app.webhooks import DeliveryResult
 
@@ -39,22 +49,28 @@ class Sender:
         return webhooks.post(url, body, webhooks.headers(secrets[0], msg_id, body), self.timeout)
 
 
-def case_summary(case: Case) -> dict[str, Any]:
-    return {"id": case.id, "external_id": case.external_id, "domain": case.domain, "case_type": case.case_type,
-            "title": case.title}
-
-
 def callback_document(case: Case, decision: Decision, execution: Execution,
-                      approved_by: Sequence[str]) -> dict[str, Any]:
-    return {
-        "type": "case.approved",
-        "case": case_summary(case),
-        "action": {"name": decision.action, "parameters": decision.parameters},
-        "decision": {"kind": decision.kind, "reason_code": decision.reason_code, "reason": decision.reason,
-                     "decided_at": decision.created_at.isoformat()},
-        "approved_by": list(approved_by),
-        "execution": {"idempotency_key": execution.idempotency_key, "attempt": execution.attempts},
+                      approved_by: Sequence[str]) -> ApprovedCallback:
+    return ApprovedCallback(
+        case=CaseRef.model_validate(case),
+        action=ApprovedAction(name=decision.action, parameters=decision.parameters),
+        decision=DecisionBrief.model_validate(decision),
+        approved_by=list(approved_by),
+        execution=DeliveryAttempt(idempotency_key=execution.idempotency_key, attempt=execution.attempts),
+    )
+
+
+def notice_document(event_type: str, case: Case, decision: Decision, msg_id: str,
+                    attempt: int) -> DecidedNotice:
+    """The ``case.decided`` or ``case.needs_info`` notification of a decision (the latter with the question)."""
+    fields: dict[str, Any] = {
+        "case": CaseWithStatus.model_validate(case),
+        "decision": DecisionNotice.model_validate(decision),
+        "notification": DeliveryAttempt(idempotency_key=msg_id, attempt=attempt),
     }
+    if event_type == "case.needs_info":
+        return NeedsInfoNotice(**fields, question=decision.reason)
+    return DecidedNotice(**fields)
 
 
 def deliver_approval(sender: Sender, case: Case, decision: Decision, execution: Execution,
@@ -63,5 +79,5 @@ def deliver_approval(sender: Sender, case: Case, decision: Decision, execution: 
     Called with detached objects and no database session open."""
     if not case.callback_url:
         return DeliveryResult("delivered", note=NO_CALLBACK_URL)
-    document = callback_document(case, decision, execution, approved_by)
+    document = callback_document(case, decision, execution, approved_by).model_dump(mode="json")
     return sender.send(case.client, case.callback_url, execution.idempotency_key, document)

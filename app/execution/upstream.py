@@ -18,7 +18,7 @@ from app.audit import chain
 from app.audit.models import AuditEvent
 from app.cases.models import Case, Decision
 from app.execution import services
-from app.execution.delivery import NO_CALLBACK_URL, Sender, case_summary
+from app.execution.delivery import NO_CALLBACK_URL, Sender, notice_document
 from app.intake.models import ApiClient
 from app.webhooks import DeliveryResult
 
@@ -60,15 +60,7 @@ def prepare_notification(session: Session, case_id: int, event_type: str, decisi
     if _notified(session, case_id, msg_id):
         return None
     case = session.get_one(Case, case_id)
-    document = {
-        "type": event_type,
-        "case": {**case_summary(case), "status": case.status},
-        "decision": {"kind": decision.kind, "reason_code": decision.reason_code, "reason": decision.reason,
-                     "decided_at": decision.created_at.isoformat(), "decided_by": decision.reviewer.email},
-        "notification": {"idempotency_key": msg_id, "attempt": attempt},
-    }
-    if event_type == "case.needs_info":
-        document["question"] = decision.reason
+    document = notice_document(event_type, case, decision, msg_id, attempt).model_dump(mode="json")
     client = case.client
     session.expunge(client)
     return UpstreamNotice(case_id, event_type, decision_id, attempt, msg_id, client, case.callback_url, document,

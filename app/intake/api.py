@@ -1,10 +1,11 @@
-"""The upstream API: ``POST /api/v1/cases`` (signed intake) and ``GET /api/v1/cases/<id>``."""
+"""The upstream API: ``POST /api/v1/cases`` (signed intake), ``GET /api/v1/cases/<id>``, and the
+signed case actions ``POST /api/v1/cases/<id>/info`` and ``POST /api/v1/cases/<id>/withdraw``.
+The documents exchanged are declared in `app.intake.schemas`."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
@@ -39,7 +40,7 @@ def create_case() -> tuple[Response, int]:
         db.session, client, webhook_id, raw, case_url=case_url,
         insecure_callback_hosts=current_app.config["INSECURE_CALLBACK_HOSTS"],
     ))
-    return _accepted(result.body)
+    return _answered(result)
 
 
 def _signed_body(client: ApiClient) -> tuple[bytes, str]:
@@ -82,16 +83,18 @@ def _committed(submit: Callable[[], services.IntakeResult]) -> services.IntakeRe
     return result
 
 
-def _accepted(body: dict[str, Any]) -> tuple[Response, int]:
-    response = jsonify(body)
-    response.headers["Location"] = body["url"]
-    return response, 202
+def _answered(result: services.IntakeResult) -> tuple[Response, int]:
+    """The stored `CaseAccepted` answer; a 202 points at the case it is about."""
+    response = jsonify(result.body)
+    if result.status_code == 202:
+        response.headers["Location"] = result.body["url"]
+    return response, result.status_code
 
 
 @bp.get("/cases/<int:case_id>")
 def get_case(case_id: int) -> Response:
     client = services.authenticate(db.session, request.headers.get("Authorization"))
-    return jsonify(case_document(db.session, client, case_id))
+    return jsonify(case_document(db.session, client, case_id).model_dump(mode="json"))
 
 
 # --- the upstream system answers a request for information ---------------------------------------------
@@ -106,4 +109,19 @@ def answer_info(case_id: int) -> tuple[Response, int]:
     case_url = url_for("intake.get_case", case_id=case_id, _external=True)
     result = _committed(lambda: services.answer_info_request(db.session, client, case_id, webhook_id, raw,
                                                              case_url=case_url))
-    return _accepted(result.body)
+    return _answered(result)
+
+
+# --- the upstream system withdraws its case ------------------------------------------------------------
+
+
+@bp.post("/cases/<int:case_id>/withdraw")
+@limiter.limit(_intake_limit, key_func=_client_key)
+def withdraw(case_id: int) -> tuple[Response, int]:
+    """``{"reason": "..."}`` for a case not yet approved, signed and idempotent like intake."""
+    client = services.authenticate(db.session, request.headers.get("Authorization"))
+    raw, webhook_id = _signed_body(client)
+    case_url = url_for("intake.get_case", case_id=case_id, _external=True)
+    result = _committed(lambda: services.withdraw_case(db.session, client, case_id, webhook_id, raw,
+                                                       case_url=case_url))
+    return _answered(result)

@@ -1,68 +1,28 @@
-"""The JSON shape of a case for the upstream client that posted it."""
+"""The case as the upstream client that posted it sees it (`UpstreamCase`)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.cases.models import Case, Decision, Execution
-from app.errors import NotFound
+from app.cases.models import Decision, Execution
+from app.cases.schemas import DecisionRecord, RecommendationBrief
 from app.intake.models import ApiClient
+from app.intake.schemas import ExecutionState, UpstreamCase
+from app.intake.services import own_case
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def case_document(session: Session, client: ApiClient, case_id: int) -> dict[str, Any]:
-    case = session.get(Case, case_id)
-    if case is None or case.client_id != client.id:  # another client's case does not exist for you
-        raise NotFound(f"no case {case_id} for this client", slug="case-not-found", title="Case not found")
-    rec = case.recommendation
-    decisions = session.scalars(select(Decision).where(Decision.case_id == case.id).order_by(Decision.id)).all()
+def case_document(session: Session, client: ApiClient, case_id: int) -> UpstreamCase:
+    case = own_case(session, client, case_id)
+    decisions = session.scalars(select(Decision).where(Decision.case_id == case.id).order_by(Decision.id))
     execution = session.scalars(
         select(Execution).where(Execution.case_id == case.id).order_by(Execution.id.desc()).limit(1)
     ).first()
-    return {
-        "id": case.id,
-        "external_id": case.external_id,
-        "domain": case.domain,
-        "case_type": case.case_type,
-        "title": case.title,
-        "status": case.status,
-        "version": case.version,
-        "queue": case.queue.name if case.queue else None,
-        "priority": case.priority_label,
-        "sla_due_at": _iso(case.sla_due_at),
-        "created_at": _iso(case.created_at),
-        "recommendation": None if rec is None else {
-            "action": rec.action,
-            "parameters": rec.parameters,
-            "rationale": rec.rationale,
-            "confidence": rec.confidence,
-            "flags": rec.flags,
-            "citations": rec.citations,
-            "provider": rec.provider,
-            "model": rec.model,
-        },
-        "decisions": [
-            {
-                "kind": d.kind,
-                "action": d.action,
-                "parameters": d.parameters,
-                "reason_code": d.reason_code,
-                "reason": d.reason,
-                "decided_by": d.reviewer.email,
-                "decided_at": _iso(d.created_at),
-            }
-            for d in decisions
-        ],
-        "execution": None if execution is None else {
-            "status": execution.status,
-            "attempts": execution.attempts,
-            "last_status_code": execution.last_status_code,
-            "delivered_at": _iso(execution.delivered_at),
-        },
-    }
+    rec = case.recommendation
+    return UpstreamCase.of(
+        case,
+        created_at=case.created_at,
+        recommendation=None if rec is None else RecommendationBrief.model_validate(rec),
+        decisions=[DecisionRecord.model_validate(d) for d in decisions],
+        execution=None if execution is None else ExecutionState.model_validate(execution),
+    )

@@ -7,9 +7,9 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,9 +34,10 @@ from app.errors import (
 from app.escalation.services import apply_rules
 from app.escalation.sla import resume_sla
 from app.intake.models import ApiClient, WebhookReceipt
-from app.intake.schemas import CaseEnvelope
+from app.intake.schemas import CaseAccepted, CaseEnvelope, InfoAnswer, Withdrawal
 from app.jobs import after_commit
 
+M = TypeVar("M", bound=BaseModel)
 TOKEN_PREFIX = "cs_"  # noqa: S105 (a prefix, not a secret)
 
 
@@ -115,10 +116,14 @@ def authenticate(session: Session, authorization: str | None) -> ApiClient:
 
 @dataclass(frozen=True)
 class IntakeResult:
+    """The answer to a signed case action: ``body`` (a `CaseAccepted`, as stored with the
+    webhook receipt) and its HTTP status, the same again when the delivery is replayed."""
+
     case_id: int
     version: int
     body: dict[str, Any]
     created: bool
+    status_code: int = 202
 
 
 def submit_case(
@@ -148,17 +153,7 @@ def submit_case(
         raise Conflict(f"external_id {envelope.external_id!r} is already case {existing}",
                        slug="duplicate-external-id", title="external_id already used", case_id=existing)
     case = _new_case(session, client, envelope)
-    body = {"id": case.id, "status": case.status, "url": case_url.format(id=case.id)}
-    session.add(
-        WebhookReceipt(
-            client_id=client.id,
-            webhook_id=webhook_id,
-            body_hash=body_hash,
-            case_id=case.id,
-            response_status=202,
-            response_body=body,
-        )
-    )
+    body = _answer(session, client, webhook_id, body_hash, case, case.status, case_url.format(id=case.id))
     chain.record(
         session,
         "case.received",
@@ -189,7 +184,25 @@ def replayed(session: Session, client: ApiClient, webhook_id: str, body_hash: st
         raise Conflict(f"webhook-id {webhook_id!r} was already used for case {receipt.case_id} with another body",
                        slug="idempotency-key-reused", title="webhook-id reused with a different body",
                        case_id=receipt.case_id)
-    return IntakeResult(receipt.case_id or 0, 0, receipt.response_body, created=False)
+    return IntakeResult(receipt.case_id or 0, 0, receipt.response_body, created=False,
+                        status_code=receipt.response_status)
+
+
+def _answer(session: Session, client: ApiClient, webhook_id: str, body_hash: str, case: Case, status: str,
+            url: str, status_code: int = 202) -> dict[str, Any]:
+    """The answer to a signed case action, stored with its webhook receipt for replays."""
+    body = CaseAccepted(id=case.id, status=status, url=url).model_dump(mode="json")
+    session.add(WebhookReceipt(client_id=client.id, webhook_id=webhook_id, body_hash=body_hash, case_id=case.id,
+                               response_status=status_code, response_body=body))
+    return body
+
+
+def own_case(session: Session, client: ApiClient, case_id: int) -> Case:
+    """The client's case; another client's case does not exist for it."""
+    case = session.get(Case, case_id)
+    if case is None or case.client_id != client.id:
+        raise NotFound(f"no case {case_id} for this client", slug="case-not-found", title="Case not found")
+    return case
 
 
 def json_document(raw_body: bytes) -> Any:
@@ -286,15 +299,6 @@ def _new_case(session: Session, client: ApiClient, envelope: CaseEnvelope) -> Ca
 
 # --- the upstream system answers a request for information ---------------------------------------------
 
-MAX_NOTE_LENGTH = 5000
-
-
-class InfoAnswer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    data: dict[str, Any]  # top-level fields of the case's data to replace or add
-    note: str | None = Field(default=None, max_length=MAX_NOTE_LENGTH)
-
 
 def answer_info_request(session: Session, client: ApiClient, case_id: int, webhook_id: str, raw_body: bytes, *,
                         case_url: str) -> IntakeResult:
@@ -305,16 +309,12 @@ def answer_info_request(session: Session, client: ApiClient, case_id: int, webho
     replay = replayed(session, client, webhook_id, body_hash)
     if replay:
         return replay
-    case = session.get(Case, case_id)
-    if case is None or case.client_id != client.id:  # another client's case does not exist for you
-        raise NotFound(f"no case {case_id} for this client", slug="case-not-found", title="Case not found")
+    case = own_case(session, client, case_id)
     if case.status != Status.NEEDS_INFO:
         raise Conflict(f"case {case_id} is {case.status}; answers are accepted while it is needs_info",
                        slug="case-not-waiting-for-info", title="The case is not waiting for information")
     answer, data = _merged(case, raw_body)
-    body = {"id": case.id, "status": Status.ANALYZING.value, "url": case_url}
-    session.add(WebhookReceipt(client_id=client.id, webhook_id=webhook_id, body_hash=body_hash, case_id=case.id,
-                               response_status=202, response_body=body))
+    body = _answer(session, client, webhook_id, body_hash, case, Status.ANALYZING.value, case_url)
     session.flush()  # before the case changes: one move, one version
     now = utcnow()
     paused = now - case.sla_paused_at if case.sla_paused_at else timedelta(0)
@@ -352,3 +352,42 @@ def _merged(case: Case, raw_body: bytes) -> tuple[InfoAnswer, BaseModel]:
         raise Invalid(f"{len(errors)} invalid field(s) in the answer or in the case's data with it merged in",
                       errors, slug="validation-error", title="The answer is invalid")
     return answer, data
+
+
+# --- the upstream system withdraws its case ------------------------------------------------------------
+
+
+def withdraw_case(session: Session, client: ApiClient, case_id: int, webhook_id: str, raw_body: bytes, *,
+                  case_url: str) -> IntakeResult:
+    """The client takes its case back before it is approved: the case is withdrawn (the lifecycle
+    audits the move) and any reviewer's claim on it ends. Answered 200: the case is withdrawn
+    when the answer leaves. Idempotent on ``webhook_id`` like `answer_info_request`."""
+    body_hash = hashlib.sha256(raw_body).hexdigest()
+    replay = replayed(session, client, webhook_id, body_hash)
+    if replay:
+        return replay
+    case = own_case(session, client, case_id)
+    if Status(case.status) not in lifecycle.BEFORE_APPROVAL:
+        why = "" if case.status == Status.WITHDRAWN else ": a case can be withdrawn only before it is approved"
+        raise Conflict(f"case {case_id} is {case.status}{why}", slug="case-not-withdrawable",
+                       title="The case can no longer be withdrawn", case_status=case.status)
+    withdrawal = _parsed(Withdrawal, raw_body, "withdrawal")
+    body = _answer(session, client, webhook_id, body_hash, case, Status.WITHDRAWN.value, case_url, 200)
+    session.flush()  # before the case changes: one move, one version
+    claimed_by = case.assignee_id
+    case.assignee_id, case.claim_expires_at = None, None
+    try:
+        lifecycle.transition(session, case, "withdrawn", Actor.client(client), data={
+            "webhook_id": webhook_id, "body_sha256": body_hash, "reason": withdrawal.reason,
+            "assignee_id": claimed_by})
+    except lifecycle.StaleVersion as exc:
+        raise lifecycle.StaleVersion(str(exc), slug="case-changed", title="The case changed meanwhile") from None
+    return IntakeResult(case.id, case.version, body, created=True, status_code=200)
+
+
+def _parsed(model: type[M], raw_body: bytes, what: str) -> M:
+    """The JSON body as ``model``, or a 422 naming every invalid field."""
+    try:
+        return model.model_validate(json_document(raw_body))
+    except ValidationError as exc:
+        raise validation_error(field_errors(exc), what) from None

@@ -23,6 +23,7 @@ from wtforms import HiddenField, IntegerField, SearchField, SelectField, TextAre
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from app.auth.models import User
 from app.cases.types import CaseType
 from app.review import inbox
 from app.review.services import MAX_REASON_LENGTH
@@ -175,6 +176,24 @@ DECISION_FORMS: dict[str, type[DecisionForm]] = {
 
 class ActionForm(FlaskForm):
     """Claim, release, retry, next case: nothing but the CSRF token."""
+
+
+class AssignForm(FlaskForm):
+    """A senior reviewer or admin gives the case to a reviewer of its queue (`services.assign`
+    checks the choice and the reason)."""
+
+    assignee = SelectField("Assign to", validate_choice=False)
+    reason = TextAreaField("Why", validators=[Optional(), Length(max=MAX_REASON_LENGTH)])
+
+    def with_assignees(self, people: Iterable[User]) -> AssignForm:
+        self.assignee.choices = choices([("", "Choose a reviewer…"),
+                                         *((str(p.id), f"{p.name} ({_label(p.role).lower()})") for p in people)])
+        return self
+
+    @property
+    def assignee_id(self) -> int | None:
+        value = (self.assignee.data or "").strip()
+        return int(value) if value.isdigit() else None
 
 
 # --- the queue page's filters (GET, no CSRF) -------------------------------------------------------------

@@ -160,15 +160,36 @@ def release(session: Session, user: User, case_id: int) -> Case:
     return case
 
 
-def assign(session: Session, user: User, case_id: int, assignee_id: int, reason: str) -> Case:
+def assign(session: Session, user: User, case_id: int, assignee_id: int | None, reason: str) -> Case:
     """A senior reviewer or admin gives the case to a reviewer who works its queue, saying why."""
     case = get_case_for(session, user, case_id, "assign")
+    return _assign(session, user, case, session.get(User, assignee_id) if assignee_id else None, reason)
+
+
+def assign_by_email(session: Session, user: User, case_id: int, email: str, reason: str) -> Case:
+    """`assign`, naming the assignee by email (the reviewer API)."""
+    case = get_case_for(session, user, case_id, "assign")
+    assignee = session.scalar(select(User).where(User.email == email.strip().lower()))
+    return _assign(session, user, case, assignee, reason)
+
+
+def assignees(session: Session, case: Case) -> list[User]:
+    """Who the case may be assigned to: the active reviewers and senior reviewers who see its queue."""
+    deciders = session.scalars(select(User).where(User.active.is_(True), User.role.in_(sorted(DECIDERS)))
+                               .order_by(User.name, User.id))
+    return [person for person in deciders if _may_work(session, person, case)]
+
+
+def _may_work(session: Session, person: User | None, case: Case) -> bool:
+    return person is not None and person.active and person.role in DECIDERS and sees(session, person, case)
+
+
+def _assign(session: Session, user: User, case: Case, assignee: User | None, reason: str) -> Case:
     reason = (reason or "").strip()
     if not reason:
         raise Invalid("say why you assign the case", {"reason": "required"})
-    assignee = session.get(User, assignee_id)
-    if assignee is None or not assignee.active or assignee.role not in DECIDERS or not sees(session, assignee, case):
-        raise Invalid("that person cannot work this case", {"assignee_id": "not an active reviewer of this queue"})
+    if assignee is None or not _may_work(session, assignee, case):
+        raise Invalid("that person cannot work this case", {"assignee": "not an active reviewer of this queue"})
     _give(session, user, case, "assigned", assignee, {"previous_assignee_id": case.assignee_id, "reason": reason})
     notify(session, [assignee], "assignment", case, f"{user.name} assigned you case {case.id}: {reason}")
     return case

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -161,6 +162,29 @@ def retry(case_id: int) -> Response:
     return redirect(url_for("review.case", case_id=case_id))
 
 
+@bp.post("/cases/<int:case_id>/assign")
+def assign(case_id: int) -> Response | tuple[str, int]:
+    """A senior reviewer or admin gives the case to a reviewer of its queue (Post/Redirect/Get)."""
+    user = _require("assign")
+    found = permissions.get_case_for(db.session, user, case_id, "assign")
+    form = forms.AssignForm(prefix="assign")
+    if not form.validate():
+        return render_case(user, found, assign_form=form, open_panel="assign"), 422
+    try:
+        changed = review.assign(db.session, user, case_id, form.assignee_id, form.reason.data or "")
+    except Invalid as exc:
+        db.session.rollback()
+        _attach_errors(form, exc.by_field)
+        flash(sentence(exc.message), "error")
+        return render_case(user, db.session.get(Case, case_id), assign_form=form, open_panel="assign"), 422
+    except DomainError as exc:
+        _refused(exc)
+        return redirect(url_for("review.case", case_id=case_id))
+    db.session.commit()
+    flash(f"Case assigned to {changed.assignee.name}.", "success")
+    return redirect(url_for("review.case", case_id=case_id))
+
+
 @bp.post("/cases/<int:case_id>/decide/<kind>")
 def decide(case_id: int, kind: str) -> Response | tuple[str, int]:
     user = _require()
@@ -178,6 +202,7 @@ def decide(case_id: int, kind: str) -> Response | tuple[str, int]:
     except Invalid as exc:
         db.session.rollback()
         _attach_errors(form, exc.by_field)
+        form.param_errors = forms.param_errors(exc.by_field)
         flash(sentence(exc.message), "error")
         return render_case(user, db.session.get(Case, case_id), submitted={kind: form}, open_panel=kind), 422
     except DomainError as exc:
@@ -228,12 +253,12 @@ def _value(form: forms.DecisionForm, name: str) -> str | None:
     return ((found.data or "").strip() or None) if found is not None else None
 
 
-def _attach_errors(form: forms.DecisionForm, errors: dict[str, str]) -> None:
+def _attach_errors(form: FlaskForm, errors: dict[str, str]) -> None:
+    """The services' field errors, shown at the form's fields of the same names."""
     for name, message in errors.items():
         target = form._fields.get(name)
         if target is not None:
             target.errors = [*target.errors, sentence(message)]
-    form.param_errors = forms.param_errors(errors)
 
 
 def _decided_message(decision: Decision) -> str:
@@ -260,7 +285,9 @@ class DecisionPanel:
 
 
 def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionForm] | None = None,
-                open_panel: str = "") -> str:
+                open_panel: str = "", assign_form: forms.AssignForm | None = None) -> str:
+    """The case page; ``submitted`` decision forms or a submitted ``assign_form`` are shown as
+    they were sent, with their errors."""
     submitted = submitted or {}
     hidden = review.recommendation_hidden(db.session, user, case)
     rec = None
@@ -288,8 +315,20 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
         sla=inbox.sla_state(case.created_at, case.sla_due_at, case.sla_paused_at),
         open_panel=open_panel,
         action_form=forms.ActionForm(formdata=None),
+        assign_form=_assign_form(user, case, assign_form),
         raw_json=presenters.raw_json(case.payload),
     )
+
+
+ASSIGNABLE = (Status.PENDING_REVIEW, Status.AI_FAILED, Status.IN_REVIEW)
+
+
+def _assign_form(user: User, case: Case, submitted: forms.AssignForm | None) -> forms.AssignForm | None:
+    """Seniors and admins may give a case waiting for, or in, review to a reviewer of its queue."""
+    if not _can(user, "assign") or case.status not in ASSIGNABLE:
+        return None
+    form = submitted or forms.AssignForm(formdata=None, prefix="assign")
+    return form.with_assignees(review.assignees(db.session, case))
 
 
 
