@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.actors import Actor
 from app.audit import chain
+from app.audit.actions import AuditAction
 from app.cases.models import Queue
 from app.cases.types import DOMAINS
 from app.errors import Conflict, Invalid
@@ -50,7 +51,7 @@ def create_queue(
                   escalation_target=escalation_target)
     session.add(queue)
     session.flush()
-    chain.record(session, "queue.created", actor or Actor.system("seed"), data={
+    chain.record(session, AuditAction.QUEUE_CREATED, actor or Actor.system("seed"), data={
         "queue_id": queue.id, "name": name, "domain": domain, "sla_minutes": sla_minutes,
         "is_default": is_default, "escalation_target": escalation_target.name if escalation_target else None,
     })
