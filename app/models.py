@@ -2,8 +2,19 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import ApiToken, User
-from app.cases.models import Case, Decision, Execution, Priority, Queue, Recommendation, Status, queue_members
-from app.escalation.models import EscalationRule
+from app.cases.models import (
+    Case,
+    Decision,
+    Execution,
+    ExecutionAttempt,
+    Priority,
+    Queue,
+    Recommendation,
+    Status,
+    queue_members,
+)
+from app.escalation.models import EscalationRule, RuleFiring
+from app.execution.models import UpstreamNotice
 from app.intake.models import ApiClient, WebhookReceipt
 from app.notifications.models import InAppNotification
 
@@ -15,11 +26,14 @@ __all__ = [
     "Decision",
     "EscalationRule",
     "Execution",
+    "ExecutionAttempt",
     "InAppNotification",
     "Priority",
     "Queue",
     "Recommendation",
+    "RuleFiring",
     "Status",
+    "UpstreamNotice",
     "User",
     "WebhookReceipt",
     "queue_members",

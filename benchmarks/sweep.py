@@ -3,10 +3,10 @@ of cases (100) crossing an SLA step since the previous sweep, on PostgreSQL and 
 
 Open cases are bulk-inserted into a temporary database, spread over six queues and over their
 SLA windows (some already warned, some breached long ago and left where they are), each with
-``sla_notified_pct`` consistent with the clock. The marks of a sweep one minute earlier are
-set, then ``changes`` cases are placed between that sweep's lines and this one's (a third at
-each of 50 %, 75 % and 100 %) and one sweep is timed: it warns, or escalates, exactly those.
-For contrast, the first sweep of a scheduler that has no marks yet (a full catch-up) is timed too.
+``sla_notified_pct``, ``sla_window_minutes`` and ``sla_next_at`` consistent with the clock (as
+`sla.next_step_at` computes it). Then ``changes`` cases whose next step came due in the minute
+before now are added (a third at each of 50 %, 75 % and 100 %) and one sweep is timed: it warns,
+or escalates, exactly those. For contrast, a sweep with nothing due is timed too.
 
     python -m benchmarks.sweep [--sizes 10000,100000] [--changes 100] [--repeat 3] [--backends postgresql,sqlite]
 
@@ -42,7 +42,6 @@ SECONDS_TARGET = 2.0
 RATIO_TARGET = 1.5
 BATCH = 5_000
 INTERVAL = timedelta(seconds=60)  # between the previous sweep and the timed one
-OVERLAP = timedelta(seconds=120)  # SWEEP_OVERLAP_SECONDS' default
 NO_PASSWORD = "!"  # noqa: S105 (no hash matches it: nobody signs in)
 # (name, domain, case type, share of the open cases, SLA minutes, escalation target)
 QUEUES = (("payments", "finance", "payment_release", 0.35, 240, "finance-senior"),
@@ -68,7 +67,7 @@ class Measurement:
     open_cases: int
     changes: int
     seconds: float  # median of the timed sweeps
-    catch_up_seconds: float  # the first sweep, without marks
+    idle_seconds: float  # a sweep with nothing due
 
 
 @dataclass
@@ -113,12 +112,15 @@ def _row(fixture: Fixture, queue: tuple[str, str, str], window: int, due: dateti
     fixture.rows += 1
     name, domain, case_type = queue
     created = due - timedelta(minutes=window)
+    step = next((s for s in sla.STEPS if s > notified), None)  # round the clock: no business hours here
+    next_at = sla.step_at(due, window, step, None) if step is not None else None
     return {
         "id": fixture.rows, "client_id": fixture.client_id, "external_id": f"SWEEP-{fixture.rows:07d}",
         "domain": domain, "case_type": case_type, "title": f"Bench case {fixture.rows}", "payload": {},
         "status": status.value, "priority": 1, "confidential": False, "queue_id": fixture.queues[name][0],
         "assignee_id": fixture.reviewer_id if status == Status.IN_REVIEW else None, "sla_due_at": due,
-        "sla_notified_pct": notified, "requires_dual_approval": False, "reopen_count": 0, "version": 1,
+        "sla_notified_pct": notified, "sla_window_minutes": window, "sla_next_at": next_at,
+        "requires_dual_approval": False, "reopen_count": 0, "version": 1,
         "created_at": created, "updated_at": created,
     }
 
@@ -137,7 +139,8 @@ def steady_row(fixture: Fixture) -> dict[str, Any]:
 
 
 def crossing_row(fixture: Fixture, step: int) -> dict[str, Any]:
-    """An open case whose clock passed ``step`` between the previous sweep and now."""
+    """An open case whose clock passed ``step`` between the previous sweep and now: its
+    ``sla_next_at`` is in that minute."""
     queue, window = _queue(fixture)
     left = timedelta(minutes=window * (100 - step) / 100)
     due = fixture.previous + left + fixture.rng.uniform(0.01, 1) * INTERVAL
@@ -166,17 +169,10 @@ def add_crossing(fixture: Fixture, changes: int) -> None:
 # --- measuring ----------------------------------------------------------------------------------------
 
 
-def previous_marks(fixture: Fixture) -> dict[str, datetime]:
-    """The marks a sweep one INTERVAL ago left."""
-    with fixture.app.app_context():
-        queues = db.session.scalars(sa.select(Queue)).all()
-        return {band.key: band.line for queue in queues for band in sla.bands(queue, frozenset(), fixture.previous)}
-
-
-def timed_sweep(fixture: Fixture, marks: dict[str, datetime], changes: int) -> float:
+def timed_sweep(fixture: Fixture, changes: int) -> float:
     with fixture.app.app_context():
         started = time.perf_counter()
-        report = sla.sweep(db.session, fixture.now, marks, db.session.commit, overlap=OVERLAP)
+        report = sla.sweep(db.session, fixture.now, db.session.commit)
         seconds = time.perf_counter() - started
     taken = report.warned + report.breached
     if taken != changes:
@@ -188,9 +184,8 @@ def measure_size(fixture: Fixture, options: Options) -> tuple[float, float]:
     samples = []
     for _ in range(options.repeat):
         add_crossing(fixture, options.changes)
-        samples.append(timed_sweep(fixture, previous_marks(fixture), options.changes))
-    add_crossing(fixture, options.changes)
-    return statistics.median(samples), timed_sweep(fixture, {}, options.changes)
+        samples.append(timed_sweep(fixture, options.changes))
+    return statistics.median(samples), timed_sweep(fixture, 0)
 
 
 def measure_backend(backend: str, options: Options) -> list[Measurement]:
@@ -199,11 +194,11 @@ def measure_backend(backend: str, options: Options) -> list[Measurement]:
         fixture = prepare(url)
         try:
             add_crossing(fixture, 3)  # warm-up: statements compiled, caches filled
-            timed_sweep(fixture, {}, 3)
+            timed_sweep(fixture, 3)
             for size in sorted(options.sizes):
                 grow(fixture, size)
-                seconds, catch_up = measure_size(fixture, options)
-                found.append(Measurement(backend, size, options.changes, seconds, catch_up))
+                seconds, idle = measure_size(fixture, options)
+                found.append(Measurement(backend, size, options.changes, seconds, idle))
         finally:
             with fixture.app.app_context():
                 db.engine.dispose()
@@ -231,14 +226,14 @@ def table(results: list[Measurement]) -> str:
     if not results:
         return "no results"
     judged = verdicts(results)
-    header = ("backend", "open cases", "crossing", "sweep s", "ratio", "target", "first sweep, no marks s")
+    header = ("backend", "open cases", "crossing", "sweep s", "ratio", "target", "nothing due s")
     lines = []
     for r in results:
         ratio, ok = judged[r.backend]
         largest = r.open_cases == max(m.open_cases for m in results if m.backend == r.backend)
         lines.append((r.backend, f"{r.open_cases:,}", f"{r.changes:,}", f"{r.seconds:.3f}",
                       f"{ratio:.2f}x" if largest else "", ("ok" if ok else "MISSED") if largest else "",
-                      f"{r.catch_up_seconds:.3f}"))
+                      f"{r.idle_seconds:.3f}"))
     widths = [max(len(row[i]) for row in (header, *lines)) for i in range(len(header))]
     render = [" | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
                                                                                                  strict=True)))

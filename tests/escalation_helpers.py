@@ -12,7 +12,7 @@ from app.actors import Actor
 from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.cases.models import Case
-from app.escalation import rules, services
+from app.escalation import rules, services, sla
 from app.escalation.models import EscalationRule
 from app.extensions import db
 from app.notifications.models import InAppNotification as Notification
@@ -36,9 +36,15 @@ def add_rule(name: str, conditions: dict[str, Any], actions: list[dict[str, Any]
 
 
 def on_clock(case: Case, created: datetime, due: datetime | None = None, **values: Any) -> Case:
-    """Put the case on the test clock: created at ``created``, due at ``due`` (other columns too)."""
+    """Put the case on the test clock: created at ``created``, due at ``due`` (other columns too),
+    with its ``sla_next_at`` computed as the SLA engine does."""
     db.session.execute(update(Case).where(Case.id == case.id)
                        .values(created_at=created, sla_due_at=due, **values)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+    db.session.expire_all()
+    case = db.session.get(Case, case.id)
+    db.session.execute(update(Case).where(Case.id == case.id).values(sla_next_at=sla.next_step_at(case))
                        .execution_options(synchronize_session=False))
     db.session.commit()
     db.session.expire_all()

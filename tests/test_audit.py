@@ -11,13 +11,14 @@ from sqlalchemy.orm import Session
 
 from app.actors import Actor
 from app.audit import chain
+from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
 from app.extensions import db
 
 
 def append(n: int, actor: str = "system:test") -> None:
     for i in range(n):
-        chain.record(db.session, "test.event", actor, data={"i": i, "amount": "10.50"})
+        chain.record(db.session, AuditAction.USER_LOGIN, actor, data={"i": i, "amount": "10.50"})
     db.session.commit()
 
 
@@ -113,7 +114,7 @@ def test_parallel_writers_never_fork_the_chain(app):
         try:
             for i in range(per_writer):
                 with Session(engine) as session:
-                    chain.record(session, "test.parallel", Actor.system(f"w{worker}"), data={"i": i})
+                    chain.record(session, AuditAction.USER_LOGIN, Actor.system(f"w{worker}"), data={"i": i})
                     session.commit()
         except BaseException as exc:  # surfaced below
             errors.append(exc)
@@ -129,3 +130,19 @@ def test_parallel_writers_never_fork_the_chain(app):
     result = chain.verify(db.session)
     assert result.ok, result.reason
     assert result.checked == writers * per_writer
+
+
+@pytest.mark.parametrize("action", ["test.event", "case.received", "case.no_such_move"])
+def test_only_an_audit_action_is_recorded(app, action):
+    with pytest.raises(ValueError, match="is not an AuditAction"):
+        chain.record(db.session, action, "system:test", data={})
+    db.session.rollback()
+    assert chain.count_events(db.session) == 0
+
+
+def test_every_lifecycle_move_has_its_audit_action():
+    from app.cases import lifecycle
+
+    assert {lifecycle.ACTIONS[event].value for event in lifecycle.TRANSITIONS} == {
+        f"case.{event}" for event in lifecycle.TRANSITIONS}
+    assert AuditAction("case.received") is AuditAction.CASE_RECEIVED  # the stored values are the strings

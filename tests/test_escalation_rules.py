@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.ai.jobs import analyze_case
@@ -20,7 +21,7 @@ from app.cases import policy
 from app.cases.models import Case, Priority, Queue, Status
 from app.db import utcnow
 from app.escalation import rules, services, sla
-from app.escalation.models import EscalationRule
+from app.escalation.models import EscalationRule, RuleFiring
 from app.escalation.rules import Catalog, Facts, RuleInvalid
 from app.extensions import db
 from tests.conftest import case_body
@@ -189,7 +190,8 @@ def test_set_sla_keeps_the_time_already_used(upstream, people):
     case = fresh(case)
     assert case.sla_due_at == minutes(240)  # 20 of 240 minutes used at 20 min, as 20 of 60 were
     assert events(case, "rule.fired")[0].data[sla.WINDOW_KEY] == 240
-    assert sla.windows(db.session, [case]) == {case.id: 240}
+    assert case.sla_window_minutes == 240  # the case's own window, a column
+    assert case.sla_next_at == minutes(120)  # 50 % of 240 minutes: 120 left before the due time
 
 
 def test_notify_reaches_each_kind_of_recipient(upstream, people, leads, queues):
@@ -260,6 +262,42 @@ def test_a_rule_fires_once_per_case_and_version(upstream, people):
     assert [(e.data["version"], e.data["trigger"]) for e in fired] == [(1, "intake"), (2, "sweep")]
     assert fired[0].data["rule_id"] == rule.id and fired[0].data["actions"] == [{"notify": {"user_ids": [
         notes(kind="rule")[0].user_id]}}]
+
+
+def test_a_firing_is_a_row_of_rule_firings(upstream, people):
+    rule = add_rule("tell", {"domain": "finance"}, [{"notify": {"role": "admin", "message": "look"}}])
+    case = make_case(upstream)  # fired at intake
+    [firing] = db.session.scalars(select(RuleFiring)).all()
+    assert (firing.case_id, firing.rule_id, firing.rule_version, firing.trigger) == (case.id, rule.id, 1, "intake")
+    [event] = events(case, "rule.fired")  # the evidence, as before
+    assert (event.data["rule_id"], event.data["version"]) == (rule.id, 1)
+
+
+def test_whether_a_rule_fired_is_read_from_rule_firings(upstream, people):
+    case = make_case(upstream)
+    rule = add_rule("tell", {"domain": "finance"}, [{"notify": {"role": "admin", "message": "look"}}])
+    db.session.add(RuleFiring(case_id=case.id, rule_id=rule.id, rule_version=1, trigger="sweep"))
+    db.session.commit()
+    assert services.apply_rules(db.session, case, "sweep") == []  # no audit event says so: the row does
+    db.session.commit()
+    assert events(case, "rule.fired") == [] and notes(kind="rule") == []
+
+
+def test_a_second_firing_of_a_rule_version_on_a_case_is_impossible(upstream, people):
+    """Even with the service's check bypassed, the unique key refuses it."""
+    rule = add_rule("tell", {"domain": "finance"}, [{"notify": {"role": "admin", "message": "look"}}])
+    case = make_case(upstream)
+    db.session.add(RuleFiring(case_id=case.id, rule_id=rule.id, rule_version=1, trigger="sweep"))
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+    active = services.active_rules(db.session)
+    with pytest.raises(IntegrityError):  # the service itself, told nothing fired yet
+        services._fire(db.session, fresh(case), active[0], "sweep", utcnow())
+    db.session.rollback()
+    assert len(events(case, "rule.fired")) == len(notes(kind="rule")) == 1
+    db.session.add(RuleFiring(case_id=case.id, rule_id=rule.id, rule_version=2, trigger="sweep"))
+    db.session.commit()  # another version may fire
 
 
 def test_rule_changes_are_audited(upstream, people):
@@ -340,6 +378,23 @@ def test_the_sweep_fires_age_and_sla_rules_when_their_time_comes(upstream, peopl
     assert sweep(marks, minutes(31)).fired == 1
     assert sweep(marks, minutes(46)).fired == 1
     assert [e.data["rule"] for e in events(case, "rule.fired")] == ["old", "late"]
+
+
+def test_the_sweep_follows_a_window_no_rule_gives_any_more(upstream, people):
+    case = on_clock(make_case(upstream), created=T0, due=minutes(60), updated_at=T0)
+    slower = add_rule("slower", {"domain": "finance"}, [{"set_sla": {"minutes": 240}}])
+    services.apply_rules(db.session, case, "sweep", now=T0)
+    db.session.commit()
+    spec = rules.validate(services.document_of(slower) | {"conditions": {"domain": "legal"},
+                                                          "actions": [{"set_sla": {"minutes": 30}}]})
+    services.update_rule(db.session, slower, spec, ADMIN)
+    add_rule("half", {"sla_fraction_gte": 0.5}, [{"notify": {"role": "admin", "message": "half"}}])
+    marks: dict = {}
+    db.session.execute(update(Case).where(Case.id == case.id).values(updated_at=T0))
+    db.session.commit()
+    assert sweep(marks, minutes(100)).fired == 0
+    assert sweep(marks, minutes(121)).fired == 1  # 120 of the case's 240 minutes: its window is a column
+    assert [e.data["rule"] for e in events(case, "rule.fired")] == ["slower", "half"]
 
 
 def test_two_sweeps_at_once_fire_each_rule_once(app, upstream, people):

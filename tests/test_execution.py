@@ -27,10 +27,11 @@ from app.auth.models import User
 from app.auth.services import create_api_token
 from app.cases import policy
 from app.cases.lifecycle import transition
-from app.cases.models import Case, Decision, Execution, Queue, Recommendation, Status
+from app.cases.models import Case, Decision, Execution, ExecutionAttempt, Queue, Recommendation, Status
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, Invalid
 from app.execution import services
+from app.execution import upstream as upstream_notices
 from app.execution.delivery import deliver_approval
 from app.execution.jobs import (
     attempt_work,
@@ -39,7 +40,9 @@ from app.execution.jobs import (
     notice_work,
     notify_upstream,
     retry_due_executions,
+    retry_due_notices,
 )
+from app.execution.models import UpstreamNotice
 from app.execution.receiver import Receiver
 from app.execution.services import State
 from app.extensions import db
@@ -176,6 +179,37 @@ def test_receiver_failing_twice_then_succeeding_processes_the_delivery_exactly_o
     assert reload(case_id).status == S.EXECUTED
     assert len(events(case_id, "execution.retry_scheduled")) == 2
     assert len(events(case_id, "case.executed")) == 1
+
+
+def attempts_of(case_id: int) -> list[tuple[int, str | None, int | None]]:
+    rows = db.session.scalars(select(ExecutionAttempt).where(ExecutionAttempt.execution_id == execution_of(case_id).id)
+                              .order_by(ExecutionAttempt.id))
+    return [(a.number, a.outcome, a.status_code) for a in rows]
+
+
+def test_each_attempt_is_a_row_with_its_outcome(upstream, people, receiver, clock):
+    receiver.fail = 1
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "retrying"
+    assert execute_case(case_id) == "skipped"  # not due: no attempt, no row
+    clock.advance(seconds=60)
+    assert execute_case(case_id) == "delivered"
+    assert attempts_of(case_id) == [(1, "retrying", 500), (2, "delivered", 200)]
+    first = db.session.scalars(select(ExecutionAttempt).order_by(ExecutionAttempt.id)).first()
+    assert (first.started_at, first.finished_at, first.error) == (clock.now - timedelta(seconds=60),
+                                                                  clock.now - timedelta(seconds=60), "HTTP 500")
+
+
+def test_an_attempt_that_outlived_its_lease_is_recorded_as_superseded(upstream, people, receiver, clock):
+    case_id = approved_case(upstream, people, receiver.url)
+    lost = services.start_attempt(db.session, case_id)
+    db.session.commit()
+    assert attempts_of(case_id) == [(1, None, None)]  # under way
+    clock.advance(seconds=2 * 2 + 61)
+    assert execute_case(case_id) == "delivered"
+    assert services.finish_attempt(db.session, lost, DeliveryResult("failed", 400, "late")) is None
+    db.session.commit()
+    assert attempts_of(case_id) == [(1, "superseded", 400), (2, "delivered", 200)]
 
 
 def test_a_retry_is_scheduled_on_rq_at_next_attempt_at(upstream, people, receiver, clock, redis_conn):
@@ -482,7 +516,24 @@ def test_a_refused_approved_case_is_not_swept_again(upstream, receiver, clock):
     clock.advance(hours=1)
     assert services.due_for_execution(db.session, clock.now) == [case.id]  # an approved case left behind
     assert execute_case(case.id) == "refused"
+    refused = reload(case.id)
+    assert refused.execution_refused_at is not None and refused.execution_refused_at >= refused.updated_at
     assert services.due_for_execution(db.session, clock.now) == []
+    db.session.execute(update(Case).where(Case.id == case.id).values(updated_at=utcnow()))  # changed since
+    db.session.commit()
+    assert services.due_for_execution(db.session, clock.now + timedelta(hours=1)) == [case.id]
+
+
+def test_a_refused_retry_round_is_recorded_as_a_refused_attempt(upstream, people, receiver, clock):
+    receiver.fail = 1
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "retrying"
+    db.session.execute(update(Decision).where(Decision.case_id == case_id).values(action_hash="0" * 64))
+    db.session.commit()
+    clock.advance(seconds=60)
+    assert execute_case(case_id) == "refused"
+    assert attempts_of(case_id)[-1][:2] == (2, "refused")
+    assert reload(case_id).status == S.EXECUTION_FAILED
 
 
 def _reviewer_api(user: User) -> dict[str, str]:
@@ -630,6 +681,27 @@ def test_an_admin_retries_a_failed_execution(client, people, failed_case, receiv
     assert len({d.webhook_id for d in receiver.deliveries}) == 1  # the same idempotency key
 
 
+def test_retries_after_an_admin_retry_count_from_round_started_at(upstream, people, receiver, clock):
+    receiver.status = 410
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "failed"
+    opened = execution_of(case_id).round_started_at
+    assert opened == clock.now
+    clock.advance(days=2, hours=12)  # most of the first round's three days are gone
+    services.retry_execution(db.session, people.admin, case_id)
+    db.session.commit()
+    assert execution_of(case_id).round_started_at == clock.now  # a new round
+    receiver.status = 503
+    waits = []
+    while execute_case(case_id) == "retrying":
+        execution = execution_of(case_id)
+        waits.append(int((execution.next_attempt_at - clock.now).total_seconds()))
+        clock.to(execution.next_attempt_at)
+    # the whole schedule again: three days from the retry, not the half day left from the opening
+    assert waits == [60, 300, 1800, 7200, 21600, 43200, 43200, 43200, 43200, 43200]
+    assert execution_of(case_id).attempts == 11 and reload(case_id).status == S.EXECUTION_FAILED
+
+
 def test_an_admin_marks_a_failure_handled_with_a_reason(client, people, failed_case):
     login(client, people.admin)
     token = csrf_token(client.get("/admin/executions").get_data(as_text=True))
@@ -733,3 +805,94 @@ def test_a_notification_without_a_callback_url_is_recorded_as_such(upstream, peo
     assert notify_upstream(decision.case_id, "case.decided", decision.id) == "delivered"
     [notified] = events(decision.case_id, "upstream.notified")
     assert notified.data["delivered"] == "no callback_url" and notified.data["url"] is None
+
+
+# --- the outbox of upstream notifications -------------------------------------------------------------
+
+
+def _rejected_through_review(upstream: Upstream, people: People, url: str | None) -> Decision:
+    case = in_review(new_case(upstream, url), people.reviewer)
+    case.assignee_id = people.reviewer.id
+    db.session.commit()
+    command = review.DecisionCommand(kind="reject", reason_code="other", reason="Counterparty is sanctioned.",
+                                     case_version=case.version)
+    decision = review.decide(db.session, people.reviewer, case.id, command, bind_by_version=True)
+    db.session.commit()  # the notice's job is enqueued now
+    return decision
+
+
+def notice_of(decision: Decision) -> UpstreamNotice:
+    db.session.expire_all()
+    return db.session.scalars(select(UpstreamNotice).where(UpstreamNotice.decision_id == decision.id)).one()
+
+
+def test_a_decision_writes_its_notice_in_its_own_transaction(upstream, people, receiver, clock, redis_conn):
+    decision = _rejected_through_review(upstream, people, receiver.url)
+    notice = notice_of(decision)
+    assert (notice.status, notice.attempts, notice.event_type) == ("pending", 0, "case.decided")
+    assert notice.webhook_id == f"notify_{decision.case_id}_{decision.id}"
+    assert RQQueue("execute", connection=redis_conn).job_ids == [notice_work(decision.case_id, "case.decided",
+                                                                             decision.id).job_id]
+    work(redis_conn)
+    notice = notice_of(decision)
+    assert (notice.status, notice.attempts, notice.delivered_at) == ("delivered", 1, clock.now)
+    assert len(receiver.processed) == 1
+
+
+def test_the_notice_sweep_re_enqueues_a_notice_whose_job_redis_lost(upstream, people, receiver, clock, redis_conn):
+    decision = _rejected_through_review(upstream, people, receiver.url)
+    redis_conn.flushdb()  # Redis lost the job
+    assert retry_due_notices() == 1
+    assert retry_due_notices() == 1  # enqueued again is the same job: still one in the queue
+    assert len(RQQueue("execute", connection=redis_conn).job_ids) == 1
+    work(redis_conn)
+    assert retry_due_notices() == 0
+    work(redis_conn)
+    assert notify_upstream(decision.case_id, "case.decided", decision.id) == "skipped"
+    assert [d.status for d in receiver.deliveries] == [200]  # the receiver got it exactly once
+    assert len(receiver.processed) == 1 and notice_of(decision).status == "delivered"
+    assert len(events(decision.case_id, "upstream.notified")) == 1
+
+
+def test_a_lost_retry_of_a_notice_is_sent_when_it_is_due(upstream, people, receiver, clock, redis_conn):
+    receiver.fail = 1
+    decision = _rejected_through_review(upstream, people, receiver.url)
+    work(redis_conn)
+    notice = notice_of(decision)
+    assert (notice.status, notice.attempts, notice.next_attempt_at) == ("pending", 1,
+                                                                        clock.now + timedelta(seconds=60))
+    assert notice.last_error == "HTTP 500"
+    redis_conn.flushdb()  # the scheduled retry is lost
+    assert retry_due_notices() == 0  # not due yet
+    clock.advance(seconds=60)
+    assert retry_due_notices() == 1
+    work(redis_conn)
+    assert [d.status for d in receiver.deliveries] == [500, 200] and len(receiver.processed) == 1
+    assert (notice_of(decision).status, notice_of(decision).attempts) == ("delivered", 2)
+
+
+def test_a_notice_whose_worker_died_mid_attempt_is_taken_over_after_its_lease(upstream, people, receiver, clock,
+                                                                              redis_conn):
+    decision = _rejected_through_review(upstream, people, receiver.url)
+    redis_conn.flushdb()
+    assert upstream_notices.prepare_notification(db.session, decision.case_id, "case.decided", decision.id, 1)
+    db.session.commit()  # claimed; then the worker dies
+    assert notify_upstream(decision.case_id, "case.decided", decision.id, 1) == "skipped"  # that attempt is taken
+    assert retry_due_notices() == 0  # its lease runs
+    clock.advance(seconds=2 * 2 + 61)
+    assert retry_due_notices() == 1
+    work(redis_conn)
+    assert receiver.deliveries[0].document["notification"]["attempt"] == 2
+    assert notice_of(decision).status == "delivered" and len(receiver.processed) == 1
+
+
+def test_a_notification_job_from_before_the_outbox_opens_its_row(upstream, people, receiver):
+    decision = _decided(upstream, people, receiver.url, "rejected", "reject", "No.")  # no outbox row
+    assert notify_upstream(decision.case_id, "case.decided", decision.id, 3) == "delivered"
+    assert (notice_of(decision).status, notice_of(decision).attempts) == ("delivered", 3)
+
+
+def test_the_scheduler_runs_the_notice_sweep():
+    from workers.scheduler import PERIODIC_JOBS
+
+    assert (retry_due_notices, "execute", "SWEEP_INTERVAL_SECONDS") in PERIODIC_JOBS

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app.actors import Actor
 from app.audit.models import AuditEvent
 from app.cases.models import Case, Priority, Status
 from app.escalation import jobs, sla
@@ -32,9 +33,9 @@ def local(zone: str, *parts: int) -> datetime:
     return datetime(*parts, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
-def sweep(now: datetime, marks: dict | None = None, session: Session | None = None) -> sla.SweepReport:
+def sweep(now: datetime, session: Session | None = None) -> sla.SweepReport:
     session = session or db.session
-    return sla.sweep(session, now, {} if marks is None else marks, session.commit, overlap=timedelta(0))
+    return sla.sweep(session, now, session.commit)
 
 
 # --- business time ------------------------------------------------------------------------------------
@@ -90,6 +91,8 @@ def test_intake_starts_the_clock_in_the_queues_business_time(upstream, queues):
     db.session.commit()
     case = db.session.get(Case, upstream.post_case(case_body()).get_json()["id"])
     assert case.sla_due_at == add_business(case.created_at, 60, LONDON)
+    assert case.sla_window_minutes == 60
+    assert case.sla_next_at == sla.step_at(case.sla_due_at, 60, 50, LONDON)
 
 
 # --- the pause ----------------------------------------------------------------------------------------
@@ -98,7 +101,9 @@ def test_intake_starts_the_clock_in_the_queues_business_time(upstream, queues):
 def test_the_clock_stops_while_information_is_awaited(upstream, people, leads):
     case = claim(people.reviewer, on_clock(make_case(upstream), created=T0, due=minutes(60)))
     decide(people.reviewer, case, "request_info")
+    assert fresh(case).sla_paused_at is not None and fresh(case).sla_next_at is None  # the pause stops the steps
     case = on_clock(fresh(case), created=T0, due=minutes(60), sla_paused_at=minutes(20))
+    assert case.sla_next_at is None
     assert sweep(minutes(500)) == sla.SweepReport()  # paused: no step, however late
     sla.resume_sla(case, minutes(200))
     assert case.sla_paused_at is None and case.sla_due_at == minutes(240)  # the 40 minutes left are left again
@@ -166,7 +171,7 @@ def test_without_an_escalation_target_the_case_stays_and_is_raised(upstream, peo
 
 
 def test_a_case_awaiting_its_second_approval_is_not_moved(claimed, people, senior_queue):
-    db.session.execute(sla.update(Case).where(Case.id == claimed.id).values(requires_dual_approval=True))
+    db.session.execute(update(Case).where(Case.id == claimed.id).values(requires_dual_approval=True))
     db.session.commit()
     decide(people.reviewer, fresh(claimed), "approve")
     assert fresh(claimed).status == Status.AWAITING_SECOND_APPROVAL
@@ -194,22 +199,83 @@ def test_a_rule_given_window_sets_the_pace_of_the_warnings(upstream, people, lea
     assert [e.data["step"] for e in events(case, "case.sla_warning")] == [50, 75]
 
 
-def test_each_sweep_scans_only_since_the_previous_line(claimed, monkeypatch):
-    scanned: list[tuple[datetime | None, datetime]] = []
-    real = sla.pages
+def test_a_sweep_reads_only_the_cases_whose_next_step_is_due(claimed, upstream, monkeypatch):
+    later = on_clock(make_case(upstream), created=T0, due=minutes(600))  # 50 % of its 60 minutes at 570
+    assert (fresh(claimed).sla_next_at, later.sla_next_at) == (minutes(30), minutes(570))
+    settled: list[int] = []
+    real = sla._settle
 
-    def spy(session, column, low, high, *where, batch):
-        scanned.append((low, high))
-        return real(session, column, low, high, *where, batch=batch)
+    def spy(session, case, now, commit, report):
+        settled.append(case.id)
+        return real(session, case, now, commit, report)
 
-    monkeypatch.setattr(sla, "pages", spy)
-    marks: dict = {}
-    sla.sweep(db.session, minutes(10), marks, db.session.commit, overlap=timedelta(minutes=2))
-    assert all(low is None for low, _ in scanned)
-    scanned.clear()
-    sla.sweep(db.session, minutes(11), marks, db.session.commit, overlap=timedelta(minutes=2))
-    assert (minutes(8), minutes(11)) in scanned  # the breach line: from the last one less the overlap
-    assert (minutes(10 + 30 - 2), minutes(11 + 30)) in scanned  # the 50 % line of the 60-minute window
+    monkeypatch.setattr(sla, "_settle", spy)
+    assert sweep(minutes(29)) == sla.SweepReport() and settled == []
+    assert sweep(minutes(30)).warned == 1 and settled == [claimed.id]
+    assert fresh(claimed).sla_next_at == minutes(45)  # then 75 %
+    settled.clear()
+    assert sweep(minutes(40)) == sla.SweepReport() and settled == []
+
+
+def test_the_next_step_is_kept_by_every_writer(claimed, people, senior_queue):
+    assert (claimed.sla_window_minutes, claimed.sla_next_at) == (60, minutes(30))
+    sweep(minutes(30))
+    assert fresh(claimed).sla_next_at == minutes(45)
+    sweep(minutes(45))
+    assert fresh(claimed).sla_next_at == minutes(60)  # the breach
+    sweep(minutes(60))
+    case = fresh(claimed)  # escalated: finance-senior's 30 minutes, from now
+    assert (case.queue_id, case.sla_window_minutes, case.sla_next_at) == (senior_queue.id, 30, minutes(75))
+    claim(people.senior, case)
+    decide(people.senior, fresh(case), "reject")
+    assert fresh(case).sla_next_at is None  # decided: the clock stopped with the move
+
+
+def test_a_business_hours_step_is_due_when_the_clock_reaches_it(upstream, people, queues):
+    queues["finance"].business_hours = LONDON.model_dump(mode="json")
+    db.session.commit()
+    friday = local("Europe/London", 2026, 3, 13, 16)
+    case = on_clock(make_case(upstream), created=friday, due=add_business(friday, 120, LONDON),
+                    sla_window_minutes=120)
+    assert case.sla_due_at == local("Europe/London", 2026, 3, 16, 10)
+    # 60 business minutes are left from Friday's close on: the weekend costs nothing
+    assert case.sla_next_at == local("Europe/London", 2026, 3, 13, 17)
+    assert sweep(case.sla_next_at - timedelta(seconds=1)) == sla.SweepReport()
+    assert sweep(case.sla_next_at).warned == 1
+    assert fresh(case).sla_next_at == local("Europe/London", 2026, 3, 16, 9, 30)  # 75 %: 30 minutes left
+    assert sweep(local("Europe/London", 2026, 3, 14, 12)) == sla.SweepReport()  # Saturday
+    assert sweep(local("Europe/London", 2026, 3, 16, 9, 30)).warned == 1
+    assert fresh(case).sla_next_at == case.sla_due_at
+
+
+def test_a_rule_edit_cannot_make_the_warnings_of_a_given_window_be_missed(upstream, people, leads):
+    """The window a rule gave a case is the case's own: editing (or disabling) the rule afterwards
+    changes nothing for the case, whose 50 / 75 % warnings come at its own pace."""
+    case = claim(people.reviewer, on_clock(make_case(upstream), created=T0, due=minutes(60)))
+    rule = add_rule("slower", {"domain": "finance"}, [{"set_sla": {"minutes": 240}}])
+    from app.escalation import rules, services
+
+    services.apply_rules(db.session, case, "sweep", now=T0)
+    db.session.commit()
+    assert (fresh(case).sla_window_minutes, fresh(case).sla_due_at) == (240, minutes(240))
+    edited = rules.validate(services.document_of(rule) | {"conditions": {"domain": "legal"},
+                                                          "actions": [{"set_sla": {"minutes": 480}}]})
+    assert services.update_rule(db.session, rule, edited, Actor.system("test"))  # no rule gives 240 any more
+    db.session.commit()
+    assert sweep(minutes(119)) == sla.SweepReport()
+    assert sweep(minutes(120)).warned == 1
+    assert sweep(minutes(180)).warned == 1
+    assert [e.data["step"] for e in events(case, "case.sla_warning")] == [50, 75]
+    assert sweep(minutes(240)).breached == 1
+
+
+def test_a_stale_next_step_is_repaired_by_the_sweep(claimed):
+    # A write that bypassed the lifecycle: the case is decided, its sla_next_at still due.
+    db.session.execute(update(Case).where(Case.id == claimed.id).values(status=Status.REJECTED.value))
+    db.session.commit()
+    assert fresh(claimed).sla_next_at == minutes(30)
+    assert sweep(minutes(30)) == sla.SweepReport()
+    assert fresh(claimed).sla_next_at is None and notes(kind="sla_warning") == []
 
 
 # --- racing sweeps ------------------------------------------------------------------------------------
@@ -218,11 +284,11 @@ def test_each_sweep_scans_only_since_the_previous_line(claimed, monkeypatch):
 def test_a_step_taken_meanwhile_by_another_session_is_not_taken_again(claimed, app):
     mine = db.session.get(Case, claimed.id)
     with Session(db.engine) as other:
-        assert sla.advance(other, other.get(Case, claimed.id), 60, minutes(30)) is Outcome.WARNED
+        assert sla.check_case(other, other.get(Case, claimed.id), minutes(30)) is Outcome.WARNED
         other.commit()
-    assert sla.advance(db.session, mine, 60, minutes(30)) is Outcome.CONTENDED  # compare-and-set refused
+    assert sla.check_case(db.session, mine, minutes(30)) is Outcome.CONTENDED  # compare-and-set refused
     db.session.rollback()
-    assert sla.advance(db.session, fresh(claimed), 60, minutes(30)) is Outcome.NONE
+    assert sla.check_case(db.session, fresh(claimed), minutes(30)) is Outcome.NONE
     assert len(notes(kind="sla_warning")) == 1
 
 
@@ -253,10 +319,12 @@ def test_two_sweeps_at_once_never_notify_or_escalate_twice(app, upstream, people
 # --- the periodic job ---------------------------------------------------------------------------------
 
 
-def test_the_job_keeps_its_marks_in_redis_and_skips_while_another_run_holds_the_lock(claimed, redis_conn):
+def test_the_job_reads_what_is_due_from_the_database_and_skips_while_another_run_holds_the_lock(claimed,
+                                                                                               redis_conn):
     report = jobs.sla_sweep()
     assert report == {"warned": 0, "breached": 1, "left_for_next_run": 0}  # T0 is long past
-    assert redis_conn.hlen(f"{jobs.KEY_PREFIX}:marks:sla-sweep") > 0
+    assert not redis_conn.exists(f"{jobs.KEY_PREFIX}:marks:sla-sweep")  # no marks: sla_next_at says what is due
+    assert jobs.sla_sweep() == {"warned": 0, "breached": 0, "left_for_next_run": 0}
     lock = redis_conn.lock(f"{jobs.KEY_PREFIX}:lock:sla-sweep", timeout=30)
     assert lock.acquire(blocking=False)
     try:

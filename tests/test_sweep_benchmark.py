@@ -11,5 +11,5 @@ def test_the_sweep_benchmark_runs_and_reports(capsys, monkeypatch, redis_url):
     results = sweep.run(options)
     assert [(r.open_cases, r.changes) for r in results] == [(300, 9), (600, 9)]  # each sweep took the 9 steps
     table = sweep.table(results)
-    assert "sqlite" in table and "first sweep, no marks s" in table
+    assert "sqlite" in table and "nothing due s" in table
     assert sweep.parse(["--sizes", "10,20", "--backends", "sqlite"]).sizes == (10, 20)

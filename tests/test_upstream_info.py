@@ -17,6 +17,7 @@ from rq import Queue as RQQueue
 from app.auth.models import User
 from app.cases.models import Case, Queue, Status
 from app.db import utcnow
+from app.escalation import sla
 from app.extensions import db
 from app.intake.models import WebhookReceipt
 from tests.conftest import Upstream, make_upstream
@@ -74,6 +75,7 @@ def test_an_answer_merges_the_data_ends_the_sla_pause_and_sends_the_case_back_to
     assert (case.amount, case.currency) == (Decimal("52000.00"), "EUR")
     assert case.sla_paused_at is None
     assert timedelta(minutes=10) <= case.sla_due_at - due_before < timedelta(minutes=11)
+    assert case.sla_next_at == sla.next_step_at(case) is not None  # the steps run again with the clock
     [received] = events(case.id, "case.info_received")
     assert received.actor == f"client:{upstream.id}"
     assert received.data["fields"] == ["amount", "purpose"] and received.data["note"] == ANSWER["note"]

@@ -14,7 +14,7 @@ from rq.cron import CronScheduler
 from app import create_app
 from app.ai.jobs import requeue_stuck_cases
 from app.escalation.jobs import rules_sweep, sla_sweep
-from app.execution.jobs import retry_due_executions
+from app.execution.jobs import retry_due_executions, retry_due_notices
 from app.jobs import redis_connection
 from app.review.jobs import release_expired_claims
 
@@ -25,6 +25,7 @@ PERIODIC_JOBS: list[tuple[Callable[[], object], str, str]] = [
     (rules_sweep, "default", "RULES_SWEEP_INTERVAL_SECONDS"),
     (release_expired_claims, "default", "SWEEP_INTERVAL_SECONDS"),
     (retry_due_executions, "execute", "SWEEP_INTERVAL_SECONDS"),
+    (retry_due_notices, "execute", "SWEEP_INTERVAL_SECONDS"),
 ]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.actors import Actor
+from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
 from app.db import canonical_json, json_digest, utcnow
 
@@ -51,18 +52,22 @@ def _lock_chain(session: Session) -> None:
 
 
 def record(
-    session: Session, action: str, actor: Actor | str, *, case_id: int | None = None, data: Any = None
+    session: Session, action: AuditAction, actor: Actor | str, *, case_id: int | None = None, data: Any = None
 ) -> AuditEvent:
-    """Append one event in the caller's transaction (flushed, not committed)."""
+    """Append one event in the caller's transaction (flushed, not committed). ``action`` is an
+    AuditAction: any other value (a string, even one equal to a known action) raises ValueError."""
+    if not isinstance(action, AuditAction):
+        raise ValueError(f"audit action {action!r} is not an AuditAction (app.audit.actions): "
+                         "every action the trail records is listed there")
     _lock_chain(session)
     last = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
     seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS_HASH)
     now = utcnow()
     payload = _jsonable(data if data is not None else {})
     event = AuditEvent(
-        seq=seq, time=now, actor=str(actor), action=action, case_id=case_id, data=payload, prev_hash=prev_hash
+        seq=seq, time=now, actor=str(actor), action=action.value, case_id=case_id, data=payload, prev_hash=prev_hash
     )
-    event.hash = event_hash(seq, now.isoformat(), str(actor), action, case_id, payload, prev_hash)
+    event.hash = event_hash(seq, now.isoformat(), str(actor), action.value, case_id, payload, prev_hash)
     session.add(event)
     session.flush()
     return event

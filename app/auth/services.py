@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.actors import Actor
 from app.audit import chain
+from app.audit.actions import AuditAction
 from app.auth.models import ApiToken, User
 from app.cases.models import Queue
 from app.cases.permissions import Role
@@ -46,7 +47,7 @@ def create_user(
     user.set_password(password)
     session.add(user)
     session.flush()
-    chain.record(session, "user.created", actor or Actor.system("cli"),
+    chain.record(session, AuditAction.USER_CREATED, actor or Actor.system("cli"),
                  data={"user_id": user.id, "email": email, "role": role, "queues": sorted(q.name for q in found)})
     return user
 
@@ -64,7 +65,7 @@ def authenticate_password(session: Session, email: str, password: str) -> User |
         return None
     if not user.check_password(password) or not user.active:
         return None
-    chain.record(session, "user.login", Actor.user(user), data={"user_id": user.id})
+    chain.record(session, AuditAction.USER_LOGIN, Actor.user(user), data={"user_id": user.id})
     return user
 
 
@@ -77,7 +78,7 @@ def create_api_token(session: Session, user: User, label: str, *, actor: Actor |
     token = ApiToken(user_id=user.id, label=label, token_hash=sha256_hex(raw), token_prefix=raw[:12])
     session.add(token)
     session.flush()
-    chain.record(session, "api_token.created", actor or Actor.user(user),
+    chain.record(session, AuditAction.API_TOKEN_CREATED, actor or Actor.user(user),
                  data={"user_id": user.id, "token_id": token.id, "label": label, "prefix": token.token_prefix})
     return token, raw
 
@@ -94,7 +95,7 @@ def revoke_api_token(session: Session, user: User, token_id: int) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         session.flush()
-        chain.record(session, "api_token.revoked", Actor.user(user),
+        chain.record(session, AuditAction.API_TOKEN_REVOKED, Actor.user(user),
                      data={"user_id": user.id, "token_id": token.id, "label": token.label})
     return token
 

@@ -46,15 +46,24 @@ class BusinessHours(BaseModel):
 
     def open_intervals(self, since: datetime) -> Iterator[tuple[datetime, datetime]]:
         """The open hours from ``since`` on, in UTC, day by day (daylight saving included)."""
+        for opens, closes in self._days(since, timedelta(days=1)):
+            if closes > since:
+                yield max(opens, since), closes
+
+    def open_intervals_before(self, until: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """The open hours before ``until``, latest first."""
+        for opens, closes in self._days(until, timedelta(days=-1)):
+            if opens < until:
+                yield opens, min(closes, until)
+
+    def _days(self, moment: datetime, step: timedelta) -> Iterator[tuple[datetime, datetime]]:
         zone = ZoneInfo(self.timezone)
-        day = since.astimezone(zone).date()
+        day = moment.astimezone(zone).date()
         for _ in range(MAX_DAYS):
             if day.weekday() in self.days and day not in self.holidays:
-                opens = datetime.combine(day, self.start, zone).astimezone(UTC)
-                closes = datetime.combine(day, self.end, zone).astimezone(UTC)
-                if closes > since:
-                    yield max(opens, since), closes
-            day += timedelta(days=1)
+                yield (datetime.combine(day, self.start, zone).astimezone(UTC),
+                       datetime.combine(day, self.end, zone).astimezone(UTC))
+            day += step
 
     def stored(self) -> dict[str, Any]:
         """The JSON kept in ``Queue.business_hours``: sorted days and holidays, ``HH:MM`` times."""

@@ -4,6 +4,10 @@
 the actor may make it, applies it, bumps ``version`` (optimistic locking: the
 UPDATE only matches the version that was read) and writes the audit event in
 the same transaction. Callers commit.
+
+State that other features derive from the case's status registers with `on_move`: each
+listener runs after the status is set and before the versioned UPDATE, so what it changes
+goes into that same UPDATE (the SLA engine keeps ``sla_next_at`` so).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.actors import Actor
 from app.audit import chain
+from app.audit.actions import AuditAction
 from app.cases.models import Case, Status
 from app.cases.permissions import ADMINS, ASSIGNERS, DECIDERS, SENIORS
 from app.db import utcnow
@@ -80,6 +85,20 @@ TRANSITIONS: dict[str, Move] = {
 }
 
 
+# Each move is audited as case.<event>: a move without its AuditAction fails here, at import.
+ACTIONS: dict[str, AuditAction] = {event: AuditAction(f"case.{event}") for event in TRANSITIONS}
+
+MoveListener = Callable[[Case], None]
+_listeners: list[MoveListener] = []
+
+
+def on_move(listener: MoveListener) -> MoveListener:
+    """Call ``listener(case)`` on every move, after the new status is set and before it is flushed."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
 class IllegalTransition(Conflict):
     """The move is not allowed from the case's current status."""
 
@@ -125,13 +144,15 @@ def transition(
     case_id = case.id
     case.status = target.value
     case.updated_at = utcnow()  # also makes same-status moves (reassignment) an UPDATE that bumps version
+    for listener in _listeners:
+        listener(case)
     try:
         session.flush()  # the versioned UPDATE matches only the version read
     except StaleDataError as exc:
         raise StaleVersion(f"case {case_id} was changed by someone else meanwhile: reload it") from exc
     chain.record(
         session,
-        f"case.{event}",
+        ACTIONS[event],
         actor,
         case_id=case.id,
         data={"from": current.value, "to": target.value, "version": case.version, **(data or {})},

@@ -92,6 +92,7 @@ class Case(Base):
         Index("ix_cases_inbox", "queue_id", "status", "priority", "sla_due_at"),
         Index("ix_cases_status_updated", "status", "updated_at"),
         Index("ix_cases_status_sla_due", "status", "sla_due_at"),
+        Index("ix_cases_sla_next_at", "sla_next_at"),  # the SLA sweep: a range scan of the steps due
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -114,6 +115,15 @@ class Case(Base):
     sla_due_at: Mapped[datetime | None]
     sla_paused_at: Mapped[datetime | None]  # the SLA clock stops while the case waits in needs_info
     sla_notified_pct: Mapped[int] = mapped_column(default=0)  # highest SLA warning sent: 0, 50, 75, 100
+    # The case's own SLA window in business minutes: its queue's at intake, a rule's set_sla, or
+    # the escalation target's after a breach.
+    sla_window_minutes: Mapped[int | None]
+    # When the next SLA step (50, 75 or 100 %) is due; NULL while the clock stands still or no step
+    # is left. Only app.escalation.sla.next_step_at computes it.
+    sla_next_at: Mapped[datetime | None]
+    # When the executor last refused to execute the case (no valid approval): the execution sweep
+    # leaves an approved case alone until it changes again (updated_at moves past this).
+    execution_refused_at: Mapped[datetime | None]
     requires_dual_approval: Mapped[bool] = mapped_column(default=False)
     second_approval_role: Mapped[str | None] = mapped_column(String(20))
     reopen_count: Mapped[int] = mapped_column(default=0)
@@ -209,4 +219,23 @@ class Execution(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The first attempt of the current round: the opening, or an admin's latest retry (the give-up
+    # time of the retry schedule counts from here).
+    round_started_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class ExecutionAttempt(Base):
+    """One delivery attempt of an Execution (numbers restart at 1 when an admin retries)."""
+
+    __tablename__ = "execution_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id"), index=True)
+    number: Mapped[int]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    # None while under way; then delivered, retrying, failed, refused or superseded (outlived its lease)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)

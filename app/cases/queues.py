@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.actors import Actor
 from app.audit import chain
+from app.audit.actions import AuditAction
 from app.cases.business_hours import BusinessHours
 from app.cases.models import Queue
 from app.cases.permissions import DECIDERS
@@ -85,8 +86,8 @@ def create_queue(
     queue = Queue(name=name, domain=domain, is_default=is_default, **values)
     session.add(queue)
     session.flush()
-    chain.record(session, "queue.created", actor, data={"queue_id": queue.id, "name": name, "domain": domain,
-                                                        **settings_of(queue)})
+    chain.record(session, AuditAction.QUEUE_CREATED, actor,
+                 data={"queue_id": queue.id, "name": name, "domain": domain, **settings_of(queue)})
     return queue
 
 
@@ -130,7 +131,8 @@ def update_queue(session: Session, queue: Queue, changes: Mapping[str, Any], act
     if not diff:
         return diff
     session.flush()
-    chain.record(session, "queue.updated", actor, data={"queue_id": queue.id, "name": queue.name, "changes": diff})
+    chain.record(session, AuditAction.QUEUE_UPDATED, actor,
+                 data={"queue_id": queue.id, "name": queue.name, "changes": diff})
     return diff
 
 
@@ -315,6 +317,6 @@ def _take_default(session: Session, previous: Queue | None, successor: str, acto
         return
     previous.is_default = False
     session.flush()
-    chain.record(session, "queue.updated", actor, data={
+    chain.record(session, AuditAction.QUEUE_UPDATED, actor, data={
         "queue_id": previous.id, "name": previous.name, "changes": {"is_default": [True, False]},
         "default_moved_to": successor})

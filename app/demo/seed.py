@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.actors import Actor
 from app.audit import chain
+from app.audit.actions import AuditAction
 from app.auth.models import User
 from app.auth.services import create_user
 from app.cases.models import Case, Queue
@@ -29,6 +30,7 @@ from app.cases.queues import create_queue
 from app.cases.types import DOMAINS, named
 from app.db import utcnow
 from app.errors import DomainError
+from app.escalation import sla
 from app.escalation.models import EscalationRule
 from app.escalation.services import load_rules, validate_file
 from app.intake.models import ApiClient
@@ -477,8 +479,9 @@ def _bring_sla_forward(session: Session, case: Case, remaining: timedelta) -> No
     """Make the case nearly breach its SLA, so the demo shows an escalation; audited like any change."""
     previous = case.sla_due_at
     case.sla_due_at = utcnow() + remaining
+    sla.refresh(case)  # its next step moves with it
     session.flush()
-    chain.record(session, "case.sla_changed", SEED_ACTOR, case_id=case.id, data={
+    chain.record(session, AuditAction.CASE_SLA_CHANGED, SEED_ACTOR, case_id=case.id, data={
         "previous": previous.isoformat() if previous else None, "sla_due_at": case.sla_due_at.isoformat(),
         "reason": "demo seed: a case about to breach its SLA",
     })

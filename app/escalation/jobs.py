@@ -1,8 +1,9 @@
 """Periodic jobs of the escalation engine: ``sla_sweep`` and ``rules_sweep``.
 
-Each takes a Redis lock with a TTL (a second scheduler's run skips while it is held) and keeps
-its marks (where each band's line stood) in a Redis hash; the services' compare-and-set updates
-keep even two racing sweeps from notifying or escalating twice.
+Each takes a Redis lock with a TTL (a second scheduler's run skips while it is held); the
+services' compare-and-set updates keep even two racing sweeps from notifying or escalating
+twice. The SLA sweep reads what is due from the database (``cases.sla_next_at``); the rules
+sweep keeps its marks (where each line stood) in a Redis hash.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 from flask import current_app
 from redis import Redis
 from redis.exceptions import LockError
-from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.escalation import services, sla
@@ -25,8 +25,6 @@ from app.jobs import job, redis_connection
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = "countersign:escalation"
-
-Sweep = Callable[..., Any]  # (session, now, marks, commit, *, overlap) -> a dataclass report
 
 
 class RedisMarks:
@@ -45,16 +43,15 @@ class RedisMarks:
         self.redis.hset(self.key, key, repr(value.timestamp()))
 
 
-def run_exclusive(name: str, sweep: Sweep, session: Session) -> dict[str, Any]:
-    """Run ``sweep`` unless another run holds the lock; a report, or ``{"skipped": ...}``."""
+def run_exclusive(name: str, sweep: Callable[[Redis], Any]) -> dict[str, Any]:
+    """Run ``sweep(redis)`` unless another run holds the lock; its report, or ``{"skipped": ...}``."""
     redis = redis_connection()
     lock = redis.lock(f"{KEY_PREFIX}:lock:{name}", timeout=current_app.config["SWEEP_LOCK_SECONDS"], blocking=False)
     if not lock.acquire():
         log.info("%s skipped: another run holds the lock", name)
         return {"skipped": "another run holds the lock"}
     try:
-        report = sweep(session, utcnow(), RedisMarks(redis, f"{KEY_PREFIX}:marks:{name}"), session.commit,
-                       overlap=timedelta(seconds=current_app.config["SWEEP_OVERLAP_SECONDS"]))
+        report = sweep(redis)
     finally:
         _release(lock, name)
     return asdict(report)
@@ -69,11 +66,14 @@ def _release(lock: Any, name: str) -> None:
 
 @job
 def sla_sweep() -> dict[str, Any]:
-    """Take the SLA steps (50 %, 75 %, breach) reached since the last run."""
-    return run_exclusive("sla-sweep", sla.sweep, db.session)
+    """Take the SLA steps (50 %, 75 %, breach) that are due."""
+    return run_exclusive("sla-sweep", lambda _: sla.sweep(db.session, utcnow(), db.session.commit))
 
 
 @job
 def rules_sweep() -> dict[str, Any]:
     """Evaluate the rules on the open cases that changed or crossed a time line since the last run."""
-    return run_exclusive("rules-sweep", services.sweep, db.session)
+    overlap = timedelta(seconds=current_app.config["SWEEP_OVERLAP_SECONDS"])
+    return run_exclusive("rules-sweep", lambda redis: services.sweep(
+        db.session, utcnow(), RedisMarks(redis, f"{KEY_PREFIX}:marks:rules-sweep"), db.session.commit,
+        overlap=overlap))

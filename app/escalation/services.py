@@ -2,7 +2,8 @@
 
 Rules are evaluated in order at intake, after each recommendation and by the periodic sweep;
 every rule whose conditions all hold fires, and each fires at most once per case and rule
-version (firings are the ``rule.fired`` audit events). Functions flush; callers commit.
+version: a firing is a ``rule_firings`` row (unique per case, rule and version), with its
+``rule.fired`` audit event as evidence. Functions flush; callers commit.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from sqlalchemy import Row, func, select, text
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.actors import Actor
 from app.audit import chain
-from app.audit.models import AuditEvent
+from app.audit.actions import AuditAction
 from app.auth.models import User
 from app.cases import lifecycle
 from app.cases.models import Case, Queue, Recommendation, Status
@@ -30,7 +31,7 @@ from app.cases.permissions import SEE_ALL, Role
 from app.db import canonical_json, utcnow
 from app.escalation import rules as schema
 from app.escalation import sla
-from app.escalation.models import EscalationRule
+from app.escalation.models import EscalationRule, RuleFiring
 from app.escalation.rules import Catalog, FieldError, RuleInvalid, RuleSpec
 from app.notifications.services import notify
 
@@ -86,7 +87,7 @@ def _check_name(session: Session, name: str, rule_id: int | None = None) -> None
         raise RuleInvalid([FieldError("name", f"a rule named {name!r} already exists")])
 
 
-def _audit(session: Session, action: str, rule: EscalationRule, actor: Actor, **extra: Any) -> None:
+def _audit(session: Session, action: AuditAction, rule: EscalationRule, actor: Actor, **extra: Any) -> None:
     chain.record(session, action, actor, data={"rule_id": rule.id, "name": rule.name, "version": rule.version,
                                                "position": rule.position, **extra})
 
@@ -99,7 +100,8 @@ def create_rule(session: Session, spec: RuleSpec, actor: Actor) -> EscalationRul
                           conditions=document["conditions"], actions=document["actions"])
     session.add(rule)
     session.flush()
-    _audit(session, "rule.created", rule, actor, enabled=rule.enabled, conditions=rule.conditions, actions=rule.actions)
+    _audit(session, AuditAction.RULE_CREATED, rule, actor, enabled=rule.enabled, conditions=rule.conditions,
+           actions=rule.actions)
     return rule
 
 
@@ -119,7 +121,8 @@ def update_rule(session: Session, rule: EscalationRule, spec: RuleSpec, actor: A
     rule.name, rule.enabled = spec.name, spec.enabled
     rule.conditions, rule.actions = document["conditions"], document["actions"]
     session.flush()
-    _audit(session, "rule.updated", rule, actor, enabled=rule.enabled, conditions=rule.conditions, actions=rule.actions)
+    _audit(session, AuditAction.RULE_UPDATED, rule, actor, enabled=rule.enabled, conditions=rule.conditions,
+           actions=rule.actions)
     return True
 
 
@@ -137,7 +140,7 @@ def set_enabled(session: Session, rule: EscalationRule, enabled: bool, actor: Ac
         return
     rule.enabled = enabled
     session.flush()
-    _audit(session, "rule.enabled" if enabled else "rule.disabled", rule, actor)
+    _audit(session, AuditAction.RULE_ENABLED if enabled else AuditAction.RULE_DISABLED, rule, actor)
 
 
 def move_rule(session: Session, rule: EscalationRule, offset: int, actor: Actor) -> None:
@@ -149,7 +152,7 @@ def move_rule(session: Session, rule: EscalationRule, offset: int, actor: Actor)
         return
     ordered.insert(target, ordered.pop(index))
     _renumber(session, ordered)
-    _audit(session, "rule.moved", rule, actor)
+    _audit(session, AuditAction.RULE_MOVED, rule, actor)
 
 
 def _renumber(session: Session, ordered: list[EscalationRule]) -> None:
@@ -248,18 +251,17 @@ def active_rules(session: Session) -> list[ActiveRule]:
 
 def apply_rules(session: Session, case: Case, trigger: str, *, now: datetime | None = None) -> list[Firing]:
     """Evaluate the enabled rules on ``case`` (already in the session) and take any SLA step due.
-    At intake the SLA clock starts first, in the queue's business time."""
+    (At intake the SLA clock started with the case: `sla.start_clock`.)"""
     if trigger not in TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
     now = now or utcnow()
-    if trigger == "intake":
-        sla.start_clock(case)
     _lock(session, case.id)
     return _apply(session, case, active_rules(session), trigger, now)
 
 
 def _lock(session: Session, case_id: int) -> None:
-    """Serialise evaluations of one case, so two never both see a rule as not yet fired."""
+    """Serialise evaluations of one case, so two never both see a rule as not yet fired (the
+    unique key of rule_firings is the backstop: see `_fire`)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
     else:  # SQLite: a write statement takes the database write lock, held until commit
@@ -287,9 +289,9 @@ def _apply(session: Session, case: Case, active: list[ActiveRule], trigger: str,
 
 
 def _fired(session: Session, case_id: int) -> set[tuple[int, int]]:
-    events = session.scalars(select(AuditEvent.data).where(AuditEvent.case_id == case_id,
-                                                           AuditEvent.action == "rule.fired"))
-    return {(data["rule_id"], data["version"]) for data in events}
+    """(rule id, version) of every rule that fired on the case."""
+    rows = session.execute(select(RuleFiring.rule_id, RuleFiring.rule_version).where(RuleFiring.case_id == case_id))
+    return {(rule_id, version) for rule_id, version in rows}
 
 
 def _recommendation(session: Session, case: Case) -> Row[Any] | None:
@@ -301,8 +303,8 @@ def _recommendation(session: Session, case: Case) -> Row[Any] | None:
 
 def _facts(session: Session, case: Case, rec: Row[Any] | None, now: datetime) -> schema.Facts:
     def sla_reached(fraction: float) -> bool:
-        window = sla.windows(session, [case])[case.id]
-        return sla.running(case) and sla.past(case.sla_due_at, window, fraction, sla.hours_of(case.queue), now)
+        return sla.running(case) and sla.past(case.sla_due_at, sla.window_of(case), fraction,
+                                              sla.hours_of(case.queue), now)
 
     return schema.Facts(
         domain=case.domain, case_type=case.case_type, amount=case.amount, currency=case.currency,
@@ -323,9 +325,16 @@ class _Firing:
 
 
 def _fire(session: Session, case: Case, rule: ActiveRule, trigger: str, now: datetime) -> Firing:
+    # The firing is recorded first, so a second firing of this rule version on this case fails on
+    # the unique key before any action applies. The per-case lock (`_lock`) is what keeps two
+    # evaluations from both trying; should one ever get past it, the IntegrityError rolls the
+    # whole transaction back (defence in depth, not a path that is handled).
+    session.add(RuleFiring(case_id=case.id, rule_id=rule.id, rule_version=rule.version, fired_at=now,
+                           trigger=trigger))
+    session.flush()
     firing = _Firing(session, case, rule, now)
     applied = [{action.name: APPLY[action.name](firing, action.params)} for action in rule.spec.parsed_actions]
-    chain.record(session, "rule.fired", RULES_ACTOR, case_id=case.id, data={
+    chain.record(session, AuditAction.RULE_FIRED, RULES_ACTOR, case_id=case.id, data={
         "rule_id": rule.id, "rule": rule.name, "version": rule.version, "trigger": trigger, "actions": applied,
         **firing.audit})
     return Firing(rule.id, rule.name, rule.version, applied)
@@ -338,6 +347,7 @@ def _route(f: _Firing, params: schema.RouteToQueue) -> dict[str, Any]:
         return {"queue": params.queue, "moved": False}
     source = case.queue.name if case.queue else None
     case.queue = target
+    sla.refresh(case)  # the target's business hours (the case keeps its window and due time)
     if case.status in sla.ESCALATABLE:  # in an inbox: the lifecycle moves it to the target's inbox
         case.assignee_id = None
         case.claim_expires_at = None
@@ -365,7 +375,7 @@ def _second_approval(role: str) -> Callable[[_Firing, Any], dict[str, Any]]:
 
 
 def _set_sla(f: _Firing, params: schema.SetSla) -> dict[str, Any]:
-    sla.set_window(f.case, params.minutes, sla.windows(f.session, [f.case])[f.case.id], f.now)
+    sla.set_window(f.case, params.minutes, f.now)
     f.audit[sla.WINDOW_KEY] = params.minutes
     return {"minutes": params.minutes, "due": f.case.sla_due_at.isoformat()}
 
@@ -415,7 +425,15 @@ class RulesSweepReport:
 UPDATED = "rules:updated"
 
 
-def _candidates(session: Session, active: list[ActiveRule], now: datetime, marks: sla.Marks, overlap: timedelta,
+class Marks(Protocol):
+    """Where each line stood at the last sweep (a dict, or Redis in the jobs)."""
+
+    def get(self, key: str) -> datetime | None: ...
+
+    def __setitem__(self, key: str, value: datetime) -> None: ...
+
+
+def _candidates(session: Session, active: list[ActiveRule], now: datetime, marks: Marks, overlap: timedelta,
                 batch: int) -> tuple[set[int], dict[str, datetime]]:
     """The open cases that changed, or crossed an age or SLA line of a rule, since the last sweep,
     with each source's new mark. After the rules themselves changed: every open case, once."""
@@ -427,12 +445,13 @@ def _candidates(session: Session, active: list[ActiveRule], now: datetime, marks
         lines.append((f"rules:age:{minutes}", Case.created_at, now - timedelta(minutes=minutes), ()))
     fractions = sorted({r.spec.conditions.sla_fraction_gte for r in active} - {None})
     if fractions:
-        extra = sla.rule_windows(session)
-        for queue in session.scalars(select(Queue).order_by(Queue.id)):
+        in_use = sla.windows_in_use(session)
+        for queue in session.scalars(select(Queue).where(Queue.id.in_(in_use)).order_by(Queue.id)):
             hours = sla.hours_of(queue)
-            for window in sorted({queue.sla_minutes, *extra}):
+            for window in sorted(in_use[queue.id]):
+                where = (*sla.running_in(queue.id), Case.sla_window_minutes == window)
                 lines += [(f"rules:sla:{queue.id}:{window}:{x}", Case.sla_due_at,
-                           sla.add_business(now, window * (1 - x), hours), sla.running_in(queue.id)) for x in fractions]
+                           sla.add_business(now, window * (1 - x), hours), where) for x in fractions]
     ids: set[int] = set()
     for key, column, line, where in lines:
         mark = None if rules_changed and key == UPDATED else marks.get(key)
@@ -442,7 +461,7 @@ def _candidates(session: Session, active: list[ActiveRule], now: datetime, marks
     return ids, {ruleset: now, **{key: line for key, _, line, _ in lines}}
 
 
-def sweep(session: Session, now: datetime, marks: sla.Marks, commit: Callable[[], None], *,
+def sweep(session: Session, now: datetime, marks: Marks, commit: Callable[[], None], *,
           overlap: timedelta, batch: int = 500) -> RulesSweepReport:
     """Evaluate the rules on the open cases that changed or crossed a time line since the last
     sweep; ``commit`` after each case. The marks move only once every candidate is done."""

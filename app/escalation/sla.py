@@ -1,10 +1,10 @@
 """The SLA engine: due times in business time, the pause, the 50 / 75 / 100 % steps and the sweep.
 
-A case's SLA *window* is a number of business minutes: its queue's ``sla_minutes``, unless a
-rule's ``set_sla`` (or a breach escalation) gave it another one. The clock has reached a
-fraction ``f`` of the window when at most ``(1 - f) * window`` business minutes remain before
-``sla_due_at``, that is when ``sla_due_at <= add_business(now, (1 - f) * window)``; it stands
-still while ``sla_paused_at`` is set (the case waits in needs_info).
+A case's SLA *window* (``sla_window_minutes``) is a number of business minutes: its queue's
+``sla_minutes`` at intake, a rule's ``set_sla``, or the escalation target's after a breach. The
+clock has reached a fraction ``f`` of the window when at most ``(1 - f) * window`` business
+minutes remain before ``sla_due_at``; it stands still while ``sla_paused_at`` is set (the case
+waits in needs_info) and runs only in `CLOCK_STATUSES`.
 
 At 50 % the assignee is told, at 75 % the assignee and the queue's lead; at 100 % the case is
 escalated to its queue's escalation target with a raised priority (or, where it cannot move,
@@ -12,34 +12,36 @@ its priority is raised and the lead told). ``sla_notified_pct`` records the step
 each step is taken with a compare-and-set on (``sla_notified_pct``, ``version``), so two
 sweeps racing never notify or escalate twice. Silence never approves anything.
 
-The sweep costs what changed, not what is open: per queue and step, one indexed range query
-on ``sla_due_at`` between the line of the previous sweep (its *mark*, less an overlap) and
-the line now.
+``sla_next_at`` is when the case's next step is due (NULL while the clock stands still or no
+step is left). `next_step_at` alone computes it; `refresh` stores it, and is called by every
+writer of the due time, the window, the pause, the step taken or the queue, and by the
+lifecycle on every move (`lifecycle.on_move`). The sweep is one indexed range scan:
+the cases with ``sla_next_at <= now``, in keyset pages; it costs the steps due, not the cases open.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Row, select, tuple_, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.actors import Actor
 from app.audit import chain
-from app.audit.models import AuditEvent
+from app.audit.actions import AuditAction
 from app.cases import lifecycle
 from app.cases.business_hours import BusinessHours
 from app.cases.models import Case, Priority, Queue, Status
 from app.db import canonical_json
-from app.escalation.models import EscalationRule
 from app.notifications.services import notify
 
 log = logging.getLogger(__name__)
@@ -50,9 +52,8 @@ CLOCK_STATUSES = tuple(s.value for s in (S.RECEIVED, S.ANALYZING, S.PENDING_REVI
                                          S.AWAITING_SECOND_APPROVAL))
 ESCALATABLE = frozenset(s.value for s in lifecycle.TRANSITIONS["escalated"].sources)
 SLA_ACTOR = Actor.system("sla")
-# Audit events that give a case its own SLA window carry it under this key.
+# The audit events that give a case a new window (rule.fired, case.sla_breached) say so under this key.
 WINDOW_KEY = "sla_window_minutes"
-WINDOW_EVENTS = ("rule.fired", "case.sla_breached")
 ATTEMPTS = 3  # compare-and-set attempts on one case before the sweep leaves it for the next run
 
 
@@ -75,18 +76,23 @@ def _parse_hours(text: str) -> BusinessHours | None:
         return None
 
 
-def business_minutes(start: datetime, end: datetime, hours: BusinessHours | None) -> float:
-    """Open minutes between ``start`` and ``end`` (0 when ``end`` is not after ``start``)."""
+def business_time(start: datetime, end: datetime, hours: BusinessHours | None) -> timedelta:
+    """Open time between ``start`` and ``end`` (none when ``end`` is not after ``start``)."""
     if end <= start:
-        return 0.0
+        return timedelta(0)
     if hours is None:
-        return (end - start).total_seconds() / 60
-    seconds = 0.0
+        return end - start
+    total = timedelta(0)
     for opens, closes in hours.open_intervals(start):
         if opens >= end:
             break
-        seconds += (min(closes, end) - opens).total_seconds()
-    return seconds / 60
+        total += min(closes, end) - opens
+    return total
+
+
+def business_minutes(start: datetime, end: datetime, hours: BusinessHours | None) -> float:
+    """Open minutes between ``start`` and ``end`` (0 when ``end`` is not after ``start``)."""
+    return business_time(start, end, hours).total_seconds() / 60
 
 
 def add_business(start: datetime, minutes: float, hours: BusinessHours | None) -> datetime:
@@ -101,6 +107,21 @@ def add_business(start: datetime, minutes: float, hours: BusinessHours | None) -
     raise ValueError("no business time in the next ten years: check the working days and holidays")
 
 
+def earliest_within(end: datetime, span: timedelta, hours: BusinessHours | None) -> datetime:
+    """The earliest moment from which at most ``span`` of open time is left before ``end``
+    (counted back from ``end``; closed time just before the span costs nothing)."""
+    if hours is None:
+        return end - span
+    left = span
+    earliest = end
+    for opens, closes in hours.open_intervals_before(end):
+        if left < closes - opens:
+            return closes - left
+        left -= closes - opens
+        earliest = opens
+    return earliest  # less open time than ``span`` in the ten years before ``end``
+
+
 def remaining(due: datetime, at: datetime, hours: BusinessHours | None) -> float:
     """Business minutes left before ``due`` at ``at``; negative once overdue."""
     return business_minutes(at, due, hours) if due > at else -business_minutes(due, at, hours)
@@ -109,14 +130,32 @@ def remaining(due: datetime, at: datetime, hours: BusinessHours | None) -> float
 # --- the clock ----------------------------------------------------------------------------------
 
 
+def _left_at(window: int, fraction: float) -> timedelta:
+    """Business time left before the due time when the clock reaches ``fraction`` of ``window``."""
+    return timedelta(minutes=window * (1 - fraction))
+
+
 def past(due: datetime, window: int, fraction: float, hours: BusinessHours | None, now: datetime) -> bool:
     """Whether the clock has used ``fraction`` of a ``window``-minute SLA due at ``due``."""
-    return due <= add_business(now, window * (1 - fraction), hours)
+    return business_time(now, due, hours) <= _left_at(window, fraction)
 
 
 def reached(due: datetime, window: int, hours: BusinessHours | None, now: datetime) -> int:
     """The highest step (0, 50, 75 or 100) the clock has reached."""
-    return next((step for step in reversed(STEPS) if past(due, window, step / 100, hours, now)), 0)
+    left = business_time(now, due, hours)
+    return next((step for step in reversed(STEPS) if left <= _left_at(window, step / 100)), 0)
+
+
+def step_at(due: datetime, window: int, step: int, hours: BusinessHours | None) -> datetime:
+    """The moment the clock reaches ``step`` %: the first at which `reached` says so."""
+    return earliest_within(due, _left_at(window, step / 100), hours)
+
+
+def window_of(case: Case) -> int:
+    """The case's SLA window; a case from before the column had its queue's."""
+    if case.sla_window_minutes is not None:
+        return case.sla_window_minutes
+    return case.queue.sla_minutes if case.queue is not None else 0
 
 
 def running(case: Case) -> bool:
@@ -124,10 +163,33 @@ def running(case: Case) -> bool:
             and case.status in CLOCK_STATUSES)
 
 
+def next_step_at(case: Case, *, notified: int | None = None) -> datetime | None:
+    """When the case's next SLA step is due, after ``notified`` (default: the step taken): None
+    while the clock stands still, or when no step is left. The one computation of ``sla_next_at``."""
+    if case.queue is None or not running(case):
+        return None
+    done = case.sla_notified_pct if notified is None else notified
+    step = next((s for s in STEPS if s > done), None)
+    if step is None:
+        return None
+    return step_at(case.sla_due_at, window_of(case), step, hours_of(case.queue))
+
+
+@lifecycle.on_move
+def refresh(case: Case) -> None:
+    """Store `next_step_at` in ``sla_next_at``: after any change of the due time, the window, the
+    pause, the step taken, the queue or (through the lifecycle) the status."""
+    session = object_session(case)
+    with session.no_autoflush if session is not None else nullcontext():
+        case.sla_next_at = next_step_at(case)
+
+
 def start_clock(case: Case) -> None:
-    """Due ``sla_minutes`` business minutes after the case arrived in its queue."""
+    """The queue's window, due that many business minutes after the case arrived."""
     if case.queue is not None:
+        case.sla_window_minutes = case.queue.sla_minutes
         case.sla_due_at = add_business(case.created_at, case.queue.sla_minutes, hours_of(case.queue))
+    refresh(case)
 
 
 def resume_sla(case: Case, now: datetime) -> None:
@@ -139,34 +201,31 @@ def resume_sla(case: Case, now: datetime) -> None:
         hours = hours_of(case.queue)
         case.sla_due_at = add_business(now, max(remaining(case.sla_due_at, case.sla_paused_at, hours), 0), hours)
     case.sla_paused_at = None
+    refresh(case)
 
 
-def set_window(case: Case, minutes: int, current: int, now: datetime) -> None:
-    """Give the case a ``minutes``-long window, keeping the business time it already used."""
+def set_window(case: Case, minutes: int, now: datetime) -> None:
+    """Give the case a ``minutes``-long window, keeping the business time it already used; a
+    step not reached at the new pace may be taken again."""
     hours = hours_of(case.queue)
     clock = case.sla_paused_at or now
+    current = window_of(case)
     left = minutes if case.sla_due_at is None else remaining(case.sla_due_at, clock, hours) + minutes - current
+    case.sla_window_minutes = minutes
     case.sla_due_at = add_business(clock, max(left, 0), hours)
     case.sla_notified_pct = min(case.sla_notified_pct, reached(case.sla_due_at, minutes, hours, clock))
+    refresh(case)
 
 
-def windows(session: Session, cases: Iterable[Case]) -> dict[int, int]:
-    """The SLA window of each case: the last one an audit event gave it, else its queue's."""
-    cases = list(cases)
-    given: dict[int, int] = {}
-    if cases:
-        rows = session.execute(select(AuditEvent.case_id, AuditEvent.data)
-                               .where(AuditEvent.case_id.in_([c.id for c in cases]),
-                                      AuditEvent.action.in_(WINDOW_EVENTS))
-                               .order_by(AuditEvent.seq))
-        given = {case_id: int(data[WINDOW_KEY]) for case_id, data in rows if WINDOW_KEY in data}
-    return {c.id: given.get(c.id) or (c.queue.sla_minutes if c.queue else 0) for c in cases}
-
-
-def rule_windows(session: Session) -> frozenset[int]:
-    """Every window a rule's set_sla may have given a case."""
-    return frozenset(int(action["set_sla"]["minutes"]) for actions in session.scalars(select(EscalationRule.actions))
-                     for action in actions if "set_sla" in action)
+def windows_in_use(session: Session) -> dict[int, set[int]]:
+    """queue id → the windows of the cases whose clock runs in it (one pass over the open cases)."""
+    found: dict[int, set[int]] = {}
+    rows = session.execute(select(Case.queue_id, Case.sla_window_minutes).distinct().where(
+        Case.queue_id.is_not(None), Case.sla_window_minutes.is_not(None), Case.status.in_(CLOCK_STATUSES),
+        Case.sla_paused_at.is_(None)))
+    for queue_id, window in rows:
+        found.setdefault(queue_id, set()).add(window)
+    return found
 
 
 # --- steps ---------------------------------------------------------------------------------------
@@ -181,14 +240,9 @@ class Outcome(enum.StrEnum):
 
 def check_case(session: Session, case: Case, now: datetime) -> Outcome:
     """Take the step the case's clock has reached and that was not taken yet."""
-    return advance(session, case, windows(session, [case])[case.id], now)
-
-
-def advance(session: Session, case: Case, window: int, now: datetime) -> Outcome:
-    if not running(case):
-        return Outcome.NONE
-    step = reached(case.sla_due_at, window, hours_of(case.queue), now)
+    step = reached(case.sla_due_at, window_of(case), hours_of(case.queue), now) if running(case) else 0
     if step <= case.sla_notified_pct:
+        _repair(session, case)
         return Outcome.NONE
     if not _claim(session, case, step):
         return Outcome.CONTENDED
@@ -199,17 +253,31 @@ def advance(session: Session, case: Case, window: int, now: datetime) -> Outcome
     return Outcome.WARNED
 
 
-def _claim(session: Session, case: Case, step: int) -> bool:
-    """Compare-and-set: record ``step`` only if nobody changed the case since it was read."""
-    claimed = session.execute(
+def _compare_and_set(session: Session, case: Case, **values: Any) -> bool:
+    """Set ``values`` only if nobody changed the case (its version, its step) since it was read."""
+    changed = session.execute(
         update(Case)
         .where(Case.id == case.id, Case.version == case.version, Case.sla_notified_pct == case.sla_notified_pct)
-        .values(sla_notified_pct=step, updated_at=Case.updated_at)
+        .values(**values, updated_at=Case.updated_at)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
-    if claimed:
-        set_committed_value(case, "sla_notified_pct", step)
-    return claimed
+    if changed:
+        for name, value in values.items():
+            set_committed_value(case, name, value)
+    return changed
+
+
+def _claim(session: Session, case: Case, step: int) -> bool:
+    """Record ``step`` (and when the next one is due) unless someone changed the case meanwhile."""
+    return _compare_and_set(session, case, sla_notified_pct=step, sla_next_at=next_step_at(case, notified=step))
+
+
+def _repair(session: Session, case: Case) -> None:
+    """No step to take: make ``sla_next_at`` right if it is not (a case that left the clock's
+    statuses by a write that did not go through the lifecycle, business hours edited...)."""
+    expected = next_step_at(case)
+    if case.sla_next_at != expected:
+        _compare_and_set(session, case, sla_next_at=expected)
 
 
 def _when(moment: datetime) -> str:
@@ -220,7 +288,7 @@ def _warn(session: Session, case: Case, step: int) -> None:
     told = [case.assignee, case.queue.lead if step >= 75 else None]
     rows = notify(session, told, "sla_warning", case, f"Case {case.id} “{case.title}” has used {step}% of its "
                                                       f"SLA in {case.queue.name}: due {_when(case.sla_due_at)}.")
-    chain.record(session, "case.sla_warning", SLA_ACTOR, case_id=case.id, data={
+    chain.record(session, AuditAction.CASE_SLA_WARNING, SLA_ACTOR, case_id=case.id, data={
         "step": step, "due": case.sla_due_at.isoformat(), "notified_user_ids": sorted(r.user_id for r in rows)})
 
 
@@ -234,7 +302,7 @@ def _breach(session: Session, case: Case, now: datetime) -> None:
     if target is not None:
         data[WINDOW_KEY] = target.sla_minutes
         _escalate(session, case, target, now)
-    chain.record(session, "case.sla_breached", SLA_ACTOR, case_id=case.id, data=data)
+    chain.record(session, AuditAction.CASE_SLA_BREACHED, SLA_ACTOR, case_id=case.id, data=data)
     where = f"escalated to {target.name}" if target else f"it stays in {source.name}"
     message = (f"Case {case.id} “{case.title}” breached its SLA (due {_when(due)}): {where}, "
                f"priority {case.priority_label}.")
@@ -244,38 +312,21 @@ def _breach(session: Session, case: Case, now: datetime) -> None:
 
 
 def _escalate(session: Session, case: Case, target: Queue, now: datetime) -> None:
-    """Into the target's inbox, unclaimed, with the target's SLA starting now."""
+    """Into the target's inbox, unclaimed, with the target's window starting now."""
     source = case.queue.name
     case.queue = target
     case.assignee_id = None
     case.claim_expires_at = None
+    case.sla_window_minutes = target.sla_minutes
     case.sla_due_at = add_business(now, target.sla_minutes, hours_of(target))
     case.sla_notified_pct = 0
+    refresh(case)  # the move refreshes it too; the case is in its new queue from here on
     session.expire(case, ["recommendation"])  # a loaded post_update relationship would bump the version twice
     lifecycle.transition(session, case, "escalated", SLA_ACTOR,
                          data={"reason": "sla_breach", "from_queue": source, "to_queue": target.name})
 
 
 # --- the sweep ------------------------------------------------------------------------------------
-
-
-class Marks(Protocol):
-    """Where each band's line stood at the last sweep (a dict, or Redis in the jobs)."""
-
-    def get(self, key: str) -> datetime | None: ...
-
-    def __setitem__(self, key: str, value: datetime) -> None: ...
-
-
-@dataclass(frozen=True)
-class Band:
-    """The cases of one queue whose due time a line has passed since the last sweep."""
-
-    key: str
-    queue_id: int
-    step: int
-    line: datetime
-    window: int | None  # only the cases with this window (the breach line is the same for all)
 
 
 @dataclass
@@ -307,46 +358,22 @@ def pages(session: Session, column: InstrumentedAttribute[datetime | None], low:
         cursor = (rows[-1][1], rows[-1][0])
 
 
-def bands(queue: Queue, extra_windows: frozenset[int], now: datetime) -> list[Band]:
-    hours = hours_of(queue)
-    found = [Band(f"sla:{queue.id}:breach", queue.id, 100, now, None)]
-    for window in sorted({queue.sla_minutes, *extra_windows}):
-        found += [Band(f"sla:{queue.id}:{window}:{step}", queue.id, step,
-                       add_business(now, window * (100 - step) / 100, hours), window) for step in (75, 50)]
-    return found
-
-
-def sweep(session: Session, now: datetime, marks: Marks, commit: Callable[[], None], *,
-          overlap: timedelta, batch: int = 200) -> SweepReport:
-    """Take every SLA step reached since the last sweep; ``commit`` after each case."""
-    extra = rule_windows(session)
-    todo = [band for queue in session.scalars(select(Queue).order_by(Queue.id)) for band in bands(queue, extra, now)]
+def sweep(session: Session, now: datetime, commit: Callable[[], None], *, batch: int = 200) -> SweepReport:
+    """Take every SLA step due by ``now`` (the cases with ``sla_next_at <= now``); ``commit``
+    after each case. A case someone else changed meanwhile, three times over, is left for the
+    next run (its ``sla_next_at`` is still due)."""
     report = SweepReport()
-    for band in todo:
-        marks[band.key] = _sweep_band(session, band, marks.get(band.key), now, commit, report,
-                                      overlap=overlap, batch=batch)
+    for rows in pages(session, Case.sla_next_at, None, now, batch=batch):
+        ids = [row.id for row in rows]
+        cases = {c.id: c for c in session.scalars(select(Case).where(Case.id.in_(ids)))}
+        for case_id in ids:
+            if case_id in cases:
+                _settle(session, cases[case_id], now, commit, report)
     return report
 
 
-def _sweep_band(session: Session, band: Band, mark: datetime | None, now: datetime, commit: Callable[[], None],
-                report: SweepReport, *, overlap: timedelta, batch: int) -> datetime:
-    """Sweep one band; return its new mark (held just below any case left for the next run)."""
-    held: datetime | None = None
-    low = mark - overlap if mark is not None else None
-    for rows in pages(session, Case.sla_due_at, low, band.line, *running_in(band.queue_id),
-                      Case.sla_notified_pct < band.step, batch=batch):
-        cases = {c.id: c for c in session.scalars(select(Case).where(Case.id.in_([r.id for r in rows])))}
-        window_of = windows(session, cases.values())
-        for case_id, due in rows:
-            if band.window is not None and window_of[case_id] != band.window:
-                continue  # another window's band takes it
-            if not _settle(session, cases[case_id], now, commit, report):
-                held = min(held or due, due)
-    return band.line if held is None else held - timedelta(microseconds=1)
-
-
-def _settle(session: Session, case: Case, now: datetime, commit: Callable[[], None], report: SweepReport) -> bool:
-    """Take the case's step, reading it (and its window) afresh: another sweep may have moved it."""
+def _settle(session: Session, case: Case, now: datetime, commit: Callable[[], None], report: SweepReport) -> None:
+    """Take the case's step, reading it afresh when another writer moved it meanwhile."""
     outcome = check_case(session, case, now)
     for _ in range(ATTEMPTS - 1):
         if outcome is not Outcome.CONTENDED:
@@ -355,8 +382,7 @@ def _settle(session: Session, case: Case, now: datetime, commit: Callable[[], No
         outcome = check_case(session, case, now)
     if outcome is Outcome.CONTENDED:
         report.left_for_next_run += 1
-        return False
+        return
     commit()
     report.warned += outcome is Outcome.WARNED
     report.breached += outcome is Outcome.BREACHED
-    return True

@@ -49,10 +49,10 @@ def execute_case(case_id: int) -> str:
 
 @job
 def notify_upstream(case_id: int, event_type: str, decision_id: int, attempt: int = 1) -> str:
-    """Deliver a ``case.decided`` / ``case.needs_info`` notification: ``delivered``, ``retrying``,
-    ``failed`` or ``skipped`` (delivered already)."""
+    """Attempt ``attempt`` of a ``case.decided`` / ``case.needs_info`` notification: ``delivered``,
+    ``retrying``, ``failed`` or ``skipped`` (delivered or given up already, or that attempt was made)."""
     note = upstream.prepare_notification(db.session, case_id, event_type, decision_id, attempt)
-    db.session.rollback()  # only read: release the session before the delivery
+    db.session.commit()  # the claimed attempt; and no session is held during the delivery
     if note is None:
         return "skipped"
     result = note.send(services.sender())
@@ -73,6 +73,18 @@ def retry_due_executions() -> int:
     db.session.rollback()
     if enqueued:
         log.info("re-enqueued %d due execution(s)", enqueued)
+    return enqueued
+
+
+@job
+def retry_due_notices() -> int:
+    """Periodic: enqueue the upstream notifications that are due but whose job is missing (Redis lost
+    it, or a worker died mid-attempt). Returns how many were enqueued."""
+    due = upstream.due_notices(db.session)
+    db.session.rollback()
+    enqueued = sum(enqueue(notice_work(*notice)) for notice in due)
+    if enqueued:
+        log.info("re-enqueued %d due upstream notification(s)", enqueued)
     return enqueued
 
 

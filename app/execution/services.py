@@ -14,9 +14,11 @@ Retry schedule: after the n-th failed attempt in a row, the next one waits
 ``EXECUTION_RETRY_SCHEDULE[n-1]`` seconds (the last entry repeats; defaults 60, 300, 1800,
 7200, 21600, then 43200), ±10% jitter from `jitter_source`, cut to the whole second. An attempt
 that would come later than ``EXECUTION_GIVE_UP_AFTER_SECONDS`` (3 days) after the first attempt
-of the round is not made: the execution fails (with the defaults, after about 11 attempts). An
-admin's retry starts a new round. Each retry is scheduled on RQ (``enqueue_at``) and stored in
-``next_attempt_at``, where `due_for_execution` finds it should Redis lose the job.
+of the round (``round_started_at``) is not made: the execution fails (with the defaults, after
+about 11 attempts). An admin's retry starts a new round. Each retry is scheduled on RQ
+(``enqueue_at``) and stored in ``next_attempt_at``, where `due_for_execution` finds it should
+Redis lose the job. Every attempt is an ``execution_attempts`` row (its outcome, status code and
+error); the audit events remain the evidence.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import Row, Select, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.actors import Actor
 from app.audit import chain
+from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.cases import lifecycle, policy
-from app.cases.models import Case, Decision, Execution, Status
+from app.cases.models import Case, Decision, Execution, ExecutionAttempt, Status
 from app.cases.permissions import DECIDERS, require
 from app.db import utcnow
 from app.errors import Conflict, DomainError, Invalid, NotFound
@@ -50,10 +54,10 @@ S = Status
 EXECUTOR = Actor.system("executor")
 QUEUE = "execute"
 JITTER = 0.10
-FIRST_APPROVAL_EVENTS = ("case.approved", "case.first_approval")
+FIRST_APPROVAL_EVENTS = (AuditAction.CASE_APPROVED, AuditAction.CASE_FIRST_APPROVAL)
 # decision kind → the lifecycle events that record it
 APPROVAL_EVENTS = {"approve": FIRST_APPROVAL_EVENTS, "edit": FIRST_APPROVAL_EVENTS,
-                   "second_approval": ("case.second_approval",)}
+                   "second_approval": (AuditAction.CASE_SECOND_APPROVAL,)}
 SWEEP_BATCH = 500
 LIST_LIMIT = 100
 
@@ -102,6 +106,7 @@ class Attempt:
     decision: Decision
     execution: Execution
     approved_by: tuple[str, ...]
+    attempt_id: int  # its ExecutionAttempt row
 
 
 # --- the approval, re-checked ---------------------------------------------------------------------
@@ -197,12 +202,16 @@ def start_attempt(session: Session, case_id: int) -> Attempt | None:
     else:
         final = check_executable(session, case)
         execution = _open_execution(session, case, final)
-    if not _claim(session, execution, clock()):
+    now = clock()
+    if not _claim(session, execution, now):
         return None
+    row = ExecutionAttempt(execution_id=execution.id, number=execution.attempts, started_at=now)
+    session.add(row)
+    session.flush()
     approved_by = tuple(d.reviewer.email for d in approval_chain(session, final))
-    for obj in (case, case.client, final, execution):
+    for obj in (case, case.client, final, execution, row):
         session.expunge(obj)
-    return Attempt(case, final, execution, approved_by)
+    return Attempt(case, final, execution, approved_by, row.id)
 
 
 def _open_execution(session: Session, case: Case, final: Decision) -> Execution:
@@ -212,7 +221,8 @@ def _open_execution(session: Session, case: Case, final: Decision) -> Execution:
     key = f"exec_{case.id}_{final.id}"
     lifecycle.transition(session, case, "execution_started", EXECUTOR,
                          data={"decision_id": final.id, "idempotency_key": key})
-    execution = Execution(case_id=case.id, decision_id=final.id, idempotency_key=key, status=State.PENDING.value)
+    execution = Execution(case_id=case.id, decision_id=final.id, idempotency_key=key, status=State.PENDING.value,
+                          round_started_at=clock())
     session.add(execution)
     session.flush()
     return execution
@@ -244,11 +254,12 @@ def sender() -> Sender:
 
 def finish_attempt(session: Session, attempt: Attempt, result: DeliveryResult) -> Outcome | None:
     """Record how ``attempt`` went (flushed); the caller commits, then schedules a retry. Records
-    nothing (None) when a later attempt took over: this one outlived its lease."""
+    nothing on the execution (None) when a later attempt took over: this one outlived its lease
+    (its attempt row says "superseded")."""
     execution = session.get_one(Execution, attempt.execution.id)
     number = attempt.execution.attempts
     now = clock()
-    retry_at = next_attempt_time(number, _round_start(session, execution), now) if result.outcome == "retry" else None
+    retry_at = next_attempt_time(number, execution.round_started_at, now) if result.outcome == "retry" else None
     outcome = outcome_of(result, retry_at)
     state = outcome.state
     settled = session.execute(
@@ -257,6 +268,7 @@ def finish_attempt(session: Session, attempt: Attempt, result: DeliveryResult) -
         .values(status=state.value, next_attempt_at=retry_at, last_status_code=result.status_code,
                 last_error=result.error, delivered_at=now if state == State.DELIVERED else None)
     )
+    _finish_row(session, attempt.attempt_id, now, state.value if settled.rowcount == 1 else "superseded", result)
     if settled.rowcount != 1:
         return None
     case = session.get_one(Case, attempt.case.id)
@@ -266,7 +278,7 @@ def finish_attempt(session: Session, attempt: Attempt, result: DeliveryResult) -
         delivered = {"delivered": result.note} if result.note else {"delivered": "callback", "url": case.callback_url}
         lifecycle.transition(session, case, "executed", EXECUTOR, data={**data, **delivered})
     elif state == State.RETRYING:
-        chain.record(session, "execution.retry_scheduled", EXECUTOR, case_id=case.id,
+        chain.record(session, AuditAction.EXECUTION_RETRY_SCHEDULED, EXECUTOR, case_id=case.id,
                      data={**data, "next_attempt_at": retry_at})
     else:
         lifecycle.transition(session, case, "execution_failed", EXECUTOR,
@@ -286,21 +298,30 @@ def next_attempt_time(failures: int, first_attempt: datetime, now: datetime) -> 
     return at if at <= first_attempt + timedelta(seconds=config["EXECUTION_GIVE_UP_AFTER_SECONDS"]) else None
 
 
-def _round_start(session: Session, execution: Execution) -> datetime:
-    """The first attempt of the current round: the execution's opening, or an admin's latest retry."""
-    retried = session.scalar(select(func.max(AuditEvent.time)).where(
-        AuditEvent.case_id == execution.case_id, AuditEvent.action == "case.execution_retried"))
-    return retried or execution.created_at
+def _finish_row(session: Session, attempt_id: int, now: datetime, outcome: str, result: DeliveryResult) -> None:
+    session.execute(update(ExecutionAttempt).where(ExecutionAttempt.id == attempt_id).values(
+        finished_at=now, outcome=outcome, status_code=result.status_code, error=result.error))
 
 
 def refuse(session: Session, case_id: int, reason: str) -> None:
-    """Audit a refused execution. The case is left as it is, except that the delivery of an
-    executing case fails for good (an admin may retry it)."""
+    """Audit a refused execution and note it on the case (``execution_refused_at``: the sweep
+    leaves an approved case alone until it changes again). The case is otherwise left as it is,
+    except that the delivery of an executing case fails for good (an admin may retry it), its
+    refused attempt recorded."""
     case = session.get_one(Case, case_id)
-    chain.record(session, "case.execution_refused", EXECUTOR, case_id=case.id,
+    chain.record(session, AuditAction.CASE_EXECUTION_REFUSED, EXECUTOR, case_id=case.id,
                  data={"reason": reason, "status": case.status})
+    # Bookkeeping, not a change of the case: neither its version nor its updated_at moves.
+    refused_at = utcnow()  # compared with updated_at, also utcnow (not the services' clock)
+    session.execute(update(Case).where(Case.id == case.id)
+                    .values(execution_refused_at=refused_at, updated_at=Case.updated_at)
+                    .execution_options(synchronize_session=False))
+    set_committed_value(case, "execution_refused_at", refused_at)
     execution = waiting_execution(session, case.id) if case.status == S.EXECUTING else None
     if execution is not None:
+        now = clock()
+        session.add(ExecutionAttempt(execution_id=execution.id, number=execution.attempts + 1, started_at=now,
+                                     finished_at=now, outcome="refused", error=reason))
         execution.status, execution.next_attempt_at = State.FAILED.value, None
         execution.last_error = f"refused: {reason}"
         lifecycle.transition(session, case, "execution_failed", EXECUTOR,
@@ -322,10 +343,9 @@ def due_for_execution(session: Session, now: datetime | None = None) -> list[int
                                                or_(Execution.next_attempt_at.is_(None),
                                                    Execution.next_attempt_at <= now))
                .order_by(Execution.id).limit(SWEEP_BATCH))
-    refused = select(AuditEvent.seq).where(AuditEvent.case_id == Case.id, AuditEvent.action == "case.execution_refused",
-                                           AuditEvent.time >= Case.updated_at).exists()
+    not_refused = or_(Case.execution_refused_at.is_(None), Case.execution_refused_at < Case.updated_at)
     stuck_before = now - timedelta(seconds=current_app.config["STUCK_CASE_SECONDS"])
-    approved = (select(Case.id).where(Case.status == S.APPROVED, Case.updated_at <= stuck_before, ~refused)
+    approved = (select(Case.id).where(Case.status == S.APPROVED, Case.updated_at <= stuck_before, not_refused)
                 .order_by(Case.id).limit(SWEEP_BATCH))
     return [*session.scalars(waiting), *session.scalars(approved)]
 
@@ -341,6 +361,7 @@ def retry_execution(session: Session, admin: User, case_id: int) -> Case:
     lifecycle.transition(session, case, "execution_retried", Actor.user(admin), data={
         "execution_id": execution.id, "previous_attempts": execution.attempts, "last_error": execution.last_error})
     execution.status, execution.attempts, execution.next_attempt_at = State.PENDING.value, 0, None
+    execution.round_started_at = clock()
     session.flush()
     after_commit(session, execution_work(session, case_id))
     return case
@@ -356,7 +377,7 @@ def mark_handled(session: Session, admin: User, case_id: int, reason: str) -> Ex
     if execution.status != State.FAILED:
         raise Conflict(f"the execution of case {case.id} is {execution.status}, not failed")
     execution.status = State.HANDLED.value
-    chain.record(session, "execution.marked_handled", Actor.user(admin), case_id=case.id,
+    chain.record(session, AuditAction.EXECUTION_MARKED_HANDLED, Actor.user(admin), case_id=case.id,
                  data={"execution_id": execution.id, "reason": reason, "by": admin.email})
     return execution
 

@@ -17,6 +17,7 @@ from app import webhooks
 from app.actors import Actor
 from app.ai.jobs import analysis
 from app.audit import chain
+from app.audit.actions import AuditAction
 from app.cases import lifecycle
 from app.cases.models import Case, Priority, Queue, Status
 from app.cases.types import DOMAINS, UnknownCaseType, get_case_type
@@ -32,7 +33,7 @@ from app.errors import (
     validation_error,
 )
 from app.escalation.services import apply_rules
-from app.escalation.sla import resume_sla
+from app.escalation.sla import resume_sla, start_clock
 from app.intake.models import ApiClient, WebhookReceipt
 from app.intake.schemas import CaseAccepted, CaseEnvelope, InfoAnswer, Withdrawal
 from app.jobs import after_commit
@@ -76,7 +77,7 @@ def create_client(
     session.flush()
     chain.record(
         session,
-        "client.created",
+        AuditAction.CLIENT_CREATED,
         actor or Actor.system("cli"),
         data={"client_id": client.id, "name": name, "domains": client.allowed_domains},
     )
@@ -96,7 +97,7 @@ def rotate_secret(session: Session, client: ApiClient, grace: timedelta = timede
     client.signing_secrets = [{"secret": secret, "created_at": now.isoformat(), "expires_at": None}, *kept]
     chain.record(
         session,
-        "client.secret_rotated",
+        AuditAction.CLIENT_SECRET_ROTATED,
         Actor.system("cli"),
         data={"client_id": client.id, "previous_valid_until": expires},
     )
@@ -156,7 +157,7 @@ def submit_case(
     body = _answer(session, client, webhook_id, body_hash, case, case.status, case_url.format(id=case.id))
     chain.record(
         session,
-        "case.received",
+        AuditAction.CASE_RECEIVED,
         Actor.client(client),
         case_id=case.id,
         data={
@@ -288,10 +289,10 @@ def _new_case(session: Session, client: ApiClient, envelope: CaseEnvelope) -> Ca
         currency=amount[1] if amount else None,
         callback_url=envelope.callback_url,
         queue=queue,
-        sla_due_at=now + timedelta(minutes=queue.sla_minutes) if queue else None,
         created_at=now,
         updated_at=now,
     )
+    start_clock(case)  # the queue's window, in its business time
     session.add(case)
     session.flush()
     return case

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.cases.models import Case, Recommendation
@@ -347,7 +348,7 @@ def _actor_names(session: Session, actors: list[str]) -> dict[str, str]:
     return names
 
 
-def latest_event(session: Session, case_id: int, action: str) -> AuditEvent | None:
+def latest_event(session: Session, case_id: int, action: AuditAction) -> AuditEvent | None:
     return session.scalars(
         select(AuditEvent).where(AuditEvent.case_id == case_id, AuditEvent.action == action)
         .order_by(AuditEvent.seq.desc()).limit(1)
@@ -355,7 +356,7 @@ def latest_event(session: Session, case_id: int, action: str) -> AuditEvent | No
 
 
 def failure_reason(session: Session, case_id: int) -> str:
-    event = latest_event(session, case_id, "case.analysis_failed")
+    event = latest_event(session, case_id, AuditAction.CASE_ANALYSIS_FAILED)
     if event is None:
         return "The AI analysis failed; no reason was recorded."
     return str((event.data or {}).get("error") or "The AI analysis failed; no reason was recorded.")

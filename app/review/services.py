@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.actors import Actor
 from app.ai.jobs import analysis
 from app.audit import chain
+from app.audit.actions import AuditAction
 from app.auth.models import User
 from app.cases import lifecycle, policy
 from app.cases.models import Case, Decision, Queue, Status
@@ -30,6 +31,7 @@ from app.cases.permissions import DECIDERS, get_case_for, queue_for, require, se
 from app.cases.types import UnknownAction, get_case_type
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, Invalid
+from app.execution import upstream
 from app.execution.jobs import execution_work, notice_work
 from app.jobs import after_commit
 from app.notifications.services import notify
@@ -292,10 +294,12 @@ def decide(session: Session, user: User, case_id: int, command: DecisionCommand,
 
 def _follow_up(session: Session, case: Case, decision: Decision) -> None:
     """Once the decision commits: an approved action goes to the executor; other outcomes are
-    told to the upstream system."""
+    told to the upstream system (the outbox row is written with the decision, so a lost job is
+    found again by the notice sweep)."""
     if case.status == S.APPROVED:
         after_commit(session, execution_work(session, case.id))
     elif decision.kind in UPSTREAM_EVENTS:
+        upstream.open_notice(session, case.id, UPSTREAM_EVENTS[decision.kind], decision.id)
         after_commit(session, notice_work(case.id, UPSTREAM_EVENTS[decision.kind], decision.id))
 
 
@@ -365,6 +369,7 @@ def _escalate(r: _Request) -> Decision:
 def _request_info(r: _Request) -> Decision:
     _require_assignee(r)
     _check_reason(r.command, required=True)
+    # The clock stops: the move recomputes sla_next_at (lifecycle.on_move → sla.refresh), NULL while paused.
     return _record(r, "info_requested", "request_info", None, changes={"sla_paused_at": utcnow()})
 
 
@@ -378,7 +383,7 @@ def _blind(r: _Request) -> Decision:
     decision = _new_decision(r, "blind_assessment", _validated_action(r.case, r.command))
     r.session.add(decision)
     r.session.flush()
-    chain.record(r.session, "case.blind_assessment", Actor.user(r.user), case_id=r.case.id,
+    chain.record(r.session, AuditAction.CASE_BLIND_ASSESSMENT, Actor.user(r.user), case_id=r.case.id,
                  data={"decision_id": decision.id, **_decision_data(decision)})
     return decision
 
