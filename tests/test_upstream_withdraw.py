@@ -70,7 +70,7 @@ def test_a_claimed_case_is_withdrawn_its_claim_ends_and_the_move_is_audited(clie
 
     response = post_withdraw(upstream, case.id, REASON, webhook_id="msg_withdraw_1")
 
-    assert response.status_code == 200, response.get_json()
+    assert response.status_code == 202, response.get_json()
     url = f"http://localhost/api/v1/cases/{case.id}"
     assert CaseAccepted.model_validate(response.get_json()) == CaseAccepted(id=case.id, status="withdrawn", url=url)
     case = reload(case.id)
@@ -97,13 +97,13 @@ def test_any_case_not_yet_approved_can_be_withdrawn(upstream, reviewer, status):
     elif status == "awaiting_second_approval":
         record_decision(in_review(case, reviewer), reviewer, "first_approval", "approve")
     assert reload(case.id).status == status
-    assert post_withdraw(upstream, case.id, REASON).status_code == 200
+    assert post_withdraw(upstream, case.id, REASON).status_code == 202
     assert reload(case.id).status == Status.WITHDRAWN
 
 
 def test_a_withdrawn_case_is_not_analysed(upstream):
     case = new_case(upstream, None)
-    assert post_withdraw(upstream, case.id, REASON).status_code == 200
+    assert post_withdraw(upstream, case.id, REASON).status_code == 202
     assert analyze_case(case.id) == "skipped"
     assert reload(case.id).status == Status.WITHDRAWN
 
@@ -113,7 +113,7 @@ def test_a_replayed_withdrawal_is_answered_again_without_a_second_effect(upstrea
     first = post_withdraw(upstream, case.id, REASON, webhook_id="msg_withdraw_2")
     version = reload(case.id).version
     again = post_withdraw(upstream, case.id, REASON, webhook_id="msg_withdraw_2")
-    assert (again.status_code, again.get_json()) == (200, first.get_json())
+    assert (again.status_code, again.get_json()) == (202, first.get_json())
     assert reload(case.id).version == version
     assert len(events(case.id, "case.withdrawn")) == 1
     assert db.session.query(WebhookReceipt).filter_by(webhook_id="msg_withdraw_2").count() == 1
@@ -165,7 +165,7 @@ def test_a_malformed_withdrawal_is_refused(upstream, reviewer, raw, status, slug
 
 def test_a_reason_of_5000_characters_is_accepted(upstream):
     case = new_case(upstream, None)
-    assert post_withdraw(upstream, case.id, {"reason": "x" * 5000}).status_code == 200
+    assert post_withdraw(upstream, case.id, {"reason": "x" * 5000}).status_code == 202
 
 
 def test_a_withdrawal_must_be_signed_by_the_client(upstream, reviewer):

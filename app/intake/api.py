@@ -84,11 +84,10 @@ def _committed(submit: Callable[[], services.IntakeResult]) -> services.IntakeRe
 
 
 def _answered(result: services.IntakeResult) -> tuple[Response, int]:
-    """The stored `CaseAccepted` answer; a 202 points at the case it is about."""
+    """The stored `CaseAccepted` answer, pointing at the case it is about."""
     response = jsonify(result.body)
-    if result.status_code == 202:
-        response.headers["Location"] = result.body["url"]
-    return response, result.status_code
+    response.headers["Location"] = result.body["url"]
+    return response, 202
 
 
 @bp.get("/cases/<int:case_id>")

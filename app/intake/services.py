@@ -118,13 +118,12 @@ def authenticate(session: Session, authorization: str | None) -> ApiClient:
 @dataclass(frozen=True)
 class IntakeResult:
     """The answer to a signed case action: ``body`` (a `CaseAccepted`, as stored with the
-    webhook receipt) and its HTTP status, the same again when the delivery is replayed."""
+    webhook receipt), the same again when the delivery is replayed."""
 
     case_id: int
     version: int
     body: dict[str, Any]
     created: bool
-    status_code: int = 202
 
 
 def submit_case(
@@ -185,16 +184,15 @@ def replayed(session: Session, client: ApiClient, webhook_id: str, body_hash: st
         raise Conflict(f"webhook-id {webhook_id!r} was already used for case {receipt.case_id} with another body",
                        slug="idempotency-key-reused", title="webhook-id reused with a different body",
                        case_id=receipt.case_id)
-    return IntakeResult(receipt.case_id or 0, 0, receipt.response_body, created=False,
-                        status_code=receipt.response_status)
+    return IntakeResult(receipt.case_id or 0, 0, receipt.response_body, created=False)
 
 
 def _answer(session: Session, client: ApiClient, webhook_id: str, body_hash: str, case: Case, status: str,
-            url: str, status_code: int = 202) -> dict[str, Any]:
+            url: str) -> dict[str, Any]:
     """The answer to a signed case action, stored with its webhook receipt for replays."""
     body = CaseAccepted(id=case.id, status=status, url=url).model_dump(mode="json")
     session.add(WebhookReceipt(client_id=client.id, webhook_id=webhook_id, body_hash=body_hash, case_id=case.id,
-                               response_status=status_code, response_body=body))
+                               response_status=202, response_body=body))
     return body
 
 
@@ -373,7 +371,7 @@ def withdraw_case(session: Session, client: ApiClient, case_id: int, webhook_id:
         raise Conflict(f"case {case_id} is {case.status}{why}", slug="case-not-withdrawable",
                        title="The case can no longer be withdrawn", case_status=case.status)
     withdrawal = _parsed(Withdrawal, raw_body, "withdrawal")
-    body = _answer(session, client, webhook_id, body_hash, case, Status.WITHDRAWN.value, case_url, 200)
+    body = _answer(session, client, webhook_id, body_hash, case, Status.WITHDRAWN.value, case_url)
     session.flush()  # before the case changes: one move, one version
     claimed_by = case.assignee_id
     case.assignee_id, case.claim_expires_at = None, None
@@ -383,7 +381,7 @@ def withdraw_case(session: Session, client: ApiClient, case_id: int, webhook_id:
             "assignee_id": claimed_by})
     except lifecycle.StaleVersion as exc:
         raise lifecycle.StaleVersion(str(exc), slug="case-changed", title="The case changed meanwhile") from None
-    return IntakeResult(case.id, case.version, body, created=True, status_code=200)
+    return IntakeResult(case.id, case.version, body, created=True)
 
 
 def _parsed(model: type[M], raw_body: bytes, what: str) -> M:
