@@ -241,12 +241,17 @@ class Upstream:
     ) -> dict[str, str]:
         return webhooks.headers(secret or self.secret, webhook_id or f"msg_{uuid.uuid4().hex}", raw, timestamp)
 
-    def post_case(
+    def post_case(self, body: dict[str, Any] | bytes, **options: Any) -> Any:
+        return self.post_signed("/api/v1/cases", body, **options)
+
+    def post_signed(
         self,
+        path: str,
         body: dict[str, Any] | bytes,
         *,
         webhook_id: str | None = None,
         timestamp: int | None = None,
+        secret: str | None = None,
         headers: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
@@ -254,13 +259,23 @@ class Upstream:
         sent = {
             "Authorization": f"Bearer {self.token}",
             "Content-Type": content_type,
-            **self.sign(raw, webhook_id=webhook_id, timestamp=timestamp),
+            **self.sign(raw, webhook_id=webhook_id, timestamp=timestamp, secret=secret),
             **(headers or {}),
         }
-        return self.http.post("/api/v1/cases", data=raw, headers=sent)
+        return self.http.post(path, data=raw, headers=sent)
 
     def get_case(self, case_id: int) -> Any:
         return self.http.get(f"/api/v1/cases/{case_id}", headers={"Authorization": f"Bearer {self.token}"})
+
+
+def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    """The RFC 9457 problem document of ``response``, checked for its status and type."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.content_type == "application/problem+json"
+    body = response.get_json()
+    assert (body["status"], body["type"]) == (status, f"urn:countersign:problem:{slug}")
+    assert body["title"]
+    return body
 
 
 def make_upstream(

@@ -14,7 +14,7 @@ from app.cases.models import Case, Status
 from app.extensions import db
 from app.intake import services as intake
 from app.intake.models import WebhookReceipt
-from tests.conftest import DOMAIN_OF, case_body, make_upstream
+from tests.conftest import DOMAIN_OF, assert_problem, case_body, make_upstream
 
 PROBLEM = "urn:countersign:problem:"
 
@@ -22,15 +22,6 @@ PROBLEM = "urn:countersign:problem:"
 def count(model) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
 
-
-def assert_problem(response, status: int, slug: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.content_type == "application/problem+json"
-    body = response.get_json()
-    assert body["type"] == PROBLEM + slug
-    assert body["status"] == status
-    assert body["title"]
-    return body
 
 
 def test_signed_case_is_stored_audited_and_enqueued(upstream, redis_conn):

@@ -16,6 +16,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.notifications.models import InAppNotification
 from app.review.schemas import CaseSummary
+from tests.conftest import assert_problem
 from tests.review_helpers import PRECEDENTS, People, claim, decide, last_event, make_case
 
 pytest_plugins = ["tests.review_fixtures"]
@@ -53,13 +54,6 @@ def api(client: FlaskClient, tokens: dict[int, str]) -> Api:
     return Api(client, tokens)
 
 
-def problem(response, status: int, slug: str) -> dict:
-    assert response.status_code == status, response.get_json()
-    assert response.content_type == "application/problem+json"
-    body = response.get_json()
-    assert (body["status"], body["type"]) == (status, f"urn:countersign:problem:{slug}")
-    return body
-
 
 # --- authentication ----------------------------------------------------------------------------------
 
@@ -69,7 +63,7 @@ def test_requests_without_a_live_token_are_401(api, client, people, tokens):
                {"Authorization": f"Basic {tokens[people.reviewer.id]}"}]
     for sent in headers:
         response = client.get("/api/v1/inbox?queue=finance", headers=sent)
-        problem(response, 401, "unauthorized")
+        assert_problem(response, 401, "unauthorized")
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
@@ -78,10 +72,10 @@ def test_revoked_token_and_inactive_user_are_401(api, people):
     assert api.get(people.reviewer, "/inbox?queue=finance").status_code == 200
     revoke_api_token(db.session, people.reviewer, token.id)
     db.session.commit()
-    problem(api.get(people.reviewer, "/inbox?queue=finance"), 401, "unauthorized")
+    assert_problem(api.get(people.reviewer, "/inbox?queue=finance"), 401, "unauthorized")
     people.senior.active = False
     db.session.commit()
-    problem(api.get(people.senior, "/inbox?queue=finance"), 401, "unauthorized")
+    assert_problem(api.get(people.senior, "/inbox?queue=finance"), 401, "unauthorized")
 
 
 def test_token_use_is_noted(api, people):
@@ -133,17 +127,17 @@ def test_inbox_filters_by_status_and_caps_per_page(api, upstream, people):
     ("queue=finance&per_page=-1", 422, "per_page"),
 ])
 def test_inbox_arguments_are_validated(api, people, query, status, field):
-    body = problem(api.get(people.reviewer, f"/inbox?{query}"), status, "invalid")
+    body = assert_problem(api.get(people.reviewer, f"/inbox?{query}"), status, "invalid")
     assert body["errors"][0]["field"] == field
 
 
 @pytest.mark.parametrize("query", ["queue=nowhere", "", "queue=finance-senior"])
 def test_unknown_or_invisible_queue_is_404(api, people, query):
-    problem(api.get(people.reviewer, f"/inbox?{query}"), 404, "not-found")
+    assert_problem(api.get(people.reviewer, f"/inbox?{query}"), 404, "not-found")
 
 
 def test_outsider_cannot_see_another_queue(api, people):
-    problem(api.get(people.outsider, "/inbox?queue=finance"), 404, "not-found")
+    assert_problem(api.get(people.outsider, "/inbox?queue=finance"), 404, "not-found")
     assert api.get(people.outsider, "/inbox?queue=legal").status_code == 200
 
 
@@ -166,17 +160,17 @@ def test_claim_and_release(api, upstream, people):
     assert (body["id"], body["status"], body["assignee"], body["queue"]) == (case.id, "in_review",
                                                                              "reviewer@example.com", "finance")
     assert body["claim_expires_at"] is not None
-    problem(api.post(people.reviewer2, f"/cases/{case.id}/claim"), 409, "already-claimed")
-    problem(api.post(people.reviewer2, f"/cases/{case.id}/release"), 403, "forbidden")
+    assert_problem(api.post(people.reviewer2, f"/cases/{case.id}/claim"), 409, "already-claimed")
+    assert_problem(api.post(people.reviewer2, f"/cases/{case.id}/release"), 403, "forbidden")
     released = api.post(people.reviewer, f"/cases/{case.id}/release")
     assert (released.status_code, released.get_json()["status"]) == (200, "pending_review")
-    problem(api.post(people.reviewer, f"/cases/{case.id}/release"), 409, "illegal-transition")
+    assert_problem(api.post(people.reviewer, f"/cases/{case.id}/release"), 409, "illegal-transition")
 
 
 def test_claim_of_a_case_in_another_queue_is_404(api, upstream, people):
     case = make_case(upstream)
-    problem(api.post(people.outsider, f"/cases/{case.id}/claim"), 404, "not-found")
-    problem(api.post(people.reviewer, "/cases/999999/claim"), 404, "not-found")
+    assert_problem(api.post(people.outsider, f"/cases/{case.id}/claim"), 404, "not-found")
+    assert_problem(api.post(people.reviewer, "/cases/999999/claim"), 404, "not-found")
 
 
 # --- assignment ----------------------------------------------------------------------------------------
@@ -208,7 +202,7 @@ def test_only_seniors_and_admins_assign(api, upstream, people):
     body = {"assignee": "reviewer2@example.com", "reason": "Please take it"}
     for user in (people.reviewer, people.auditor, people.outsider):
         status, slug = (404, "not-found") if user is people.outsider else (403, "forbidden")
-        problem(api.post(user, f"/cases/{case.id}/assign", body), status, slug)
+        assert_problem(api.post(user, f"/cases/{case.id}/assign", body), status, slug)
     db.session.refresh(case)
     assert (case.status, case.assignee_id) == (Status.PENDING_REVIEW, None)
 
@@ -217,8 +211,8 @@ def test_only_seniors_and_admins_assign(api, upstream, people):
                                       "admin@example.com"])
 def test_assigning_to_someone_who_cannot_work_the_case_is_422(api, upstream, people, assignee):
     case = make_case(upstream)
-    body = problem(api.post(people.senior, f"/cases/{case.id}/assign", {"assignee": assignee, "reason": "Why not"}),
-                   422, "invalid")
+    answer = api.post(people.senior, f"/cases/{case.id}/assign", {"assignee": assignee, "reason": "Why not"})
+    body = assert_problem(answer, 422, "invalid")
     assert [e["field"] for e in body["errors"]] == ["assignee"]
     db.session.refresh(case)
     assert case.assignee_id is None
@@ -233,7 +227,7 @@ def test_assigning_to_someone_who_cannot_work_the_case_is_422(api, upstream, peo
 ])
 def test_malformed_assignments(api, upstream, people, body, status, slug, fields):
     case = make_case(upstream)
-    answer = problem(api.post(people.senior, f"/cases/{case.id}/assign", body), status, slug)
+    answer = assert_problem(api.post(people.senior, f"/cases/{case.id}/assign", body), status, slug)
     if fields is not None:
         assert {e["field"] for e in answer["errors"]} == fields
 
@@ -241,7 +235,7 @@ def test_malformed_assignments(api, upstream, people, body, status, slug, fields
 def test_a_decided_case_cannot_be_assigned(api, upstream, people):
     case = claim(people.reviewer, make_case(upstream))
     decide(people.reviewer, case, "approve")
-    problem(api.post(people.senior, f"/cases/{case.id}/assign", {"assignee": "reviewer2@example.com",
+    assert_problem(api.post(people.senior, f"/cases/{case.id}/assign", {"assignee": "reviewer2@example.com",
                                                                  "reason": "Have another look"}),
             409, "illegal-transition")
 
@@ -266,7 +260,7 @@ def test_stale_version_is_409(api, upstream, people):
     case = claim(people.reviewer, make_case(upstream))
     response = api.post(people.reviewer, f"/cases/{case.id}/decisions",
                         {"kind": "approve", "case_version": case.version - 1})
-    body = problem(response, 409, "stale-version")
+    body = assert_problem(response, 409, "stale-version")
     assert body["detail"] == "the case changed while you were looking at it: reload"
 
 
@@ -274,9 +268,9 @@ def test_invalid_edit_is_422_with_field_errors(api, upstream, people):
     case = claim(people.reviewer, make_case(upstream))
     response = api.decide(people.reviewer, case, "edit", action="hold", parameters={"reason": ""},
                           reason_code="policy_breach", reason="Hold it.")
-    body = problem(response, 422, "invalid")
+    body = assert_problem(response, 422, "invalid")
     assert body["errors"] == [{"field": "parameters.reason", "message": "String should have at least 1 character"}]
-    body = problem(api.decide(people.reviewer, case, "reject"), 422, "invalid")
+    body = assert_problem(api.decide(people.reviewer, case, "reject"), 422, "invalid")
     assert {e["field"] for e in body["errors"]} == {"reason_code", "reason"}
 
 
@@ -288,14 +282,14 @@ def test_invalid_edit_is_422_with_field_errors(api, upstream, people):
 ])
 def test_malformed_decision_bodies(api, upstream, people, body, status, slug):
     case = claim(people.reviewer, make_case(upstream))
-    problem(api.post(people.reviewer, f"/cases/{case.id}/decisions", body), status, slug)
+    assert_problem(api.post(people.reviewer, f"/cases/{case.id}/decisions", body), status, slug)
 
 
 def test_auditor_and_admin_tokens_cannot_decide(api, upstream, people):
     case = claim(people.reviewer, make_case(upstream))
-    problem(api.decide(people.auditor, case), 403, "forbidden")
-    problem(api.decide(people.admin, case), 403, "forbidden")
-    problem(api.decide(people.reviewer2, case), 403, "forbidden")
+    assert_problem(api.decide(people.auditor, case), 403, "forbidden")
+    assert_problem(api.decide(people.admin, case), 403, "forbidden")
+    assert_problem(api.decide(people.reviewer2, case), 403, "forbidden")
     assert policy.decisions_of(db.session, case) == []
 
 
@@ -306,7 +300,7 @@ def test_dual_approval_over_the_api_by_two_users(api, upstream, people):
     first = api.decide(people.reviewer, case)
     assert first.get_json()["case"]["status"] == "awaiting_second_approval"
     db.session.refresh(case)
-    problem(api.decide(people.reviewer, case), 403, "forbidden")  # a reviewer is not a second approver
+    assert_problem(api.decide(people.reviewer, case), 403, "forbidden")  # a reviewer is not a second approver
     second = api.decide(people.senior, case)
     assert second.status_code == 201
     assert second.get_json()["case"]["status"] == "approved"
@@ -319,7 +313,7 @@ def test_self_second_approval_over_the_api_is_409(api, upstream, people):
     case = claim(people.senior, make_case(upstream, data=BIG_PAYMENT, recommendation=("release", {})))
     api.decide(people.senior, case)
     db.session.refresh(case)
-    body = problem(api.decide(people.senior, case), 409, "separation-of-duties")
+    body = assert_problem(api.decide(people.senior, case), 409, "separation-of-duties")
     assert "first approver" in body["detail"]
 
 
@@ -339,7 +333,7 @@ def test_review_document(api, upstream, people):
     assert doc["dual_approval"] == {"required": False, "role": None}
     assert {"code": "policy_breach", "label": "Policy breach"} in doc["reason_codes"]
     assert doc["decisions"] == [] and doc["recommendation_hidden"] is False
-    problem(api.decide(people.reviewer, case, view_hash="f" * 64), 409, "view-changed")
+    assert_problem(api.decide(people.reviewer, case, view_hash="f" * 64), 409, "view-changed")
     approved = api.decide(people.reviewer, case, view_hash=doc["view_hash"])
     assert approved.status_code == 201
     doc = api.get(people.auditor, f"/review/cases/{case.id}").get_json()
@@ -352,7 +346,7 @@ def test_review_document_of_a_blind_queue_hides_the_recommendation(api, upstream
     case = claim(people.reviewer, make_case(upstream))
     doc = api.get(people.reviewer, f"/review/cases/{case.id}").get_json()
     assert (doc["recommendation_hidden"], doc["recommendation"], doc["view_hash"]) == (True, None, None)
-    problem(api.decide(people.reviewer, case), 409, "blind-assessment-required")
+    assert_problem(api.decide(people.reviewer, case), 409, "blind-assessment-required")
     blind = api.decide(people.reviewer, case, "blind", action="release")
     assert blind.status_code == 201 and blind.get_json()["decision"]["kind"] == "blind_assessment"
     doc = api.get(people.reviewer, f"/review/cases/{case.id}").get_json()
@@ -362,7 +356,7 @@ def test_review_document_of_a_blind_queue_hides_the_recommendation(api, upstream
 
 def test_review_document_is_404_outside_ones_queues(api, upstream, people):
     case = make_case(upstream)
-    problem(api.get(people.outsider, f"/review/cases/{case.id}"), 404, "not-found")
+    assert_problem(api.get(people.outsider, f"/review/cases/{case.id}"), 404, "not-found")
 
 
 # --- role by endpoint --------------------------------------------------------------------------------------

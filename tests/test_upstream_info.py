@@ -20,7 +20,7 @@ from app.db import utcnow
 from app.escalation import sla
 from app.extensions import db
 from app.intake.models import WebhookReceipt
-from tests.conftest import Upstream, make_upstream
+from tests.conftest import Upstream, assert_problem, make_upstream
 from tests.execution_helpers import events, in_review, make_user, new_case, record_decision, reload
 
 QUESTION = "Which invoice does this payment settle?"
@@ -43,19 +43,9 @@ def needs_info_case(upstream: Upstream, reviewer: User, *, paused_for: timedelta
     return reload(case.id)
 
 
-def post_info(upstream: Upstream, case_id: int, body: dict[str, Any] | bytes, *, webhook_id: str | None = None,
-              secret: str | None = None) -> Any:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = {"Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json",
-               **upstream.sign(raw, webhook_id=webhook_id, secret=secret)}
-    return upstream.http.post(f"/api/v1/cases/{case_id}/info", data=raw, headers=headers)
+def post_info(upstream: Upstream, case_id: int, body: dict[str, Any] | bytes, **options: Any) -> Any:
+    return upstream.post_signed(f"/api/v1/cases/{case_id}/info", body, **options)
 
-
-def problem(response: Any, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert body["type"] == f"urn:countersign:problem:{slug}"
-    return body
 
 
 def test_an_answer_merges_the_data_ends_the_sla_pause_and_sends_the_case_back_to_analysis(
@@ -96,13 +86,13 @@ def test_a_replayed_answer_is_answered_again_without_a_second_effect(upstream, r
     assert RQQueue("ai", connection=redis_conn).job_ids == [f"analyze-{case.id}-1", f"analyze-{case.id}-{version}"]
 
     other_body = {**ANSWER, "note": "changed"}
-    problem(post_info(upstream, case.id, other_body, webhook_id="msg_answer_2"), 409, "idempotency-key-reused")
+    assert_problem(post_info(upstream, case.id, other_body, webhook_id="msg_answer_2"), 409, "idempotency-key-reused")
 
 
 def test_an_answer_for_a_case_not_waiting_for_information_is_409(upstream, reviewer):
     case = in_review(new_case(upstream, None), reviewer)
     version = case.version
-    body = problem(post_info(upstream, case.id, ANSWER), 409, "case-not-waiting-for-info")
+    body = assert_problem(post_info(upstream, case.id, ANSWER), 409, "case-not-waiting-for-info")
     assert "is in_review" in body["detail"]
     assert (reload(case.id).status, reload(case.id).version) == (Status.IN_REVIEW, version)
 
@@ -110,15 +100,15 @@ def test_an_answer_for_a_case_not_waiting_for_information_is_409(upstream, revie
 def test_another_clients_case_does_not_exist(client: FlaskClient, upstream, reviewer):
     case = needs_info_case(upstream, reviewer)
     stranger = make_upstream(client, "contracts-system")
-    problem(post_info(stranger, case.id, ANSWER), 404, "case-not-found")
-    problem(post_info(upstream, case.id + 1000, ANSWER), 404, "case-not-found")
+    assert_problem(post_info(stranger, case.id, ANSWER), 404, "case-not-found")
+    assert_problem(post_info(upstream, case.id + 1000, ANSWER), 404, "case-not-found")
     assert reload(case.id).status == Status.NEEDS_INFO
 
 
 def test_merged_data_that_breaks_the_case_type_schema_is_422_with_every_invalid_field(upstream, reviewer):
     case = needs_info_case(upstream, reviewer)
     answer = {"data": {"amount": "-5", "currency": "euro", "unknown_field": 1}, "note": "x" * 5001}
-    body = problem(post_info(upstream, case.id, answer), 422, "validation-error")
+    body = assert_problem(post_info(upstream, case.id, answer), 422, "validation-error")
     assert {e["field"] for e in body["errors"]} == {"note", "data.amount", "data.currency", "data.unknown_field"}
     case = reload(case.id)
     assert case.status == Status.NEEDS_INFO and case.payload["currency"] == "EUR"
@@ -131,15 +121,15 @@ def test_merged_data_that_breaks_the_case_type_schema_is_422_with_every_invalid_
 ])
 def test_a_malformed_answer_is_refused(upstream, reviewer, raw, status, slug):
     case = needs_info_case(upstream, reviewer)
-    problem(post_info(upstream, case.id, raw), status, slug)
+    assert_problem(post_info(upstream, case.id, raw), status, slug)
     assert reload(case.id).status == Status.NEEDS_INFO
 
 
 def test_an_answer_must_be_signed_by_the_client(upstream, reviewer):
     case = needs_info_case(upstream, reviewer)
-    problem(post_info(upstream, case.id, ANSWER, secret="whsec_" + "A" * 44), 401, "invalid-signature")
+    assert_problem(post_info(upstream, case.id, ANSWER, secret="whsec_" + "A" * 44), 401, "invalid-signature")
     raw = json.dumps(ANSWER).encode()
     unsigned = upstream.http.post(f"/api/v1/cases/{case.id}/info", data=raw,
                                   headers={"Content-Type": "application/json", **upstream.sign(raw)})
-    problem(unsigned, 401, "unauthenticated")
+    assert_problem(unsigned, 401, "unauthenticated")
     assert reload(case.id).status == Status.NEEDS_INFO

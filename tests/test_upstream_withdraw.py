@@ -19,7 +19,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.intake.models import WebhookReceipt
 from app.intake.schemas import CaseAccepted
-from tests.conftest import Upstream, make_upstream
+from tests.conftest import Upstream, assert_problem, make_upstream
 from tests.execution_helpers import events, in_review, make_user, new_case, record_decision, reload
 
 REASON = {"reason": "The customer cancelled the payment."}
@@ -40,19 +40,9 @@ def claimed(upstream: Upstream, reviewer: User) -> Case:
     return case
 
 
-def post_withdraw(upstream: Upstream, case_id: int, body: dict[str, Any] | bytes, *, webhook_id: str | None = None,
-                  secret: str | None = None) -> Any:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = {"Authorization": f"Bearer {upstream.token}", "Content-Type": "application/json",
-               **upstream.sign(raw, webhook_id=webhook_id, secret=secret)}
-    return upstream.http.post(f"/api/v1/cases/{case_id}/withdraw", data=raw, headers=headers)
+def post_withdraw(upstream: Upstream, case_id: int, body: dict[str, Any] | bytes, **options: Any) -> Any:
+    return upstream.post_signed(f"/api/v1/cases/{case_id}/withdraw", body, **options)
 
-
-def problem(response: Any, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert body["type"] == f"urn:countersign:problem:{slug}"
-    return body
 
 
 def inbox_ids(http: FlaskClient, reviewer: User, status: str) -> list[int]:
@@ -118,17 +108,17 @@ def test_a_replayed_withdrawal_is_answered_again_without_a_second_effect(upstrea
     assert len(events(case.id, "case.withdrawn")) == 1
     assert db.session.query(WebhookReceipt).filter_by(webhook_id="msg_withdraw_2").count() == 1
 
-    problem(post_withdraw(upstream, case.id, {"reason": "changed"}, webhook_id="msg_withdraw_2"), 409,
+    assert_problem(post_withdraw(upstream, case.id, {"reason": "changed"}, webhook_id="msg_withdraw_2"), 409,
             "idempotency-key-reused")
-    body = problem(post_withdraw(upstream, case.id, REASON), 409, "case-not-withdrawable")  # a new webhook-id
+    body = assert_problem(post_withdraw(upstream, case.id, REASON), 409, "case-not-withdrawable")  # a new webhook-id
     assert body["detail"] == f"case {case.id} is withdrawn" and body["case_status"] == "withdrawn"
 
 
 def test_another_clients_case_does_not_exist(client: FlaskClient, upstream, reviewer):
     case = claimed(upstream, reviewer)
     stranger = make_upstream(client, "contracts-system")
-    problem(post_withdraw(stranger, case.id, REASON), 404, "case-not-found")
-    problem(post_withdraw(upstream, case.id + 1000, REASON), 404, "case-not-found")
+    assert_problem(post_withdraw(stranger, case.id, REASON), 404, "case-not-found")
+    assert_problem(post_withdraw(upstream, case.id + 1000, REASON), 404, "case-not-found")
     assert reload(case.id).status == Status.IN_REVIEW
 
 
@@ -138,7 +128,7 @@ def test_a_case_approved_or_decided_cannot_be_withdrawn(upstream, reviewer, even
     record_decision(case, reviewer, event, "edit" if event == "approved" else "reject",
                     reason=None if event == "approved" else "Not ours")
     version = reload(case.id).version
-    body = problem(post_withdraw(upstream, case.id, REASON), 409, "case-not-withdrawable")
+    body = assert_problem(post_withdraw(upstream, case.id, REASON), 409, "case-not-withdrawable")
     assert body["title"] == "The case can no longer be withdrawn"
     assert body["detail"] == f"case {case.id} is {event}: a case can be withdrawn only before it is approved"
     assert (reload(case.id).status, reload(case.id).version) == (event, version)
@@ -155,7 +145,7 @@ def test_a_case_approved_or_decided_cannot_be_withdrawn(upstream, reviewer, even
 ])
 def test_a_malformed_withdrawal_is_refused(upstream, reviewer, raw, status, slug, fields):
     case = claimed(upstream, reviewer)
-    body = problem(post_withdraw(upstream, case.id, raw), status, slug)
+    body = assert_problem(post_withdraw(upstream, case.id, raw), status, slug)
     if fields is not None:
         assert {e["field"] for e in body["errors"]} == fields
     case = reload(case.id)
@@ -170,13 +160,13 @@ def test_a_reason_of_5000_characters_is_accepted(upstream):
 
 def test_a_withdrawal_must_be_signed_by_the_client(upstream, reviewer):
     case = claimed(upstream, reviewer)
-    problem(post_withdraw(upstream, case.id, REASON, secret="whsec_" + "A" * 44), 401, "invalid-signature")
+    assert_problem(post_withdraw(upstream, case.id, REASON, secret="whsec_" + "A" * 44), 401, "invalid-signature")
     raw = json.dumps(REASON).encode()
     unsigned = upstream.http.post(f"/api/v1/cases/{case.id}/withdraw", data=raw,
                                   headers={"Content-Type": "application/json", **upstream.sign(raw)})
-    problem(unsigned, 401, "unauthenticated")
+    assert_problem(unsigned, 401, "unauthenticated")
     tokenless = upstream.http.post(f"/api/v1/cases/{case.id}/withdraw", data=raw,
                                    headers={"Authorization": f"Bearer {upstream.token}",
                                             "Content-Type": "application/json"})
-    problem(tokenless, 401, "invalid-signature")
+    assert_problem(tokenless, 401, "invalid-signature")
     assert db.session.get(Case, case.id).status == Status.IN_REVIEW

@@ -103,12 +103,7 @@ def get_case(case_id: int) -> Response:
 @limiter.limit(_intake_limit, key_func=_client_key)
 def answer_info(case_id: int) -> tuple[Response, int]:
     """``{"data": {...}, "note": "..."}`` for a needs_info case, signed and idempotent like intake."""
-    client = services.authenticate(db.session, request.headers.get("Authorization"))
-    raw, webhook_id = _signed_body(client)
-    case_url = url_for("intake.get_case", case_id=case_id, _external=True)
-    result = _committed(lambda: services.answer_info_request(db.session, client, case_id, webhook_id, raw,
-                                                             case_url=case_url))
-    return _answered(result)
+    return _case_action(case_id, services.answer_info_request)
 
 
 # --- the upstream system withdraws its case ------------------------------------------------------------
@@ -118,9 +113,12 @@ def answer_info(case_id: int) -> tuple[Response, int]:
 @limiter.limit(_intake_limit, key_func=_client_key)
 def withdraw(case_id: int) -> tuple[Response, int]:
     """``{"reason": "..."}`` for a case not yet approved, signed and idempotent like intake."""
+    return _case_action(case_id, services.withdraw_case)
+
+
+def _case_action(case_id: int, action: Callable[..., services.IntakeResult]) -> tuple[Response, int]:
+    """A signed, idempotent action of the upstream system on one of its cases."""
     client = services.authenticate(db.session, request.headers.get("Authorization"))
     raw, webhook_id = _signed_body(client)
     case_url = url_for("intake.get_case", case_id=case_id, _external=True)
-    result = _committed(lambda: services.withdraw_case(db.session, client, case_id, webhook_id, raw,
-                                                       case_url=case_url))
-    return _answered(result)
+    return _answered(_committed(lambda: action(db.session, client, case_id, webhook_id, raw, case_url=case_url)))
