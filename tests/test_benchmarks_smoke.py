@@ -1,8 +1,12 @@
-"""The inbox benchmark, run tiny so it cannot rot (the real run: ``make bench``)."""
+"""The inbox and intake benchmarks, run tiny so they cannot rot (the real run: ``make bench``)."""
 
 from __future__ import annotations
 
-from benchmarks import inbox
+from pathlib import Path
+
+import pytest
+
+from benchmarks import inbox, intake
 
 
 def test_inbox_benchmark_runs_and_reports(capsys, monkeypatch, redis_url):
@@ -14,3 +18,19 @@ def test_inbox_benchmark_runs_and_reports(capsys, monkeypatch, redis_url):
     report = inbox.table(results)
     assert "p95@2k ms" in report and "p95 2k/200" in report
     assert report.count("sqlite") == 2
+
+
+@pytest.mark.slow
+def test_intake_benchmark_runs_checks_and_reports():
+    """Two gunicorn apps, a private redis-server, one tiny round on SQLite (a few seconds)."""
+    if not Path(intake.REDIS_SERVER).exists():
+        pytest.skip(f"no redis-server at {intake.REDIS_SERVER}")
+    results = intake.run(intake.Options(rounds=1, requests=24, backends=("sqlite",)))
+    [result] = results
+    assert result.correct, result.checks  # every request 202; one case, receipt, audit event and job each
+    assert result.checks["jobs in the ai queue"] == (24 + intake.WARMUP,) * 2
+    assert len(result.intake.rates) == len(result.bare.rates) == 1 and result.ratio > 0
+    assert "large-payments-dual-approval" in result.rules
+    report = intake.table(results)
+    assert "intake/bare" in report and (">= 0.5" in report) and ("PASS" in report or "FAIL" in report)
+    assert intake.parse(["--rounds", "5", "--backends", "sqlite"]) == intake.Options(rounds=5, backends=("sqlite",))
