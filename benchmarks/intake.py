@@ -27,7 +27,6 @@ import http.client
 import json
 import os
 import queue
-import shutil
 import socket
 import statistics
 import subprocess
@@ -49,16 +48,16 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue as RQQueue
 
-from app import create_app
+import benchmarks
+from app import create_app, webhooks
 from app.actors import Actor
 from app.audit.models import AuditEvent
 from app.cases.models import Case
 from app.cases.queues import create_queue
-from app.cases.types.examples import EXAMPLES
+from app.cases.types import examples
 from app.demo.seed import EXAMPLE_RULES, QUEUES
 from app.escalation.services import load_rules, validate_file
 from app.extensions import db
-from app.intake import signatures
 from app.intake.models import WebhookReceipt
 from app.intake.services import create_client
 from benchmarks import bare_app
@@ -70,7 +69,6 @@ WARMUP = 16  # requests per side before the first round (imports, connections), 
 ROUND_SECONDS = 120  # a round stops taking requests after this (well within the 300 s signature tolerance)
 REQUEST_TIMEOUT = 30
 STARTUP_SECONDS = 30
-REDIS_SERVER = os.environ.get("BENCH_REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
 HOST = "127.0.0.1"
 BENCH_ACTOR = Actor.system("bench")
 
@@ -145,22 +143,6 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=5)
-
-
-@contextlib.contextmanager
-def private_redis(folder: Path) -> Iterator[str]:
-    """A redis-server of our own on a free port (never the shared one), without persistence."""
-    port = free_port()
-    process = subprocess.Popen([REDIS_SERVER, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no",
-                                "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://{HOST}:{port}/0"
-    try:
-        connection = Redis.from_url(url)
-        wait_for(connection.ping, 10, "redis-server", lambda: process.poll() is None)
-        connection.close()
-        yield url
-    finally:
-        stop(process)
 
 
 def _healthy(port: int) -> bool:
@@ -254,10 +236,10 @@ def signed_requests(fixture: Fixture, label: str, count: int) -> list[Request]:
         unique = f"{label}-{i}-{uuid.uuid4().hex[:8]}"
         body = {"external_id": f"bench-{unique}", "domain": "finance", "case_type": "payment_release",
                 "title": f"Bench payment {unique}",
-                "data": {**copy.deepcopy(EXAMPLES["payment_release"]), "payment_id": f"PAY-{unique}"}}
+                "data": {**copy.deepcopy(examples()["payment_release"]), "payment_id": f"PAY-{unique}"}}
         raw = json.dumps(body).encode()
         found.append((raw, {"Authorization": f"Bearer {fixture.token}", "Content-Type": "application/json",
-                            **signatures.headers(fixture.secret, f"msg_{unique}", raw)}))
+                            **webhooks.headers(fixture.secret, f"msg_{unique}", raw)}))
     return found
 
 
@@ -304,8 +286,9 @@ def send(port: int, path: str, requests: list[Request], concurrency: int, side: 
 
 
 def measure_backend(backend: str, options: Options) -> list[Measurement]:
-    with database_for(backend) as url, tempfile.TemporaryDirectory(prefix="countersign-intake-") as tmp, \
-            private_redis(Path(tmp)) as redis_url:
+    with database_for(backend) as url, tempfile.TemporaryDirectory(prefix="countersign-intake-") as tmp:
+        redis_url = benchmarks.redis_url()
+        Redis.from_url(redis_url).flushdb()
         fixture = prepare(url, redis_url)
         env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": "bench-not-secret",
                "INTAKE_RATE_LIMIT": "1000000 per minute"}
@@ -330,9 +313,6 @@ def measure_backend(backend: str, options: Options) -> list[Measurement]:
 
 
 def run(options: Options) -> list[Measurement]:
-    if not Path(REDIS_SERVER).exists():
-        print(f"no redis-server at {REDIS_SERVER} (set BENCH_REDIS_SERVER): skipped")
-        return []
     return over_backends(options.backends, lambda backend: measure_backend(backend, options))
 
 
