@@ -249,14 +249,20 @@ def active_rules(session: Session) -> list[ActiveRule]:
     return found
 
 
-def apply_rules(session: Session, case: Case, trigger: str, *, now: datetime | None = None) -> list[Firing]:
-    """Evaluate the enabled rules on ``case`` (already in the session) and take any SLA step due.
-    (At intake the SLA clock started with the case: `sla.start_clock`.)"""
+def apply_rules(session: Session, case: Case, trigger: str, *, now: datetime | None = None,
+                active: list[ActiveRule] | None = None) -> list[Firing]:
+    """Evaluate the enabled rules (``active``, or read now) on ``case`` (already in the session) and
+    take any SLA step due. (At intake the SLA clock started with the case: `sla.start_clock`.)
+
+    At intake the case is new in this transaction: no other transaction can see it, so it needs
+    no lock, and no rule has fired on it yet."""
     if trigger not in TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
     now = now or utcnow()
-    _lock(session, case.id)
-    return _apply(session, case, active_rules(session), trigger, now)
+    if trigger != "intake":
+        _lock(session, case.id)
+    fired = set() if trigger == "intake" else _fired(session, case.id)
+    return _apply(session, case, active_rules(session) if active is None else active, trigger, now, fired)
 
 
 def _lock(session: Session, case_id: int) -> None:
@@ -276,8 +282,9 @@ def _would_fire(session: Session, case: Case, active: list[ActiveRule], now: dat
                for rule in active)
 
 
-def _apply(session: Session, case: Case, active: list[ActiveRule], trigger: str, now: datetime) -> list[Firing]:
-    done, rec = _fired(session, case.id), _recommendation(session, case)
+def _apply(session: Session, case: Case, active: list[ActiveRule], trigger: str, now: datetime,
+           done: set[tuple[int, int]]) -> list[Firing]:
+    rec = _recommendation(session, case)
     firings = []
     for rule in active:  # the facts are read afresh for each rule: an earlier one may have changed the case
         if (rule.id, rule.version) in done:
@@ -478,7 +485,7 @@ def sweep(session: Session, now: datetime, marks: Marks, commit: Callable[[], No
         if _would_fire(session, case, active, now):  # read first; lock only the cases that need it
             _lock(session, case_id)
             session.refresh(case)
-            report.fired += len(_apply(session, case, active, "sweep", now))
+            report.fired += len(_apply(session, case, active, "sweep", now, _fired(session, case_id)))
         commit()
     for key, line in new_marks.items():
         marks[key] = line

@@ -159,7 +159,7 @@ def window_of(case: Case) -> int:
 
 
 def running(case: Case) -> bool:
-    return (case.queue_id is not None and case.sla_due_at is not None and case.sla_paused_at is None
+    return (case.queue is not None and case.sla_due_at is not None and case.sla_paused_at is None
             and case.status in CLOCK_STATUSES)
 
 

@@ -36,9 +36,9 @@ def create_case() -> tuple[Response, int]:
     client = services.authenticate(db.session, request.headers.get("Authorization"))
     raw, webhook_id = _signed_body(client)
     case_url = url_for("intake.get_case", case_id=0, _external=True).replace("/0", "/{id}")
-    result = _committed(lambda: services.submit_case(
+    result = _committed(lambda look_first: services.submit_case(
         db.session, client, webhook_id, raw, case_url=case_url,
-        insecure_callback_hosts=current_app.config["INSECURE_CALLBACK_HOSTS"],
+        insecure_callback_hosts=current_app.config["INSECURE_CALLBACK_HOSTS"], look_first=look_first,
     ))
     return _answered(result)
 
@@ -70,15 +70,16 @@ def _signed_body(client: ApiClient) -> tuple[bytes, str]:
     return raw, webhook_id
 
 
-def _committed(submit: Callable[[], services.IntakeResult]) -> services.IntakeResult:
-    """Submit and commit. A concurrent twin that won the race fails the commit once; submitted
-    again, it answers as a replay or a 409."""
+def _committed(submit: Callable[[bool], services.IntakeResult]) -> services.IntakeResult:
+    """Submit and commit; ``submit(look_first)``. The first try leaves replays, reused ids and a
+    concurrent twin that won the race to the unique constraints; submitted again after that
+    failure, looking first, it answers as a replay or a 409."""
     try:
-        result = submit()
+        result = submit(False)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        result = submit()
+        result = submit(True)
         db.session.commit()
     return result
 
@@ -121,4 +122,4 @@ def _case_action(case_id: int, action: Callable[..., services.IntakeResult]) -> 
     client = services.authenticate(db.session, request.headers.get("Authorization"))
     raw, webhook_id = _signed_body(client)
     case_url = url_for("intake.get_case", case_id=case_id, _external=True)
-    return _answered(_committed(lambda: action(db.session, client, case_id, webhook_id, raw, case_url=case_url)))
+    return _answered(_committed(lambda _: action(db.session, client, case_id, webhook_id, raw, case_url=case_url)))

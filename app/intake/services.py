@@ -32,7 +32,7 @@ from app.errors import (
     field_errors,
     validation_error,
 )
-from app.escalation.services import apply_rules
+from app.escalation.services import active_rules, apply_rules
 from app.escalation.sla import resume_sla, start_clock
 from app.intake.models import ApiClient, WebhookReceipt
 from app.intake.schemas import CaseAccepted, CaseEnvelope, InfoAnswer, Withdrawal
@@ -134,25 +134,28 @@ def submit_case(
     *,
     case_url: str,
     insecure_callback_hosts: frozenset[str] = frozenset(),
+    look_first: bool = True,
 ) -> IntakeResult:
     """Validate and store a signed case delivery, idempotently on ``webhook_id``.
 
     The case, its receipt and its audit event are flushed together; the caller
-    commits. A concurrent twin makes the commit fail on a unique constraint: the
-    caller rolls back and submits again, which then answers as a replay or a 409.
+    commits. A replay, a reused external_id or a concurrent twin fails on a unique
+    constraint: the caller rolls back and submits again with ``look_first``, which
+    then answers as a replay or a 409. Without ``look_first`` (the first try, on the
+    hot path) the unique constraints alone find them.
+
+    Everything is read before the first write: on SQLite the write lock, and on
+    PostgreSQL the audit chain's lock, are held from the first write to the commit.
     """
     body_hash = hashlib.sha256(raw_body).hexdigest()
-    replay = replayed(session, client, webhook_id, body_hash)
-    if replay:
+    if look_first and (replay := replayed(session, client, webhook_id, body_hash)):
         return replay
-    envelope = _parse(raw_body, client, insecure_callback_hosts)
-    existing = session.scalar(
-        select(Case.id).where(Case.client_id == client.id, Case.external_id == envelope.external_id)
-    )
-    if existing:
-        raise Conflict(f"external_id {envelope.external_id!r} is already case {existing}",
-                       slug="duplicate-external-id", title="external_id already used", case_id=existing)
-    case = _new_case(session, client, envelope)
+    envelope, data = _parse(raw_body, client, insecure_callback_hosts)
+    if look_first:
+        _refuse_duplicate(session, client, envelope.external_id)
+    queue = default_queue(session, envelope.domain)
+    rules = active_rules(session)
+    case = _new_case(session, client, envelope, data, queue)
     body = _answer(session, client, webhook_id, body_hash, case, case.status, case_url.format(id=case.id))
     chain.record(
         session,
@@ -168,10 +171,17 @@ def submit_case(
             "queue": case.queue.name if case.queue else None,
         },
     )
+    apply_rules(session, case, trigger="intake", active=rules)
     session.flush()
-    apply_rules(session, case, trigger="intake")
     after_commit(session, analysis(case.id, case.version))
     return IntakeResult(case.id, case.version, body, created=True)
+
+
+def _refuse_duplicate(session: Session, client: ApiClient, external_id: str) -> None:
+    existing = session.scalar(select(Case.id).where(Case.client_id == client.id, Case.external_id == external_id))
+    if existing:
+        raise Conflict(f"external_id {external_id!r} is already case {existing}",
+                       slug="duplicate-external-id", title="external_id already used", case_id=existing)
 
 
 def replayed(session: Session, client: ApiClient, webhook_id: str, body_hash: str) -> IntakeResult | None:
@@ -218,7 +228,9 @@ def json_object(raw_body: bytes) -> dict[str, Any]:
     return document
 
 
-def _parse(raw_body: bytes, client: ApiClient, insecure_callback_hosts: frozenset[str]) -> CaseEnvelope:
+def _parse(raw_body: bytes, client: ApiClient,
+           insecure_callback_hosts: frozenset[str]) -> tuple[CaseEnvelope, BaseModel]:
+    """The envelope and its case type's data, both valid, or a 422 naming every invalid field."""
     document = json_object(raw_body)
     domain = document.get("domain")
     if isinstance(domain, str) and domain in DOMAINS and domain not in client.allowed_domains:
@@ -230,28 +242,29 @@ def _parse(raw_body: bytes, client: ApiClient, insecure_callback_hosts: frozense
         envelope = CaseEnvelope.model_validate(document)
     except ValidationError as exc:
         errors += field_errors(exc)
-    errors += _data_errors(document)
+    data, data_errors = _data(document)
+    errors += data_errors
     errors += _callback_errors(document.get("callback_url"), client, insecure_callback_hosts)
-    if errors or envelope is None:
+    if errors or envelope is None or data is None:
         raise validation_error(errors, "case")
-    return envelope
+    return envelope, data
 
 
-def _data_errors(document: dict[str, Any]) -> list[dict[str, Any]]:
+def _data(document: dict[str, Any]) -> tuple[BaseModel | None, list[dict[str, Any]]]:
+    """The case's data validated by its case type, or what is wrong with it."""
     domain, case_type, data = document.get("domain"), document.get("case_type"), document.get("data")
     if not isinstance(domain, str) or not isinstance(case_type, str):
-        return []
+        return None, []
     try:
         kind = get_case_type(domain, case_type)
     except UnknownCaseType as exc:
-        return [{"field": "case_type", "message": str(exc), "code": "unknown_case_type"}]
+        return None, [{"field": "case_type", "message": str(exc), "code": "unknown_case_type"}]
     if not isinstance(data, dict):
-        return []  # the envelope already reports it
+        return None, []  # the envelope already reports it
     try:
-        kind.validate_data(data)
+        return kind.validate_data(data), []
     except ValidationError as exc:
-        return field_errors(exc, prefix=("data",))
-    return []
+        return None, field_errors(exc, prefix=("data",))
 
 
 def _callback_errors(url: Any, client: ApiClient, insecure_hosts: frozenset[str]) -> list[dict[str, Any]]:
@@ -268,11 +281,9 @@ def default_queue(session: Session, domain: str) -> Queue | None:
     )
 
 
-def _new_case(session: Session, client: ApiClient, envelope: CaseEnvelope) -> Case:
-    kind = get_case_type(envelope.domain, envelope.case_type)
-    data = kind.validate_data(envelope.data)
-    amount = kind.amount(data)
-    queue = default_queue(session, envelope.domain)
+def _new_case(session: Session, client: ApiClient, envelope: CaseEnvelope, data: BaseModel,
+              queue: Queue | None) -> Case:
+    amount = get_case_type(envelope.domain, envelope.case_type).amount(data)
     now = utcnow()
     case = Case(
         client=client,
@@ -280,6 +291,8 @@ def _new_case(session: Session, client: ApiClient, envelope: CaseEnvelope) -> Ca
         domain=envelope.domain,
         case_type=envelope.case_type,
         title=envelope.title,
+        status=Status.RECEIVED.value,  # set now, not at the INSERT: the SLA clock's next step depends on them
+        sla_notified_pct=0,
         payload=data.model_dump(mode="json"),
         priority=Priority.from_name(envelope.priority),
         confidential=envelope.confidential,
