@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from app.auth.models import User
     from app.intake.models import ApiClient
+    from app.users import User
 
 
 @dataclass(frozen=True)

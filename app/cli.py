@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from app.actors import Actor
 from app.audit import chain
-from app.auth.models import User
 from app.auth.services import create_api_token, create_user
 from app.cases import queues as queue_service
 from app.cases.permissions import Role
@@ -21,6 +20,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.intake import services as intake
 from app.intake.models import ApiClient
+from app.users import User
 
 users = AppGroup("users", help="Manage reviewer, admin and auditor accounts.")
 clients = AppGroup("clients", help="Manage upstream API clients.")

@@ -1,7 +1,6 @@
 """Every model, imported in one place so that metadata (and Alembic) sees them all."""
 
 from app.audit.models import AuditEvent
-from app.auth.models import ApiToken, User
 from app.cases.models import (
     Case,
     Decision,
@@ -17,6 +16,7 @@ from app.escalation.models import EscalationRule, RuleFiring
 from app.execution.models import UpstreamNotice
 from app.intake.models import ApiClient, WebhookReceipt
 from app.notifications.models import InAppNotification
+from app.users import ApiToken, User
 
 __all__ = [
     "ApiClient",

@@ -35,7 +35,6 @@ from flask_migrate import upgrade
 
 import benchmarks
 from app import create_app
-from app.auth.models import User
 from app.auth.services import create_user
 from app.cases.models import Case, Queue, Recommendation, Status
 from app.cases.types import REGISTRY, examples
@@ -43,6 +42,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.intake.services import create_client
 from app.review import services
+from app.users import User
 from config import BASE_DIR, Config, normalize_database_url
 
 EXAMPLES = examples()

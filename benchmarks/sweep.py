@@ -29,12 +29,12 @@ from flask import Flask
 from flask_migrate import upgrade
 
 from app import create_app
-from app.auth.models import User
 from app.cases.models import Case, Queue, Status
 from app.db import utcnow
 from app.escalation import sla
 from app.extensions import db
 from app.intake.services import create_client
+from app.users import User
 from benchmarks.inbox import bench_config, database_for, over_backends
 from config import BASE_DIR
 

@@ -10,12 +10,12 @@ from sqlalchemy import select, update
 
 from app.actors import Actor
 from app.audit.models import AuditEvent
-from app.auth.models import User
 from app.cases.models import Case
 from app.escalation import rules, services, sla
 from app.escalation.models import EscalationRule
 from app.extensions import db
 from app.notifications.models import InAppNotification as Notification
+from app.users import User
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday
 ADMIN = Actor.system("test")

@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from app.actors import Actor
 from app.audit.models import AuditEvent
-from app.auth.models import User
 from app.cases.lifecycle import transition
 from app.cases.models import Case, Decision, Execution, Queue
 from app.cases.policy import action_hash
 from app.extensions import db
+from app.users import User
 from tests.conftest import Upstream, case_body
 
 AI = Actor.system("ai")

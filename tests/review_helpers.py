@@ -11,7 +11,6 @@ from werkzeug.security import generate_password_hash
 
 from app.actors import Actor
 from app.audit.models import AuditEvent
-from app.auth.models import User
 from app.cases import policy
 from app.cases.lifecycle import transition
 from app.cases.models import Case, Decision, Queue, Recommendation
@@ -19,6 +18,7 @@ from app.cases.types import examples
 from app.extensions import db
 from app.review import services
 from app.review.services import DecisionCommand
+from app.users import User
 from tests.conftest import Upstream, case_body
 
 EXAMPLES = examples()

@@ -11,12 +11,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.audit.models import AuditEvent
-from app.auth.models import ApiToken
 from app.auth.services import authenticate_password, create_api_token, user_for_token
 from app.auth.views import INVALID_LOGIN, TOO_MANY_ATTEMPTS, safe_next
 from app.db import sha256_hex
 from app.extensions import db
 from app.security import CONTENT_SECURITY_POLICY
+from app.users import ApiToken
 from tests.review_helpers import PASSWORD, People
 
 pytest_plugins = ["tests.review_fixtures"]

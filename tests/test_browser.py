@@ -13,10 +13,10 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app.ai.jobs import analyze_case
-from app.auth.models import User
 from app.auth.services import create_user
 from app.cases.models import Case, Status
 from app.extensions import db
+from app.users import User
 from tests.conftest import ROOT, case_body
 
 pytestmark = pytest.mark.browser

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
-from app.auth.models import User
 from app.extensions import db
 from app.intake.models import ApiClient
 from app.intake.services import hash_token
+from app.users import User
 
 
 def test_users_create(runner, queues):

@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 
 from app.audit import chain
 from app.audit.models import AuditEvent
-from app.auth.models import User
 from app.cases.models import Case, Priority, Queue
 from app.cases.queues import create_queue
 from app.cases.types import REGISTRY, get_case_type
@@ -29,6 +28,7 @@ from app.escalation.models import EscalationRule
 from app.extensions import db
 from app.intake.models import ApiClient, WebhookReceipt
 from app.intake.services import hash_token
+from app.users import User
 from workers import demo as launcher
 
 

@@ -23,7 +23,6 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select, update
 
 from app import webhooks
-from app.auth.models import User
 from app.auth.services import create_api_token
 from app.cases import policy
 from app.cases.lifecycle import transition
@@ -49,6 +48,7 @@ from app.extensions import db
 from app.intake.models import ApiClient
 from app.jobs import enqueue
 from app.review import services as review
+from app.users import User
 from app.webhooks import DeliveryResult
 from tests.conftest import Upstream
 from tests.execution_helpers import (

@@ -8,7 +8,6 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.auth.models import ApiToken, User
 from app.auth.services import create_api_token, revoke_api_token
 from app.cases import policy
 from app.cases.models import Case, Status
@@ -16,6 +15,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.notifications.models import InAppNotification
 from app.review.schemas import CaseSummary
+from app.users import ApiToken, User
 from tests.conftest import assert_problem
 from tests.review_helpers import PRECEDENTS, People, claim, decide, last_event, make_case
 

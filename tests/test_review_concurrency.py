@@ -11,11 +11,11 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.auth.models import User
 from app.cases.models import Case, Decision, Status
 from app.errors import Conflict
 from app.extensions import db
 from app.review import services
+from app.users import User
 from tests.review_helpers import claim, command, make_case, make_user
 
 pytest_plugins = ["tests.review_fixtures"]

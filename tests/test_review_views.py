@@ -17,13 +17,13 @@ from sqlalchemy import select
 
 from app.ai.jobs import analyze_case
 from app.audit.models import AuditEvent
-from app.auth.models import User
 from app.auth.services import create_user
 from app.cases.models import Case, Decision, Queue, Recommendation, Status
 from app.db import utcnow
 from app.extensions import db
 from app.notifications.models import InAppNotification
 from app.review import services
+from app.users import User
 from tests.conftest import DOMAIN_OF, case_body
 
 PASSWORD = "correct-horse-battery"

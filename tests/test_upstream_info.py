@@ -14,12 +14,12 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue as RQQueue
 
-from app.auth.models import User
 from app.cases.models import Case, Queue, Status
 from app.db import utcnow
 from app.escalation import sla
 from app.extensions import db
 from app.intake.models import WebhookReceipt
+from app.users import User
 from tests.conftest import Upstream, assert_problem, make_upstream
 from tests.execution_helpers import events, in_review, make_user, new_case, record_decision, reload
 

@@ -12,13 +12,13 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.ai.jobs import analyze_case
-from app.auth.models import User
 from app.auth.services import create_api_token
 from app.cases.models import Case, Queue, Status
 from app.db import utcnow
 from app.extensions import db
 from app.intake.models import WebhookReceipt
 from app.intake.schemas import CaseAccepted
+from app.users import User
 from tests.conftest import Upstream, assert_problem, make_upstream
 from tests.execution_helpers import events, in_review, make_user, new_case, record_decision, reload
 

@@ -13,11 +13,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app.actors import Actor
 from app.audit import chain
 from app.audit.actions import AuditAction
-from app.auth.models import ApiToken, User
 from app.cases.models import Queue
 from app.cases.permissions import Role
 from app.db import sha256_hex, utcnow
 from app.errors import Conflict, Invalid, NotFound
+from app.users import ApiToken, User
 
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "cst_"  # noqa: S105 (a public marker, not a secret)

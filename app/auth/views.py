@@ -13,8 +13,8 @@ from werkzeug.wrappers import Response
 
 from app.auth import services
 from app.auth.forms import LoginForm, TokenForm
-from app.auth.models import User
 from app.extensions import db, limiter, login_manager
+from app.users import User
 
 bp = Blueprint("auth", __name__)
 

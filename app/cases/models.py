@@ -11,8 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import Base, utcnow
 
 if TYPE_CHECKING:
-    from app.auth.models import User
     from app.intake.models import ApiClient
+    from app.users import User
 
 
 class Status(enum.StrEnum):

@@ -8,7 +8,8 @@ they see but their role may not act on is "forbidden".
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +18,7 @@ from app.cases.models import Case, Queue
 from app.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:
-    from app.auth.models import User
+    from app.users import User
 
 
 class Role(enum.StrEnum):
@@ -102,7 +103,7 @@ def get_case_for(session: Session, user: User, case_id: int, intent: str) -> Cas
     return case
 
 
-def may_open(session: Session, user: User) -> Any:
+def may_open(session: Session, user: User) -> Callable[[int], bool]:
     """``case_id → bool``: whether ``user`` may open another case (a precedent, a link)."""
 
     def visible(case_id: int) -> bool:

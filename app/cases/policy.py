@@ -26,7 +26,7 @@ from app.db import json_digest
 from app.errors import Conflict, Forbidden
 
 if TYPE_CHECKING:
-    from app.auth.models import User
+    from app.users import User
 
 FIRST_APPROVALS = ("approve", "edit")
 NOT_DECISIONS = ("blind_assessment",)  # a reviewer's own assessment before the reveal decides nothing

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -36,9 +36,7 @@ from app.cases.models import Queue
 from app.cases.permissions import DECIDERS
 from app.cases.types import DOMAINS
 from app.errors import Conflict, Invalid, NotFound, field_errors
-
-if TYPE_CHECKING:
-    from app.auth.models import User
+from app.users import User
 
 MAX_NAME_LENGTH = 80
 # What update_queue accepts; a key left out is left unchanged, None clears (lead, escalation_target,
@@ -222,15 +220,9 @@ def _flag(field: str, value: Any) -> bool:
     return value
 
 
-def _user_model() -> type[User]:
-    """The User class, reached through the queue's mapping: app.auth imports app.cases, not the reverse."""
-    return Queue.lead.property.mapper.class_
-
-
 def _user(session: Session, email: str, what: str) -> User:
     email = email.strip().lower()
-    model = _user_model()
-    user = session.scalar(select(model).where(model.email == email))
+    user = session.scalar(select(User).where(User.email == email))
     if user is None:
         raise NotFound(f"no user with email {email} (for {what})")
     if not user.active:

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from app.actors import Actor
 from app.audit import chain
 from app.audit.actions import AuditAction
-from app.auth.models import User
 from app.auth.services import create_user
 from app.cases.models import Case, Queue
 from app.cases.queues import create_queue
@@ -35,6 +34,7 @@ from app.escalation.models import EscalationRule
 from app.escalation.services import load_rules, validate_file
 from app.intake.models import ApiClient
 from app.intake.services import create_client, hash_token, submit_case
+from app.users import User
 
 Echo = Callable[[str], None]
 

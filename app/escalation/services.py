@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from app.actors import Actor
 from app.audit import chain
 from app.audit.actions import AuditAction
-from app.auth.models import User
 from app.cases import lifecycle
 from app.cases.models import Case, Queue, Recommendation, Status
 from app.cases.permissions import SEE_ALL, Role
@@ -34,6 +33,7 @@ from app.escalation import sla
 from app.escalation.models import EscalationRule, RuleFiring
 from app.escalation.rules import Catalog, FieldError, RuleInvalid, RuleSpec
 from app.notifications.services import notify
+from app.users import User
 
 log = logging.getLogger(__name__)
 

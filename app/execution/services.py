@@ -39,7 +39,6 @@ from app.actors import Actor
 from app.audit import chain
 from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
-from app.auth.models import User
 from app.cases import lifecycle, policy
 from app.cases.models import Case, Decision, Execution, ExecutionAttempt, Status
 from app.cases.permissions import DECIDERS, require
@@ -47,6 +46,7 @@ from app.db import utcnow
 from app.errors import Conflict, DomainError, Invalid, NotFound
 from app.execution.delivery import DeliveryResult, Sender
 from app.jobs import after_commit
+from app.users import User
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app.auth.models import User
 from app.cases import permissions
 from app.errors import DomainError, Forbidden, NotFound
 from app.execution import services
 from app.execution.forms import MarkHandledForm, RetryForm
 from app.extensions import db
 from app.problems import sentence
+from app.users import User
 
 bp = Blueprint("execution", __name__, url_prefix="/admin/executions")
 

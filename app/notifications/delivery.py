@@ -21,12 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import webhooks
-from app.auth.models import User
 from app.cases.models import Case
 from app.db import canonical_json
 from app.extensions import db
 from app.jobs import Work, job
 from app.notifications.models import TITLES, InAppNotification
+from app.users import User
 
 
 def channels(config: Mapping[str, Any]) -> tuple[str, ...]:

@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from app.auth.models import User
 from app.cases.models import Case
 from app.db import utcnow
 from app.jobs import after_commit
 from app.notifications.delivery import deliveries
 from app.notifications.models import KINDS, InAppNotification
+from app.users import User
 
 MAX_MESSAGE = 500
 UNREAD_CAP = 100

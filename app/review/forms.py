@@ -23,10 +23,10 @@ from wtforms import HiddenField, IntegerField, SearchField, SelectField, TextAre
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from app.auth.models import User
 from app.cases.types import CaseType
 from app.review import inbox
 from app.review.services import MAX_REASON_LENGTH
+from app.users import User
 
 LONG_TEXT_FROM = 257  # strings allowed to be longer than this are free text: a textarea
 ParamKind = Literal["text", "textarea", "decimal", "list", "rows"]

@@ -35,10 +35,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from app.auth.models import User
 from app.cases.models import Case, Priority, Queue, Recommendation, Status
 from app.cases.types import REGISTRY
 from app.db import utcnow
+from app.users import User
 
 S = Status
 AT_RISK_FRACTION = 0.75  # an SLA is "at risk" once this share of its window has elapsed

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
-from app.auth.models import User
 from app.cases.models import Case, Recommendation
 from app.cases.types import UnknownCaseType, get_case_type
 from app.cases.types.view import (
@@ -40,6 +39,7 @@ from app.cases.types.view import (
 )
 from app.db import utcnow
 from app.intake.models import ApiClient
+from app.users import User
 
 # --- citations -----------------------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from app.actors import Actor
 from app.ai.jobs import analysis
 from app.audit import chain
 from app.audit.actions import AuditAction
-from app.auth.models import User
 from app.cases import lifecycle, policy
 from app.cases.models import Case, Decision, Queue, Status
 from app.cases.permissions import DECIDERS, get_case_for, queue_for, require, sees
@@ -36,6 +35,7 @@ from app.execution.jobs import execution_work, notice_work
 from app.jobs import after_commit
 from app.notifications.services import notify
 from app.review.inbox import inbox_order_ids
+from app.users import User
 
 S = Status
 CLAIMABLE_STATUSES = (S.PENDING_REVIEW, S.AI_FAILED)

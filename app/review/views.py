@@ -17,7 +17,6 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from app.auth.models import User
 from app.cases import permissions, policy
 from app.cases.models import Case, Decision, Queue, Status
 from app.cases.types import get_case_type
@@ -26,6 +25,7 @@ from app.extensions import db, login_manager
 from app.problems import sentence
 from app.review import forms, inbox, presenters
 from app.review import services as review
+from app.users import User
 
 bp = Blueprint("review", __name__)
 

@@ -1,3 +1,5 @@
+"""User accounts and their personal API tokens: the people every feature refers to."""
+
 from __future__ import annotations
 
 from datetime import datetime
