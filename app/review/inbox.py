@@ -56,8 +56,6 @@ STATUS_GROUPS: dict[str, tuple[Status, ...]] = {
     "all": tuple(Status),
 }
 FLAGS = ("prompt_injection", "unverified_citation", "disagreement", "budget_fallback", "provider_fallback")
-ASSIGNEES = ("anyone", "me", "unassigned")
-SLA_FILTERS = ("any", "at_risk", "overdue")
 
 
 class SlaState(enum.StrEnum):
