@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue as RQQueue
 
+from app.ai.jobs import analyze_case
 from app.cases.models import Case, Queue, Status
 from app.db import utcnow
 from app.escalation import sla
@@ -21,6 +22,7 @@ from app.extensions import db
 from app.intake.models import WebhookReceipt
 from app.users import User
 from tests.conftest import Upstream, assert_problem, make_upstream
+from tests.escalation_helpers import add_rule
 from tests.execution_helpers import events, in_review, make_user, new_case, record_decision, reload
 
 QUESTION = "Which invoice does this payment settle?"
@@ -47,7 +49,6 @@ def post_info(upstream: Upstream, case_id: int, body: dict[str, Any] | bytes, **
     return upstream.post_signed(f"/api/v1/cases/{case_id}/info", body, **options)
 
 
-
 def test_an_answer_merges_the_data_ends_the_sla_pause_and_sends_the_case_back_to_analysis(
         upstream, reviewer, redis_conn: Redis):
     case = needs_info_case(upstream, reviewer)
@@ -72,6 +73,19 @@ def test_an_answer_merges_the_data_ends_the_sla_pause_and_sends_the_case_back_to
     assert received.data["webhook_id"] == "msg_answer_1" and received.data["sla_paused_seconds"] >= 600
     intake_job = f"analyze-{case.id}-1"
     assert RQQueue("ai", connection=redis_conn).job_ids == [intake_job, f"analyze-{case.id}-{case.version}"]
+
+
+def test_an_answer_reopens_the_case_and_rules_on_reopened_cases_fire_on_its_new_recommendation(upstream, reviewer):
+    add_rule("reopened", {"reopen_count_gte": 1}, [{"set_priority": {"priority": "urgent"}}])
+    case = needs_info_case(upstream, reviewer)
+    assert case.reopen_count == 0
+    assert post_info(upstream, case.id, ANSWER).status_code == 202
+    assert reload(case.id).reopen_count == 1
+    assert analyze_case(case.id) == "stored"
+    case = reload(case.id)
+    assert (case.status, case.priority_label) == (Status.PENDING_REVIEW, "urgent")
+    [fired] = events(case.id, "rule.fired")
+    assert (fired.data["rule"], fired.data["trigger"]) == ("reopened", "recommendation")
 
 
 def test_a_replayed_answer_is_answered_again_without_a_second_effect(upstream, reviewer, redis_conn):
