@@ -98,6 +98,8 @@ def callback_url_problem(url: str, allowed_hosts: Iterable[str], insecure_hosts:
     """Why ``url`` may not receive callbacks, or None when it may: an absolute http(s) URL without
     credentials, to a host on the allow-list, over https unless the host is allow-listed for plain
     http (local test receivers)."""
+    if any(ord(c) <= 0x20 or 0x7F <= ord(c) <= 0x9F for c in url):
+        return "callback_url must not contain spaces or control characters"
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("https", "http") or not host:

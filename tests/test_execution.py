@@ -322,6 +322,17 @@ def test_a_callback_host_removed_from_the_allow_list_is_refused_without_a_reques
     assert reload(case_id).status == S.EXECUTION_FAILED
 
 
+def test_a_stored_callback_url_with_control_characters_fails_at_once_without_a_request(upstream, people, receiver):
+    case_id = approved_case(upstream, people, receiver.url)
+    db.session.get(Case, case_id).callback_url = receiver.url + "\r\nX-Injected: 1"  # stored before intake refused it
+    db.session.commit()
+    assert execute_case(case_id) == "failed"
+    assert receiver.deliveries == []
+    assert execution_of(case_id).last_error == ("refused before sending: callback_url must not contain spaces or "
+                                                "control characters")
+    assert reload(case_id).status == S.EXECUTION_FAILED
+
+
 def test_plain_http_is_refused_at_delivery_unless_the_host_is_allow_listed_for_testing(app, upstream, people, receiver):
     case_id = approved_case(upstream, people, receiver.url)
     app.config["INSECURE_CALLBACK_HOSTS"] = frozenset()

@@ -303,6 +303,9 @@ def test_unknown_top_level_field_is_422(upstream):
         ("http://hooks.example.com/hook", "must use https"),
         ("ftp://hooks.example.com/hook", "absolute https URL"),
         ("https://user:pw@hooks.example.com/hook", "credentials"),
+        ("https://hooks.example.com/hook\r\nX-Injected: 1", "control characters"),
+        ("https://hooks.example.com/ho ok", "spaces"),
+        ("https://hooks.example.com/hook\u0085", "control characters"),
     ],
 )
 def test_callback_url_must_be_allowed(upstream, url, message):
@@ -365,3 +368,30 @@ def test_another_clients_case_is_404(upstream, client):
 def test_reading_without_token_is_401(upstream):
     case_id = upstream.post_case(case_body()).get_json()["id"]
     assert_problem(upstream.http.get(f"/api/v1/cases/{case_id}"), 401, "unauthenticated")
+
+
+# --- bodies that used to end in a 500 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 100_000])
+def test_deeply_nested_json_is_refused_and_nothing_is_stored(upstream, depth):
+    raw = b'{"external_id": "deep", "data": ' + b"[" * depth + b"]" * depth + b"}"
+    problem = assert_problem(upstream.post_case(raw), 400, "malformed-json")
+    assert "nests arrays and objects more than 64 deep" in problem["detail"]
+    assert count(Case) == count(WebhookReceipt) == 0
+
+
+@pytest.mark.parametrize(("where", "field"), [("title", "title"), ("purpose", "data.purpose"),
+                                              ("key", "data.'pur\\x00pose'")])
+def test_a_nul_character_anywhere_is_a_422_naming_the_field_and_nothing_is_stored(upstream, where, field):
+    body = case_body()
+    if where == "title":
+        body["title"] = "Pay\u0000ment"
+    elif where == "purpose":
+        body["data"]["purpose"] = "Invoice\u0000 42"
+    else:
+        body["data"]["pur\u0000pose"] = "x"
+    problem = assert_problem(upstream.post_case(body), 422, "validation-error")
+    assert problem["errors"] == [{"field": field, "message": "must not contain the NUL character",
+                                  "code": "nul_character"}]
+    assert count(Case) == count(WebhookReceipt) == 0

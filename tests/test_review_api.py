@@ -125,10 +125,30 @@ def test_inbox_filters_by_status_and_caps_per_page(api, upstream, people):
     ("queue=finance&status=bogus", 422, "status"),
     ("queue=finance&page=abc", 422, "page"),
     ("queue=finance&per_page=-1", 422, "per_page"),
+    ("queue=finance&page=99999999999999999999999", 422, "page"),
+    ("queue=finance&page=%C2%B2", 422, "page"),  # a superscript two: a digit to str.isdigit, not a number
+    ("queue=finance&page=0", 422, "page"),
+    ("queue=finance&page=%D9%A1", 422, "page"),  # an Arabic-Indic one
 ])
 def test_inbox_arguments_are_validated(api, people, query, status, field):
     body = assert_problem(api.get(people.reviewer, f"/inbox?{query}"), status, "invalid")
     assert body["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize(("raw", "status", "slug"), [
+    (b'{"kind": "approve", "case_version": 1, "reason": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400,
+     "malformed-json"),
+    (b'{"kind": "reject", "case_version": 1, "reason_code": "other", "reason": "no\\u0000"}', 422,
+     "validation-error"),
+])
+def test_hostile_decision_bodies_are_refused_and_change_nothing(api, upstream, people, raw, status, slug):
+    case = claim(people.reviewer, make_case(upstream))
+    version = case.version
+    answer = api.http.post(f"/api/v1/cases/{case.id}/decisions", data=raw, headers={
+        **api.headers(people.reviewer), "Content-Type": "application/json"})
+    assert_problem(answer, status, slug)
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).version == version
 
 
 @pytest.mark.parametrize("query", ["queue=nowhere", "", "queue=finance-senior"])

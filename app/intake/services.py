@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import webhooks
+from app import jsonbody, webhooks
 from app.actors import Actor
 from app.ai.jobs import analysis
 from app.audit import chain
@@ -26,7 +25,6 @@ from app.errors import (
     Conflict,
     Forbidden,
     Invalid,
-    Malformed,
     NotFound,
     Unauthenticated,
     field_errors,
@@ -214,24 +212,10 @@ def own_case(session: Session, client: ApiClient, case_id: int) -> Case:
     return case
 
 
-def json_document(raw_body: bytes) -> Any:
-    try:
-        return json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Malformed(f"the body is not valid JSON: {exc}", slug="malformed-json", title="Malformed JSON") from None
-
-
-def json_object(raw_body: bytes) -> dict[str, Any]:
-    document = json_document(raw_body)
-    if not isinstance(document, dict):
-        raise Malformed("the body must be a JSON object", slug="malformed-json", title="Malformed JSON")
-    return document
-
-
 def _parse(raw_body: bytes, client: ApiClient,
            insecure_callback_hosts: frozenset[str]) -> tuple[CaseEnvelope, BaseModel]:
     """The envelope and its case type's data, both valid, or a 422 naming every invalid field."""
-    document = json_object(raw_body)
+    document = jsonbody.json_object(raw_body)
     domain = document.get("domain")
     if isinstance(domain, str) and domain in DOMAINS and domain not in client.allowed_domains:
         raise Forbidden(f"client {client.name!r} may post to {', '.join(client.allowed_domains)}, not {domain!r}",
@@ -348,7 +332,7 @@ def answer_info_request(session: Session, client: ApiClient, case_id: int, webho
 def _merged(case: Case, raw_body: bytes) -> tuple[InfoAnswer, BaseModel]:
     """The answer, and the case's data with the answer's top-level fields merged in, validated
     against the case type: every invalid field at once, as a 422."""
-    document = json_document(raw_body)
+    document = jsonbody.document(raw_body)
     errors: list[dict[str, Any]] = []
     answer = data = None
     try:
@@ -400,6 +384,6 @@ def withdraw_case(session: Session, client: ApiClient, case_id: int, webhook_id:
 def _parsed(model: type[M], raw_body: bytes, what: str) -> M:
     """The JSON body as ``model``, or a 422 naming every invalid field."""
     try:
-        return model.model_validate(json_document(raw_body))
+        return model.model_validate(jsonbody.document(raw_body))
     except ValidationError as exc:
         raise validation_error(field_errors(exc), what) from None

@@ -13,6 +13,7 @@ from typing import TypeVar
 from flask import Blueprint, Response, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 
+from app import jsonbody
 from app.auth.services import user_for_token
 from app.cases import permissions, policy
 from app.cases.models import Case
@@ -37,6 +38,7 @@ from app.review.schemas import (
     ReviewRecommendation,
 )
 
+MAX_PAGE_ARG = 100_000  # as the queue page's form
 bp = Blueprint("review_api", __name__, url_prefix="/api/v1")
 C = TypeVar("C", bound=BaseModel)
 
@@ -58,8 +60,9 @@ def _int_arg(name: str, default: int) -> int:
     raw = request.args.get(name, "")
     if not raw:
         return default
-    if not raw.isdigit():
-        raise Invalid(f"{name} must be a positive whole number", {name: "not a positive whole number"})
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_PAGE_ARG):
+        raise Invalid(f"{name} must be a whole number from 1 to {MAX_PAGE_ARG:,}",
+                      {name: f"not a whole number from 1 to {MAX_PAGE_ARG:,}"})
     return int(raw)
 
 
@@ -115,7 +118,7 @@ def review_case(case_id: int) -> Response:
 
 def _command(model: type[C], what: str) -> C:
     """The JSON object body as ``model``: 400 when it is not a JSON object, 422 naming every invalid field."""
-    body = request.get_json(silent=True)
+    body = jsonbody.document(request.get_data()) if request.is_json else None
     if not isinstance(body, dict):
         raise Problem(400, "invalid-json", "The body is not a JSON object", f"send {what} as a JSON object")
     try:
