@@ -124,6 +124,8 @@ class Settings(BaseSettings):
 
     # Reviewer workspace
     CLAIM_IDLE_MINUTES: PositiveInt = 30  # an idle claim goes back to the inbox after this
+    SESSION_IDLE_MINUTES: PositiveInt = 30  # a browser session unused this long is over
+    SESSION_MAX_HOURS: PositiveInt = 12  # and any session this long after sign-in
     LOGIN_RATE_LIMIT_PER_ACCOUNT: str = "5 per minute"
     LOGIN_RATE_LIMIT_PER_IP: str = "20 per minute"
     # payment_release / credit_limit_change amounts at or above these need a second approver.

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.actors import Actor
 from app.audit import chain
-from app.auth.services import create_api_token, create_user
+from app.auth.services import create_api_token, create_user, end_all_sessions
 from app.cases import queues as queue_service
 from app.cases.permissions import Role
 from app.errors import DomainError
@@ -73,6 +73,18 @@ def users_token(email: str, label: str) -> None:
     click.echo(
         f"token {token.token_prefix}… ({token.label}) for {user.email}: store it now, it is not shown again", err=True
     )
+
+
+@users.command("sign-out")
+@click.option("--email", required=True)
+def users_sign_out(email: str) -> None:
+    """End every browser session of a user at once (a lost laptop, a departure)."""
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        _fail(f"no user with email {email}")
+    ended = end_all_sessions(db.session, user, Actor.system("cli"))
+    db.session.commit()
+    click.echo(f"{user.email}: {ended} session(s) ended")
 
 
 @clients.command("create")

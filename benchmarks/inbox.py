@@ -35,7 +35,8 @@ from flask_migrate import upgrade
 
 import benchmarks
 from app import create_app
-from app.auth.services import create_user
+from app.auth.services import create_user, start_session
+from app.auth.views import SESSION_KEY
 from app.cases.models import Case, Queue, Recommendation, Status
 from app.cases.types import REGISTRY, examples
 from app.db import utcnow
@@ -243,10 +244,13 @@ def timed(action: Callable[[], None], iterations: int) -> tuple[float, float]:
 
 
 def signed_in(fixture: Fixture) -> FlaskClient:
+    """A client signed in as the reviewer, with a server-side session as the login form makes."""
     client = fixture.app.test_client()
+    with fixture.app.app_context():
+        raw = start_session(db.session, db.session.get_one(User, fixture.reviewer_id))
+        db.session.commit()
     with client.session_transaction() as session:
-        session["_user_id"] = str(fixture.reviewer_id)
-        session["_fresh"] = True
+        session["_user_id"], session["_fresh"], session[SESSION_KEY] = str(fixture.reviewer_id), True, raw
     return client
 
 

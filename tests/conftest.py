@@ -268,6 +268,25 @@ class Upstream:
         return self.http.get(f"/api/v1/cases/{case_id}", headers={"Authorization": f"Bearer {self.token}"})
 
 
+def sign_in(http: FlaskClient, user: Any) -> None:
+    """Sign ``http`` in as ``user`` (None: out) as the login form does, with a server-side session,
+    without the form. The test's app context outlives requests: forget the user Flask-Login
+    cached on ``g``."""
+    from flask import g
+
+    from app.auth.services import start_session
+    from app.auth.views import SESSION_KEY
+
+    raw = start_session(db.session, user) if user is not None else None
+    db.session.commit()
+    with http.session_transaction() as session:
+        for key in ("_user_id", "_fresh", SESSION_KEY):
+            session.pop(key, None)
+        if raw is not None:
+            session["_user_id"], session["_fresh"], session[SESSION_KEY] = str(user.id), True, raw
+    g.pop("_login_user", None)
+
+
 def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
     """The RFC 9457 problem document of ``response``, checked for its status and type."""
     assert response.status_code == status, response.get_data(as_text=True)

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 from flask import g
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.audit.models import AuditEvent
 from app.auth.services import authenticate_password, create_api_token, user_for_token
 from app.auth.views import INVALID_LOGIN, TOO_MANY_ATTEMPTS, safe_next
-from app.db import sha256_hex
+from app.db import sha256_hex, utcnow
 from app.extensions import db
 from app.security import CONTENT_SECURITY_POLICY
-from app.users import ApiToken
+from app.users import ApiToken, UserSession
 from tests.review_helpers import PASSWORD, People
 
 pytest_plugins = ["tests.review_fixtures"]
@@ -69,6 +70,78 @@ def test_login_and_logout(client, people: People):
     assert response.status_code == 302 and response.headers["Location"] == "/login"
     assert not signed_in(client)
     assert client.get("/settings/tokens").status_code == 302
+
+
+# --- server-side sessions ----------------------------------------------------------------------------
+
+
+def session_row(user_id: int) -> UserSession:
+    db.session.expire_all()
+    return db.session.scalars(select(UserSession).where(UserSession.user_id == user_id)
+                              .order_by(UserSession.id.desc())).first()
+
+
+def test_a_cookie_saved_before_logout_is_worthless_after_it(client, app, people: People):
+    login(client, "reviewer@example.com")
+    g.pop("csrf_token", None)
+    page = client.get("/settings/tokens").get_data(as_text=True)
+    saved = client.get_cookie("session").value
+    client.post("/logout", data={"csrf_token": csrf_from(page)})
+    assert session_row(people.reviewer.id).ended_at is not None
+    assert [e.action for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq))][-1] == "user.logout"
+
+    replayed = app.test_client()
+    replayed.set_cookie("session", saved)
+    g.pop("_login_user", None)
+    assert replayed.get("/queues").status_code == 302  # to the sign-in page
+    g.pop("_login_user", None)
+    forged = replayed.post("/settings/tokens", data={"csrf_token": csrf_from(page), "label": "stolen"})
+    assert forged.status_code == 302 and "/login" in forged.headers["Location"]
+    assert db.session.scalars(select(ApiToken)).all() == []
+
+
+@pytest.mark.parametrize(("idle", "age", "live"), [
+    (timedelta(minutes=29), timedelta(hours=1), True),
+    (timedelta(minutes=31), timedelta(hours=1), False),  # idle past SESSION_IDLE_MINUTES (30)
+    (timedelta(minutes=1), timedelta(hours=11, minutes=59), True),
+    (timedelta(minutes=1), timedelta(hours=12, minutes=1), False),  # older than SESSION_MAX_HOURS (12)
+])
+def test_sessions_end_after_the_idle_and_the_absolute_timeout(client, people: People, idle, age, live):
+    login(client, "reviewer@example.com")
+    now = utcnow()
+    db.session.execute(update(UserSession).values(last_seen_at=now - idle, created_at=now - age))
+    db.session.commit()
+    g.pop("_login_user", None)
+    assert client.get("/settings/tokens").status_code == (200 if live else 302)
+    row = session_row(people.reviewer.id)
+    assert (row.ended_at is None) == live
+    if live:
+        assert now - row.last_seen_at < timedelta(minutes=1)  # a read-only request keeps the session alive
+
+
+def test_sign_out_everywhere_ends_every_session_of_the_user(client, app, people: People):
+    login(client, "reviewer@example.com")
+    other = app.test_client()
+    login(other, "reviewer@example.com")
+    g.pop("csrf_token", None)
+    g.pop("_login_user", None)
+    page = client.get("/settings/tokens").get_data(as_text=True)
+    response = client.post("/settings/sessions/end", data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
+    for http in (client, other):
+        g.pop("_login_user", None)
+        assert http.get("/settings/tokens").status_code == 302
+    [event] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.sessions_ended")).all()
+    assert (event.actor, event.data) == (f"user:{people.reviewer.id}", {"user_id": people.reviewer.id, "sessions": 2})
+
+
+def test_the_cli_signs_a_user_out_everywhere(client, runner, people: People):
+    login(client, "reviewer@example.com")
+    result = runner.invoke(args=["users", "sign-out", "--email", "reviewer@example.com"])
+    assert result.exit_code == 0 and "reviewer@example.com: 1 session(s) ended" in result.output
+    g.pop("_login_user", None)
+    assert client.get("/settings/tokens").status_code == 302
+    assert runner.invoke(args=["users", "sign-out", "--email", "nobody@example.com"]).exit_code == 2
 
 
 def test_wrong_password_unknown_email_and_inactive_user_look_the_same(client, people: People):

@@ -24,6 +24,7 @@ from app.cases.models import Case, Queue, Status
 from app.cases.types import CASE_TYPES, REGISTRY, CaseType, examples, load, named
 from app.extensions import db
 from app.review import presenters
+from tests.conftest import sign_in
 
 TYPES_DIR = Path(types_package.__file__).parent
 PARTS = ("__init__.py", "schema.py", "analyzer.py", "presenter.py", "example.json")
@@ -242,9 +243,7 @@ def test_a_registered_folder_is_accepted_analysed_prompted_and_shown(
                            queues=["finance"])
     db.session.commit()
     http: FlaskClient = app.test_client()
-    with http.session_transaction() as session:
-        session["_user_id"] = str(reviewer.id)
-        session["_fresh"] = True
+    sign_in(http, reviewer)
     page = http.get(f"/cases/{case.id}")
     assert page.status_code == 200
     text = page.get_data(as_text=True)

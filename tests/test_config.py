@@ -76,6 +76,8 @@ def test_every_default(environ):
         "STUCK_CASE_SECONDS": 120,
         "SWEEP_INTERVAL_SECONDS": 60,
         "CLAIM_IDLE_MINUTES": 30,
+        "SESSION_IDLE_MINUTES": 30,
+        "SESSION_MAX_HOURS": 12,
         "LOGIN_RATE_LIMIT_PER_ACCOUNT": "5 per minute",
         "LOGIN_RATE_LIMIT_PER_IP": "20 per minute",
         "DUAL_APPROVAL_THRESHOLDS": {"EUR": Decimal(100000), "USD": Decimal(100000), "GBP": Decimal(85000),

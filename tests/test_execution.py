@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from flask import g
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue as RQQueue
@@ -50,7 +49,7 @@ from app.jobs import enqueue
 from app.review import services as review
 from app.users import User
 from app.webhooks import DeliveryResult
-from tests.conftest import Upstream
+from tests.conftest import Upstream, sign_in
 from tests.execution_helpers import (
     AI,
     RELEASE,
@@ -619,13 +618,7 @@ def test_the_sweep_re_enqueues_due_retries_that_redis_lost(upstream, people, rec
 
 
 def login(http: FlaskClient, user: User | None) -> None:
-    """Sign in as ``user`` (None: sign out). The test's app context outlives requests: forget the
-    user Flask-Login cached on ``g``."""
-    with http.session_transaction() as session:
-        session.pop("_user_id", None)
-        if user is not None:
-            session["_user_id"], session["_fresh"] = str(user.id), True
-    g.pop("_login_user", None)
+    sign_in(http, user)
 
 
 def csrf_token(page: str) -> str:

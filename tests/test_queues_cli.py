@@ -18,7 +18,7 @@ from app.cases.models import Case, Queue
 from app.cases.queues import describe, list_queues
 from app.escalation.sla import add_business
 from app.extensions import db
-from tests.conftest import case_body
+from tests.conftest import case_body, sign_in
 from tests.review_helpers import claim, make_case, make_user
 
 pytest_plugins = ["tests.review_fixtures"]
@@ -326,9 +326,7 @@ def test_the_audit_chain_holds_after_every_change(runner, finance_pair):
 
 
 def login(http: FlaskClient, user) -> None:
-    with http.session_transaction() as session:
-        session["_user_id"] = str(user.id)
-        session["_fresh"] = True
+    sign_in(http, user)
 
 
 def test_a_queue_made_blind_by_the_cli_hides_the_recommendation_from_its_reviewer(

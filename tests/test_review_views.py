@@ -24,7 +24,7 @@ from app.extensions import db
 from app.notifications.models import InAppNotification
 from app.review import services
 from app.users import User
-from tests.conftest import DOMAIN_OF, case_body
+from tests.conftest import DOMAIN_OF, case_body, sign_in
 
 PASSWORD = "correct-horse-battery"
 EN_DASH = "\u2013"
@@ -41,9 +41,7 @@ def make_user(email: str, role: str, queues: list[str]) -> User:
 
 
 def login(client: FlaskClient, user: User) -> None:
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user.id)
-        session["_fresh"] = True
+    sign_in(client, user)
 
 
 def token_of(page: str, prefix: str = "") -> str:

@@ -54,6 +54,8 @@ class AuditAction(enum.StrEnum):
     # people, API clients, queues
     USER_CREATED = "user.created"
     USER_LOGIN = "user.login"
+    USER_LOGOUT = "user.logout"
+    USER_SESSIONS_ENDED = "user.sessions_ended"
     API_TOKEN_CREATED = "api_token.created"  # noqa: S105 (an action name)
     API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 (an action name)
     CLIENT_CREATED = "client.created"

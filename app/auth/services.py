@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 from functools import cache
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -17,7 +18,7 @@ from app.cases.models import Queue
 from app.cases.permissions import Role
 from app.db import sha256_hex, utcnow
 from app.errors import Conflict, Invalid, NotFound
-from app.users import ApiToken, User
+from app.users import ApiToken, User, UserSession
 
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "cst_"  # noqa: S105 (a public marker, not a secret)
@@ -110,3 +111,52 @@ def user_for_token(session: Session, raw: str | None) -> User | None:
     token.last_used_at = utcnow()
     session.flush()
     return token.user
+
+
+# --- browser sessions -------------------------------------------------------------------------------
+
+SESSION_TOUCH_EVERY = timedelta(minutes=1)  # last_seen_at is written at most this often
+
+
+def start_session(session: Session, user: User) -> str:
+    """A new server-side session for ``user``; the raw token goes in the signed cookie, once."""
+    raw = secrets.token_urlsafe(32)
+    session.add(UserSession(user_id=user.id, token_hash=sha256_hex(raw)))
+    session.flush()
+    return raw
+
+
+def user_for_session(session: Session, raw: str | None, *, idle: timedelta, longest: timedelta,
+                     now: datetime | None = None) -> User | None:
+    """The active user of a live session, else None: unknown, ended, idle for longer than
+    ``idle``, or older than ``longest``. Its use is noted (and an expired session ended) in a
+    transaction of its own, so that a read-only request keeps the session alive and nothing else
+    of the request is committed with it."""
+    if not raw:
+        return None
+    found = session.scalar(select(UserSession).where(UserSession.token_hash == sha256_hex(raw)))
+    if found is None or found.ended_at is not None or not found.user.active:
+        return None
+    now = now or utcnow()
+    expired = now - found.last_seen_at > idle or now - found.created_at > longest
+    if expired or now - found.last_seen_at > SESSION_TOUCH_EVERY:
+        changes = {"ended_at": now} if expired else {"last_seen_at": now}
+        with session.get_bind().begin() as own:
+            own.execute(update(UserSession).where(UserSession.id == found.id).values(**changes))
+    return None if expired else found.user
+
+
+def end_session(session: Session, raw: str | None) -> None:
+    """Sign-out: this browser's session ends (audited); an unknown or ended one is ignored."""
+    found = session.scalar(select(UserSession).where(UserSession.token_hash == sha256_hex(raw or "")))
+    if found is not None and found.ended_at is None:
+        found.ended_at = utcnow()
+        chain.record(session, AuditAction.USER_LOGOUT, Actor.user(found.user), data={"user_id": found.user_id})
+
+
+def end_all_sessions(session: Session, user: User, actor: Actor) -> int:
+    """Sign ``user`` out everywhere (audited); returns how many sessions were live."""
+    ended = session.execute(update(UserSession).where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+                            .values(ended_at=utcnow())).rowcount
+    chain.record(session, AuditAction.USER_SESSIONS_ENDED, actor, data={"user_id": user.id, "sessions": ended})
+    return ended

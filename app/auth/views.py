@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
@@ -11,6 +12,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
+from app.actors import Actor
 from app.auth import services
 from app.auth.forms import LoginForm, TokenForm
 from app.extensions import db, limiter, login_manager
@@ -25,10 +27,17 @@ HOME = "/"
 login_manager.login_view = "auth.login"
 
 
+SESSION_KEY = "sid"  # the key of the server-side session's token in the signed cookie
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.active else None
+    """The user of this browser's server-side session, if it is live and theirs."""
+    config = current_app.config
+    user = services.user_for_session(db.session, session.get(SESSION_KEY),
+                                     idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+                                     longest=timedelta(hours=config["SESSION_MAX_HOURS"]))
+    return user if user is not None and str(user.id) == user_id else None
 
 
 def _account_key() -> str:
@@ -63,6 +72,7 @@ def login() -> Response | str:
         user = services.authenticate_password(db.session, form.email.data, form.password.data)
         if user is not None:
             session.clear()  # a fresh session: nothing set before sign-in survives it
+            session[SESSION_KEY] = services.start_session(db.session, user)
             login_user(user)
             db.session.commit()
             return redirect(safe_next(request.args.get("next")))
@@ -80,9 +90,24 @@ def too_many_attempts(exc: TooManyRequests) -> tuple[str, int]:
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
+    services.end_session(db.session, session.get(SESSION_KEY))
+    db.session.commit()
     logout_user()
     session.clear()
     flash("You are signed out.")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/settings/sessions/end")
+@login_required
+def sign_out_everywhere() -> Response:
+    """End every session of the current user, this one included (a lost laptop, a shared machine)."""
+    user = current_user._get_current_object()
+    services.end_all_sessions(db.session, user, Actor.user(user))
+    db.session.commit()
+    logout_user()
+    session.clear()
+    flash("You are signed out on every browser.")
     return redirect(url_for("auth.login"))
 
 
