@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, request
+
+from app.errors import Malformed
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -16,12 +18,24 @@ HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
 }
 HSTS = "max-age=31536000; includeSubDomains"
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 def init_security(app: Flask) -> None:
     headers = dict(HEADERS)
     if app.config["ENV"] != "development":  # local http development must not pin the browser to https
         headers["Strict-Transport-Security"] = HSTS
+
+    @app.before_request
+    def _refuse_nul_characters() -> None:
+        """No text with a NUL character reaches a query or a row: PostgreSQL cannot store one, and
+        nobody types one. JSON bodies are checked where they are read (app.jsonbody)."""
+        texts = [request.path, *request.args.keys(), *request.args.values()]
+        if request.mimetype in FORM_TYPES:
+            texts += [*request.form.keys(), *request.form.values()]
+        if any("\x00" in text for text in texts):
+            raise Malformed("the request contains a NUL character", slug="nul-character",
+                            title="NUL character in the request")
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from app.audit.models import AuditEvent
 from app.auth.services import authenticate_password, create_api_token, user_for_token
-from app.auth.views import INVALID_LOGIN, TOO_MANY_ATTEMPTS, safe_next
+from app.auth.views import INVALID_LOGIN, SIGN_IN_UNAVAILABLE, TOO_MANY_ATTEMPTS, safe_next
 from app.db import sha256_hex, utcnow
 from app.extensions import db
 from app.security import CONTENT_SECURITY_POLICY
@@ -223,15 +223,25 @@ def test_safe_next():
 
 @pytest.mark.parametrize("config_overrides", [{"LOGIN_RATE_LIMIT_PER_ACCOUNT": "3 per minute",
                                                "LOGIN_RATE_LIMIT_PER_IP": "100 per minute"}])
-def test_login_rate_limit_per_account(client, people: People, config_overrides):
-    for attempt in range(3):
-        assert errors_in(login(client, "reviewer@example.com", "wrong-guess-1", ip=f"10.0.0.{attempt}")) == [
-            INVALID_LOGIN]
-    blocked = login(client, "Reviewer@example.com", ip="10.0.1.1")  # even the right password, from elsewhere
+def test_login_rate_limit_per_account_and_address(client, people: People, config_overrides):
+    for _ in range(3):
+        assert errors_in(login(client, "reviewer@example.com", "wrong-guess-1", ip="10.0.0.1")) == [INVALID_LOGIN]
+    blocked = login(client, "Reviewer@example.com", ip="10.0.0.1")  # even the right password, from there
     assert blocked.status_code == 429
     assert errors_in(blocked) == [TOO_MANY_ATTEMPTS]
     assert not signed_in(client)
     assert login(client, "senior@example.com", ip="10.0.0.1").status_code == 302  # other accounts are fine
+    # Whoever guessed cannot lock the owner out: from the owner's own address the password works.
+    assert login(client, "reviewer@example.com", ip="10.0.1.1").status_code == 302
+
+
+@pytest.mark.parametrize("config_overrides", [{"REDIS_URL": "redis://127.0.0.1:1/0"}])
+def test_login_fails_closed_when_the_limits_cannot_be_counted(client, people: People, config_overrides):
+    assert client.get("/login").status_code == 200
+    refused = login(client, "reviewer@example.com")
+    assert refused.status_code == 503
+    assert errors_in(refused) == [SIGN_IN_UNAVAILABLE]
+    assert not signed_in(client)
 
 
 @pytest.mark.parametrize("config_overrides", [{"LOGIN_RATE_LIMIT_PER_ACCOUNT": "100 per minute",

@@ -545,6 +545,20 @@ def test_reject_without_a_reason_shows_the_field_errors(http, upstream, reviewer
     assert "Choose one of:" in page
 
 
+def test_nul_characters_in_paths_queries_and_forms_are_400_and_change_nothing(http, upstream, reviewer):
+    case = post_case(upstream)
+    login(http, reviewer)
+    claim(http, case)
+    version = db.session.get(Case, case.id).version
+    for path in ("/queues/fin%00ance", "/queues/finance?q=pay%00ment"):
+        response = http.get(path)
+        assert response.status_code == 400 and "NUL character" in response.get_data(as_text=True)
+    response = decide(http, case.id, "reject", {"reject-reason_code": "other", "reject-reason": "No\x00 way"})
+    assert response.status_code == 400
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).version == version
+
+
 def test_a_stale_version_shows_the_conflict_and_reloads(http, upstream, reviewer):
     case = post_case(upstream)
     login(http, reviewer)

@@ -22,6 +22,7 @@ bp = Blueprint("auth", __name__)
 
 INVALID_LOGIN = "Invalid email or password."
 TOO_MANY_ATTEMPTS = "Too many sign-in attempts. Wait a minute, then try again."
+SIGN_IN_UNAVAILABLE = "Signing in is unavailable for a moment. Try again shortly."
 HOME = "/"
 
 login_manager.login_view = "auth.login"
@@ -41,9 +42,10 @@ def load_user(user_id: str) -> User | None:
 
 
 def _account_key() -> str:
-    """Rate-limit per account: a hash of the email typed, never the email itself."""
+    """Rate-limit per account and client address (a hash, never the email itself): guesses from
+    one address are throttled, and nobody elsewhere can lock the account's owner out."""
     email = request.form.get("email", "").strip().lower()
-    return "login-account:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+    return "login-account:" + hashlib.sha256(f"{email}|{get_remote_address()}".encode()).hexdigest()[:32]
 
 
 def _account_limit() -> str:
@@ -66,8 +68,12 @@ def safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_account_limit, key_func=_account_key, methods=["POST"])
 @limiter.limit(_ip_limit, key_func=get_remote_address, methods=["POST"])
-def login() -> Response | str:
+def login() -> Response | str | tuple[str, int]:
     form = LoginForm()
+    if request.method == "POST" and not limiter.storage.check():
+        # The limits live in Redis: without it, guesses would go uncounted. Fail closed.
+        form.form_errors.append(SIGN_IN_UNAVAILABLE)
+        return render_template("auth/login.html", form=form), 503
     if form.validate_on_submit():
         user = services.authenticate_password(db.session, form.email.data, form.password.data)
         if user is not None:
