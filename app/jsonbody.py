@@ -2,6 +2,7 @@
 
 - Not JSON, not UTF-8, or nested deeper than ``MAX_DEPTH``: `Malformed` (very deep documents
   exhaust the decoder's recursion limit; merely deep ones would exhaust later code's).
+- An object that repeats a key: `Malformed` (the decoder would silently keep the last one).
 - A string containing the NUL character (valid JSON, but PostgreSQL cannot store it in text or
   JSONB): `Invalid`, naming the field.
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from app.errors import Invalid, Malformed
@@ -16,10 +18,24 @@ from app.errors import Invalid, Malformed
 MAX_DEPTH = 64  # far deeper than any case type's data
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return found
+
+
 def document(raw: bytes) -> Any:
-    """The decoded JSON value of ``raw``."""
+    """The decoded JSON value of ``raw``: numbers with a fraction are read exactly, as Decimals."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, object_pairs_hook=_object, parse_float=Decimal)
+    except _DuplicateKey as exc:
+        raise _malformed(f"the body repeats the key {exc.args[0]!r} in one object: which one is meant?") from None
     except RecursionError:
         raise _malformed(f"the body nests arrays and objects more than {MAX_DEPTH} deep") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

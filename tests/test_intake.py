@@ -395,3 +395,58 @@ def test_a_nul_character_anywhere_is_a_422_naming_the_field_and_nothing_is_store
     assert problem["errors"] == [{"field": field, "message": "must not contain the NUL character",
                                   "code": "nul_character"}]
     assert count(Case) == count(WebhookReceipt) == 0
+
+
+# --- loose input is refused, not guessed at ------------------------------------------------------------
+
+
+def test_a_repeated_key_is_refused_rather_than_the_last_one_winning(upstream):
+    body = json.dumps(case_body()).replace('"amount": "48250.00"', '"amount": "1.00", "amount": "48250000.00"')
+    assert '"amount": "1.00", "amount"' in body
+    problem = assert_problem(upstream.post_case(body.encode()), 400, "malformed-json")
+    assert "repeats the key 'amount'" in problem["detail"]
+    assert count(Case) == 0
+
+
+@pytest.mark.parametrize(("amount", "stored"), [("48250.00", "48250.0000"), (48250.5, "48250.5000"),
+                                                ("0.10", "0.1000")])
+def test_amounts_as_decimal_strings_or_json_numbers_are_read_exactly(upstream, amount, stored):
+    body = case_body()
+    body["data"]["amount"] = amount
+    response = upstream.post_case(body)
+    assert response.status_code == 202, response.get_json()
+    assert str(db.session.get(Case, response.get_json()["id"]).amount) == stored
+
+
+def test_a_json_number_amount_never_goes_through_a_binary_float(upstream):
+    body = json.dumps(case_body()).replace('"amount": "48250.00"', '"amount": 0.1000000000000000055511151231257827')
+    response = upstream.post_case(body.encode())
+    assert response.status_code == 422  # a float would have read 0.1 and accepted it
+    assert response.get_json()["errors"][0]["field"] == "data.amount"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("amount", "1e5"), ("amount", "\u0661\u0660\u0660"), ("amount", " 100"), ("amount", True), ("amount", "1,000.00"),
+    ("payment_id", "PAY-\u202e1"), ("payment_id", "PAY\u200b1"), ("payment_id", "PAY\n1"),
+])
+def test_loose_values_in_the_data_are_refused(upstream, field, value):
+    body = case_body()
+    body["data"][field] = value
+    problem = assert_problem(upstream.post_case(body), 422, "validation-error")
+    assert [e["field"] for e in problem["errors"]] == [f"data.{field}"]
+    assert count(Case) == 0
+
+
+@pytest.mark.parametrize(("field", "value"), [("confidential", "yes"), ("confidential", 1),
+                                              ("external_id", "ext\u202e-1"), ("external_id", "ext\x07")])
+def test_loose_values_in_the_envelope_are_refused(upstream, field, value):
+    problem = assert_problem(upstream.post_case(case_body(**{field: value})), 422, "validation-error")
+    assert [e["field"] for e in problem["errors"]] == [field]
+    assert count(Case) == 0
+
+
+def test_a_score_given_as_text_is_refused(upstream):
+    body = case_body()
+    body["data"]["screening"]["sanctions_hits"][0]["score"] = "0.62"
+    problem = assert_problem(upstream.post_case(body), 422, "validation-error")
+    assert [e["field"] for e in problem["errors"]] == ["data.screening.sanctions_hits[0].score"]

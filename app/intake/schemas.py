@@ -3,11 +3,12 @@ information, withdrawals) and what it gets back."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from app.cases.schemas import CaseHead, DecisionRecord, RecommendationBrief
+from app.cases.types.base import identifier
 from app.schemas import Document, IsoDateTime
 
 MAX_NOTE_LENGTH = 5000
@@ -22,14 +23,14 @@ class CaseEnvelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    external_id: str = Field(min_length=1, max_length=128)
+    external_id: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(identifier)]
     domain: Literal["finance", "legal", "compliance"]
     case_type: str = Field(min_length=1, max_length=40)
     title: str = Field(min_length=1, max_length=200)
     data: dict[str, Any]
     priority: Literal["low", "normal", "high", "urgent"] = "normal"
     callback_url: str | None = Field(default=None, max_length=2048)
-    confidential: bool = False
+    confidential: StrictBool = False
 
 
 class InfoAnswer(BaseModel):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -37,17 +40,46 @@ class TextValue(str):
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+PLAIN_AMOUNT = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # a sign is left to the bounds of each type
+
+
+def exact_amount(value: Any) -> Any:
+    """An amount as the contract writes it: a decimal string of ASCII digits, or a JSON number
+    (read exactly, as a Decimal: app.jsonbody). No exponents, spaces or other digits."""
+    if isinstance(value, bool):
+        raise ValueError("an amount is a decimal string or a number, not true or false")
+    if isinstance(value, int | float | Decimal):
+        value = str(value)
+    if not isinstance(value, str) or not PLAIN_AMOUNT.fullmatch(value):
+        raise ValueError("an amount is written with the digits 0-9 and an optional decimal point, like \"1250.00\"")
+    return Decimal(value)
+
+
+def plain_number(value: Any) -> Any:
+    """A JSON number, not a string or a boolean that looks like one."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError("a number is expected, not text or true/false")
+    return float(value)
+
+
+def identifier(value: str) -> str:
+    """Identifiers carry no control or invisible formatting characters (bidi overrides, zero-width)."""
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        raise ValueError("an identifier must not contain control or invisible formatting characters")
+    return value
+
+
 # 4 decimal places covers every ISO 4217 minor unit (KWD has 3, CLF 4).
 Money = Annotated[
-    Decimal, Field(ge=0, max_digits=18, decimal_places=4, allow_inf_nan=False)
+    Decimal, BeforeValidator(exact_amount), Field(ge=0, max_digits=18, decimal_places=4, allow_inf_nan=False)
 ]
 PositiveMoney = Annotated[
-    Decimal, Field(gt=0, max_digits=18, decimal_places=4, allow_inf_nan=False)
+    Decimal, BeforeValidator(exact_amount), Field(gt=0, max_digits=18, decimal_places=4, allow_inf_nan=False)
 ]
-Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Score = Annotated[float, BeforeValidator(plain_number), Field(ge=0, le=1, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, strict=True)]
 # Identifiers, account numbers, codes: not free text.
-NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(identifier)]
 # Free text (names, headings) and long free text (purposes, clause text, reasons).
 ShortText = Annotated[
     str, StringConstraints(min_length=1, max_length=256), AfterValidator(TextValue)
