@@ -73,6 +73,7 @@ PositiveFloat = Annotated[float, EmptyIsDefault, Field(gt=0)]
 Switch = Annotated[bool, EmptyIsDefault]
 Seconds = Annotated[list[Annotated[int, Field(ge=0)]], NoDecode, BeforeValidator(_comma_list)]
 Hosts = Annotated[frozenset[str], NoDecode, BeforeValidator(_comma_list)]
+Ports = Annotated[frozenset[Annotated[int, Field(gt=0, le=65535)]], NoDecode, BeforeValidator(_comma_list)]
 Amounts = Annotated[dict[str, Decimal], NoDecode, BeforeValidator(_amounts)]
 
 
@@ -112,6 +113,8 @@ class Settings(BaseSettings):
     # retried after each interval in turn, the last one repeating, each ±10% jitter, until
     # EXECUTION_GIVE_UP_AFTER_SECONDS after the first attempt (app/execution/services.py).
     CALLBACK_TIMEOUT_SECONDS: PositiveFloat = 10.0
+    # Ports callbacks may go to (hosts in INSECURE_CALLBACK_HOSTS: any port).
+    CALLBACK_PORTS: Ports = frozenset({443})
     EXECUTION_RETRY_SCHEDULE: Seconds = [60, 300, 1800, 7200, 21600, 43200]
     EXECUTION_GIVE_UP_AFTER_SECONDS: PositiveInt = 3 * 24 * 3600
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import secrets
+import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,6 +33,7 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 USER_AGENT = "Countersign-Webhooks/1"
 RETRY_STATUSES = frozenset({408, 429})
 ERROR_SNIPPET_BYTES = 200
+DEFAULT_CALLBACK_PORTS = frozenset({443})
 
 
 # --- signatures ------------------------------------------------------------------------------------
@@ -94,10 +97,11 @@ def _is_base64(text: str) -> bool:
 # --- where callbacks may go --------------------------------------------------------------------------
 
 
-def callback_url_problem(url: str, allowed_hosts: Iterable[str], insecure_hosts: Iterable[str]) -> str | None:
+def callback_url_problem(url: str, allowed_hosts: Iterable[str], insecure_hosts: Iterable[str],
+                         ports: Iterable[int] = DEFAULT_CALLBACK_PORTS) -> str | None:
     """Why ``url`` may not receive callbacks, or None when it may: an absolute http(s) URL without
-    credentials, to a host on the allow-list, over https unless the host is allow-listed for plain
-    http (local test receivers)."""
+    credentials, to a host on the allow-list, on an allowed port, over https unless the host is
+    allow-listed for plain http on any port (local test receivers)."""
     if any(ord(c) <= 0x20 or 0x7F <= ord(c) <= 0x9F for c in url):
         return "callback_url must not contain spaces or control characters"
     parts = urlsplit(url)
@@ -109,9 +113,54 @@ def callback_url_problem(url: str, allowed_hosts: Iterable[str], insecure_hosts:
     allowed = sorted(allowed_hosts)
     if host not in allowed:
         return f"host {host!r} is not on this client's callback allow-list ({', '.join(allowed) or 'none'})"
-    if parts.scheme == "http" and host not in set(insecure_hosts):
+    insecure = host in set(insecure_hosts)
+    if parts.scheme == "http" and not insecure:
         return "callback_url must use https (plain http only for hosts an admin allow-listed for testing)"
+    try:
+        port = parts.port or 443
+    except ValueError:
+        return "callback_url has an invalid port"
+    if not insecure and port not in set(ports):
+        return f"port {port} is not open to callbacks (allowed: {', '.join(map(str, sorted(ports)))})"
     return None
+
+
+@dataclass(frozen=True)
+class CallbackPolicy:
+    """Where callbacks may go, beyond each client's host allow-list: the ports open to them, and
+    the hosts allow-listed for local testing (plain http, any port, no address check)."""
+
+    insecure_hosts: frozenset[str] = frozenset()
+    ports: frozenset[int] = DEFAULT_CALLBACK_PORTS
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> CallbackPolicy:
+        return cls(frozenset(config["INSECURE_CALLBACK_HOSTS"]), frozenset(config["CALLBACK_PORTS"]))
+
+    def problem(self, url: str, allowed_hosts: Iterable[str]) -> str | None:
+        return callback_url_problem(url, allowed_hosts, self.insecure_hosts, self.ports)
+
+
+def public_address(host: str, port: int) -> str:
+    """The address to connect to for ``host``: every address it resolves to must be public (no
+    loopback, private, link-local or reserved address), so an allow-listed name cannot be pointed
+    at the inside. Raises AddressRefused (for good) or AddressUnknown (try again later)."""
+    try:
+        found = sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+    except (OSError, UnicodeError) as exc:
+        raise AddressUnknown(f"could not resolve {host}: {exc}") from None
+    inside = [address for address in found if not ipaddress.ip_address(address.split("%")[0]).is_global]
+    if inside or not found:
+        raise AddressRefused(f"{host} resolves to {inside[0] if inside else 'nothing'}, not a public address")
+    return found[0]
+
+
+class AddressRefused(Exception):
+    """The callback host resolves to an address callbacks may never go to."""
+
+
+class AddressUnknown(Exception):
+    """The callback host does not resolve now."""
 
 
 # --- sending ----------------------------------------------------------------------------------------
@@ -137,10 +186,33 @@ def _client() -> httpx.Client:
     return _clients[pid]
 
 
-def post(url: str, body: bytes, signed: dict[str, str], timeout: float) -> DeliveryResult:
+def post_callback(url: str, body: bytes, signed: dict[str, str], timeout: float,
+                  insecure_hosts: Iterable[str]) -> DeliveryResult:
+    """POST to a client's callback URL (checked by `callback_url_problem`), connecting to the public
+    address its host was resolved to just now, so a second lookup cannot lead elsewhere. Hosts
+    allow-listed for local testing are neither resolved nor pinned."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if host in set(insecure_hosts):
+        return post(url, body, signed, timeout)
+    port = parts.port or 443
+    try:
+        address = public_address(host, port)
+    except AddressRefused as exc:
+        return DeliveryResult("failed", error=f"refused before sending: {exc}")
+    except AddressUnknown as exc:
+        return DeliveryResult("retry", error=str(exc))
+    literal = f"[{address}]" if ":" in address else address
+    pinned = parts._replace(netloc=f"{literal}:{port}").geturl()
+    return post(pinned, body, {**signed, "Host": parts.netloc.rpartition("@")[2]}, timeout,
+                extensions={"sni_hostname": host})
+
+
+def post(url: str, body: bytes, signed: dict[str, str], timeout: float,
+         extensions: dict[str, str] | None = None) -> DeliveryResult:
     """POST ``body`` once with the signature headers ``signed`` and classify the answer."""
     try:
-        with _client().stream("POST", url, content=body, timeout=timeout,
+        with _client().stream("POST", url, content=body, timeout=timeout, extensions=extensions,
                               headers={"Content-Type": "application/json", **signed}) as response:
             return _classified(response)
     except httpx.TimeoutException:

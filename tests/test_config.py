@@ -70,6 +70,7 @@ def test_every_default(environ):
         "INTAKE_RATE_LIMIT": "120 per minute",
         "INSECURE_CALLBACK_HOSTS": frozenset(),
         "CALLBACK_TIMEOUT_SECONDS": 10.0,
+        "CALLBACK_PORTS": frozenset({443}),
         "EXECUTION_RETRY_SCHEDULE": [60, 300, 1800, 7200, 21600, 43200],
         "EXECUTION_GIVE_UP_AFTER_SECONDS": 259_200,
         "SESSION_COOKIE_SECURE": False,

@@ -35,6 +35,7 @@ from app.escalation.services import load_rules, validate_file
 from app.intake.models import ApiClient
 from app.intake.services import create_client, hash_token, submit_case
 from app.users import User
+from app.webhooks import CallbackPolicy
 
 Echo = Callable[[str], None]
 
@@ -465,7 +466,7 @@ def _seed_cases(session: Session, client: ApiClient) -> list[Case]:
             continue
         try:
             result = submit_case(session, client, f"seed-{spec.external_id}", spec.body(_callback_url()),
-                                 case_url=CASE_URL, insecure_callback_hosts=DEMO_INSECURE_HOSTS)
+                                 case_url=CASE_URL, callbacks=CallbackPolicy(DEMO_INSECURE_HOSTS))
         except DomainError as exc:
             raise RuntimeError(f"demo case {spec.external_id} was refused: {exc.message} {exc.errors or ''}") from exc
         case = session.get_one(Case, result.case_id)

@@ -35,18 +35,19 @@ class Sender:
     """Signs and sends documents to a client's callback URLs."""
 
     timeout: float
-    insecure_hosts: frozenset[str]
+    policy: webhooks.CallbackPolicy
 
     def send(self, client: ApiClient, url: str, msg_id: str, document: dict[str, Any]) -> DeliveryResult:
         """``msg_id`` is the ``webhook-id``: the receiver's idempotency key, the same on every retry."""
-        problem = webhooks.callback_url_problem(url, client.callback_hosts, self.insecure_hosts)
+        problem = self.policy.problem(url, client.callback_hosts)
         if problem:
             return DeliveryResult("failed", error=f"refused before sending: {problem}")
         secrets = client.active_secrets()
         if not secrets:
             return DeliveryResult("failed", error="refused before sending: the client has no active signing secret")
         body = canonical_json(document).encode()
-        return webhooks.post(url, body, webhooks.headers(secrets[0], msg_id, body), self.timeout)
+        return webhooks.post_callback(url, body, webhooks.headers(secrets[0], msg_id, body), self.timeout,
+                                      self.policy.insecure_hosts)
 
 
 def callback_document(case: Case, decision: Decision, execution: Execution,

@@ -47,6 +47,7 @@ from app.errors import Conflict, DomainError, Invalid, NotFound
 from app.execution.delivery import DeliveryResult, Sender
 from app.jobs import after_commit
 from app.users import User
+from app.webhooks import CallbackPolicy
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ def _claim(session: Session, execution: Execution, now: datetime) -> bool:
 
 def sender() -> Sender:
     config = current_app.config
-    return Sender(config["CALLBACK_TIMEOUT_SECONDS"], config["INSECURE_CALLBACK_HOSTS"])
+    return Sender(config["CALLBACK_TIMEOUT_SECONDS"], CallbackPolicy.from_config(config))
 
 
 def finish_attempt(session: Session, attempt: Attempt, result: DeliveryResult) -> Outcome | None:

@@ -16,6 +16,7 @@ from app.intake import services
 from app.intake.models import ApiClient
 from app.intake.presenters import case_document
 from app.problems import Problem
+from app.webhooks import CallbackPolicy
 
 bp = Blueprint("intake", __name__, url_prefix="/api/v1")
 
@@ -38,7 +39,7 @@ def create_case() -> tuple[Response, int]:
     case_url = url_for("intake.get_case", case_id=0, _external=True).replace("/0", "/{id}")
     result = _committed(lambda look_first: services.submit_case(
         db.session, client, webhook_id, raw, case_url=case_url,
-        insecure_callback_hosts=current_app.config["INSECURE_CALLBACK_HOSTS"], look_first=look_first,
+        callbacks=CallbackPolicy.from_config(current_app.config), look_first=look_first,
     ))
     return _answered(result)
 

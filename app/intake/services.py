@@ -131,7 +131,7 @@ def submit_case(
     raw_body: bytes,
     *,
     case_url: str,
-    insecure_callback_hosts: frozenset[str] = frozenset(),
+    callbacks: webhooks.CallbackPolicy,
     look_first: bool = True,
 ) -> IntakeResult:
     """Validate and store a signed case delivery, idempotently on ``webhook_id``.
@@ -148,7 +148,7 @@ def submit_case(
     body_hash = hashlib.sha256(raw_body).hexdigest()
     if look_first and (replay := replayed(session, client, webhook_id, body_hash)):
         return replay
-    envelope, data = _parse(raw_body, client, insecure_callback_hosts)
+    envelope, data = _parse(raw_body, client, callbacks)
     if look_first:
         _refuse_duplicate(session, client, envelope.external_id)
     queue = default_queue(session, envelope.domain)
@@ -213,7 +213,7 @@ def own_case(session: Session, client: ApiClient, case_id: int) -> Case:
 
 
 def _parse(raw_body: bytes, client: ApiClient,
-           insecure_callback_hosts: frozenset[str]) -> tuple[CaseEnvelope, BaseModel]:
+           callbacks: webhooks.CallbackPolicy) -> tuple[CaseEnvelope, BaseModel]:
     """The envelope and its case type's data, both valid, or a 422 naming every invalid field."""
     document = jsonbody.json_object(raw_body)
     domain = document.get("domain")
@@ -228,7 +228,7 @@ def _parse(raw_body: bytes, client: ApiClient,
         errors += field_errors(exc)
     data, data_errors = _data(document)
     errors += data_errors
-    errors += _callback_errors(document.get("callback_url"), client, insecure_callback_hosts)
+    errors += _callback_errors(document.get("callback_url"), client, callbacks)
     if errors or envelope is None or data is None:
         raise validation_error(errors, "case")
     return envelope, data
@@ -251,10 +251,10 @@ def _data(document: dict[str, Any]) -> tuple[BaseModel | None, list[dict[str, An
         return None, field_errors(exc, prefix=("data",))
 
 
-def _callback_errors(url: Any, client: ApiClient, insecure_hosts: frozenset[str]) -> list[dict[str, Any]]:
+def _callback_errors(url: Any, client: ApiClient, callbacks: webhooks.CallbackPolicy) -> list[dict[str, Any]]:
     if url is None or not isinstance(url, str):
         return []
-    problem = webhooks.callback_url_problem(url, client.callback_hosts, insecure_hosts)
+    problem = callbacks.problem(url, client.callback_hosts)
     return [{"field": "callback_url", "message": problem, "code": "callback_not_allowed"}] if problem else []
 
 
