@@ -1,8 +1,11 @@
-"""HTTP security headers on every response."""
+"""The edge's own defences: bounded bodies, no NUL characters, security headers on every response."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+import io
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import Malformed
 
@@ -25,6 +28,20 @@ def init_security(app: Flask) -> None:
     headers = dict(HEADERS)
     if app.config["ENV"] != "development":  # local http development must not pin the browser to https
         headers["Strict-Transport-Security"] = HSTS
+
+    def _bounded_body() -> None:
+        """A body sent without a length (chunked) is read here, up to MAX_CONTENT_LENGTH: the server
+        passes its stream through unbounded, so the limit would otherwise not hold. Runs first, so
+        an oversized body is a 413 whoever sends it."""
+        if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+            return
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        data = request.environ["wsgi.input"].read(limit + 1)
+        if len(data) > limit:
+            raise RequestEntityTooLarge(f"the body is larger than {limit} bytes")
+        request.environ["wsgi.input"] = io.BytesIO(data)  # what was read, for the view to read again
+
+    app.before_request_funcs.setdefault(None, []).insert(0, _bounded_body)
 
     @app.before_request
     def _refuse_nul_characters() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
+from typing import Any
 
 import pytest
 from rq import Queue as RQQueue
@@ -450,3 +452,23 @@ def test_a_score_given_as_text_is_refused(upstream):
     body["data"]["screening"]["sanctions_hits"][0]["score"] = "0.62"
     problem = assert_problem(upstream.post_case(body), 422, "validation-error")
     assert [e["field"] for e in problem["errors"]] == ["data.screening.sanctions_hits[0].score"]
+
+
+def chunked(upstream, raw: bytes, token: str | None = None) -> Any:
+    """POST ``raw`` as a server passes a chunked body on: no Content-Length, the stream terminated."""
+    headers = {"Authorization": f"Bearer {token or upstream.token}", "Content-Type": "application/json",
+               "Transfer-Encoding": "chunked", **upstream.sign(raw)}
+    return upstream.http.post("/api/v1/cases", input_stream=io.BytesIO(raw), headers=headers,
+                              environ_overrides={"wsgi.input_terminated": True})
+
+
+@pytest.mark.parametrize("config_overrides", [{"MAX_CONTENT_LENGTH": 4000}])
+def test_a_chunked_body_over_the_limit_is_413_whoever_sends_it(upstream, config_overrides):
+    small = json.dumps(case_body()).encode()
+    big = json.dumps(case_body(title="x" * 100, data={**case_body()["data"], "purpose": "y" * 4000})).encode()
+    assert len(small) < 4000 < len(big)
+    assert_problem(chunked(upstream, big), 413, "request-entity-too-large")
+    assert_problem(chunked(upstream, big, token="cs_not-a-token"), 413, "request-entity-too-large")
+    assert count(Case) == 0
+    response = chunked(upstream, small)
+    assert response.status_code == 202, response.get_json()
