@@ -18,14 +18,16 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, current_app, has_app_context
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -93,16 +95,24 @@ class Work:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def enqueue(work: Work, *, at: datetime | None = None) -> bool:
+def enqueue(work: Work, *, at: datetime | None = None, overdue: bool = False) -> bool:
     """Enqueue ``work`` now unless its job is already waiting or running; with ``at``, RQ's
-    scheduler enqueues it then. False (logged) when Redis cannot be reached: the sweeps find
-    the work again."""
+    scheduler enqueues it then. A job still waiting for RQ's scheduler past its time (none runs, or
+    the one holding its lock died), or ``overdue`` by the caller's own clock, goes to its queue now.
+    False (logged) when Redis cannot be reached: the sweeps find the work again."""
     connection = redis_connection()
     try:
         status = connection.hget(Job.key_for(work.job_id), "status")  # no job, or a half-expired one: None
+        queue = Queue(work.queue, connection=connection)
+        scheduled = ScheduledJobRegistry(queue=queue)
+        if (at is None and status is not None and status.decode() == JobStatus.SCHEDULED
+                and (overdue or _past_its_time(scheduled, work.job_id))):
+            scheduled.remove(work.job_id)
+            queue.enqueue_job(Job.fetch(work.job_id, connection=connection))
+            log.info("moved %s, overdue, from the scheduled jobs to its queue", work.job_id)
+            return True
         if status is not None and status.decode() in PENDING:
             return True
-        queue = Queue(work.queue, connection=connection)
         options = {"job_id": work.job_id, "result_ttl": 3600, "failure_ttl": 7 * 86400, **work.options}
         if at is None:
             queue.enqueue(work.func, *work.args, **options)
@@ -112,6 +122,13 @@ def enqueue(work: Work, *, at: datetime | None = None) -> bool:
     except RedisError as exc:
         log.warning("could not enqueue %s (%s); the sweep will retry", work.job_id, exc.__class__.__name__)
         return False
+
+
+def _past_its_time(scheduled: ScheduledJobRegistry, job_id: str) -> bool:
+    try:
+        return scheduled.get_scheduled_time(job_id) <= datetime.now(UTC)
+    except NoSuchJobError:
+        return True  # marked scheduled, yet in no registry: nothing would ever run it
 
 
 def after_commit(session: Session, work: Work) -> None:

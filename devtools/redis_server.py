@@ -62,9 +62,10 @@ class RedisServer:
 
 
 def start(
-    folder: Path | None = None, *, executable: str | None = None, timeout: float = START_TIMEOUT_SECONDS
+    folder: Path | None = None, *, executable: str | None = None, timeout: float = START_TIMEOUT_SECONDS,
+    port: int | None = None,
 ) -> RedisServer:
-    """Start a redis-server on a free local port, working in ``folder`` (default: a new temporary
+    """Start a redis-server on ``port`` (default: a free local port), working in ``folder`` (default: a new temporary
     one; removed by ``stop``); return once it answers PING."""
     executable = executable or redis_executable()
     if executable is None:
@@ -73,8 +74,9 @@ def start(
     folder = folder or Path(tempfile.mkdtemp(prefix="countersign-redis-"))
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "redis.log"
-    for _ in range(PORT_ATTEMPTS):
-        port = _free_port()
+    wanted = port
+    for _ in range(1 if wanted else PORT_ATTEMPTS):
+        port = wanted or _free_port()
         argv = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", str(folder), "--logfile", str(log)]
         process = subprocess.Popen(  # noqa: S603 (our own argv)

@@ -614,6 +614,24 @@ def test_the_sweep_re_enqueues_due_retries_that_redis_lost(upstream, people, rec
     assert reload(case_id).status == S.EXECUTED and len(receiver.processed) == 1
 
 
+def test_the_sweep_runs_a_due_retry_that_no_scheduler_moved(upstream, people, receiver, clock, redis_conn):
+    """No worker runs RQ's scheduler (or the one holding its lock died): the retry waits in the
+    scheduled registry past its time. The sweep sees it due in the database and queues it."""
+    receiver.fail = 1
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "retrying"
+    job_id = attempt_work(case_id, execution_of(case_id).id, 2).job_id
+    assert job_id in ScheduledJobRegistry("execute", connection=redis_conn).get_job_ids()
+    assert retry_due_executions() == 0  # not due yet: it stays where it is
+    assert RQQueue("execute", connection=redis_conn).job_ids == []
+    clock.to(execution_of(case_id).next_attempt_at)
+    assert retry_due_executions() == 1
+    assert RQQueue("execute", connection=redis_conn).job_ids == [job_id]
+    assert job_id not in ScheduledJobRegistry("execute", connection=redis_conn).get_job_ids()
+    work(redis_conn)
+    assert reload(case_id).status == S.EXECUTED and len(receiver.processed) == 1
+
+
 # --- the admin's failures page -------------------------------------------------------------------------
 
 

@@ -1,14 +1,18 @@
 """``python -m workers.scheduler``: RQ's cron scheduler, enqueueing the periodic jobs.
 
 Each periodic job is idempotent and derives its work from the database, so
-running several schedulers at once is safe.
+running several schedulers at once is safe. When Redis goes away the scheduler
+does not exit: it logs, waits (1 s, doubling to at most 30 s) and starts again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
+from flask import Flask
+from redis.exceptions import RedisError
 from rq.cron import CronScheduler
 
 from app import create_app
@@ -29,8 +33,12 @@ PERIODIC_JOBS: list[tuple[Callable[[], object], str, str]] = [
 ]
 
 
-def build_scheduler() -> CronScheduler:
-    app = create_app()
+RECONNECT_FIRST_WAIT, RECONNECT_LONGEST_WAIT = 1.0, 30.0
+log = logging.getLogger("countersign.scheduler")
+
+
+def build_scheduler(app: Flask | None = None) -> CronScheduler:
+    app = app or create_app()
     with app.app_context():
         scheduler = CronScheduler(connection=redis_connection(), logging_level="INFO")
         for func, queue, interval_key in PERIODIC_JOBS:
@@ -40,8 +48,19 @@ def build_scheduler() -> CronScheduler:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(levelname)s %(name)s: %(message)s")
-    build_scheduler().start()
-    return 0
+    app = create_app()
+    wait = RECONNECT_FIRST_WAIT
+    while True:
+        started = time.monotonic()
+        try:
+            build_scheduler(app).start()  # returns when asked to stop (SIGTERM, Ctrl-C)
+            return 0
+        except RedisError as exc:
+            if time.monotonic() - started > RECONNECT_LONGEST_WAIT:
+                wait = RECONNECT_FIRST_WAIT  # it ran a while: a new outage starts the backoff afresh
+            log.warning("Redis unreachable (%s): the scheduler starts again in %.0f s", exc.__class__.__name__, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, RECONNECT_LONGEST_WAIT)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def retry_due_executions() -> int:
     """Periodic: enqueue execute jobs that are due but missing (Redis lost them, or a worker died
     mid-attempt). Returns how many were enqueued."""
     case_ids = services.due_for_execution(db.session)
-    enqueued = sum(enqueue(execution_work(db.session, case_id)) for case_id in case_ids)
+    enqueued = sum(enqueue(execution_work(db.session, case_id), overdue=True) for case_id in case_ids)
     db.session.rollback()
     if enqueued:
         log.info("re-enqueued %d due execution(s)", enqueued)
@@ -82,7 +82,7 @@ def retry_due_notices() -> int:
     it, or a worker died mid-attempt). Returns how many were enqueued."""
     due = upstream.due_notices(db.session)
     db.session.rollback()
-    enqueued = sum(enqueue(notice_work(*notice)) for notice in due)
+    enqueued = sum(enqueue(notice_work(*notice), overdue=True) for notice in due)
     if enqueued:
         log.info("re-enqueued %d due upstream notification(s)", enqueued)
     return enqueued
