@@ -41,7 +41,8 @@ INTENT_ROLES: dict[str, frozenset[Role]] = {
     "claim": DECIDERS,
     "decide": DECIDERS,
     "assign": ASSIGNERS,
-    "release_others": ASSIGNERS,  # hand back a claim that is not one's own
+    "release": DECIDERS | ADMINS,  # hand back a claim: one's own, or (below) another's
+    "release_others": ASSIGNERS,
     "retry_analysis": DECIDERS | ADMINS,
     "retry_execution": ADMINS,
     "oversee": OVERSEERS,
@@ -49,6 +50,7 @@ INTENT_ROLES: dict[str, frozenset[Role]] = {
 }
 INTENTS = tuple(INTENT_ROLES)
 REFUSALS = {
+    "release": "release claims",
     "release_others": "release another reviewer's claim",
     "retry_analysis": "retry an analysis",
     "retry_execution": "retry a failed execution or mark it handled",

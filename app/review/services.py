@@ -149,7 +149,7 @@ def _reserve_next(session: Session, queue_id: int, user_id: int) -> Case | None:
 
 def release(session: Session, user: User, case_id: int) -> Case:
     """Hand a claimed case back: its assignee, a senior reviewer or an admin."""
-    case = get_case_for(session, user, case_id, "view")
+    case = get_case_for(session, user, case_id, "release")
     if case.status != S.IN_REVIEW:
         raise Conflict(f"a case in status {case.status} is not claimed", slug="illegal-transition")
     if case.assignee_id != user.id:

@@ -152,7 +152,7 @@ def claim(case_id: int) -> Response:
 
 @bp.post("/cases/<int:case_id>/release")
 def release(case_id: int) -> Response:
-    _simple_action(case_id, review.release, "Case released back to the queue.")
+    _simple_action(case_id, review.release, "Case released back to the queue.", "release")
     return redirect(url_for("review.case", case_id=case_id))
 
 
@@ -165,8 +165,8 @@ def retry(case_id: int) -> Response:
 @bp.post("/cases/<int:case_id>/assign")
 def assign(case_id: int) -> Response | tuple[str, int]:
     """A senior reviewer or admin gives the case to a reviewer of its queue (Post/Redirect/Get)."""
-    user = _require("assign")
-    found = permissions.get_case_for(db.session, user, case_id, "assign")
+    user = _user()
+    found = permissions.get_case_for(db.session, user, case_id, "assign")  # 404 before 403, as everywhere
     form = forms.AssignForm(prefix="assign")
     if not form.validate():
         return render_case(user, found, assign_form=form, open_panel="assign"), 422

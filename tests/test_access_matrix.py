@@ -1,0 +1,161 @@
+"""Every route and every kind of caller, with the answer each must get, written out by hand.
+
+Callers: anonymous; a reviewer of the case's queue; a reviewer of another queue (``outsider``);
+a senior reviewer; an admin; an auditor; an upstream API client of another tenant (``client``).
+Answers: ``login`` (sent to the sign-in page), ``signed out`` (sent there after signing out), 401,
+403, 404, or ``ok`` — allowed past the access
+checks: any answer but 401/403/404, a sign-in redirect or a 5xx (a refusal on the merits, such
+as 409 for a case in the wrong state, is ``ok`` here: access is what this file tests).
+Forms are posted with a valid CSRF token, so CSRF is not what answers.
+A test also checks that the table covers every route the app has.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import g
+from flask.testing import FlaskClient
+
+from app.auth.services import create_api_token
+from app.escalation import rules, services
+from app.extensions import db
+from app.users import User
+from tests.conftest import make_upstream, sign_in
+from tests.review_helpers import People, make_case
+
+pytest_plugins = ["tests.review_fixtures"]
+
+CALLERS = ("anonymous", "reviewer", "outsider", "senior", "admin", "auditor", "client")
+L, OK = "login", "ok"
+# (method, path, expected for each caller in CALLERS order). {case}, {rule}, {token} are filled in.
+BROWSER: list[tuple[str, str, tuple[Any, ...]]] = [
+    ("GET", "/queues", (L, OK, OK, OK, OK, OK, L)),
+    ("GET", "/queues/finance", (L, OK, 404, OK, OK, OK, L)),
+    ("GET", "/cases/{case}", (L, OK, 404, OK, OK, OK, L)),
+    ("POST", "/queues/finance/next", (L, OK, 404, OK, 403, 403, L)),
+    ("POST", "/cases/{case}/claim", (L, OK, 404, OK, 403, 403, L)),
+    ("POST", "/cases/{case}/release", (L, OK, 404, OK, OK, 403, L)),
+    ("POST", "/cases/{case}/retry", (L, OK, 404, OK, OK, 403, L)),
+    ("POST", "/cases/{case}/decide/reject", (L, OK, 404, OK, 403, 403, L)),
+    ("POST", "/cases/{case}/assign", (L, 403, 404, OK, OK, 403, L)),
+    ("GET", "/admin/executions", (L, 403, 403, 403, OK, OK, L)),
+    ("POST", "/admin/executions/{case}/retry", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/executions/{case}/handled", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/admin/rules", (L, 403, 403, 403, OK, OK, L)),
+    ("GET", "/admin/rules/new", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/rules/new", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/admin/rules/{rule}/edit", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/rules/{rule}/edit", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/rules/{rule}/enabled", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/rules/{rule}/move", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/notifications", (L, OK, OK, OK, OK, OK, L)),
+    ("POST", "/notifications/read", (L, OK, OK, OK, OK, OK, L)),
+    ("GET", "/settings/tokens", (L, OK, OK, OK, OK, OK, L)),
+    ("POST", "/settings/tokens", (L, OK, OK, OK, OK, OK, L)),
+    ("POST", "/settings/tokens/{token}/revoke", (L, OK, 404, 404, 404, 404, L)),  # the reviewer's token
+    ("POST", "/settings/sessions/end", (L, "signed out", "signed out", "signed out", "signed out", "signed out", L)),
+    ("POST", "/logout", (L, "signed out", "signed out", "signed out", "signed out", "signed out", L)),
+]
+# The reviewer API (personal tokens) and the upstream API (API client tokens).
+API: list[tuple[str, str, tuple[Any, ...]]] = [
+    ("GET", "/api/v1/inbox?queue=finance", (401, OK, 404, OK, OK, OK, 401)),
+    ("GET", "/api/v1/review/cases/{case}", (401, OK, 404, OK, OK, OK, 401)),
+    ("POST", "/api/v1/cases/{case}/claim", (401, OK, 404, OK, 403, 403, 401)),
+    ("POST", "/api/v1/cases/{case}/release", (401, OK, 404, OK, OK, 403, 401)),
+    ("POST", "/api/v1/cases/{case}/decisions", (401, OK, 404, OK, 403, 403, 401)),
+    ("POST", "/api/v1/cases/{case}/assign", (401, 403, 404, OK, OK, 403, 401)),
+    ("GET", "/api/v1/cases/{case}", (401, 401, 401, 401, 401, 401, 404)),  # another tenant's case
+    ("POST", "/api/v1/cases/{case}/info", (401, 401, 401, 401, 401, 401, 404)),
+    ("POST", "/api/v1/cases/{case}/withdraw", (401, 401, 401, 401, 401, 401, 404)),
+]
+OPEN = [("GET", "/login"), ("GET", "/healthz"), ("POST", "/login"), ("GET", "/")]  # reachable by anyone
+NOT_IN_TABLE = {"static", "ops.metrics", "ops.readyz", "intake.create_case"}  # tested in their own files
+BODIES = {  # a JSON body or form fields that get past parsing, so that access is what answers
+    "/decisions": {"kind": "reject", "case_version": 1, "reason_code": "other", "reason": "Matrix"},
+    "/assign": {"assignee": "reviewer2@example.com", "reason": "Matrix"},
+    "/info": {"data": {"purpose": "Matrix"}},
+    "/withdraw": {"reason": "Matrix"},
+}
+
+
+def caller_table(table: list[tuple[str, str, tuple[Any, ...]]]) -> list[Any]:
+    return [pytest.param(method, path, caller, expected[i], id=f"{method} {path} {caller}")
+            for method, path, expected in table for i, caller in enumerate(CALLERS)]
+
+
+@pytest.fixture
+def world(client: FlaskClient, upstream, people: People) -> dict[str, Any]:
+    case = make_case(upstream)
+    document = {"name": "matrix", "conditions": {"domain": "finance"},
+                "actions": [{"set_priority": {"priority": "high"}}]}
+    rule = services.create_rule(db.session, rules.validate(document, services.catalog(db.session)),
+                                services.RULES_ACTOR)
+    token, _ = create_api_token(db.session, people.reviewer, "matrix")
+    other_tenant = make_upstream(client, "another-tenant")
+    db.session.commit()
+    return {"case": case.id, "rule": rule.id, "token": token.id, "client": other_tenant}
+
+
+def user_of(people: People, caller: str) -> User | None:
+    return getattr(people, caller, None) if caller not in ("anonymous", "client") else None
+
+
+def csrf_for(http: FlaskClient, signed_in: bool) -> str:
+    g.pop("csrf_token", None)
+    page = http.get("/settings/tokens" if signed_in else "/login").get_data(as_text=True)
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    return found.group(1) if found else ""
+
+
+def classify(response: Any) -> Any:
+    assert response.status_code < 500, response.get_data(as_text=True)[:500]
+    if response.status_code in (401, 403, 404):
+        return response.status_code
+    location = response.headers.get("Location", "") if response.status_code == 302 else ""
+    if location.startswith("/login?next="):
+        return L
+    return "signed out" if location == "/login" else OK
+
+
+@pytest.mark.parametrize(("method", "path", "caller", "expected"), caller_table(BROWSER))
+def test_browser_routes(client, people, world, method, path, caller, expected):
+    user = user_of(people, caller)
+    sign_in(client, user)
+    token = csrf_for(client, user is not None)
+    g.pop("_login_user", None)
+    url = path.format(**world)
+    response = client.get(url) if method == "GET" else client.post(url, data={"csrf_token": token})
+    assert classify(response) == expected
+
+
+@pytest.mark.parametrize(("method", "path", "caller", "expected"), caller_table(API))
+def test_api_routes(client, people, world, method, path, caller, expected):
+    user = user_of(people, caller)
+    headers = {}
+    if user is not None:
+        headers["Authorization"] = f"Bearer {create_api_token(db.session, user, 'matrix')[1]}"
+        db.session.commit()
+    elif caller == "client":
+        headers["Authorization"] = f"Bearer {world['client'].token}"
+    url = path.format(**world)
+    body = next((b for suffix, b in BODIES.items() if url.endswith(suffix)), {})
+    if method == "GET":
+        response = client.get(url, headers=headers)
+    elif caller == "client":
+        response = world["client"].post_signed(url, body, headers={"Authorization": headers["Authorization"]})
+    else:
+        response = client.post(url, json=body, headers=headers)
+    assert classify(response) == expected
+
+
+def test_the_table_covers_every_route(app):
+    urls = app.url_map.bind("localhost")
+    sample = {"case": 1, "rule": 1, "token": 1}
+    tested = {(method, urls.match(path.format(**sample).split("?")[0], method)[0])
+              for method, path, _ in BROWSER + API} | {(method, urls.match(path, method)[0]) for method, path in OPEN}
+    routes = {(method, rule.endpoint) for rule in app.url_map.iter_rules() if rule.endpoint not in NOT_IN_TABLE
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert routes - tested == set()
