@@ -159,3 +159,13 @@ def test_the_table_covers_every_route(app):
     routes = {(method, rule.endpoint) for rule in app.url_map.iter_rules() if rule.endpoint not in NOT_IN_TABLE
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     assert routes - tested == set()
+
+
+@pytest.mark.parametrize(("path",), [pytest.param(path, id=path) for method, path, _ in BROWSER if method == "POST"])
+def test_every_form_refuses_a_post_without_its_csrf_token(client, people, world, path):
+    """Signed in as the one caller every form admits (or the token's owner): still 400 without the token."""
+    sign_in(client, people.admin if path.startswith("/admin") else people.reviewer)
+    g.pop("_login_user", None)
+    response = client.post(path.format(**world), data={"reason": "no token"})
+    assert response.status_code == 400
+    assert "CSRF" in response.get_data(as_text=True)
