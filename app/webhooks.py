@@ -97,34 +97,6 @@ def _is_base64(text: str) -> bool:
 # --- where callbacks may go --------------------------------------------------------------------------
 
 
-def callback_url_problem(url: str, allowed_hosts: Iterable[str], insecure_hosts: Iterable[str],
-                         ports: Iterable[int] = DEFAULT_CALLBACK_PORTS) -> str | None:
-    """Why ``url`` may not receive callbacks, or None when it may: an absolute http(s) URL without
-    credentials, to a host on the allow-list, on an allowed port, over https unless the host is
-    allow-listed for plain http on any port (local test receivers)."""
-    if any(ord(c) <= 0x20 or 0x7F <= ord(c) <= 0x9F for c in url):
-        return "callback_url must not contain spaces or control characters"
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("https", "http") or not host:
-        return "callback_url must be an absolute https URL"
-    if parts.username or parts.password:
-        return "callback_url must not carry credentials"
-    allowed = sorted(allowed_hosts)
-    if host not in allowed:
-        return f"host {host!r} is not on this client's callback allow-list ({', '.join(allowed) or 'none'})"
-    insecure = host in set(insecure_hosts)
-    if parts.scheme == "http" and not insecure:
-        return "callback_url must use https (plain http only for hosts an admin allow-listed for testing)"
-    try:
-        port = parts.port or 443
-    except ValueError:
-        return "callback_url has an invalid port"
-    if not insecure and port not in set(ports):
-        return f"port {port} is not open to callbacks (allowed: {', '.join(map(str, sorted(ports)))})"
-    return None
-
-
 @dataclass(frozen=True)
 class CallbackPolicy:
     """Where callbacks may go, beyond each client's host allow-list: the ports open to them, and
@@ -138,7 +110,30 @@ class CallbackPolicy:
         return cls(frozenset(config["INSECURE_CALLBACK_HOSTS"]), frozenset(config["CALLBACK_PORTS"]))
 
     def problem(self, url: str, allowed_hosts: Iterable[str]) -> str | None:
-        return callback_url_problem(url, allowed_hosts, self.insecure_hosts, self.ports)
+        """Why ``url`` may not receive callbacks, or None when it may: an absolute http(s) URL
+        without credentials, spaces or control characters, to a host on the allow-list, on an
+        allowed port, over https unless the host is allow-listed for testing."""
+        if any(ord(c) <= 0x20 or 0x7F <= ord(c) <= 0x9F for c in url):
+            return "callback_url must not contain spaces or control characters"
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("https", "http") or not host:
+            return "callback_url must be an absolute https URL"
+        if parts.username or parts.password:
+            return "callback_url must not carry credentials"
+        allowed = sorted(allowed_hosts)
+        if host not in allowed:
+            return f"host {host!r} is not on this client's callback allow-list ({', '.join(allowed) or 'none'})"
+        insecure = host in self.insecure_hosts
+        if parts.scheme == "http" and not insecure:
+            return "callback_url must use https (plain http only for hosts an admin allow-listed for testing)"
+        try:
+            port = parts.port or 443
+        except ValueError:
+            return "callback_url has an invalid port"
+        if not insecure and port not in self.ports:
+            return f"port {port} is not open to callbacks (allowed: {', '.join(map(str, sorted(self.ports)))})"
+        return None
 
 
 def public_address(host: str, port: int) -> str:
@@ -188,7 +183,7 @@ def _client() -> httpx.Client:
 
 def post_callback(url: str, body: bytes, signed: dict[str, str], timeout: float,
                   insecure_hosts: Iterable[str]) -> DeliveryResult:
-    """POST to a client's callback URL (checked by `callback_url_problem`), connecting to the public
+    """POST to a client's callback URL (checked by `CallbackPolicy.problem`), connecting to the public
     address its host was resolved to just now, so a second lookup cannot lead elsewhere. Hosts
     allow-listed for local testing are neither resolved nor pinned."""
     parts = urlsplit(url)

@@ -132,9 +132,7 @@ def user_for_session(session: Session, raw: str | None, *, idle: timedelta, long
     ``idle``, or older than ``longest``. Its use is noted (and an expired session ended) in a
     transaction of its own, so that a read-only request keeps the session alive and nothing else
     of the request is committed with it."""
-    if not raw:
-        return None
-    found = session.scalar(select(UserSession).where(UserSession.token_hash == sha256_hex(raw)))
+    found = _session_of(session, raw)
     if found is None or found.ended_at is not None or not found.user.active:
         return None
     now = now or utcnow()
@@ -146,9 +144,15 @@ def user_for_session(session: Session, raw: str | None, *, idle: timedelta, long
     return None if expired else found.user
 
 
+def _session_of(session: Session, raw: str | None) -> UserSession | None:
+    if not raw:
+        return None
+    return session.scalar(select(UserSession).where(UserSession.token_hash == sha256_hex(raw)))
+
+
 def end_session(session: Session, raw: str | None) -> None:
     """Sign-out: this browser's session ends (audited); an unknown or ended one is ignored."""
-    found = session.scalar(select(UserSession).where(UserSession.token_hash == sha256_hex(raw or "")))
+    found = _session_of(session, raw)
     if found is not None and found.ended_at is None:
         found.ended_at = utcnow()
         chain.record(session, AuditAction.USER_LOGOUT, Actor.user(found.user), data={"user_id": found.user_id})

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.cases.models import Decision, Execution
+from app.cases import policy
+from app.cases.models import Execution
 from app.cases.schemas import DecisionRecord, RecommendationBrief
 from app.intake.models import ApiClient
 from app.intake.schemas import ExecutionState, UpstreamCase
@@ -14,7 +15,7 @@ from app.intake.services import own_case
 
 def case_document(session: Session, client: ApiClient, case_id: int) -> UpstreamCase:
     case = own_case(session, client, case_id)
-    decisions = session.scalars(select(Decision).where(Decision.case_id == case.id).order_by(Decision.id))
+    decisions = policy.decisions_of(session, case)
     execution = session.scalars(
         select(Execution).where(Execution.case_id == case.id).order_by(Execution.id.desc()).limit(1)
     ).first()
