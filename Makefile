@@ -34,7 +34,7 @@ test: $(DEV)
 	bash .ci/test-suite
 
 lint: $(DEV)
-	$(PY) -m ruff check app workers tests benchmarks devtools config.py wsgi.py
+	$(PY) -m ruff check app workers tests benchmarks devtools tools config.py wsgi.py
 
 ## Performance benchmarks (tables with targets).
 bench: $(DEV)

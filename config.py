@@ -142,6 +142,16 @@ class Settings(BaseSettings):
     # Each sweep looks this far behind the previous sweep's lines, for changes committed late.
     SWEEP_OVERLAP_SECONDS: NonNegativeInt = 120
 
+    # Audit log (app/audit): the sealer puts new events in order every AUDIT_SEAL_SECONDS; a signed
+    # checkpoint is made every AUDIT_CHECKPOINT_SECONDS and also written to AUDIT_CHECKPOINT_DIR
+    # (empty: none outside the database). The Ed25519 key (PEM, or base64 of its 32 bytes) comes
+    # from AUDIT_SIGNING_KEY or the file AUDIT_SIGNING_KEY_FILE, never from the database.
+    AUDIT_SIGNING_KEY: str = ""
+    AUDIT_SIGNING_KEY_FILE: str = ""
+    AUDIT_CHECKPOINT_DIR: str = str(INSTANCE_DIR / "audit-checkpoints")
+    AUDIT_SEAL_SECONDS: PositiveInt = 2
+    AUDIT_CHECKPOINT_SECONDS: PositiveInt = 60
+
     # Notifications (app/notifications): email when SMTP_HOST is set, a signed webhook when its URL is
     SMTP_HOST: str = ""
     SMTP_PORT: Annotated[int, EmptyIsDefault, Field(ge=1, le=65535)] = 25
@@ -225,3 +235,4 @@ class TestConfig(Config):
     SECRET_KEY = "test-secret"  # noqa: S105
     REDIS_URL = "redis://127.0.0.1:1/0"  # never a shared Redis: tests/conftest.py sets its own (redis_url)
     WTF_CSRF_ENABLED = True
+    AUDIT_SIGNING_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="

@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.actors import Actor
-from app.audit import chain
+from app.auditor.cli import audit
 from app.auth.services import create_api_token, create_user, end_all_sessions
 from app.cases import queues as queue_service
 from app.cases.permissions import Role
@@ -24,7 +24,6 @@ from app.users import User
 
 users = AppGroup("users", help="Manage reviewer, admin and auditor accounts.")
 clients = AppGroup("clients", help="Manage upstream API clients.")
-audit = AppGroup("audit", help="Verify the audit trail.")
 seed = AppGroup("seed", help="Load demo data.")
 queues = AppGroup("queues", help="Create, change and list review queues.")
 
@@ -283,28 +282,6 @@ def _settings_lines(described: dict) -> list[str]:
             f"lead: {_shown(described['lead'])}, blind review: {_shown(described['blind_review'])}",
             f"business hours: {described['business_hours_summary'] or '24/7'}",
             f"members: {_shown(described['members'])}"]
-
-
-@audit.command("verify")
-@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 100_000))
-def audit_verify(batch_size: int) -> None:
-    """Walk the hash chain; exit 1 naming the first bad sequence number."""
-    total = chain.count_events(db.session)
-    click.echo(f"verifying {total} audit events…", err=True)
-
-    def progress(done: int) -> None:
-        click.echo(f"  {done}/{total} ({done * 100 // max(total, 1)}%)", err=True)
-
-    result = chain.verify(db.session, batch_size=batch_size, progress=progress)
-    if result.ok:
-        click.echo(f"audit chain intact: {result.checked} events verified")
-        return
-    click.echo(
-        f"audit chain BROKEN at sequence {result.first_bad_seq}: {result.reason} "
-        f"({result.checked} events verified before it)",
-        err=True,
-    )
-    sys.exit(1)
 
 
 @seed.command("demo")

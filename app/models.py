@@ -1,6 +1,6 @@
 """Every model, imported in one place so that metadata (and Alembic) sees them all."""
 
-from app.audit.models import AuditEvent
+from app.audit.models import AuditCheckpoint, AuditEvent
 from app.cases.models import (
     Case,
     Decision,
@@ -21,6 +21,7 @@ from app.users import ApiToken, User
 __all__ = [
     "ApiClient",
     "ApiToken",
+    "AuditCheckpoint",
     "AuditEvent",
     "Case",
     "Decision",

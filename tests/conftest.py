@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from redis import Redis
 
 from app import create_app, webhooks
+from app.audit import chain, verification
 from app.cases.models import Queue
 from app.cases.types import REGISTRY, examples
 from app.extensions import db, limiter
@@ -109,7 +110,7 @@ def reset_database(database: TestDatabase) -> None:
         # Superuser test session: replica mode skips the append-only (and FK) triggers for the reset.
         conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
         for table in reversed(db.metadata.sorted_tables):
-            conn.exec_driver_sql(f"DELETE FROM {table.name}")  # noqa: S608 (our own table names)
+            conn.exec_driver_sql(f"DELETE FROM {table.name}")
 
 
 @functools.cache
@@ -176,12 +177,14 @@ def _shared_app(database_url: str, redis_url: str, overrides: dict[str, Any]) ->
 
 @pytest.fixture
 def app(
-    database: TestDatabase, redis_url: str, redis_conn: Redis, config_overrides: dict[str, Any]
+    database: TestDatabase, redis_url: str, redis_conn: Redis, config_overrides: dict[str, Any], tmp_path: Path
 ) -> Iterator[Flask]:
-    """The (shared) app for these settings, in a fresh app context on a freshly reset database;
-    whatever the test writes into app.config is put back afterwards."""
+    """The (shared) app for these settings, in a fresh app context on a freshly reset database and
+    its own directory of published audit checkpoints; whatever the test writes into app.config is
+    put back afterwards."""
     app = _shared_app(database.url, redis_url, config_overrides)
     config = dict(app.config)
+    app.config["AUDIT_CHECKPOINT_DIR"] = str(tmp_path / "audit-checkpoints")
     try:
         with app.app_context():
             yield app
@@ -190,6 +193,12 @@ def app(
     finally:
         app.config.clear()
         app.config.update(config)
+
+
+def audit_log_intact() -> bool:
+    """Seal what is committed, then verify the whole audit log (as ``audit verify`` does)."""
+    chain.seal(db.session)
+    return verification.verify(db.session, current_app.config).ok
 
 
 @pytest.fixture

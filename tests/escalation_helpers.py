@@ -58,7 +58,7 @@ def minutes(n: float) -> datetime:
 def events(case: Case | int, action: str) -> list[AuditEvent]:
     case_id = case if isinstance(case, int) else case.id
     return list(db.session.scalars(select(AuditEvent).where(AuditEvent.case_id == case_id, AuditEvent.action == action)
-                                   .order_by(AuditEvent.seq)))
+                                   .order_by(AuditEvent.id)))
 
 
 def notes(user: User | None = None, kind: str | None = None) -> list[Notification]:

@@ -126,5 +126,5 @@ def execution_of(case_id: int) -> Execution:
 
 def events(case_id: int, action: str) -> list[AuditEvent]:
     return list(db.session.scalars(select(AuditEvent).where(AuditEvent.case_id == case_id,
-                                                            AuditEvent.action == action).order_by(AuditEvent.seq)))
+                                                            AuditEvent.action == action).order_by(AuditEvent.id)))
 

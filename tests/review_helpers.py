@@ -116,7 +116,7 @@ def decide(user: User, case: Case, kind: str, **fields: Any) -> Decision:
 
 
 def last_event(case: Case | None = None) -> AuditEvent:
-    stmt = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)
+    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)
     if case is not None:
         stmt = stmt.where(AuditEvent.case_id == case.id)
     return db.session.scalars(stmt).one()

@@ -39,7 +39,7 @@ def status_of(case_id: int) -> str:
 
 def last_event(case_id: int, action: str) -> AuditEvent:
     return db.session.scalars(select(AuditEvent).where(AuditEvent.case_id == case_id, AuditEvent.action == action)
-                              .order_by(AuditEvent.seq.desc())).first()
+                              .order_by(AuditEvent.id.desc())).first()
 
 
 def routing(chain: list[str], **extra: Any) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def test_a_cookie_saved_before_logout_is_worthless_after_it(client, app, people:
     saved = client.get_cookie("session").value
     client.post("/logout", data={"csrf_token": csrf_from(page)})
     assert session_row(people.reviewer.id).ended_at is not None
-    assert [e.action for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq))][-1] == "user.logout"
+    assert [e.action for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))][-1] == "user.logout"
 
     replayed = app.test_client()
     replayed.set_cookie("session", saved)

@@ -23,7 +23,7 @@ def test_users_create(runner, queues):
     assert sorted(q.name for q in user.queues) == ["finance", "legal"]
     assert user.password_hash.startswith("scrypt:")
     assert user.check_password("correct-horse-1") and not user.check_password("wrong")
-    assert db.session.scalar(select(AuditEvent.action).order_by(AuditEvent.seq.desc())) == "user.created"
+    assert db.session.scalar(select(AuditEvent.action).order_by(AuditEvent.id.desc())) == "user.created"
 
 
 def test_users_create_duplicate_email_fails(runner):

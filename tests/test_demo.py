@@ -16,7 +16,6 @@ from redis import Redis
 from rq import Queue as RqQueue
 from sqlalchemy import func, select
 
-from app.audit import chain
 from app.audit.models import AuditEvent
 from app.cases.models import Case, Priority, Queue
 from app.cases.queues import create_queue
@@ -29,6 +28,7 @@ from app.extensions import db
 from app.intake.models import ApiClient, WebhookReceipt
 from app.intake.services import hash_token
 from app.users import User
+from tests.conftest import audit_log_intact
 from workers import demo as launcher
 
 
@@ -94,7 +94,7 @@ def test_seed_creates_queues_users_client_and_cases(app: Flask, redis_conn: Redi
     almost_late = [c for c in cases if c.sla_due_at and c.sla_due_at < utcnow() + timedelta(minutes=5)]
     assert [(c.case_type, c.priority) for c in almost_late] == [("payment_release", Priority.HIGH)]
 
-    assert chain.verify(db.session).ok
+    assert audit_log_intact()
     assert RqQueue("ai", connection=redis_conn).count == len(cases)
 
 
@@ -108,14 +108,14 @@ def test_seeding_twice_adds_nothing(app: Flask, tmp_path: Path) -> None:
     assert "Demo data already present: nothing added." in output
     token = json.loads((tmp_path / "demo-client.json").read_text())["token"]
     assert any(token in line for line in output)
-    assert chain.verify(db.session).ok
+    assert audit_log_intact()
 
 
 def test_create_queue_records_an_audit_event(app: Flask) -> None:
     target = create_queue(db.session, "finance-senior", "finance", 120)
     queue = create_queue(db.session, "payments", "finance", 240, is_default=True, escalation_target=target)
 
-    event = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+    event = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
     assert event is not None and event.action == "queue.created" and event.actor == "system:seed"
     assert event.data["name"] == "payments" and event.data["escalation_target"] == "finance-senior"
     assert queue.escalation_target is target

@@ -305,7 +305,7 @@ def test_rule_changes_are_audited(upstream, people):
     services.set_enabled(db.session, rule, False, ADMIN)
     db.session.commit()
     actions = db.session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("rule.%"))
-                                 .order_by(AuditEvent.seq)).all()
+                                 .order_by(AuditEvent.id)).all()
     assert actions == ["rule.created", "rule.disabled"]
 
 

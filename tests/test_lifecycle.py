@@ -148,7 +148,7 @@ def test_every_allowed_move_lands_where_the_matrix_says(upstream, event, source,
     assert target is expected
     assert case.status == expected.value
     assert case.version == before + 1
-    event_row = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+    event_row = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
     assert event_row.action == f"case.{event}"
     assert event_row.case_id == case.id
     assert event_row.data["from"] == source.value and event_row.data["to"] == expected.value

@@ -657,7 +657,7 @@ def test_a_senior_assigns_a_case_from_its_page(http, upstream, reviewer, senior,
     assigned = db.session.get(Case, case.id)
     assert (assigned.status, assigned.assignee_id) == (Status.IN_REVIEW, reviewer.id)
     event = db.session.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id)
-                               .order_by(AuditEvent.seq.desc()).limit(1)).one()
+                               .order_by(AuditEvent.id.desc()).limit(1)).one()
     assert (event.action, event.data["reason"], event.data["assignee_id"]) == ("case.assigned",
                                                                               "Knows this supplier", reviewer.id)
     note = db.session.scalars(select(InAppNotification).where(InAppNotification.user_id == reviewer.id)).one()

@@ -229,6 +229,17 @@ def web_port(env: Mapping[str, str]) -> int:
     return port
 
 
+def _audit_signing_key(flask: list[str], env: dict[str, str]) -> None:
+    """The demo signs its audit checkpoints with a key of its own under instance/, made once."""
+    if env.get("AUDIT_SIGNING_KEY") or env.get("AUDIT_SIGNING_KEY_FILE"):
+        return
+    key = INSTANCE_DIR / "audit-signing-key.pem"
+    if not key.exists():
+        run_step([*flask, "audit", "keygen", "--out", str(key)], env)
+    env["AUDIT_SIGNING_KEY_FILE"] = str(key)
+    say(f"audit checkpoints signed with the demo key {key} (public key in {key}.pub)")
+
+
 def accepts_connections(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -304,10 +315,12 @@ def main() -> int:
         say(f"database: {describe_database(env)}")
         flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         run_step([*flask, "db", "upgrade"], env)
+        _audit_signing_key(flask, env)
         receiver_port = free_port()
         env["DEMO_CALLBACK_URL"] = f"http://127.0.0.1:{receiver_port}/countersign"
         env.setdefault("INSECURE_CALLBACK_HOSTS", "127.0.0.1,localhost")
         run_step([*flask, "seed", "demo"], env)
+        run_step([*flask, "audit", "checkpoint"], env)
         services.append(spawn("hook", receiver_command(receiver_port), {**env, "RECEIVER_SECRET": demo_secret()}))
         say(f"callbacks of approved cases go to the demo receiver at {env['DEMO_CALLBACK_URL']} (tag 'hook')")
         for name, argv in service_commands(port).items():

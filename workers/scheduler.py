@@ -17,6 +17,7 @@ from rq.cron import CronScheduler
 
 from app import create_app
 from app.ai.jobs import requeue_stuck_cases
+from app.audit.jobs import checkpoint_audit_log, seal_audit_log
 from app.escalation.jobs import rules_sweep, sla_sweep
 from app.execution.jobs import retry_due_executions, retry_due_notices
 from app.jobs import redis_connection
@@ -30,6 +31,8 @@ PERIODIC_JOBS: list[tuple[Callable[[], object], str, str]] = [
     (release_expired_claims, "default", "SWEEP_INTERVAL_SECONDS"),
     (retry_due_executions, "execute", "SWEEP_INTERVAL_SECONDS"),
     (retry_due_notices, "execute", "SWEEP_INTERVAL_SECONDS"),
+    (seal_audit_log, "default", "AUDIT_SEAL_SECONDS"),
+    (checkpoint_audit_log, "default", "AUDIT_CHECKPOINT_SECONDS"),
 ]
 
 

@@ -1,54 +1,38 @@
-"""The append-only, hash-chained audit trail: appending and verifying."""
+"""The audit log: writers append unsealed events; one sealer puts them in order.
+
+``record`` inserts an event in the caller's transaction and returns: no lock, no read of other
+events, so audited writes run side by side. ``seal`` (a periodic job, and on demand before a
+checkpoint, an export or a verification) gives every committed event its place in the one
+append-only order (``seq``) and its Merkle leaf hash, in batches, under a lock only sealers take.
+
+Order: on SQLite there is one writer at a time, so insertion (``id``) order is commit order. On
+PostgreSQL a trigger stamps each event with its transaction's id (``xid``); the sealer takes only
+events of transactions older than every still-open one (the snapshot's xmin), in ``xid`` order, so
+an event committed later can never need a place before one already sealed.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from app.actors import Actor
+from app.audit import merkle
 from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
-from app.db import canonical_json, json_digest, utcnow
+from app.db import canonical_json, utcnow
 
-GENESIS_HASH = "0" * 64
-# Any constant works: it names the one advisory lock that serialises appends on PostgreSQL.
-_CHAIN_LOCK_KEY = 0x636F756E746572  # "counter"
-
-
-def event_hash(seq: int, time: str, actor: str, action: str, case_id: int | None, data: Any, prev_hash: str) -> str:
-    document = {
-        "seq": seq,
-        "time": time,
-        "actor": actor,
-        "action": action,
-        "case_id": case_id,
-        "data": data,
-        "prev_hash": prev_hash,
-    }
-    return json_digest(document)
-
-
-def _hash_of(event: AuditEvent) -> str:
-    return event_hash(
-        event.seq, event.time.isoformat(), event.actor, event.action, event.case_id, event.data, event.prev_hash
-    )
-
-
-def _lock_chain(session: Session) -> None:
-    """Serialise appenders so two transactions never link to the same predecessor.
-
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: a write statement that
-    changes nothing still takes the database write lock, held until commit.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
-    else:
-        session.execute(text("UPDATE audit_events SET seq = seq WHERE 0 = 1"))
+# Any constant works: it names the advisory lock that only sealers take (PostgreSQL).
+_SEALER_LOCK_KEY = 0x636F756E746572  # "counter"
+SEAL_BATCH = 5000
+ENTRY_COLUMNS = (AuditEvent.id, AuditEvent.seq, AuditEvent.time, AuditEvent.actor, AuditEvent.action,
+                 AuditEvent.case_id, AuditEvent.data, AuditEvent.hash)
 
 
 def record(
@@ -59,66 +43,105 @@ def record(
     if not isinstance(action, AuditAction):
         raise ValueError(f"audit action {action!r} is not an AuditAction (app.audit.actions): "
                          "every action the trail records is listed there")
-    _lock_chain(session)
-    last = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
-    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS_HASH)
-    now = utcnow()
-    payload = _jsonable(data if data is not None else {})
-    event = AuditEvent(
-        seq=seq, time=now, actor=str(actor), action=action.value, case_id=case_id, data=payload, prev_hash=prev_hash
-    )
-    event.hash = event_hash(seq, now.isoformat(), str(actor), action.value, case_id, payload, prev_hash)
+    payload = json.loads(canonical_json(data if data is not None else {}))  # hashed later exactly as stored
+    event = AuditEvent(time=utcnow(), actor=str(actor), action=action.value, case_id=case_id, data=payload)
     session.add(event)
     session.flush()
     return event
 
 
-def _jsonable(data: Any) -> Any:
-    """Round-trip through canonical JSON so what is hashed is exactly what is stored."""
-    return json.loads(canonical_json(data))
+def entry(seq: int, time: datetime, actor: str, action: str, case_id: int | None, data: Any) -> bytes:
+    """The bytes a leaf hash covers: the event's canonical JSON, its place in the order included."""
+    return canonical_json({"seq": seq, "time": time.isoformat(), "actor": actor, "action": action,
+                           "case_id": case_id, "data": data}).encode()
 
 
-@dataclass
-class VerifyResult:
-    checked: int
-    first_bad_seq: int | None = None
-    reason: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.first_bad_seq is None
+def entry_of(row: Row[Any] | AuditEvent) -> bytes:
+    if row.seq is None:
+        raise ValueError(f"audit event {row.id} is not sealed yet")
+    return entry(row.seq, row.time, row.actor, row.action, row.case_id, row.data)
 
 
-def iter_events(session: Session, batch_size: int = 1000) -> Iterator[AuditEvent]:
-    """Walk the chain in sequence order, one keyset page at a time."""
+# --- sealing ------------------------------------------------------------------------------------------
+
+
+def seal(session: Session, *, batch_size: int = SEAL_BATCH) -> int:
+    """Seal every event that may be sealed now, committing each batch; how many were sealed."""
+    sealed = 0
+    while True:
+        count = _seal_batch(session, batch_size)
+        session.commit()
+        sealed += count
+        if count < batch_size:
+            return sealed
+
+
+def _seal_batch(session: Session, batch_size: int) -> int:
+    postgres = _take_sealer_lock(session)
+    last = session.scalar(select(func.max(AuditEvent.seq))) or 0
+    query = select(AuditEvent.id, AuditEvent.time, AuditEvent.actor, AuditEvent.action, AuditEvent.case_id,
+                   AuditEvent.data).where(AuditEvent.seq.is_(None))
+    if postgres:
+        query = query.where(AuditEvent.xid < text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        query = query.order_by(AuditEvent.xid, AuditEvent.id)
+    else:
+        query = query.order_by(AuditEvent.id)
+    rows = session.execute(query.limit(batch_size)).all()
+    if not rows:
+        return 0
+    seals = []
+    for seq, row in enumerate(rows, start=last + 1):
+        leaf = merkle.leaf_hash(entry(seq, row.time, row.actor, row.action, row.case_id, row.data))
+        seals.append({"id": row.id, "seq": seq, "hash": leaf.hex()})
+    session.execute(update(AuditEvent), seals)
+    return len(seals)
+
+
+def _take_sealer_lock(session: Session) -> bool:
+    """Wait for any other sealer to finish; True on PostgreSQL. On SQLite a write that changes
+    nothing takes the database's write lock, held until commit, before anything is read."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEALER_LOCK_KEY})
+        return True
+    session.execute(text("UPDATE audit_events SET seq = seq WHERE 0 = 1"))
+    return False
+
+
+def unsealed_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))) or 0
+
+
+def sealed_count(session: Session) -> int:
+    return session.scalar(select(func.max(AuditEvent.seq))) or 0
+
+
+# --- reading in order ---------------------------------------------------------------------------------
+
+
+def iter_sealed(session: Session, *, upto: int | None = None, batch_size: int = 5000) -> Iterator[Row[Any]]:
+    """The sealed events in order (keyset pages: constant memory), up to ``upto`` when given."""
     after = 0
     while True:
-        page = session.scalars(
-            select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(batch_size)
-        ).all()
+        query = select(*ENTRY_COLUMNS).where(AuditEvent.seq > after)
+        if upto is not None:
+            query = query.where(AuditEvent.seq <= upto)
+        page = session.execute(query.order_by(AuditEvent.seq).limit(batch_size)).all()
         if not page:
             return
         yield from page
         after = page[-1].seq
-        session.expunge_all()
 
 
-def count_events(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(AuditEvent)) or 0
-
-
-def verify(session: Session, *, batch_size: int = 1000, progress: Callable[[int], None] | None = None) -> VerifyResult:
-    expected_seq, expected_prev = 1, GENESIS_HASH
-    checked = 0
-    for event in iter_events(session, batch_size):
-        if event.seq != expected_seq:
-            return VerifyResult(checked, expected_seq, f"sequence {expected_seq} is missing (next is {event.seq})")
-        if event.prev_hash != expected_prev:
-            return VerifyResult(checked, event.seq, "prev_hash does not match the previous event's hash")
-        if _hash_of(event) != event.hash:
-            return VerifyResult(checked, event.seq, "hash does not match the event's contents")
-        expected_seq, expected_prev = event.seq + 1, event.hash
-        checked += 1
-        if progress and checked % batch_size == 0:
-            progress(checked)
-    return VerifyResult(checked)
+def iter_leaf_hashes(session: Session, upto: int, *, batch_size: int = 20000) -> Iterator[tuple[int, bytes]]:
+    """(seq, leaf hash) of events 1..upto, in order, as stored."""
+    after = 0
+    while after < upto:
+        page = session.execute(
+            select(AuditEvent.seq, AuditEvent.hash)
+            .where(AuditEvent.seq > after, AuditEvent.seq <= upto).order_by(AuditEvent.seq).limit(batch_size)
+        ).all()
+        if not page:
+            return
+        for seq, leaf in page:
+            yield seq, bytes.fromhex(leaf)
+        after = page[-1].seq

@@ -267,7 +267,7 @@ SHOWN_DATA = ("kind", "action", "parameters", "diff", "reason_code", "queue", "f
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    seq: int
+    event_id: int
     time: datetime
     actor: str
     action: str
@@ -285,7 +285,7 @@ def timeline(session: Session, case_id: int, *, hide_ai: bool = False) -> list[T
     """The case's audit events, newest first, with actors named; ``hide_ai`` leaves out what
     would reveal the AI's recommendation (blind review)."""
     events = session.scalars(
-        select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq.desc())
+        select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.id.desc())
     ).all()
     names = _actor_names(session, [e.actor for e in events])
     return [_entry(event, names, hide_ai) for event in events]
@@ -298,7 +298,7 @@ def _entry(event: AuditEvent, names: dict[str, str], hide_ai: bool) -> TimelineE
     details = tuple(Item(humanize(key), _shown(key, data[key])) for key in SHOWN_DATA
                     if key in data and data[key] not in (None, "", [], {}))
     return TimelineEntry(
-        seq=event.seq, time=event.time, actor=names.get(event.actor, event.actor), action=event.action,
+        event_id=event.id, time=event.time, actor=names.get(event.actor, event.actor), action=event.action,
         label=humanize(event.action.removeprefix("case.")), from_status=data.get("from"), to_status=data.get("to"),
         reason=data.get("reason"), details=details,
     )
@@ -351,7 +351,7 @@ def _actor_names(session: Session, actors: list[str]) -> dict[str, str]:
 def latest_event(session: Session, case_id: int, action: AuditAction) -> AuditEvent | None:
     return session.scalars(
         select(AuditEvent).where(AuditEvent.case_id == case_id, AuditEvent.action == action)
-        .order_by(AuditEvent.seq.desc()).limit(1)
+        .order_by(AuditEvent.id.desc()).limit(1)
     ).first()
 
 

@@ -1,0 +1,97 @@
+"""``flask --app wsgi audit …``: seal, sign, prove and verify the audit log; export from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.audit import chain, checkpoints, proofs, verification
+from app.errors import DomainError
+from app.extensions import db
+
+audit = AppGroup("audit", help="Seal, sign, prove and verify the audit log; export decision logs.")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+@audit.command("seal")
+def audit_seal() -> None:
+    """Give every committed event its place in the log now (the scheduler does it every few seconds)."""
+    click.echo(f"sealed {chain.seal(db.session)} events; the log holds {chain.sealed_count(db.session)}")
+
+
+@audit.command("keygen")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the private key (PEM); the public key goes to OUT.pub.")
+def audit_keygen(out: Path) -> None:
+    """Create the Ed25519 key pair that signs checkpoints. Keep the private key out of the database
+    and out of version control; point AUDIT_SIGNING_KEY_FILE at it."""
+    if out.exists():
+        _fail(f"{out} exists: a signing key is never overwritten")
+    pem, public = checkpoints.generate_key()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as private_file:
+        private_file.write(pem)
+    Path(f"{out}.pub").write_text(public + "\n")
+    click.echo(f"private key: {out} (mode 600): set AUDIT_SIGNING_KEY_FILE={out}")
+    click.echo(f"public key:  {public} (also in {out}.pub): give it to your auditors")
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Seal, then sign and publish a checkpoint of the whole log."""
+    try:
+        made = checkpoints.create(db.session, current_app.config)
+    except DomainError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(made.document(), indent=2))
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute the log against every checkpoint; exit 1 naming the first bad event."""
+    chain.seal(db.session)
+    total = chain.sealed_count(db.session)
+    click.echo(f"verifying {total} audit events…", err=True)
+
+    def progress(done: int) -> None:
+        click.echo(f"  {done}/{total} ({done * 100 // max(total, 1)}%)", err=True)
+
+    result = verification.verify(db.session, current_app.config, progress=progress,
+                                 every=max(total // 10, 1000))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if result.ok:
+        click.echo(f"audit log intact: {result.checked} events verified against {result.checkpoints} "
+                   f"signed checkpoints" + (f"; {result.unsealed} events not sealed yet" if result.unsealed else ""))
+        return
+    where = f" at event {result.first_bad_seq}" if result.first_bad_seq else ""
+    click.echo(f"audit log BROKEN{where}: {result.problem} ({result.checked} events verified before it)", err=True)
+    sys.exit(1)
+
+
+@audit.command("prove")
+@click.option("--event", "seq", type=click.IntRange(1), help="Inclusion proof of this event (its seq).")
+@click.option("--from-size", type=click.IntRange(1), help="Consistency proof from this tree size…")
+@click.option("--to-size", type=click.IntRange(1), help="…to this one (default: the latest checkpoint's).")
+def audit_prove(seq: int | None, from_size: int | None, to_size: int | None) -> None:
+    """Print an inclusion proof (--event) or a consistency proof (--from-size) as JSON, against
+    the latest checkpoint; tools/verify_export.py checks both."""
+    if (seq is None) == (from_size is None):
+        _fail("give either --event SEQ or --from-size N")
+    try:
+        proof = (proofs.inclusion(db.session, seq) if seq is not None
+                 else proofs.consistency(db.session, from_size, to_size))
+    except DomainError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(proof, indent=2))
