@@ -69,6 +69,8 @@ def test_reviewer_typing_another_queues_case_gets_not_found(upstream, people):
     ("admin", "retry_analysis", True),
     ("auditor", "view", True), ("auditor", "claim", False), ("auditor", "decide", False),
     ("auditor", "assign", False), ("auditor", "retry_analysis", False),
+    ("auditor", "audit", True), ("admin", "audit", True), ("reviewer", "audit", False),
+    ("senior_reviewer", "audit", False),
 ])
 def test_get_case_for_checks_the_role_for_each_intent(upstream, people, role, intent, allowed):
     case = make_case(upstream)

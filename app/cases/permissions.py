@@ -46,6 +46,7 @@ INTENT_ROLES: dict[str, frozenset[Role]] = {
     "retry_analysis": DECIDERS | ADMINS,
     "retry_execution": ADMINS,
     "oversee": OVERSEERS,
+    "audit": SEE_ALL,  # the audit page, decision-log exports, evidence packages
     "administer": ADMINS,
 }
 INTENTS = tuple(INTENT_ROLES)
@@ -55,6 +56,7 @@ REFUSALS = {
     "retry_analysis": "retry an analysis",
     "retry_execution": "retry a failed execution or mark it handled",
     "oversee": "see the oversight pages",
+    "audit": "read or export the audit log",
     "administer": "change the configuration",
 }
 
