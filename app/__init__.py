@@ -6,6 +6,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from app.db import canonical_json
 from config import BASE_DIR, Config
 
 
@@ -69,10 +70,12 @@ def create_app(config: type[Config] = Config) -> Flask:
 
 
 def _engine_options(url: str) -> dict:
+    # JSON is written as canonical text: the audit log hashes an event's data exactly as stored.
+    common = {"json_serializer": canonical_json}
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        return {**common, "connect_args": {"timeout": 30, "check_same_thread": False}}
     # Workers fork: a small pool per process, checked before use.
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    return {**common, "pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
 
 
 @event.listens_for(Engine, "connect")
