@@ -142,8 +142,8 @@ def submit_case(
     then answers as a replay or a 409. Without ``look_first`` (the first try, on the
     hot path) the unique constraints alone find them.
 
-    Everything is read before the first write: on SQLite the write lock, and on
-    PostgreSQL the audit chain's lock, are held from the first write to the commit.
+    Everything is read before the first write: on SQLite the write lock is held from
+    the first write to the commit.
     """
     body_hash = hashlib.sha256(raw_body).hexdigest()
     if look_first and (replay := replayed(session, client, webhook_id, body_hash)):
