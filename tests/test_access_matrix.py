@@ -71,7 +71,9 @@ API: list[tuple[str, str, tuple[Any, ...]]] = [
     ("POST", "/api/v1/cases/{case}/info", (401, 401, 401, 401, 401, 401, 404)),
     ("POST", "/api/v1/cases/{case}/withdraw", (401, 401, 401, 401, 401, 401, 404)),
 ]
-OPEN = [("GET", "/login"), ("GET", "/healthz"), ("POST", "/login"), ("GET", "/")]  # reachable by anyone
+# Reachable by anyone: the API's description is its public contract.
+OPEN = [("GET", "/login"), ("GET", "/healthz"), ("POST", "/login"), ("GET", "/"), ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/reference")]
 NOT_IN_TABLE = {"static", "ops.metrics", "ops.readyz", "intake.create_case"}  # tested in their own files
 BODIES = {  # a JSON body or form fields that get past parsing, so that access is what answers
     "/decisions": {"kind": "reject", "case_version": 1, "reason_code": "other", "reason": "Matrix"},
