@@ -19,7 +19,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.cases.models import Case, Decision, Status
+from app.cases.models import Case, Decision, Execution, Status
 from app.cases.permissions import Role
 from app.cases.types import get_case_type
 from app.db import json_digest
@@ -82,6 +82,12 @@ def pending_approval(session: Session, case: Case) -> Decision | None:
         return None
     return session.scalars(select(Decision).where(Decision.case_id == case.id, Decision.kind.in_(FIRST_APPROVALS))
                            .order_by(Decision.id.desc()).limit(1)).first()
+
+
+def executed_decision(session: Session, case: Case) -> Decision | None:
+    """The approval whose action was (or is being) delivered: the case's final word once approved."""
+    return session.scalars(select(Decision).join(Execution, Execution.decision_id == Decision.id)
+                           .where(Execution.case_id == case.id).order_by(Execution.id.desc()).limit(1)).first()
 
 
 def proposed_action(session: Session, case: Case) -> Final:

@@ -35,7 +35,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from app.cases.models import Case, Priority, Queue, Recommendation, Status
+from app.cases.models import Case, Decision, Execution, Priority, Queue, Recommendation, Status
 from app.cases.types import REGISTRY
 from app.db import utcnow
 from app.users import User
@@ -232,6 +232,7 @@ class InboxRow:
     confidence: float | None
     flags: list[str] = field(default_factory=list)
     sla: SlaState = SlaState.NONE
+    final_action: str | None = None  # approved for delivery; None until then (and for rejected cases)
 
 
 @dataclass(frozen=True)
@@ -254,10 +255,14 @@ class InboxPage:
         return self.first_index + len(self.rows) - 1 if self.rows else 0
 
 
+# The action approved for delivery, once there is one: a decided case shows it, not the AI's proposal.
+FINAL_ACTION = (select(Decision.action).join(Execution, Execution.decision_id == Decision.id)
+                .where(Execution.case_id == Case.id).order_by(Execution.id.desc()).limit(1)
+                .correlate(Case).scalar_subquery().label("final_action"))
 LIST_COLUMNS = (
     Case.id, Case.external_id, Case.title, Case.case_type, Case.status, Case.priority, Case.amount, Case.currency,
     Case.created_at, Case.sla_due_at, Case.sla_paused_at, Case.assignee_id, User.name.label("assignee_name"),
-    Recommendation.action, Recommendation.confidence, Recommendation.flags,
+    Recommendation.action, Recommendation.confidence, Recommendation.flags, FINAL_ACTION,
 )
 
 
@@ -415,7 +420,7 @@ def _row(r: Any, now: datetime) -> InboxRow:
     return InboxRow(
         r.id, r.external_id, r.title, r.case_type, r.status, r.priority, r.amount, r.currency, r.created_at,
         r.sla_due_at, r.sla_paused_at, r.assignee_id, r.assignee_name, r.action, r.confidence, list(r.flags or []),
-        sla_state(r.created_at, r.sla_due_at, r.sla_paused_at, now),
+        sla_state(r.created_at, r.sla_due_at, r.sla_paused_at, now), r.final_action,
     )
 
 
