@@ -62,6 +62,10 @@ def create_app(config: type[Config] = Config) -> Flask:
 
     app.register_blueprint(execution_bp)
 
+    from app.auditor.views import bp as auditor_bp  # /audit, and each case's evidence package
+
+    app.register_blueprint(auditor_bp)
+
     from app.cli import register_cli
 
     register_cli(app)
