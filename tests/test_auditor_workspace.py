@@ -119,7 +119,7 @@ def test_the_newest_event_comes_first(auditor_client, history):
 
 def test_filter_by_case(auditor_client, history):
     html = auditor_client.get(f"/audit?case={history['first']}").get_data(as_text=True)
-    actions = re.findall(r"<td class=\"nowrap\"><code>([a-z_.]+)</code>", html)
+    actions = re.findall(r'data-label="Action"><code>([a-z_.]+)</code>', html)
     # intake and analysis (make_case), then the two written by hand, newest first
     assert actions == ["case.approved", "case.claimed", "case.recommendation_stored", "case.analysis_started",
                        "case.received"]
@@ -160,7 +160,7 @@ def test_unsealed_events_say_so_and_sealed_ones_show_their_place(auditor_client,
     seq = db.session.scalar(select(AuditEvent.seq).where(AuditEvent.id == history["fired"]))
     html = auditor_client.get(f"/audit?case={history['second']}").get_data(as_text=True)
     assert "not sealed yet" not in html
-    assert f'<tr data-event="{history["fired"]}">\n      <td class="num">{seq}</td>' in html
+    assert f'<tr data-event="{history["fired"]}">\n      <td class="num" data-label="Seq">{seq}</td>' in html
 
 
 def test_pages_of_fifty_newest_first_back_and_forth(auditor_client, people):
@@ -227,9 +227,16 @@ def test_bad_input_is_a_form_error_never_a_crash(auditor_client, history, query,
     html = response.get_data(as_text=True)
     row = re.search(rf'<div class="form-row compact[^"]*has-error">\s*<label for="{field}">.*?</div>', html, re.S)
     assert row is not None, html
-    assert f'<p class="field-error" role="alert">{message}</p>' in row.group(0)
+    assert re.findall(r'<p class="field-error" role="alert">(.*?)</p>', row.group(0)) == [message]
     assert "Check the search" in html
     assert shown_events(html) == []
+
+
+def test_every_wrong_field_is_marked_at_once(auditor_client, history):
+    response = auditor_client.get("/audit?case=abc&actor=nobody@example.com&until=someday")
+    assert response.status_code == 400
+    assert re.findall(r'<p class="field-error" role="alert">(.*?)</p>', response.get_data(as_text=True)) == [
+        "Not a valid integer value.", "No user has this email.", "Not a valid date value."]
 
 
 @pytest.mark.parametrize("query", ["before=x", "after=-1", "before=5&after=2", "before=99999999999999999999"])

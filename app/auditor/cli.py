@@ -14,7 +14,7 @@ from flask.cli import AppGroup
 from app.audit import chain, checkpoints, proofs, verification
 from app.auditor import evidence
 from app.auditor.views import render_evidence
-from app.errors import DomainError, NotFound
+from app.errors import DomainError
 from app.extensions import db
 
 audit = AppGroup("audit", help="Seal, sign, prove and verify the audit log; export decision logs.")
@@ -121,14 +121,17 @@ def audit_evidence(case_id: int, out: Path, as_html: bool) -> None:
     its audit events with inclusion proofs against a signed checkpoint (signed now when needed)."""
     try:
         package = evidence.build(db.session, current_app.config, case_id)
-    except NotFound as exc:
+    except DomainError as exc:
         _fail(str(exc))
     if as_html:
         with current_app.test_request_context():
             text = render_evidence(package, standalone=True)
     else:
         text = package.model_dump_json(indent=2)
-    out.write_text(text, encoding="utf-8")
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"{out}: cannot be written ({exc.strerror})")
     proven, waiting = len(package.audit.events), len(package.audit.not_yet_provable)
     click.echo(f"case {case_id}: {proven} audit events proven" + (f", {waiting} not yet provable" if waiting else "")
                + f"; written to {out}")

@@ -266,7 +266,3 @@ def _public_key(config: Mapping[str, Any], warnings: list[str]) -> str | None:
     except DomainError as exc:
         warnings.append(exc.message)
         return None
-
-
-def file_name(case_id: int, suffix: str) -> str:
-    return f"case-{case_id}-evidence.{suffix}"

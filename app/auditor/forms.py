@@ -7,7 +7,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SearchField, SelectField
-from wtforms.validators import Length, NumberRange, Optional, ValidationError
+from wtforms.validators import Length, NumberRange, Optional, StopValidation, ValidationError
 
 from app.audit.actions import AuditAction
 from app.auditor.search import AuditFilters
@@ -18,11 +18,17 @@ LARGEST_EVENT_ID = 2**63 - 1
 FILTER_FIELDS = ("case", "actor", "action", "since", "until")
 
 
+def _read(form: FlaskForm, field: IntegerField) -> None:
+    """Stop at a value that could not be read as a number: its own error says why."""
+    if field.process_errors:
+        raise StopValidation()
+
+
 class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    case = IntegerField("Case", validators=[Optional(), NumberRange(min=1, max=LARGEST_CASE_ID)])
+    case = IntegerField("Case", validators=[Optional(), _read, NumberRange(min=1, max=LARGEST_CASE_ID)])
     actor = SearchField("Actor", validators=[Optional(), Length(max=254)],
                         description="A user's email, or user:12, client:3, system:sla")
     action = SelectField("Action", default="",
@@ -30,8 +36,8 @@ class AuditFilterForm(FlaskForm):
     since = DateField("From", validators=[Optional()])
     until = DateField("To", validators=[Optional()])
     # the page: events older than ``before``, or newer than ``after``
-    before = IntegerField(validators=[Optional(), NumberRange(min=1, max=LARGEST_EVENT_ID)])
-    after = IntegerField(validators=[Optional(), NumberRange(min=0, max=LARGEST_EVENT_ID)])
+    before = IntegerField(validators=[Optional(), _read, NumberRange(min=1, max=LARGEST_EVENT_ID)])
+    after = IntegerField(validators=[Optional(), _read, NumberRange(min=0, max=LARGEST_EVENT_ID)])
 
     def validate_until(self, field: DateField) -> None:
         if field.data and self.since.data and field.data < self.since.data:

@@ -8,11 +8,11 @@ indexes (actor, id) and (action, id).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, select
+from sqlalchemy import ColumnElement, Select, exists, select
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
@@ -51,7 +51,7 @@ def actor_of(session: Session, text: str) -> str:
     client:3, system:sla). Raises Invalid naming the ``actor`` field otherwise."""
     text = text.strip()
     if "@" in text:
-        user_id = session.scalar(select(User.id).where(func.lower(User.email) == text.lower()))
+        user_id = session.scalar(select(User.id).where(User.email == text.lower()))  # stored lower-case
         if user_id is None:
             raise Invalid(f"no user has the email {text}", {"actor": "No user has this email."})
         return f"user:{user_id}"
@@ -78,10 +78,6 @@ def search(session: Session, filters: AuditFilters, *, per_page: int = PER_PAGE)
     newer = (events[0].id if events else filters.before - 1) if has_newer else None
     older = (events[-1].id if events else filters.after + 1) if has_older else None
     return EventPage(events, filters, newer=newer, older=older)
-
-
-def first_page(filters: AuditFilters) -> AuditFilters:
-    return replace(filters, before=None, after=None)
 
 
 def _conditions(filters: AuditFilters) -> list[ColumnElement[bool]]:

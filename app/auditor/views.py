@@ -48,7 +48,9 @@ def _auditor() -> User:
 def audit_log() -> tuple[str, int]:
     _auditor()
     form = AuditFilterForm(formdata=request.args)
-    page = _search(form) if form.validate() else None
+    valid = form.validate()
+    actor = _actor(form)  # checked even when another field is wrong: every error shows at once
+    page = search.search(db.session, form.filters(actor)) if valid and actor is not None else None
     return render_template(
         "auditor/log.html", form=form, page=page,
         rows=presenters.audit_rows(db.session, page.events) if page else [],
@@ -56,15 +58,15 @@ def audit_log() -> tuple[str, int]:
     ), 200 if page else 400
 
 
-def _search(form: AuditFilterForm) -> search.EventPage | None:
-    """The page of events the form asks for; None, with the error at the actor field, when no
-    actor is what was typed there."""
-    try:
-        actor = search.actor_of(db.session, form.actor.data or "")
-    except Invalid as exc:
-        form.actor.errors = [*form.actor.errors, *exc.by_field.values()]
+def _actor(form: AuditFilterForm) -> str | None:
+    """The actor as stored for what was typed; None, with the error at the field, when there is none."""
+    if form.actor.errors:
         return None
-    return search.search(db.session, form.filters(actor))
+    try:
+        return search.actor_of(db.session, form.actor.data or "")
+    except Invalid as exc:
+        form.actor.errors = [*exc.by_field.values()]
+        return None
 
 
 def _export_choices() -> ExportChoices:
@@ -85,7 +87,7 @@ def evidence_json(case_id: int) -> Response:
     package = _package(case_id)
     return current_app.response_class(
         package.model_dump_json(indent=2), mimetype="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{evidence.file_name(case_id, "json")}"'})
+        headers={"Content-Disposition": f'attachment; filename="case-{case_id}-evidence.json"'})
 
 
 @bp.get("/cases/<int:case_id>/evidence")
