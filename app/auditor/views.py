@@ -22,7 +22,6 @@ from app.cases.types import DOMAINS, REGISTRY
 from app.errors import Invalid
 from app.extensions import db, login_manager
 from app.review.presenters import raw_json
-from app.users import User
 
 bp = Blueprint("auditor", __name__)
 EVIDENCE_CSS = "evidence.css"
@@ -38,15 +37,13 @@ def _nav() -> dict[str, bool]:
     return {"may_audit": current_user.is_authenticated and permissions.can(current_user, "audit")}
 
 
-def _auditor() -> User:
-    user = current_user._get_current_object()
-    permissions.require(user, "audit")
-    return user
+def _require_audit() -> None:
+    permissions.require(current_user._get_current_object(), "audit")
 
 
 @bp.get("/audit")
 def audit_log() -> tuple[str, int]:
-    _auditor()
+    _require_audit()
     form = AuditFilterForm(formdata=request.args)
     valid = form.validate()
     actor = _actor(form)  # checked even when another field is wrong: every error shows at once
@@ -77,7 +74,7 @@ def _export_choices() -> ExportChoices:
 
 @bp.get("/audit/verify")
 def verify() -> str:
-    _auditor()
+    _require_audit()
     return render_template("auditor/verify.html", result=status.verify_small_log(db.session, current_app.config),
                            log=status.log_status(db.session, current_app.config))
 
