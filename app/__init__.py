@@ -67,8 +67,10 @@ def create_app(config: type[Config] = Config) -> Flask:
 
     app.register_blueprint(execution_bp)
 
+    from app.auditor.views import bp as auditor_bp  # /audit, and each case's evidence package
     from app.openapi import bp as openapi_bp  # /api/v1/openapi.json and its reference page
 
+    app.register_blueprint(auditor_bp)
     app.register_blueprint(openapi_bp)
 
     from app.cli import register_cli

@@ -21,6 +21,10 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_unsealed", "id", sqlite_where=text("seq IS NULL"),
               postgresql_where=text("seq IS NULL")),
+        # the audit page: filtered by actor or action, newest first; or by a time range
+        Index("ix_audit_events_actor_id", "actor", "id"),
+        Index("ix_audit_events_action_id", "action", "id"),
+        Index("ix_audit_events_time", "time"),
     )
 
     id: Mapped[int] = mapped_column(EventId, primary_key=True)

@@ -377,6 +377,7 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
         "review/case.html",
         case=case,
         can_decide=_can(user, "decide"),
+        can_audit=_can(user, "audit"),
         view=presenters.present_case(case),
         rec=rec,
         cites=rec.citations if rec else presenters.Citations(()),
