@@ -20,6 +20,7 @@ from app.audit.models import AuditEvent
 from app.auth.services import create_user
 from app.cases.models import Case, Decision, Queue, Recommendation, Status
 from app.db import utcnow
+from app.escalation import sla
 from app.extensions import db
 from app.notifications.models import InAppNotification
 from app.review import services
@@ -208,9 +209,12 @@ def test_my_queues_counts_open_mine_overdue_and_at_risk(http, upstream, reviewer
     cases = [post_case(upstream, "payment_release", analyze=True) for _ in range(4)]
     post_case(upstream, "contract_review", analyze=False)  # still "received": not open
     now = utcnow()
+    # The queue's window is 60 minutes: the first warning (50 %) is due 30 minutes before the due time.
     cases[0].created_at, cases[0].sla_due_at = now - timedelta(hours=2), now - timedelta(minutes=5)  # overdue
-    cases[1].created_at, cases[1].sla_due_at = now - timedelta(minutes=80), now + timedelta(minutes=20)  # 80% elapsed
+    cases[1].created_at, cases[1].sla_due_at = now - timedelta(minutes=80), now + timedelta(minutes=20)  # warned
     cases[2].created_at, cases[2].sla_due_at = now - timedelta(minutes=10), now + timedelta(minutes=90)  # on time
+    for case in cases[:3]:
+        sla.refresh(case)
     db.session.commit()
     login(http, reviewer)
     claim(http, cases[3])

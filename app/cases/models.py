@@ -121,6 +121,9 @@ class Case(Base):
     # When the next SLA step (50, 75 or 100 %) is due; NULL while the clock stands still or no step
     # is left. Only app.escalation.sla.next_step_at computes it.
     sla_next_at: Mapped[datetime | None]
+    # When the SLA clock stopped for good (the case was decided or withdrawn): whether the SLA was
+    # met is judged at this moment, not now. Set by app.escalation.sla.refresh.
+    sla_stopped_at: Mapped[datetime | None]
     # When the executor last refused to execute the case (no valid approval): the execution sweep
     # leaves an approved case alone until it changes again (updated_at moves past this).
     execution_refused_at: Mapped[datetime | None]

@@ -19,7 +19,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.cases.models import Case, Decision, Execution, Status
+from app.cases.models import Case, Decision, Status
 from app.cases.permissions import Role
 from app.cases.types import get_case_type
 from app.db import json_digest
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from app.users import User
 
 FIRST_APPROVALS = ("approve", "edit")
+APPROVALS = (*FIRST_APPROVALS, "second_approval")
+APPROVED_STATUSES = frozenset(s.value for s in (Status.APPROVED, Status.EXECUTING, Status.EXECUTED,
+                                                Status.EXECUTION_FAILED))
 NOT_DECISIONS = ("blind_assessment",)  # a reviewer's own assessment before the reveal decides nothing
 DEFAULT_SECOND_APPROVER = Role.SENIOR_REVIEWER.value
 
@@ -84,10 +87,12 @@ def pending_approval(session: Session, case: Case) -> Decision | None:
                            .order_by(Decision.id.desc()).limit(1)).first()
 
 
-def executed_decision(session: Session, case: Case) -> Decision | None:
-    """The approval whose action was (or is being) delivered: the case's final word once approved."""
-    return session.scalars(select(Decision).join(Execution, Execution.decision_id == Decision.id)
-                           .where(Execution.case_id == case.id).order_by(Execution.id.desc()).limit(1)).first()
+def approving_decision(session: Session, case: Case) -> Decision | None:
+    """The approval an approved case stands on (its action is what is delivered); None before."""
+    if case.status not in APPROVED_STATUSES:
+        return None
+    return session.scalars(select(Decision).where(Decision.case_id == case.id, Decision.kind.in_(APPROVALS))
+                           .order_by(Decision.id.desc()).limit(1)).first()
 
 
 def proposed_action(session: Session, case: Case) -> Final:

@@ -24,6 +24,7 @@ from app.cases import permissions, policy
 from app.cases.models import Case, Decision, Queue, Status
 from app.cases.types import get_case_type
 from app.errors import DomainError, Forbidden, Invalid, NotFound, Stale
+from app.escalation import sla
 from app.extensions import db, login_manager
 from app.jobs import redis_connection
 from app.problems import sentence
@@ -389,9 +390,9 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
         param_values=_param_values(case, submitted),
         specs=_specs(case),
         decisions=[] if hidden else policy.decisions_of(db.session, case),
-        final=policy.executed_decision(db.session, case),
+        final=policy.approving_decision(db.session, case),
         timeline=presenters.timeline(db.session, case.id, hide_ai=hidden),
-        sla=inbox.sla_state(case.created_at, case.sla_due_at, case.sla_paused_at),
+        sla=sla.standing_of(case),
         open_panel=open_panel,
         action_form=forms.ActionForm(formdata=None),
         assign_form=_assign_form(user, case, assign_form),
