@@ -73,6 +73,9 @@ class Queue(Base):
     blind_review: Mapped[bool] = mapped_column(default=False)
     # {"timezone": "Europe/London", "days": [0..6], "start": "09:00", "end": "17:30", "holidays": ["2026-12-25"]}
     business_hours: Mapped[dict[str, Any] | None]
+    # The case types of its domain routed here (app.cases.queues.route); the domain's default queue
+    # takes the others. A case type is routed to one queue at most.
+    case_types: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list[User]] = relationship(secondary=queue_members, back_populates="queues")
