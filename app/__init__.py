@@ -62,6 +62,10 @@ def create_app(config: type[Config] = Config) -> Flask:
 
     app.register_blueprint(execution_bp)
 
+    from app.auditor.export_views import bp as audit_export_bp  # /audit/export: the decision log as a ZIP
+
+    app.register_blueprint(audit_export_bp)
+
     from app.cli import register_cli
 
     register_cli(app)
