@@ -56,6 +56,7 @@ BROWSER: list[tuple[str, str, tuple[Any, ...]]] = [
     ("POST", "/admin/rules/{rule}/edit", (L, 403, 403, 403, OK, 403, L)),
     ("POST", "/admin/rules/{rule}/enabled", (L, 403, 403, 403, OK, 403, L)),
     ("POST", "/admin/rules/{rule}/move", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/audit/export?domain=legal", (L, 403, 403, 403, OK, OK, L)),
     ("GET", "/notifications", (L, OK, OK, OK, OK, OK, L)),
     ("POST", "/notifications/read", (L, OK, OK, OK, OK, OK, L)),
     ("GET", "/settings/tokens", (L, OK, OK, OK, OK, OK, L)),

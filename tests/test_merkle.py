@@ -241,6 +241,19 @@ def test_the_builder_keeps_no_leaves_only_peaks_and_proof_nodes():
     assert len(builder.inclusion_path(17)) == len(builder.inclusion_path(4000)) == 13
 
 
+def test_without_paths_the_builder_keeps_only_the_batch_proof():
+    """Every leaf but one of 1,000 marked: the batch proof is that one leaf, and nothing else is kept."""
+    hashes = [leaf_hash(i.to_bytes(4, "big")) for i in range(1000)]
+    builder = TreeBuilder(set(range(1000)) - {517}, paths=False)
+    for h in hashes:
+        builder.append(h)
+    assert builder.finish() == reference_root(hashes)
+    assert builder.batch_proof() == [(517, 1, hashes[517])]
+    assert len(builder._nodes) == 1
+    with pytest.raises(RuntimeError, match="paths=False"):
+        builder.inclusion_path(3)
+
+
 def test_the_builder_refuses_misuse():
     builder = TreeBuilder({1})
     with pytest.raises(ValueError, match="32-byte"):

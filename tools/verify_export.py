@@ -1,17 +1,28 @@
-"""Verify Countersign's audit log proofs and signed checkpoints, for outside auditors.
+"""Verify Countersign's audit log proofs, signed checkpoints and decision-log exports, for outside auditors.
 
 Stands alone on purpose: it needs Python and the ``cryptography`` package, nothing from Countersign itself, so an
 auditor can read all of what they run. Trees, proofs and hashes follow RFC 9162 (Certificate Transparency v2).
+
+    python verify_export.py FILE [--public-key KEY_OR_FILE]
+
+checks a decision-log export FILE against its manifest FILE.manifest.json: exit 0 saying what was checked, 1 naming
+what failed.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+import csv
+import json
 import re
+import sys
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from hashlib import sha256
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -180,3 +191,176 @@ def verify_checkpoint(cp: Mapping[str, Any], public_key: Ed25519PublicKey) -> No
         public_key.verify(signature, body)
     except InvalidSignature:
         raise VerificationError("checkpoint signature does not verify") from None
+
+
+# --- decision-log exports -------------------------------------------------------------------------------------
+
+EXPORT_FORMAT = "countersign-decision-log/v1"
+
+
+@dataclass
+class Report:
+    """What a verification checked, one sentence each, and what the auditor should know besides."""
+
+    checked: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def verify_export(path: str | Path, public_key_text: str | None = None) -> Report:
+    """Check an export against its manifest (``path``.manifest.json): the file's SHA-256, the checkpoint's signature
+    (under ``public_key_text``, else the key the manifest carries), and that every audit event a row lists is in
+    the signed tree. Raises VerificationError naming the first thing that fails."""
+    path, report = Path(path), Report()
+    manifest = _manifest(path)
+    _check_file_hash(path, manifest, report)
+    _check_signature(manifest, public_key_text, report)
+    leaves = _listed_leaves(path, manifest)
+    _check_root(manifest, leaves, report)
+    return report
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    manifest_path = path.with_name(path.name + ".manifest.json")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise VerificationError(f"the manifest {manifest_path.name} cannot be read: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
+        raise VerificationError(f"{manifest_path.name} is not a {EXPORT_FORMAT} manifest")
+    return manifest
+
+
+def _check_file_hash(path: Path, manifest: Mapping[str, Any], report: Report) -> None:
+    digest = sha256()
+    with path.open("rb") as data:
+        for chunk in iter(lambda: data.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != manifest.get("file_sha256"):
+        raise VerificationError(f"{path.name} is not the file the manifest describes: its SHA-256 differs")
+    report.checked.append(f"{path.name}: SHA-256 {digest.hexdigest()}, as in the manifest")
+
+
+def _check_signature(manifest: Mapping[str, Any], public_key_text: str | None, report: Report) -> None:
+    checkpoint = manifest.get("checkpoint") or {}
+    if public_key_text:
+        key, source = load_public_key(public_key_text), "the public key given"
+    elif manifest.get("public_key"):
+        key, source = load_public_key(manifest["public_key"]), "the public key in the manifest"
+        report.warnings.append("the public key was taken from the manifest itself: that shows the export is intact "
+                               "and consistent, not that Countersign made it; pass the key your Countersign "
+                               "installation published (--public-key) to check where it came from")
+    else:
+        raise VerificationError("no public key: the manifest carries none, so pass --public-key")
+    verify_checkpoint(checkpoint, key)
+    report.checked.append(f"checkpoint of {checkpoint['tree_size']} events signed {checkpoint['time']}: the "
+                          f"signature is valid under {source} (key id {checkpoint['key_id']})")
+
+
+def _listed_leaves(path: Path, manifest: Mapping[str, Any]) -> dict[int, bytes]:
+    """Leaf index → leaf hash of every event the rows list (hashed here from its entry, or given when redacted)."""
+    leaves: dict[int, bytes] = {}
+    rows = 0
+    for rows, (case_id, events) in enumerate(_rows(path, manifest.get("file_format")), start=1):
+        try:
+            for event in events:
+                index, leaf = _leaf(event, case_id, bool(manifest.get("redacted")))
+                if leaves.setdefault(index, leaf) != leaf:
+                    raise VerificationError(f"event {index} differs from the same event in an earlier row")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise VerificationError(f"row {rows}: an audit event cannot be read ({exc!r})") from None
+        except VerificationError as exc:
+            raise VerificationError(f"row {rows}: {exc}") from None
+    if rows != manifest.get("rows"):
+        raise VerificationError(f"the file holds {rows} rows, the manifest says {manifest.get('rows')}")
+    return leaves
+
+
+def _rows(path: Path, file_format: Any) -> Iterator[tuple[Any, list[Any]]]:
+    """(case id, audit events) of each row."""
+    with path.open(encoding="utf-8", newline="") as text:
+        if file_format == "jsonl":
+            for number, line in enumerate(text, start=1):
+                row = _parsed(line, number)
+                if not isinstance(row, dict):
+                    raise VerificationError(f"row {number} is not a JSON object")
+                yield row.get("case_id"), row.get("audit_events")
+        elif file_format == "csv":
+            csv.field_size_limit(2**31 - 1)  # a long-lived case lists many events in one cell
+            for number, row in enumerate(csv.DictReader(text), start=1):
+                yield _parsed(row.get("case_id") or "", number), _parsed(row.get("audit_events") or "", number)
+        else:
+            raise VerificationError(f"unknown file_format {file_format!r} in the manifest")
+
+
+def _parsed(text: str, number: int) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise VerificationError(f"row {number} is not valid JSON") from None
+
+
+def _leaf(event: Mapping[str, Any], case_id: Any, redacted: bool) -> tuple[int, bytes]:
+    index = event["leaf_index"]
+    if type(index) is not int:
+        raise VerificationError(f"leaf_index {index!r} is not a whole number")
+    if "entry" in event:
+        fields = json.loads(event["entry"])
+        if fields["seq"] != index + 1 or fields["case_id"] != case_id:
+            raise VerificationError(f"the event at leaf {index} is not event {index + 1} of case {case_id}")
+        return index, leaf_hash(event["entry"].encode())
+    if not redacted:
+        raise VerificationError(f"event {index} gives no entry, yet the export is not redacted")
+    if not _HEX64.fullmatch(event["leaf_hash"]):
+        raise VerificationError(f"the leaf hash of event {index} is not 64 lowercase hex digits")
+    return index, bytes.fromhex(event["leaf_hash"])
+
+
+def _check_root(manifest: Mapping[str, Any], leaves: Mapping[int, bytes], report: Report) -> None:
+    checkpoint, proof = manifest["checkpoint"], manifest.get("proof") or {}
+    if proof.get("tree_size") != checkpoint["tree_size"]:
+        raise VerificationError(f"the proof is for a tree of {proof.get('tree_size')} events, the checkpoint's "
+                                f"has {checkpoint['tree_size']}")
+    if not leaves:
+        report.checked.append("no audit events listed: nothing to prove against the checkpoint")
+        return
+    try:
+        nodes = {(start, size): bytes.fromhex(node) for start, size, node in proof["nodes"]}
+    except (KeyError, TypeError, ValueError):
+        raise VerificationError("the proof's nodes cannot be read") from None
+    if root_from_batch(checkpoint["tree_size"], leaves, nodes).hex() != checkpoint["root_hash"]:
+        raise VerificationError("the events listed and the proof do not give the checkpoint's root hash: an event "
+                                "or a proof node was changed")
+    how = "leaf hashes given (redacted)" if manifest.get("redacted") else "entries hashed here"
+    report.checked.append(f"{manifest['rows']} rows list {len(leaves)} audit events, all in the signed log: the "
+                          f"root hash was recomputed from their {how} and {len(nodes)} proof nodes")
+
+
+def _key_argument(value: str | None) -> str | None:
+    """--public-key: the key itself, or a file holding it."""
+    if value and Path(value).is_file():
+        return Path(value).read_text(encoding="utf-8")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="verify_export.py", description="Verify a Countersign decision-log "
+                                     "export against its manifest (FILE.manifest.json) and a signed checkpoint.")
+    parser.add_argument("file", help="the exported file (JSON Lines or CSV)")
+    parser.add_argument("--public-key", metavar="KEY_OR_FILE", help="Countersign's checkpoint public key (base64 "
+                        "or PEM), or a file holding it; default: the key in the manifest (integrity only)")
+    args = parser.parse_args(argv)
+    try:
+        report = verify_export(args.file, _key_argument(args.public_key))
+    except (VerificationError, OSError) as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    for line in report.checked:
+        print(f"ok: {line}")
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    print(f"{args.file}: verified")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -34,11 +34,14 @@ class TreeBuilder:
     decompose into, at most log2(n) of them), plus, for the marked leaves, the nodes their proofs need.
 
     A node is remembered when it is combined with a sibling and either of the two holds a marked leaf: those are
-    exactly the nodes on the marked leaves' audit paths, so memory stays O(|marked| log n).
+    exactly the nodes on the marked leaves' audit paths, so memory stays O(|marked| log n). With ``paths=False``
+    only the siblings holding no marked leaf are kept: all a batch proof needs, and far fewer when most leaves are
+    marked (an export marks most of the log), but then ``inclusion_path`` is not available.
     """
 
-    def __init__(self, marked: Container[int] = ()) -> None:
+    def __init__(self, marked: Container[int] = (), *, paths: bool = True) -> None:
         self._marked = marked
+        self._paths = paths
         self._peaks: list[_Node] = []
         self._size = 0
         self._nodes: dict[tuple[int, int], tuple[bytes, bool]] = {}
@@ -57,7 +60,7 @@ class TreeBuilder:
         index = self._size
         self._size = index + 1
         node = (index, 1, leaf, index in self._marked)
-        peaks, nodes = self._peaks, self._nodes
+        peaks = self._peaks
         # Leaf `index` closes one perfect subtree per trailing 1 bit of `index`.
         carry = index
         while carry & 1:
@@ -65,8 +68,8 @@ class TreeBuilder:
             _, _, right, right_marked = node
             marked = left_marked or right_marked
             if marked:
-                nodes[(start, size)] = (left, left_marked)
-                nodes[(start + size, size)] = (right, right_marked)
+                self._remember(start, size, left, left_marked)
+                self._remember(start + size, size, right, right_marked)
             node = (start, size * 2, sha256(b"\x01" + left + right).digest(), marked)
             carry >>= 1
         peaks.append(node)
@@ -81,6 +84,10 @@ class TreeBuilder:
             self._root = self._fold(record=True)
         return self._root
 
+    def _remember(self, start: int, size: int, node: bytes, marked: bool) -> None:
+        if self._paths or not marked:
+            self._nodes[(start, size)] = (node, marked)
+
     def _fold(self, *, record: bool) -> bytes:
         if not self._peaks:
             return EMPTY_ROOT
@@ -90,8 +97,8 @@ class TreeBuilder:
         start, _, acc, acc_marked = self._peaks[-1]
         for p_start, p_size, p_hash, p_marked in reversed(self._peaks[:-1]):
             if record and (p_marked or acc_marked):
-                self._nodes[(p_start, p_size)] = (p_hash, p_marked)
-                self._nodes[(start, n - start)] = (acc, acc_marked)
+                self._remember(p_start, p_size, p_hash, p_marked)
+                self._remember(start, n - start, acc, acc_marked)
             acc, acc_marked, start = node_hash(p_hash, acc), p_marked or acc_marked, p_start
         return acc
 
@@ -99,6 +106,8 @@ class TreeBuilder:
         """RFC 9162 §2.1.3.1 PATH(index, D[n]) of a marked leaf, from the leaf upwards."""
         if self._root is None:
             raise RuntimeError("inclusion_path before finish()")
+        if not self._paths:
+            raise RuntimeError("inclusion_path of a tree built with paths=False")
         if not 0 <= index < self._size or index not in self._marked:
             raise ValueError(f"leaf {index} is not a marked leaf of this tree")
         path = []

@@ -21,10 +21,29 @@ def covering_checkpoint(session: Session) -> AuditCheckpoint:
     return latest
 
 
-def tree_over(session: Session, tree_size: int, marked: Container[int] = ()) -> merkle.TreeBuilder:
+class LeafSet:
+    """Leaf indexes below ``size``, as a bitmap: size / 8 bytes however many are in it (a set of
+    a million ints takes some 60 MB)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._bits = bytearray((size + 7) // 8)
+
+    def add(self, index: int) -> None:
+        if not 0 <= index < self.size:
+            raise ValueError(f"leaf {index} is outside a tree of {self.size}")
+        self._bits[index >> 3] |= 1 << (index & 7)
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and 0 <= index < self.size and bool(self._bits[index >> 3] >> (index & 7) & 1)
+
+
+def tree_over(session: Session, tree_size: int, marked: Container[int] = (), *,
+              paths: bool = True) -> merkle.TreeBuilder:
     """The finished tree of the first ``tree_size`` events, remembering the proof nodes of the
-    ``marked`` leaf indexes: one pass over the leaf hashes, memory O(marked · log n)."""
-    builder = merkle.TreeBuilder(marked)
+    ``marked`` leaf indexes: one pass over the leaf hashes, memory O(marked · log n). With
+    ``paths=False``, only what a batch proof needs (see merkle.TreeBuilder)."""
+    builder = merkle.TreeBuilder(marked, paths=paths)
     for _seq, leaf in chain.iter_leaf_hashes(session, tree_size):
         builder.append(leaf)
     if builder.size != tree_size:

@@ -12,10 +12,11 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.audit import chain, checkpoints, proofs, verification
-from app.auditor import evidence
+from app.auditor import evidence, export
 from app.auditor.views import render_evidence
 from app.errors import DomainError
 from app.extensions import db
+from tools import verify_export
 
 audit = AppGroup("audit", help="Seal, sign, prove and verify the audit log; export decision logs.")
 
@@ -137,3 +138,47 @@ def audit_evidence(case_id: int, out: Path, as_html: bool) -> None:
                + f"; written to {out}")
     for warning in package.audit.warnings:
         click.echo(f"warning: {warning}", err=True)
+
+@audit.command("export")
+@click.option("--format", "fmt", required=True, type=click.Choice(export.FORMATS), help="JSON Lines or CSV.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The file to write; its manifest goes to OUT.manifest.json.")
+@click.option("--since", help="Decided on or after this date (YYYY-MM-DD) or time (ISO 8601; UTC unless it says).")
+@click.option("--until", help="Decided on or before this date (the whole day) or time.")
+@click.option("--domain", help="Only cases of this domain.")
+@click.option("--queue", help="Only cases in this queue (by name).")
+@click.option("--case-type", help="Only cases of this type.")
+@click.option("--outcome", help=f"Only this outcome: {', '.join(export.OUTCOMES.values())}.")
+@click.option("--reviewer", help="Only decisions this reviewer (email) took part in.")
+@click.option("--redact", is_flag=True, help="Pseudonyms for personal data; audit events as leaf hashes only.")
+def audit_export(fmt: str, out: Path, redact: bool, **given: str | None) -> None:
+    """Write the decision log (one row per decision) and a manifest proving its audit events against
+    a checkpoint signed now; check both with `audit verify-export` or tools/verify_export.py."""
+    def progress(rows: int) -> None:
+        click.echo(f"  {rows} rows written", err=True)
+
+    try:
+        filters = export.parse_filters(db.session, given)
+        result = export.write_export(db.session, current_app.config, out, fmt=fmt, filters=filters, redact=redact,
+                                     progress=progress)
+    except DomainError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{out}: {exc.strerror}")
+    left_out = (f"; {result.left_out} decided after the checkpoint left out (export again to include them)"
+                if result.left_out else "")
+    click.echo(f"{result.rows} rows written to {out}, manifest {export.manifest_path(out)}; "
+               f"checkpoint of {result.manifest['checkpoint']['tree_size']} events{left_out}")
+
+
+@audit.command("verify-export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--public-key", help="The public key (base64 or PEM, or a file holding it); default: this "
+                                   "installation's.")
+def audit_verify_export(file: Path, public_key: str | None) -> None:
+    """Check an export with tools/verify_export.py (what an auditor runs): exit 1 naming what failed."""
+    try:
+        key = public_key or checkpoints.public_key(current_app.config)
+    except DomainError as exc:
+        _fail(str(exc))
+    sys.exit(verify_export.main([str(file), *(["--public-key", key] if key else [])]))
