@@ -299,6 +299,11 @@ def test_the_export_form_asks_audit_export_for_every_filter(auditor_client, hist
     assert '<option value="jsonl">' in form and '<option value="csv">' in form
     assert '<option value="finance-senior">' in form  # every queue
     assert 'name="csrf_token"' not in form  # a GET form
+    outcomes = re.findall(r'<option value="([a-z_]+)">', re.search(r'name="outcome".*?</select>', form, re.S).group(0))
+    assert outcomes == ["approved", "edited_and_approved", "rejected", "escalated", "info_requested"]
+    for outcome in outcomes:  # each choice the form offers is one the export understands
+        answer = auditor_client.get(f"/audit/export?format=csv&outcome={outcome}")
+        assert answer.status_code == 200 and answer.mimetype == "application/zip", outcome
 
 
 def test_verify_on_the_page(app, auditor_client, history):

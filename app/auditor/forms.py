@@ -10,6 +10,7 @@ from wtforms import DateField, IntegerField, SearchField, SelectField
 from wtforms.validators import Length, NumberRange, Optional, StopValidation, ValidationError
 
 from app.audit.actions import AuditAction
+from app.auditor.export import OUTCOMES
 from app.auditor.search import AuditFilters
 from app.review.forms import choices
 
@@ -73,8 +74,7 @@ class ExportChoices:
     domains: tuple[str, ...]
     queues: tuple[str, ...]
     case_types: tuple[str, ...]
-    outcomes: tuple[tuple[str, str], ...] = (
-        ("approve", "Approved"), ("edit", "Edited and approved"), ("second_approval", "Second approval"),
-        ("reject", "Rejected"), ("escalate", "Escalated"), ("request_info", "Information requested"),
-    )
+    # The values the export understands (app.auditor.export.OUTCOMES), as people read them.
+    outcomes: tuple[tuple[str, str], ...] = tuple(
+        (value, value.replace("_", " ").capitalize()) for value in OUTCOMES.values())
     formats: tuple[tuple[str, str], ...] = (("jsonl", "JSON Lines"), ("csv", "CSV"))
