@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -337,13 +336,6 @@ def test_a_large_log_is_left_to_the_cli(monkeypatch, auditor_client, history):
 
 
 # --- evidence packages ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def receiver(upstream: Upstream) -> Iterator[Receiver]:
-    running = Receiver(upstream.secret).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture
