@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
-from sqlalchemy import Text, cast, func, select, text, update
+from sqlalchemy import DateTime, Text, cast, func, select, text, type_coerce, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -57,8 +57,9 @@ def entry(seq: int, time: datetime, actor: str, action: str, case_id: int | None
     ``data_text`` is the data exactly as stored (canonical JSON, written so): it is embedded, not
     re-encoded, so what is hashed is what the database holds, byte for byte."""
     case = "null" if case_id is None else str(int(case_id))
+    utc = time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC)  # SQLite's are naive UTC
     return (f'{{"action":{_string(action)},"actor":{_string(actor)},"case_id":{case},"data":{data_text},'
-            f'"seq":{int(seq)},"time":"{time.astimezone(UTC).isoformat()}"}}').encode()
+            f'"seq":{int(seq)},"time":"{utc.isoformat()}"}}').encode()
 
 
 _string = encode_basestring  # a str as JSON, exactly as json.dumps(..., ensure_ascii=False) writes it
@@ -147,24 +148,26 @@ def sealed_count(session: Session) -> int:
 # --- reading in order ---------------------------------------------------------------------------------
 
 
-def iter_sealed(session: Session, *, upto: int | None = None, batch_size: int = 5000) -> Iterator[Row[Any]]:
-    """The sealed events in order (keyset pages: constant memory), up to ``upto`` when given."""
-    after = 0
-    while True:
-        query = select(*ENTRY_COLUMNS).where(AuditEvent.seq > after)
-        if upto is not None:
-            query = query.where(AuditEvent.seq <= upto)
-        page = session.execute(query.order_by(AuditEvent.seq).limit(batch_size)).all()
-        if not page:
-            return
-        yield from page
-        after = page[-1].seq
+# The same columns read without the ORM and its time-zone type, for the one pass over the whole log
+# (about 1.5x faster); `entry` makes the times UTC.
+_EVENTS = AuditEvent.__table__
+_RAW_ENTRY_COLUMNS = (_EVENTS.c.id, _EVENTS.c.seq, type_coerce(_EVENTS.c.time, DateTime(timezone=True)).label("time"),
+                      _EVENTS.c.actor, _EVENTS.c.action, _EVENTS.c.case_id,
+                      cast(_EVENTS.c.data, Text).label("data_text"), _EVENTS.c.hash)
 
 
 def iter_entries(session: Session, *, batch_size: int = 5000) -> Iterator[tuple[int, bytes, str | None]]:
-    """(seq, entry, stored leaf hash) of every sealed event, in order: what verification reads."""
-    for row in iter_sealed(session, batch_size=batch_size):
-        yield row.seq, entry(row.seq, row.time, row.actor, row.action, row.case_id, row.data_text), row.hash
+    """(seq, entry, stored leaf hash) of every sealed event, in order, a keyset page at a time
+    (constant memory): what verification reads."""
+    connection, after = session.connection(), 0
+    while True:
+        page = connection.execute(select(*_RAW_ENTRY_COLUMNS).where(_EVENTS.c.seq > after)
+                                  .order_by(_EVENTS.c.seq).limit(batch_size)).all()
+        if not page:
+            return
+        for _id, seq, time, actor, action, case_id, data_text, stored in page:
+            yield seq, entry(seq, time, actor, action, case_id, data_text), stored
+        after = page[-1].seq
 
 
 def iter_leaf_hashes(session: Session, upto: int, *, batch_size: int = 20000) -> Iterator[tuple[int, bytes]]:
