@@ -35,6 +35,7 @@ test: $(DEV)
 
 lint: $(DEV)
 	$(PY) -m ruff check app workers tests benchmarks devtools tools config.py wsgi.py
+	$(PY) -m bandit -q -c pyproject.toml -r app workers tools config.py wsgi.py
 
 ## Performance benchmarks (tables with targets).
 bench: $(DEV)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.routing import IntegerConverter, Map
 
+from app.db import canonical_json
 from config import BASE_DIR, Config
 
 
 def create_app(config: type[Config] = Config) -> Flask:
     config.check()
     app = Flask(__name__, template_folder=str(BASE_DIR / "templates"), instance_path=str(BASE_DIR / "instance"))
+    app.url_map.converters["int"] = DatabaseId
     app.config.from_object(config)
     app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)  # Redis down must not stop intake
@@ -62,6 +67,12 @@ def create_app(config: type[Config] = Config) -> Flask:
 
     app.register_blueprint(execution_bp)
 
+    from app.auditor.views import bp as auditor_bp  # /audit, and each case's evidence package
+    from app.openapi import bp as openapi_bp  # /api/v1/openapi.json and its reference page
+
+    app.register_blueprint(auditor_bp)
+    app.register_blueprint(openapi_bp)
+
     from app.auditor.export_views import bp as audit_export_bp  # /audit/export: the decision log as a ZIP
 
     app.register_blueprint(audit_export_bp)
@@ -72,11 +83,23 @@ def create_app(config: type[Config] = Config) -> Flask:
     return app
 
 
+class DatabaseId(IntegerConverter):
+    """Every integer in a path here is a row id: one no column can hold is simply not found (404),
+    never a query the database refuses."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def _engine_options(url: str) -> dict:
+    # JSON is written as canonical text: the audit log hashes an event's data exactly as stored.
+    common = {"json_serializer": canonical_json}
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        return {**common, "connect_args": {"timeout": 30, "check_same_thread": False}}
     # Workers fork: a small pool per process, checked before use.
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    return {**common, "pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
 
 
 @event.listens_for(Engine, "connect")

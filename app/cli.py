@@ -144,6 +144,8 @@ def clients_rotate_secret(name: str, grace_hours: int, as_json: bool) -> None:
 
 CLI_ACTOR = Actor.system("cli")
 HOURS_HELP = 'JSON, e.g. \'{"timezone": "Europe/London", "days": [0,1,2,3,4], "start": "09:00", "end": "17:30"}\''
+CASE_TYPES_HELP = ("Comma-separated case types of the domain routed to this queue (the domain's default queue takes "
+                   "the others).")
 
 
 def _refused(exc: DomainError) -> None:
@@ -163,15 +165,16 @@ def _refused(exc: DomainError) -> None:
               help="Reviewers assess before the AI recommendation is revealed.")
 @click.option("--business-hours", default=None, metavar="JSON", help=HOURS_HELP)
 @click.option("--members", default="", help="Comma-separated emails of the users who work the queue.")
+@click.option("--case-types", default="", help=CASE_TYPES_HELP)
 def queues_create(name: str, domain: str, sla_minutes: int, is_default: bool, move_default: bool,
                   escalates_to: str | None, lead: str | None, blind_review: bool, business_hours: str | None,
-                  members: str) -> None:
+                  members: str, case_types: str) -> None:
     """Create a review queue."""
     try:
         queue = queue_service.create_queue(
             db.session, name, domain, sla_minutes, is_default=is_default, move_default=move_default,
             escalation_target=escalates_to, lead=lead, blind_review=blind_review, business_hours=business_hours,
-            members=_csv(members), actor=CLI_ACTOR)
+            members=_csv(members), case_types=_csv(case_types), actor=CLI_ACTOR)
     except DomainError as exc:
         _refused(exc)
     db.session.commit()
@@ -197,10 +200,12 @@ def queues_create(name: str, domain: str, sla_minutes: int, is_default: bool, mo
 @click.option("--members", default=None, help="Comma-separated emails: the whole new member list.")
 @click.option("--add-members", default=None, help="Comma-separated emails to add.")
 @click.option("--remove-members", default=None, help="Comma-separated emails to remove.")
+@click.option("--case-types", default=None, help=CASE_TYPES_HELP + " Replaces the list; empty: none.")
 def queues_update(name: str, sla_minutes: int | None, is_default: bool | None, move_default: bool,
                   escalates_to: str | None, clear_escalation: bool, lead: str | None, clear_lead: bool,
                   blind_review: bool | None, business_hours: str | None, clear_business_hours: bool,
-                  members: str | None, add_members: str | None, remove_members: str | None) -> None:
+                  members: str | None, add_members: str | None, remove_members: str | None,
+                  case_types: str | None) -> None:
     """Change some settings of queue NAME; the others stay as they are."""
     changes: dict[str, object] = {}
     for field, value, clear, options in (
@@ -215,7 +220,8 @@ def queues_update(name: str, sla_minutes: int | None, is_default: bool | None, m
     for field, value in (("sla_minutes", sla_minutes), ("is_default", is_default), ("blind_review", blind_review)):
         if value is not None:
             changes[field] = value
-    for field, value in (("members", members), ("add_members", add_members), ("remove_members", remove_members)):
+    for field, value in (("members", members), ("add_members", add_members), ("remove_members", remove_members),
+                         ("case_types", case_types)):
         if value is not None:
             changes[field] = _csv(value)
     if move_default:
@@ -248,8 +254,10 @@ def queues_list(domain: str | None, as_json: bool) -> None:
     if not found:
         click.echo("no queues")
         return
-    header = ("NAME", "DOMAIN", "DEFAULT", "SLA", "ESCALATES TO", "LEAD", "BLIND", "BUSINESS HOURS", "MEMBERS")
-    rows = [header] + [(q["name"], q["domain"], "yes" if q["is_default"] else "-", _duration(q["sla_minutes"]),
+    header = ("NAME", "DOMAIN", "DEFAULT", "CASE TYPES", "SLA", "ESCALATES TO", "LEAD", "BLIND", "BUSINESS HOURS",
+              "MEMBERS")
+    rows = [header] + [(q["name"], q["domain"], "yes" if q["is_default"] else "-", ",".join(q["case_types"]) or "-",
+                        _duration(q["sla_minutes"]),
                         q["escalation_target"] or "-", q["lead"] or "-", "yes" if q["blind_review"] else "-",
                         q["business_hours_summary"] or "24/7", str(q["member_count"])) for q in found]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -279,6 +287,7 @@ def _shown(value: object) -> str:
 def _settings_lines(described: dict) -> list[str]:
     return [f"sla: {_duration(described['sla_minutes'])}, default: {_shown(described['is_default'])}, "
             f"escalates to: {_shown(described['escalation_target'])}",
+            f"case types routed here: {_shown(described['case_types'])}",
             f"lead: {_shown(described['lead'])}, blind review: {_shown(described['blind_review'])}",
             f"business hours: {described['business_hours_summary'] or '24/7'}",
             f"members: {_shown(described['members'])}"]

@@ -16,8 +16,9 @@ import re
 from typing import Any
 
 import pytest
-from flask import g
+from flask import Flask, g
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from app.auth.services import create_api_token
 from app.escalation import rules, services
@@ -45,6 +46,10 @@ BROWSER: list[tuple[str, str, tuple[Any, ...]]] = [
     ("POST", "/admin/executions/{case}/retry", (L, 403, 403, 403, OK, 403, L)),
     ("POST", "/admin/executions/{case}/handled", (L, 403, 403, 403, OK, 403, L)),
     ("GET", "/admin/rules", (L, 403, 403, 403, OK, OK, L)),
+    ("GET", "/audit", (L, 403, 403, 403, OK, OK, L)),
+    ("GET", "/audit/verify", (L, 403, 403, 403, OK, OK, L)),
+    ("GET", "/cases/{case}/evidence", (L, 403, 404, 403, OK, OK, L)),
+    ("GET", "/cases/{case}/evidence.json", (L, 403, 404, 403, OK, OK, L)),
     ("GET", "/admin/rules/new", (L, 403, 403, 403, OK, 403, L)),
     ("POST", "/admin/rules/new", (L, 403, 403, 403, OK, 403, L)),
     ("GET", "/admin/rules/{rule}/edit", (L, 403, 403, 403, OK, 403, L)),
@@ -72,7 +77,9 @@ API: list[tuple[str, str, tuple[Any, ...]]] = [
     ("POST", "/api/v1/cases/{case}/info", (401, 401, 401, 401, 401, 401, 404)),
     ("POST", "/api/v1/cases/{case}/withdraw", (401, 401, 401, 401, 401, 401, 404)),
 ]
-OPEN = [("GET", "/login"), ("GET", "/healthz"), ("POST", "/login"), ("GET", "/")]  # reachable by anyone
+# Reachable by anyone: the API's description is its public contract.
+OPEN = [("GET", "/login"), ("GET", "/healthz"), ("POST", "/login"), ("GET", "/"), ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/reference")]
 NOT_IN_TABLE = {"static", "ops.metrics", "ops.readyz", "intake.create_case"}  # tested in their own files
 BODIES = {  # a JSON body or form fields that get past parsing, so that access is what answers
     "/decisions": {"kind": "reject", "case_version": 1, "reason_code": "other", "reason": "Matrix"},
@@ -170,3 +177,59 @@ def test_every_form_refuses_a_post_without_its_csrf_token(client, people, world,
     response = client.post(path.format(**world), data={"reason": "no token"})
     assert response.status_code == 400
     assert "CSRF" in response.get_data(as_text=True)
+
+
+# --- the auditor reads everything and changes nothing ---------------------------------------------------
+
+# What an auditor may change: their own sign-in, API tokens and notifications.
+OWN_ACCOUNT = {"auth.login", "auth.logout", "auth.sign_out_everywhere", "auth.tokens", "notifications.read_all"}
+AUDITOR_REFUSED_OTHERWISE = {
+    "auth.revoke_token": 404,  # the reviewer's token: another user's tokens do not exist for them
+    "intake.create_case": 401, "intake.answer_info": 401, "intake.withdraw": 401,  # API clients only
+}
+URL_VALUES = {"case_id": "case", "rule_id": "rule", "token_id": "token"}  # filled in from the world
+FIXED_VALUES = {"name": "finance", "kind": "reject"}
+BOOKKEEPING = {("user_sessions", "last_seen_at"), ("api_tokens", "last_used_at")}  # noted on every request
+
+
+def state_changing_routes(app: Flask) -> list[tuple[str, str, list[str]]]:
+    """(method, endpoint, arguments) of every route but a GET's."""
+    return sorted((method, rule.endpoint, sorted(rule.arguments)) for rule in app.url_map.iter_rules()
+                  for method in rule.methods - {"GET", "HEAD", "OPTIONS"})
+
+
+def database_rows() -> dict[str, list[str]]:
+    """Every row of every table (but the session bookkeeping), as text, in a stable order."""
+    db.session.expire_all()
+    rows = {}
+    for table in db.metadata.sorted_tables:
+        columns = [c for c in table.columns if (table.name, c.name) not in BOOKKEEPING]
+        rows[table.name] = sorted(repr(tuple(row)) for row in db.session.execute(select(*columns)))
+    return rows
+
+
+def test_an_auditor_changes_nothing(app, client, people, world):
+    """Signed in with a valid CSRF token (or their personal API token), an auditor tries every route
+    that could change something: each refuses, and not a row of the database changes."""
+    _, auditor_token = create_api_token(db.session, people.auditor, "audit")
+    sign_in(client, people.auditor)
+    csrf = csrf_for(client, signed_in=True)
+    urls = app.url_map.bind("localhost")
+    before = database_rows()
+    answers, expected = {}, {}
+    for method, endpoint, arguments in state_changing_routes(app):
+        if endpoint in OWN_ACCOUNT:
+            continue
+        values = {name: world[URL_VALUES[name]] if name in URL_VALUES else FIXED_VALUES[name] for name in arguments}
+        url = urls.build(endpoint, values, method=method)
+        body = next((b for suffix, b in BODIES.items() if url.endswith(suffix)), {})
+        g.pop("_login_user", None)
+        if url.startswith("/api/"):
+            response = client.open(url, method=method, json=body, headers={"Authorization": f"Bearer {auditor_token}"})
+        else:
+            response = client.open(url, method=method, data={"csrf_token": csrf, **body})
+        answers[method, endpoint] = response.status_code
+        expected[method, endpoint] = AUDITOR_REFUSED_OTHERWISE.get(endpoint, 403)
+    assert answers == expected
+    assert database_rows() == before
+    assert len(answers) >= 18  # every route of the reviewer UI, the admin pages and both APIs

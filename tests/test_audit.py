@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Text, cast, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -60,7 +60,11 @@ def verify_cli(runner) -> tuple[int, str]:
 
 
 def test_events_are_written_unsealed_and_sealed_in_order(app):
-    append(3, seal=False)
+    chain.record(db.session, AuditAction.USER_LOGIN, "system:test", data={"z": "é", "a": [1, {"y": 2, "b": None}]})
+    db.session.commit()
+    stored = db.session.scalar(select(cast(AuditEvent.data, Text)))
+    assert stored == '{"a":[1,{"b":null,"y":2}],"z":"é"}'  # canonical text, kept byte for byte
+    append(2, seal=False)
     assert db.session.scalars(select(AuditEvent.seq)).all() == [None, None, None]
     assert chain.seal(db.session) == 3
     events = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
@@ -71,10 +75,12 @@ def test_events_are_written_unsealed_and_sealed_in_order(app):
 
 
 def test_entry_covers_every_field(app):
-    base = dict(seq=1, time=chain.utcnow(), actor="user:1", action="user.login", case_id=None, data={"i": 1})
+    base = dict(seq=1, time=chain.utcnow(), actor="user:1", action="user.login", case_id=None, data_text='{"i":1}')
     leaf = chain.entry(**base)
+    assert json.loads(leaf) == {"seq": 1, "time": base["time"].isoformat(), "actor": "user:1",
+                                "action": "user.login", "case_id": None, "data": {"i": 1}}
     for field, other in [("seq", 2), ("time", base["time"].replace(year=2020)), ("actor", "user:9"),
-                         ("action", "x"), ("case_id", 7), ("data", {"i": 2})]:
+                         ("action", "x"), ("case_id", 7), ("data_text", '{"i":2}'), ("data_text", '{"i": 1}')]:
         assert chain.entry(**{**base, field: other}) != leaf, field
 
 

@@ -6,15 +6,20 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app.ai.jobs import analyze_case
 from app.auth.services import create_user
-from app.cases.models import Case, Status
+from app.cases.models import Case, Queue, Status
+from app.db import utcnow
+from app.escalation import sla
 from app.extensions import db
 from app.users import User
 from tests.conftest import ROOT, case_body
@@ -173,3 +178,130 @@ def test_keyboard_shortcuts(browser, live_server, upstream, people):
     page.wait_for_selector(".flash-success")
     assert status_of(case_id) == Status.APPROVED
     assert errors == []
+
+
+# --- the reviewer's bugs (issue: reviewer workspace, second pass) ----------------------------------------
+
+
+def claimed(page: sync_api.Page, case_id: int) -> None:
+    page.goto(f"/cases/{case_id}")
+    page.click("button:has-text('Claim case')")
+    page.wait_for_selector(".flash-success")
+
+
+def test_escalating_out_of_reach_lands_on_the_queue_with_the_message(browser, live_server, upstream, people):
+    db.session.add(Queue(name="finance-senior", domain="finance", sla_minutes=60))  # Rita does not work it
+    db.session.commit()
+    case_id = analysed_case(upstream, "payment_release")
+    page = sign_in(browser, live_server, people["reviewer"])
+    claimed(page, case_id)
+    page.click("details[data-panel=escalate] > summary")
+    form = page.locator("details[data-panel=escalate] form")
+    form.locator("select[name=escalate-target_queue]").select_option("finance-senior")
+    form.locator("select[name=escalate-reason_code]").select_option("customer_risk")
+    form.locator("textarea[name=escalate-reason]").fill("Needs a senior look.")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/queues/finance$"))
+    assert "Decision recorded (escalate)" in page.locator(".flash-success").inner_text()
+    assert page.locator("text=Page not found").count() == 0
+
+
+def test_a_decided_case_shows_whether_its_sla_was_met(browser, live_server, upstream, people):
+    case_id = analysed_case(upstream, "payment_release")
+    page = sign_in(browser, live_server, people["reviewer"])
+    claimed(page, case_id)
+    page.click("button:has-text('Approve as recommended')")
+    page.wait_for_selector(".flash-success")
+    case = db.session.get(Case, case_id)
+    case.sla_due_at = case.sla_stopped_at + timedelta(milliseconds=300)  # due just after the decision...
+    db.session.commit()
+    time.sleep(0.5)  # ...and past due by now
+    page.goto("/queues/finance?status=decided")
+    row = page.locator(f"tr[data-case-id='{case_id}']")
+    assert "SLA met" in row.inner_text() and "Overdue" not in row.inner_text()
+    page.goto(f"/cases/{case_id}")
+    assert "SLA met" in page.locator(".case-head .badges").inner_text()
+
+
+def test_the_inbox_badge_agrees_with_the_sla_warning_on_the_timeline(browser, live_server, upstream, people):
+    case_id = analysed_case(upstream, "payment_release")  # the queue's window: 60 minutes
+    case = db.session.get(Case, case_id)
+    case.sla_due_at = utcnow() + timedelta(minutes=20)  # two thirds of the window gone: the 50 % warning is due
+    sla.refresh(case)
+    db.session.commit()
+    sla.sweep(db.session, utcnow(), db.session.commit)
+    page = sign_in(browser, live_server, people["reviewer"])
+    page.goto(f"/cases/{case_id}")
+    assert page.locator("#timeline .event[data-action='case.sla_warning']").count() == 1
+    assert "At risk" in page.locator(".case-head .badges").inner_text()
+    page.goto("/queues/finance")
+    assert "At risk" in page.locator(f"tr[data-case-id='{case_id}']").inner_text()
+
+
+def test_a_refused_decision_is_shown_on_the_case_page_and_a_reload_sends_nothing(browser, live_server, upstream,
+                                                                                  people):
+    case_id = analysed_case(upstream, "payment_release")
+    page = sign_in(browser, live_server, people["reviewer"])
+    claimed(page, case_id)
+    page.click("details[data-panel=reject] > summary")
+    page.locator("details[data-panel=reject] button[type=submit]").click()  # no reason code, no reason
+    page.wait_for_url(re.compile(rf"/cases/{case_id}#panel-reject$"))
+    assert page.locator("details[data-panel=reject][open] .field-error").count() >= 1
+    page.reload()  # a GET: nothing is sent again, the errors were shown once
+    assert page.locator("details[data-panel=reject] .field-error").count() == 0
+    assert status_of(case_id) == Status.IN_REVIEW
+
+
+def test_a_stale_decision_keeps_the_typed_reason(browser, live_server, upstream, people):
+    case_id = analysed_case(upstream, "payment_release")
+    page = sign_in(browser, live_server, people["reviewer"])
+    claimed(page, case_id)
+    page.click("details[data-panel=reject] > summary")
+    form = page.locator("details[data-panel=reject] form")
+    form.locator("select[name=reject-reason_code]").select_option("customer_risk")
+    form.locator("textarea[name=reject-reason]").fill("The beneficiary changed bank details yesterday.")
+    upstream.post_signed(f"/api/v1/cases/{case_id}/info", {"data": {"purpose": "Changed meanwhile"}})
+    db.session.execute(update(Case).where(Case.id == case_id).values(version=Case.version + 1))  # someone else
+    db.session.commit()
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(rf"/cases/{case_id}#panel-reject$"))
+    assert "changed" in page.locator(".flash-error").inner_text().lower()
+    kept = page.locator("details[data-panel=reject] textarea[name=reject-reason]")
+    assert kept.input_value() == "The beneficiary changed bank details yesterday."
+    page.locator("details[data-panel=reject] button[type=submit]").click()  # bound to the case as it now is
+    page.wait_for_selector(".flash-success")
+    assert status_of(case_id) == Status.REJECTED
+
+
+def test_a_second_approval_request_resolves_with_its_case(browser, live_server, upstream, people):
+    case_id = analysed_case(upstream, "payment_release", amount="250000.00")
+    reviewer = sign_in(browser, live_server, people["reviewer"])
+    claimed(reviewer, case_id)
+    reviewer.click("button:has-text('Approve as recommended')")
+    reviewer.wait_for_selector("[data-first-approval]")
+    senior = sign_in(browser, live_server, people["senior"])
+    assert senior.locator("a.bell").get_attribute("data-unread") == "1"
+    senior.goto(f"/cases/{case_id}")
+    senior.click("button:has-text('Give second approval')")
+    senior.wait_for_selector(".flash-success")
+    assert senior.locator("a.bell").get_attribute("data-unread") == "0"
+
+
+def test_after_a_decision_the_final_action_is_shown_not_the_ais(browser, live_server, upstream, people):
+    case_id = analysed_case(upstream, "credit_limit_change")
+    proposed = db.session.get(Case, case_id).recommendation.action
+    page = sign_in(browser, live_server, people["reviewer"])
+    claimed(page, case_id)
+    page.click("details[data-panel=edit] > summary")
+    edit = page.locator("details[data-panel=edit] form")
+    final = "counter_offer" if proposed != "counter_offer" else "approve"  # both take a limit
+    edit.locator("select[name=edit-action]").select_option(final)
+    edit.locator(f"input[name='p.{final}.limit']").fill("9000.00")
+    edit.locator("select[name=edit-reason_code]").select_option("customer_risk")
+    edit.locator("textarea[name=edit-reason]").fill("Not this time.")
+    edit.locator("button[type=submit]").click()
+    page.wait_for_selector(".flash-success")
+    label = final.replace("_", " ").capitalize()
+    assert label in page.locator("[data-final-action]").inner_text()
+    page.goto("/queues/finance?status=decided")
+    assert page.locator(f"tr[data-case-id='{case_id}'] [data-final-action]").inner_text() == label

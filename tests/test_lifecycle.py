@@ -1,5 +1,5 @@
 """The case state machine against a matrix written out by hand from the product rules
-(../shared/DESIGN.md, "Case lifecycle"): every allowed move works and lands where the rules
+(README, "Case lifecycle"): every allowed move works and lands where the rules
 say, every other move is refused, and only the actors the rules name may make each move."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from app.cases.models import Case, Queue
 from app.cases.queues import describe, list_queues
 from app.escalation.sla import add_business
 from app.extensions import db
-from tests.conftest import audit_log_intact, case_body, sign_in
+from tests.conftest import audit_log_intact, case_body, make_upstream, sign_in
 from tests.review_helpers import claim, make_case, make_user
 
 pytest_plugins = ["tests.review_fixtures"]
@@ -79,9 +79,10 @@ def test_create_with_every_option_is_stored_and_audited(runner, staff):
     result = invoke(runner, "create", "--name", " payments ", "--domain", "finance", "--sla-minutes", "240",
                     "--default", "--escalates-to", "finance-senior", "--lead", "Sam@Example.com",
                     "--blind-review", "--business-hours", json.dumps({**LONDON, "days": [4, 3, 2, 1, 0]}),
-                    "--members", "rita@example.com, sam@example.com")
+                    "--members", "rita@example.com, sam@example.com", "--case-types", "payment_release")
     assert result.exit_code == 0, result.output
     assert "created queue payments (finance)" in result.output
+    assert "case types routed here: payment_release" in result.output
     assert "business hours: Mon-Fri 09:00-17:30 Europe/London, 1 holiday" in result.output
 
     made = queue("payments")
@@ -94,8 +95,10 @@ def test_create_with_every_option_is_stored_and_audited(runner, staff):
 
     event = events("queue.created")[-1]
     assert event.actor == "system:cli"
+    assert made.case_types == ["payment_release"]
     assert event.data == {"queue_id": made.id, "name": "payments", "domain": "finance", "sla_minutes": 240,
-                          "is_default": True, "escalation_target": "finance-senior", "lead": "sam@example.com",
+                          "is_default": True, "case_types": ["payment_release"],
+                          "escalation_target": "finance-senior", "lead": "sam@example.com",
                           "blind_review": True, "business_hours": LONDON,
                           "members": ["rita@example.com", "sam@example.com"]}
     assert audit_log_intact()
@@ -115,18 +118,18 @@ def test_list_prints_a_table_and_json(runner, finance_pair):
     table = invoke(runner, "list")
     assert table.exit_code == 0, table.output
     lines = table.output.splitlines()
-    assert lines[0].split() == ["NAME", "DOMAIN", "DEFAULT", "SLA", "ESCALATES", "TO", "LEAD", "BLIND", "BUSINESS",
-                                "HOURS", "MEMBERS"]
+    assert lines[0].split() == ["NAME", "DOMAIN", "DEFAULT", "CASE", "TYPES", "SLA", "ESCALATES", "TO", "LEAD", "BLIND",
+                                "BUSINESS", "HOURS", "MEMBERS"]
     assert [line.split()[0] for line in lines[1:]] == ["finance-senior", "payments", "legal"]
-    assert lines[2].split() == ["payments", "finance", "yes", "4h", "finance-senior", "rita@example.com", "yes",
+    assert lines[2].split() == ["payments", "finance", "yes", "-", "4h", "finance-senior", "rita@example.com", "yes",
                                 "Mon-Fri", "09:00-17:30", "Europe/London,", "1", "holiday", "2"]
-    assert lines[1].split() == ["finance-senior", "finance", "-", "2h", "-", "-", "-", "24/7", "0"]
-    assert lines[3].split()[:4] == ["legal", "legal", "yes", "2d"]
+    assert lines[1].split() == ["finance-senior", "finance", "-", "-", "2h", "-", "-", "-", "24/7", "0"]
+    assert lines[3].split()[:5] == ["legal", "legal", "yes", "-", "2d"]
 
     as_json = json.loads(invoke(runner, "list", "--json").output)
     assert [q["name"] for q in as_json] == ["finance-senior", "payments", "legal"]
     assert as_json[1] == {
-        "name": "payments", "domain": "finance", "sla_minutes": 240, "is_default": True,
+        "name": "payments", "domain": "finance", "sla_minutes": 240, "is_default": True, "case_types": [],
         "escalation_target": "finance-senior", "lead": "rita@example.com", "blind_review": True,
         "business_hours": LONDON, "members": ["rita@example.com", "sam@example.com"],
         "business_hours_summary": "Mon-Fri 09:00-17:30 Europe/London, 1 holiday", "member_count": 2}
@@ -376,3 +379,40 @@ def test_business_hours_summary_and_storage():
     assert hours.summary() == "Mon,Wed,Sat-Sun 08:00-12:00:30 UTC, 2 holidays"
     assert hours.stored() == {"timezone": "UTC", "days": [0, 2, 5, 6], "start": "08:00", "end": "12:00:30",
                               "holidays": ["2026-12-25", "2026-12-26"]}
+
+
+# --- routing by case type -----------------------------------------------------------------------------
+
+
+def test_a_case_type_routed_to_a_queue_arrives_there_and_the_rest_at_the_default(runner, finance_pair, client):
+    upstream = make_upstream(client)
+    result = invoke(runner, "create", "--name", "credit", "--domain", "finance", "--sla-minutes", "1440",
+                    "--case-types", "credit_limit_change")
+    assert result.exit_code == 0, result.output
+    credit = upstream.post_case(case_body("credit_limit_change"))
+    payment = upstream.post_case(case_body("payment_release"))
+    db.session.expire_all()
+    assert db.session.get(Case, credit.get_json()["id"]).queue.name == "credit"
+    assert db.session.get(Case, payment.get_json()["id"]).queue.name == "payments"  # the domain's default
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--case-types", "kyc_review"], "unknown case type(s) kyc_review for the finance domain: choose from "
+                                     "credit_limit_change, payment_release"),
+    (["--case-types", "payment_release"], "payment_release already routed to queue 'credit'"),
+])
+def test_case_types_must_be_of_the_domain_and_routed_once(runner, finance_pair, args, message):
+    assert invoke(runner, "create", "--name", "credit", "--domain", "finance", "--sla-minutes", "60",
+                  "--case-types", "payment_release").exit_code == 0
+    result = invoke(runner, "update", "payments", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert queue("payments").case_types == []
+
+
+def test_update_moves_a_case_type_and_records_it(runner, finance_pair):
+    assert invoke(runner, "update", "payments", "--case-types", "credit_limit_change").exit_code == 0
+    result = invoke(runner, "update", "payments", "--case-types", "")
+    assert result.exit_code == 0, result.output
+    assert "case_types: credit_limit_change -> (none)" in result.output
+    assert events("queue.updated")[-1].data["changes"] == {"case_types": [["credit_limit_change"], []]}

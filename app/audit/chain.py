@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Text, cast, func, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -31,8 +32,9 @@ from app.db import canonical_json, utcnow
 # Any constant works: it names the advisory lock that only sealers take (PostgreSQL).
 _SEALER_LOCK_KEY = 0x636F756E746572  # "counter"
 SEAL_BATCH = 5000
+# What an entry is made of; ``data_text`` is the stored JSON text, not a value parsed from it.
 ENTRY_COLUMNS = (AuditEvent.id, AuditEvent.seq, AuditEvent.time, AuditEvent.actor, AuditEvent.action,
-                 AuditEvent.case_id, AuditEvent.data, AuditEvent.hash)
+                 AuditEvent.case_id, cast(AuditEvent.data, Text).label("data_text"), AuditEvent.hash)
 
 
 def record(
@@ -50,16 +52,23 @@ def record(
     return event
 
 
-def entry(seq: int, time: datetime, actor: str, action: str, case_id: int | None, data: Any) -> bytes:
-    """The bytes a leaf hash covers: the event's canonical JSON, its place in the order included."""
-    return canonical_json({"seq": seq, "time": time.isoformat(), "actor": actor, "action": action,
-                           "case_id": case_id, "data": data}).encode()
+def entry(seq: int, time: datetime, actor: str, action: str, case_id: int | None, data_text: str) -> bytes:
+    """The bytes a leaf hash covers: the canonical JSON of the event with its place in the order.
+    ``data_text`` is the data exactly as stored (canonical JSON, written so): it is embedded, not
+    re-encoded, so what is hashed is what the database holds, byte for byte."""
+    case = "null" if case_id is None else str(int(case_id))
+    return (f'{{"action":{_string(action)},"actor":{_string(actor)},"case_id":{case},"data":{data_text},'
+            f'"seq":{int(seq)},"time":"{time.astimezone(UTC).isoformat()}"}}').encode()
 
 
-def entry_of(row: Row[Any] | AuditEvent) -> bytes:
+_string = encode_basestring  # a str as JSON, exactly as json.dumps(..., ensure_ascii=False) writes it
+
+
+def entry_of(row: Row[Any]) -> bytes:
+    """The entry of a row selected with ENTRY_COLUMNS."""
     if row.seq is None:
         raise ValueError(f"audit event {row.id} is not sealed yet")
-    return entry(row.seq, row.time, row.actor, row.action, row.case_id, row.data)
+    return entry(row.seq, row.time, row.actor, row.action, row.case_id, row.data_text)
 
 
 # --- sealing ------------------------------------------------------------------------------------------
@@ -79,8 +88,7 @@ def seal(session: Session, *, batch_size: int = SEAL_BATCH) -> int:
 def _seal_batch(session: Session, batch_size: int) -> int:
     postgres = _take_sealer_lock(session)
     last = session.scalar(select(func.max(AuditEvent.seq))) or 0
-    query = select(AuditEvent.id, AuditEvent.time, AuditEvent.actor, AuditEvent.action, AuditEvent.case_id,
-                   AuditEvent.data).where(AuditEvent.seq.is_(None))
+    query = select(*ENTRY_COLUMNS).where(AuditEvent.seq.is_(None))
     if postgres:
         query = query.where(AuditEvent.xid < text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
         query = query.order_by(AuditEvent.xid, AuditEvent.id)
@@ -91,7 +99,7 @@ def _seal_batch(session: Session, batch_size: int) -> int:
         return 0
     seals = []
     for seq, row in enumerate(rows, start=last + 1):
-        leaf = merkle.leaf_hash(entry(seq, row.time, row.actor, row.action, row.case_id, row.data))
+        leaf = merkle.leaf_hash(entry(seq, row.time, row.actor, row.action, row.case_id, row.data_text))
         seals.append({"id": row.id, "seq": seq, "hash": leaf.hex()})
     session.execute(update(AuditEvent), seals)
     return len(seals)
@@ -130,6 +138,12 @@ def iter_sealed(session: Session, *, upto: int | None = None, batch_size: int = 
             return
         yield from page
         after = page[-1].seq
+
+
+def iter_entries(session: Session, *, batch_size: int = 5000) -> Iterator[tuple[int, bytes, str | None]]:
+    """(seq, entry, stored leaf hash) of every sealed event, in order: what verification reads."""
+    for row in iter_sealed(session, batch_size=batch_size):
+        yield row.seq, entry(row.seq, row.time, row.actor, row.action, row.case_id, row.data_text), row.hash
 
 
 def iter_leaf_hashes(session: Session, upto: int, *, batch_size: int = 20000) -> Iterator[tuple[int, bytes]]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -21,6 +21,10 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_unsealed", "id", sqlite_where=text("seq IS NULL"),
               postgresql_where=text("seq IS NULL")),
+        # the audit page: filtered by actor or action, newest first; or by a time range
+        Index("ix_audit_events_actor_id", "actor", "id"),
+        Index("ix_audit_events_action_id", "action", "id"),
+        Index("ix_audit_events_time", "time"),
     )
 
     id: Mapped[int] = mapped_column(EventId, primary_key=True)
@@ -29,7 +33,8 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(60))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
-    data: Mapped[dict[str, Any]]
+    # json, not jsonb, on PostgreSQL: the canonical text written is kept byte for byte, and hashed as is
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
     hash: Mapped[str | None] = mapped_column(String(64))
     # PostgreSQL: the writing transaction's id, set by a trigger; the sealer takes only events of
     # transactions older than every still-open one, so none can be overtaken. Empty on SQLite.

@@ -55,7 +55,7 @@ def tree_over(session: Session, tree_size: int, marked: Container[int] = (), *,
 
 def inclusion(session: Session, seq: int) -> dict[str, Any]:
     checkpoint = covering_checkpoint(session)
-    event = session.scalars(select(AuditEvent).where(AuditEvent.seq == seq)).first()
+    event = session.execute(select(*chain.ENTRY_COLUMNS).where(AuditEvent.seq == seq)).first()
     if event is None:
         raise NotFound(f"there is no sealed audit event {seq}")
     if seq > checkpoint.tree_size:

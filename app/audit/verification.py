@@ -89,26 +89,27 @@ def _walk(session: Session, targets: dict[int, list[_Target]], published: list[c
     builder = merkle.TreeBuilder()
     outside = _published_leaves(published)
     expected, last_good = 1, 0
-    for row in chain.iter_sealed(session):
-        if row.seq != expected:
-            raise Broken(expected, f"event {expected} is missing (the next event is {row.seq})")
-        leaf = merkle.leaf_hash(chain.entry_of(row)).hex()
-        if leaf != row.hash:
-            raise Broken(row.seq, f"event {row.seq} was changed: its contents do not match its leaf hash")
-        published_leaf, source = outside(row.seq)
-        if published_leaf is not None and published_leaf != leaf:
-            raise Broken(row.seq, f"event {row.seq} was changed: it is not the event published in {source}")
-        builder.append(bytes.fromhex(leaf))
-        for target in targets.get(row.seq, ()):
-            if builder.root().hex() != target.root_hash:
-                raise Broken(last_good + 1, f"the first {row.seq} events do not match {target.label}: an event "
-                                            f"among {last_good + 1}..{row.seq} was changed, removed or reordered")
-        if row.seq in targets:
-            last_good = row.seq
-        result.checked = row.seq
+    for seq, entry, stored in chain.iter_entries(session):
+        if seq != expected:
+            raise Broken(expected, f"event {expected} is missing (the next event is {seq})")
+        leaf = merkle.leaf_hash(entry)
+        if leaf.hex() != stored:
+            raise Broken(seq, f"event {seq} was changed: its contents do not match its leaf hash")
+        if outside is not None:
+            published_leaf, source = outside(seq)
+            if published_leaf is not None and published_leaf != stored:
+                raise Broken(seq, f"event {seq} was changed: it is not the event published in {source}")
+        builder.append(leaf)
+        if seq in targets:
+            for target in targets[seq]:
+                if builder.root().hex() != target.root_hash:
+                    raise Broken(last_good + 1, f"the first {seq} events do not match {target.label}: an event "
+                                                f"among {last_good + 1}..{seq} was changed, removed or reordered")
+            last_good = seq
         expected += 1
-        if progress and row.seq % every == 0:
-            progress(row.seq)
+        if progress and seq % every == 0:
+            progress(seq)
+    result.checked = expected - 1
     covered = max(targets, default=0)
     if covered > result.checked:
         label = targets[covered][0].label
@@ -116,8 +117,11 @@ def _walk(session: Session, targets: dict[int, list[_Target]], published: list[c
                                          f"{label} covers {covered} events")
 
 
-def _published_leaves(published: list[checkpoints.Published]) -> Callable[[int], tuple[str | None, str]]:
-    """seq → (the leaf hash published for it, the file), walking the files in step with the events."""
+def _published_leaves(published: list[checkpoints.Published]) -> Callable[[int], tuple[str | None, str]] | None:
+    """seq → (the leaf hash published for it, the file), walking the files in step with the events;
+    None when no file publishes leaves."""
+    if not any(p.leaves for p in published):
+        return None
     ranges: Iterator[checkpoints.Published] = iter(sorted(
         (p for p in published if p.leaves), key=lambda p: p.previous_size))
     current = next(ranges, None)

@@ -12,7 +12,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.audit import chain, checkpoints, proofs, verification
-from app.auditor import export
+from app.auditor import evidence, export
+from app.auditor.views import render_evidence
 from app.errors import DomainError
 from app.extensions import db
 from tools import verify_export
@@ -97,6 +98,46 @@ def audit_prove(seq: int | None, from_size: int | None, to_size: int | None) -> 
     except DomainError as exc:
         _fail(str(exc))
     click.echo(json.dumps(proof, indent=2))
+
+
+@audit.command("public-key")
+def audit_public_key() -> None:
+    """Print the public key that checks this installation's checkpoints (base64 of its 32 bytes)."""
+    try:
+        key = checkpoints.public_key(current_app.config)
+    except DomainError as exc:
+        _fail(str(exc))
+    if key is None:
+        _fail("no audit signing key is configured (see `audit keygen`)")
+    click.echo(key)
+
+
+@audit.command("evidence")
+@click.option("--case", "case_id", required=True, type=click.IntRange(1), help="The case's id.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the package.")
+@click.option("--html", "as_html", is_flag=True, help="Write the printable page instead of the JSON.")
+def audit_evidence(case_id: int, out: Path, as_html: bool) -> None:
+    """Write a case's evidence package: the case, its recommendations, decisions and execution, and
+    its audit events with inclusion proofs against a signed checkpoint (signed now when needed)."""
+    try:
+        package = evidence.build(db.session, current_app.config, case_id)
+    except DomainError as exc:
+        _fail(str(exc))
+    if as_html:
+        with current_app.test_request_context():
+            text = render_evidence(package, standalone=True)
+    else:
+        text = package.model_dump_json(indent=2)
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"{out}: cannot be written ({exc.strerror})")
+    proven, waiting = len(package.audit.events), len(package.audit.not_yet_provable)
+    click.echo(f"case {case_id}: {proven} audit events proven" + (f", {waiting} not yet provable" if waiting else "")
+               + f"; written to {out}")
+    for warning in package.audit.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @audit.command("export")

@@ -37,13 +37,13 @@ from sqlalchemy import BindParameter, Integer, Row, Select, bindparam, exists, f
 from sqlalchemy.orm import Session
 
 from app.audit import chain, checkpoints, proofs
-from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
 from app.cases import policy
-from app.cases.models import Case, Decision, Execution, ExecutionAttempt, Queue, Recommendation, Status
+from app.cases.models import Case, Decision, Execution, ExecutionAttempt, Queue, Recommendation
 from app.cases.types import DOMAINS, REGISTRY, UnknownCaseType, get_case_type
 from app.db import utcnow
 from app.errors import Invalid
+from app.escalation import sla
 from app.users import User
 
 FORMAT = "countersign-decision-log/v1"
@@ -51,9 +51,7 @@ FORMATS = ("jsonl", "csv")
 # decision kind → the row's outcome; a second approval's row takes the first approval's
 OUTCOMES = {"approve": "approved", "edit": "edited_and_approved", "reject": "rejected", "escalate": "escalated",
             "request_info": "info_requested"}
-APPROVALS = frozenset({"approved", "edited_and_approved"})
-# A sole approval leaves its case in one of these for good; a first approval of a dual approval never does.
-AFTER_APPROVAL = frozenset({Status.APPROVED, Status.EXECUTING, Status.EXECUTED, Status.EXECUTION_FAILED})
+APPROVED = frozenset({"approved", "edited_and_approved"})
 CASE_PAGE = 500
 PROGRESS_EVERY = 10_000
 
@@ -199,7 +197,8 @@ def settled_rounds(decisions: Sequence[Any], case_status: str) -> Iterator[list[
     """The case's decisions (in order, blind assessments left out) grouped by the round each settled.
 
     Only a second approval or a rejection can follow a first approval (the lifecycle allows nothing
-    else from awaiting_second_approval), and nothing follows a sole approval."""
+    else from awaiting_second_approval), and nothing follows a sole approval: its case stays in an
+    approved status for good, where a first approval's never is."""
     waiting: list[Any] = []
     for decision in decisions:
         if decision.kind in policy.FIRST_APPROVALS:
@@ -207,7 +206,7 @@ def settled_rounds(decisions: Sequence[Any], case_status: str) -> Iterator[list[
             continue
         yield [*waiting, decision]
         waiting = []
-    if waiting and case_status in AFTER_APPROVAL:
+    if waiting and case_status in policy.APPROVED_STATUSES:
         yield waiting
 
 
@@ -346,7 +345,7 @@ class DecisionRows:
     def _row(self, case: Row[Any], decisions: list[Row[Any]], outcome: str, events: list[Row[Any]],
              page: _Page) -> dict[str, Any]:
         settling = decisions[-1]
-        approval = outcome in APPROVALS
+        approval = outcome in APPROVED
         deciding = decisions[0] if approval else settling  # a second approval confirms the first's action
         rec = page.recommendations.get(settling.recommendation_id)
         execution = page.executions.get(settling.id) if approval else None
@@ -360,7 +359,7 @@ class DecisionRows:
             "reason_code": deciding.reason_code, "reason": self._hide("text", deciding.reason),
             "received_at": _iso(case.created_at), "recommended_at": _iso(rec.created_at) if rec else None,
             "decided_at": _iso(settling.created_at), "executed_at": _iso(execution.delivered_at) if execution else None,
-            "sla": _sla(case, events, settling.created_at), "execution": self._execution(execution),
+            "sla": _sla(case, settling.created_at), "execution": self._execution(execution),
             "audit_events": [self._event(e) for e in events
                              if self._covered(e) and (approval or e.time <= settling.created_at)],
         }
@@ -411,13 +410,10 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _sla(case: Row[Any], events: list[Row[Any]], decided_at: datetime) -> str | None:
-    """As of the decision: breached when the case's SLA breach was audited before it, or when it
-    came after the due time (the sweep that audits a breach may not have run yet); None without an SLA."""
-    breached = any(e.action == AuditAction.CASE_SLA_BREACHED and e.time <= decided_at for e in events)
-    if breached or (case.sla_due_at is not None and decided_at > case.sla_due_at):
-        return "breached"
-    return "met" if case.sla_due_at is not None else None
+def _sla(case: Row[Any], decided_at: datetime) -> str | None:
+    """Met or breached as of the decision, against the case's due time; None without an SLA."""
+    standing = sla.decided_standing(case.sla_due_at, decided_at)
+    return None if standing == sla.Standing.NONE else standing.value
 
 
 # --- files ------------------------------------------------------------------------------------------------

@@ -73,6 +73,9 @@ class Queue(Base):
     blind_review: Mapped[bool] = mapped_column(default=False)
     # {"timezone": "Europe/London", "days": [0..6], "start": "09:00", "end": "17:30", "holidays": ["2026-12-25"]}
     business_hours: Mapped[dict[str, Any] | None]
+    # The case types of its domain routed here (app.cases.queues.route); the domain's default queue
+    # takes the others. A case type is routed to one queue at most.
+    case_types: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list[User]] = relationship(secondary=queue_members, back_populates="queues")
@@ -121,6 +124,9 @@ class Case(Base):
     # When the next SLA step (50, 75 or 100 %) is due; NULL while the clock stands still or no step
     # is left. Only app.escalation.sla.next_step_at computes it.
     sla_next_at: Mapped[datetime | None]
+    # When the SLA clock stopped for good (the case was decided or withdrawn): whether the SLA was
+    # met is judged at this moment, not now. Set by app.escalation.sla.refresh.
+    sla_stopped_at: Mapped[datetime | None]
     # When the executor last refused to execute the case (no valid approval): the execution sweep
     # leaves an approved case alone until it changes again (updated_at moves past this).
     execution_refused_at: Mapped[datetime | None]

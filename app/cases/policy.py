@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from app.users import User
 
 FIRST_APPROVALS = ("approve", "edit")
+APPROVALS = (*FIRST_APPROVALS, "second_approval")
+APPROVED_STATUSES = frozenset(s.value for s in (Status.APPROVED, Status.EXECUTING, Status.EXECUTED,
+                                                Status.EXECUTION_FAILED))
 NOT_DECISIONS = ("blind_assessment",)  # a reviewer's own assessment before the reveal decides nothing
 DEFAULT_SECOND_APPROVER = Role.SENIOR_REVIEWER.value
 
@@ -81,6 +84,14 @@ def pending_approval(session: Session, case: Case) -> Decision | None:
     if case.status != Status.AWAITING_SECOND_APPROVAL:
         return None
     return session.scalars(select(Decision).where(Decision.case_id == case.id, Decision.kind.in_(FIRST_APPROVALS))
+                           .order_by(Decision.id.desc()).limit(1)).first()
+
+
+def approving_decision(session: Session, case: Case) -> Decision | None:
+    """The approval an approved case stands on (its action is what is delivered); None before."""
+    if case.status not in APPROVED_STATUSES:
+        return None
+    return session.scalars(select(Decision).where(Decision.case_id == case.id, Decision.kind.in_(APPROVALS))
                            .order_by(Decision.id.desc()).limit(1)).first()
 
 

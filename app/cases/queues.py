@@ -34,14 +34,15 @@ from app.audit.actions import AuditAction
 from app.cases.business_hours import BusinessHours
 from app.cases.models import Queue
 from app.cases.permissions import DECIDERS
-from app.cases.types import DOMAINS
+from app.cases.types import DOMAINS, REGISTRY
 from app.errors import Conflict, Invalid, NotFound, field_errors
 from app.users import User
 
 MAX_NAME_LENGTH = 80
 # What update_queue accepts; a key left out is left unchanged, None clears (lead, escalation_target,
 # business_hours). members replaces the set; add_members / remove_members change it.
-UPDATABLE = ("sla_minutes", "is_default", "escalation_target", "lead", "blind_review", "business_hours", "members")
+UPDATABLE = ("sla_minutes", "is_default", "case_types", "escalation_target", "lead", "blind_review", "business_hours",
+             "members")
 UPDATE_KEYS = frozenset(UPDATABLE) | {"add_members", "remove_members", "move_default"}
 
 
@@ -58,6 +59,7 @@ def create_queue(
     blind_review: bool = False,
     business_hours: Mapping[str, Any] | str | None = None,
     members: Iterable[str] = (),
+    case_types: Iterable[str] = (),
     actor: Actor | None = None,
 ) -> Queue:
     """Create a queue; flushed with its ``queue.created`` audit event, not committed.
@@ -77,6 +79,7 @@ def create_queue(
         "blind_review": _flag("blind_review", blind_review),
         "business_hours": parse_business_hours(business_hours),
         "members": _users(session, members, "a member"),
+        "case_types": _case_types(session, None, domain, case_types),
     }
     previous = _default_to_move(session, None, domain, _flag("is_default", is_default), move_default)
 
@@ -112,6 +115,8 @@ def update_queue(session: Session, queue: Queue, changes: Mapping[str, Any], act
         values["blind_review"] = _flag("blind_review", changes["blind_review"])
     if "business_hours" in changes:
         values["business_hours"] = parse_business_hours(changes["business_hours"])
+    if "case_types" in changes:
+        values["case_types"] = _case_types(session, queue, queue.domain, changes["case_types"] or ())
     if {"members", "add_members", "remove_members"} & set(changes):
         values["members"] = _new_members(session, queue, changes)
     previous = None
@@ -156,6 +161,7 @@ def settings_of(queue: Queue) -> dict[str, Any]:
     return {
         "sla_minutes": queue.sla_minutes,
         "is_default": queue.is_default,
+        "case_types": list(queue.case_types or []),
         "escalation_target": queue.escalation_target.name if queue.escalation_target else None,
         "lead": queue.lead.email if queue.lead else None,
         "blind_review": queue.blind_review,
@@ -169,6 +175,29 @@ def describe(queue: Queue) -> dict[str, Any]:
     hours = business_hours_of(queue)
     return {"name": queue.name, "domain": queue.domain, **settings_of(queue),
             "business_hours_summary": hours.summary() if hours else None, "member_count": len(queue.members)}
+
+
+def route(session: Session, domain: str, case_type: str) -> Queue | None:
+    """The queue a new case goes to: the one its case type is routed to, else its domain's default
+    (else the domain's oldest queue); None when the domain has no queue."""
+    queues = list(session.scalars(select(Queue).where(Queue.domain == domain)
+                                  .order_by(Queue.is_default.desc(), Queue.id)))
+    return next((q for q in queues if case_type in (q.case_types or ())), queues[0] if queues else None)
+
+
+def _case_types(session: Session, queue: Queue | None, domain: str, names: Iterable[str]) -> list[str]:
+    """Case types of ``domain``, each routed to no other queue: sorted, without repeats."""
+    chosen = sorted({name.strip() for name in names if name.strip()})
+    known = sorted(name for of_domain, name in REGISTRY if of_domain == domain)
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise Invalid(f"unknown case type(s) {', '.join(unknown)} for the {domain} domain: choose from "
+                      f"{', '.join(known)}")
+    for other in session.scalars(select(Queue).where(Queue.domain == domain)):
+        taken = sorted(set(chosen) & set(other.case_types or ()))
+        if other is not queue and taken:
+            raise Conflict(f"{', '.join(taken)} already routed to queue {other.name!r}: remove it there first")
+    return chosen
 
 
 def business_hours_of(queue: Queue) -> BusinessHours | None:

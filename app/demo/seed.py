@@ -64,13 +64,14 @@ class DemoQueue:
     sla_minutes: int
     is_default: bool = False
     escalates_to: str | None = None
+    case_types: tuple[str, ...] = ()
 
 
 # Escalation targets come before the queues that escalate to them.
 QUEUES = (
     DemoQueue("finance-senior", "finance", 120),
     DemoQueue("payments", "finance", 240, is_default=True, escalates_to="finance-senior"),
-    DemoQueue("credit", "finance", 1440, escalates_to="finance-senior"),
+    DemoQueue("credit", "finance", 1440, escalates_to="finance-senior", case_types=("credit_limit_change",)),
     DemoQueue("legal", "legal", 2880, is_default=True),
     DemoQueue("compliance-senior", "compliance", 480),
     DemoQueue("compliance", "compliance", 1440, is_default=True, escalates_to="compliance-senior"),
@@ -407,7 +408,8 @@ def _seed_queues(session: Session) -> int:
             continue
         existing[spec.name] = create_queue(
             session, spec.name, spec.domain, spec.sla_minutes, is_default=spec.is_default,
-            escalation_target=existing[spec.escalates_to] if spec.escalates_to else None, actor=SEED_ACTOR,
+            escalation_target=existing[spec.escalates_to] if spec.escalates_to else None,
+            case_types=spec.case_types, actor=SEED_ACTOR,
         )
         added += 1
     return added

@@ -31,7 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, Row, select, tuple_, update
+from sqlalchemy import ColumnElement, Row, and_, or_, select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -41,15 +41,19 @@ from app.audit.actions import AuditAction
 from app.cases import lifecycle
 from app.cases.business_hours import BusinessHours
 from app.cases.models import Case, Priority, Queue, Status
-from app.db import canonical_json
+from app.db import canonical_json, utcnow
 from app.notifications.services import notify
 
 log = logging.getLogger(__name__)
 
 S = Status
 STEPS = (50, 75, 100)
+WARNING_STEP = STEPS[0]  # from the first warning on, a case is "at risk"
 CLOCK_STATUSES = tuple(s.value for s in (S.RECEIVED, S.ANALYZING, S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW,
                                          S.AWAITING_SECOND_APPROVAL))
+# Decided or withdrawn: the clock has stopped for good.
+STOPPED_STATUSES = frozenset(s.value for s in (S.APPROVED, S.REJECTED, S.EXECUTING, S.EXECUTED,
+                                               S.EXECUTION_FAILED, S.WITHDRAWN))
 ESCALATABLE = frozenset(s.value for s in lifecycle.TRANSITIONS["escalated"].sources)
 SLA_ACTOR = Actor.system("sla")
 # The audit events that give a case a new window (rule.fired, case.sla_breached) say so under this key.
@@ -178,10 +182,76 @@ def next_step_at(case: Case, *, notified: int | None = None) -> datetime | None:
 @lifecycle.on_move
 def refresh(case: Case) -> None:
     """Store `next_step_at` in ``sla_next_at``: after any change of the due time, the window, the
-    pause, the step taken, the queue or (through the lifecycle) the status."""
+    pause, the step taken, the queue or (through the lifecycle) the status; and when the clock
+    stopped for good, in ``sla_stopped_at``."""
     session = object_session(case)
     with session.no_autoflush if session is not None else nullcontext():
         case.sla_next_at = next_step_at(case)
+        if case.status not in STOPPED_STATUSES:
+            case.sla_stopped_at = None
+        elif case.sla_stopped_at is None:
+            case.sla_stopped_at = utcnow()
+
+
+# --- where a case stands -----------------------------------------------------------------------------
+# One answer for the badges, the inbox filters and counts, and the sweeps: the same clock (business
+# time, through the steps the engine computes) and the same thresholds.
+
+class Standing(enum.StrEnum):
+    NONE = "none"
+    PAUSED = "paused"
+    ON_TIME = "on_time"
+    AT_RISK = "at_risk"
+    OVERDUE = "overdue"
+    MET = "met"  # decided (or withdrawn) before it was due
+    BREACHED = "breached"  # decided after it was due
+
+    @property
+    def label(self) -> str:
+        if self in (Standing.MET, Standing.BREACHED):
+            return f"SLA {self.value}"
+        return self.value.replace("_", " ").capitalize()
+
+
+def standing(status: str, due: datetime | None, paused_at: datetime | None, notified_pct: int,
+             next_at: datetime | None, stopped_at: datetime | None, now: datetime) -> Standing:
+    """Where a case stands against its SLA: as of when its clock stopped once it was decided;
+    at risk from the moment the engine's first warning is due (whether or not a sweep has sent it)."""
+    if due is None:
+        return Standing.NONE
+    if status in STOPPED_STATUSES:
+        return decided_standing(due, stopped_at)
+    if paused_at is not None:
+        return Standing.PAUSED
+    if now >= due:
+        return Standing.OVERDUE
+    if notified_pct >= WARNING_STEP or (next_at is not None and next_at <= now):
+        return Standing.AT_RISK
+    return Standing.ON_TIME
+
+
+def decided_standing(due: datetime | None, decided_at: datetime | None) -> Standing:
+    """Met or breached: how a decision at ``decided_at`` stood against the due time (NONE without one;
+    breached when the moment is unknown)."""
+    if due is None:
+        return Standing.NONE
+    return Standing.MET if decided_at is not None and decided_at <= due else Standing.BREACHED
+
+
+def standing_of(case: Case, now: datetime | None = None) -> Standing:
+    return standing(case.status, case.sla_due_at, case.sla_paused_at, case.sla_notified_pct, case.sla_next_at,
+                    case.sla_stopped_at, now or utcnow())
+
+
+def overdue_sql(now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
+    """`standing` is OVERDUE, in SQL."""
+    return and_(Case.sla_stopped_at.is_(None), Case.sla_paused_at.is_(None), Case.sla_due_at <= now)
+
+
+def at_risk_sql(now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
+    """`standing` is AT_RISK, in SQL."""
+    return and_(Case.sla_stopped_at.is_(None), Case.sla_paused_at.is_(None), Case.sla_due_at > now,
+                or_(Case.sla_notified_pct >= WARNING_STEP, Case.sla_next_at <= now))
 
 
 def start_clock(case: Case) -> None:

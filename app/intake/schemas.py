@@ -19,7 +19,8 @@ MAX_WITHDRAWAL_REASON_LENGTH = 5000
 
 
 class CaseEnvelope(BaseModel):
-    """``POST /api/v1/cases``: the common envelope of CASE_TYPES.md; ``data`` follows the case type's schema."""
+    """``POST /api/v1/cases``: the common envelope; ``data`` follows the case type's schema
+    (``app/cases/types/<type>/schema.py``)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 

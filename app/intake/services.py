@@ -17,7 +17,7 @@ from app.actors import Actor
 from app.ai.jobs import analysis
 from app.audit import chain
 from app.audit.actions import AuditAction
-from app.cases import lifecycle
+from app.cases import lifecycle, queues
 from app.cases.models import Case, Priority, Queue, Status
 from app.cases.types import DOMAINS, UnknownCaseType, get_case_type
 from app.db import sha256_hex, utcnow
@@ -142,8 +142,8 @@ def submit_case(
     then answers as a replay or a 409. Without ``look_first`` (the first try, on the
     hot path) the unique constraints alone find them.
 
-    Everything is read before the first write: on SQLite the write lock, and on
-    PostgreSQL the audit chain's lock, are held from the first write to the commit.
+    Everything is read before the first write: on SQLite the write lock is held from
+    the first write to the commit.
     """
     body_hash = hashlib.sha256(raw_body).hexdigest()
     if look_first and (replay := replayed(session, client, webhook_id, body_hash)):
@@ -151,7 +151,7 @@ def submit_case(
     envelope, data = _parse(raw_body, client, callbacks)
     if look_first:
         _refuse_duplicate(session, client, envelope.external_id)
-    queue = default_queue(session, envelope.domain)
+    queue = queues.route(session, envelope.domain, envelope.case_type)
     rules = active_rules(session)
     case = _new_case(session, client, envelope, data, queue)
     body = _answer(session, client, webhook_id, body_hash, case, case.status, case_url.format(id=case.id))
@@ -257,12 +257,6 @@ def _callback_errors(url: Any, client: ApiClient, callbacks: webhooks.CallbackPo
     problem = callbacks.problem(url, client.callback_hosts)
     return [{"field": "callback_url", "message": problem, "code": "callback_not_allowed"}] if problem else []
 
-
-
-def default_queue(session: Session, domain: str) -> Queue | None:
-    return session.scalar(
-        select(Queue).where(Queue.domain == domain).order_by(Queue.is_default.desc(), Queue.id).limit(1)
-    )
 
 
 def _new_case(session: Session, client: ApiClient, envelope: CaseEnvelope, data: BaseModel,

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from app.cases.models import Case
+from app.cases import lifecycle
+from app.cases.models import Case, Status
 from app.db import utcnow
 from app.jobs import after_commit
 from app.notifications.delivery import deliveries
@@ -38,6 +39,32 @@ def notify(session: Session, users: Iterable[User | None], kind: str, case: Case
     for work in deliveries([row.id for row in rows]):
         after_commit(session, work)
     return rows
+
+
+# Once a case reaches one of these, nobody is asked to act on it any more.
+SETTLED = frozenset({Status.APPROVED, Status.REJECTED, Status.EXECUTING, Status.EXECUTED, Status.EXECUTION_FAILED,
+                     Status.WITHDRAWN})
+
+
+@lifecycle.on_move
+def resolve_with_case(case: Case) -> None:
+    """Notifications resolve with their case: a request for a second approval once the case no
+    longer waits for one, every notification of the case once it is settled (marked read, so the
+    bell stops counting what nobody can act on)."""
+    session = object_session(case)
+    if session is None or case.id is None:
+        return
+    if case.status in SETTLED:
+        kinds = KINDS
+    elif case.status != Status.AWAITING_SECOND_APPROVAL:
+        kinds = ("second_approval_request",)
+    else:
+        return
+    with session.no_autoflush:
+        session.execute(update(InAppNotification)
+                        .where(InAppNotification.case_id == case.id, InAppNotification.read_at.is_(None),
+                               InAppNotification.kind.in_(kinds))
+                        .values(read_at=utcnow()).execution_options(synchronize_session=False))
 
 
 # --- the bell -----------------------------------------------------------------------------------------

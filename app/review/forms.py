@@ -129,6 +129,9 @@ class DecisionForm(FlaskForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.param_errors: dict[str, str] = {}  # service errors on action parameters, by parameter name
+        # What was sent, action parameters included (they are not fields): the request's form, or
+        # a refused form's as kept for the page the browser was sent back to.
+        self.sent = kwargs.get("formdata") or MultiDict()
 
 
 class ReasonedForm(DecisionForm):

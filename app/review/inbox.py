@@ -8,7 +8,6 @@ costs about the same at 1,000 and at 100,000 cases.
 
 from __future__ import annotations
 
-import enum
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -18,11 +17,9 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Float,
     Integer,
     Select,
     Text,
-    and_,
     bindparam,
     case,
     cast,
@@ -31,17 +28,16 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.functions import FunctionElement
 
-from app.cases.models import Case, Priority, Queue, Recommendation, Status
+from app.cases import policy
+from app.cases.models import Case, Decision, Priority, Queue, Recommendation, Status
 from app.cases.types import REGISTRY
 from app.db import utcnow
+from app.escalation.sla import Standing, at_risk_sql, overdue_sql, standing
 from app.users import User
 
 S = Status
-AT_RISK_FRACTION = 0.75  # an SLA is "at risk" once this share of its window has elapsed
 COUNT_CAP = 1000
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 25
@@ -56,66 +52,6 @@ STATUS_GROUPS: dict[str, tuple[Status, ...]] = {
     "all": tuple(Status),
 }
 FLAGS = ("prompt_injection", "unverified_citation", "disagreement", "budget_fallback", "provider_fallback")
-
-
-class SlaState(enum.StrEnum):
-    NONE = "none"
-    PAUSED = "paused"
-    ON_TIME = "on_time"
-    AT_RISK = "at_risk"
-    OVERDUE = "overdue"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
-
-
-def sla_state(created_at: datetime, due: datetime | None, paused_at: datetime | None,
-              now: datetime | None = None) -> SlaState:
-    if due is None:
-        return SlaState.NONE
-    if paused_at is not None:
-        return SlaState.PAUSED
-    now = now or utcnow()
-    if now >= due:
-        return SlaState.OVERDUE
-    window = (due - created_at).total_seconds()
-    if window <= 0 or (now - created_at).total_seconds() / window >= AT_RISK_FRACTION:
-        return SlaState.AT_RISK
-    return SlaState.ON_TIME
-
-
-# --- SQL: seconds since the epoch, on SQLite and PostgreSQL ---------------------------------------
-
-
-class epoch_seconds(FunctionElement):  # an SQL function: lower case, as in SQL
-    type = Float()
-    inherit_cache = True
-
-
-@compiles(epoch_seconds)
-def _epoch_default(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
-    # date_part is double precision; EXTRACT would be numeric, much slower to compute with.
-    return f"date_part('epoch', {compiler.process(element.clauses, **kw)})"
-
-
-@compiles(epoch_seconds, "sqlite")
-def _epoch_sqlite(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
-    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
-
-
-Moment = datetime | ColumnElement[Any]
-
-
-def overdue(now: Moment) -> ColumnElement[bool]:
-    return and_(Case.sla_paused_at.is_(None), Case.sla_due_at <= now)
-
-
-def at_risk(now: Moment, now_epoch: float | ColumnElement[float]) -> ColumnElement[bool]:
-    """Not yet due, but (now - created) / (due - created) >= AT_RISK_FRACTION."""
-    elapsed_line = (epoch_seconds(Case.created_at) * (1 - AT_RISK_FRACTION)
-                    + epoch_seconds(Case.sla_due_at) * AT_RISK_FRACTION)
-    return and_(Case.sla_paused_at.is_(None), Case.sla_due_at > now, elapsed_line <= now_epoch)
 
 
 # --- My queues -----------------------------------------------------------------------------------
@@ -140,8 +76,8 @@ def queue_summaries(session: Session, user: User, queues: list[Queue]) -> list[Q
             Case.queue_id,
             func.count(),
             _count_if(Case.assignee_id == user.id),
-            _count_if(overdue(now)),
-            _count_if(at_risk(now, now.timestamp())),
+            _count_if(overdue_sql(now)),
+            _count_if(at_risk_sql(now)),
         )
         .where(Case.queue_id.in_([q.id for q in queues]), Case.status.in_([s.value for s in WITH_REVIEWERS]))
         .group_by(Case.queue_id)
@@ -231,7 +167,8 @@ class InboxRow:
     action: str | None
     confidence: float | None
     flags: list[str] = field(default_factory=list)
-    sla: SlaState = SlaState.NONE
+    sla: Standing = Standing.NONE
+    final_action: str | None = None  # approved for delivery; None until then (and for rejected cases)
 
 
 @dataclass(frozen=True)
@@ -254,10 +191,17 @@ class InboxPage:
         return self.first_index + len(self.rows) - 1 if self.rows else 0
 
 
+# The action an approved case stands on: a decided case shows it, not the AI's proposal.
+FINAL_ACTION = case(
+    (Case.status.in_(policy.APPROVED_STATUSES),
+     select(Decision.action).where(Decision.case_id == Case.id, Decision.kind.in_(policy.APPROVALS))
+     .order_by(Decision.id.desc()).limit(1).correlate(Case).scalar_subquery()),
+    else_=None).label("final_action")
 LIST_COLUMNS = (
     Case.id, Case.external_id, Case.title, Case.case_type, Case.status, Case.priority, Case.amount, Case.currency,
     Case.created_at, Case.sla_due_at, Case.sla_paused_at, Case.assignee_id, User.name.label("assignee_name"),
-    Recommendation.action, Recommendation.confidence, Recommendation.flags,
+    Recommendation.action, Recommendation.confidence, Recommendation.flags, FINAL_ACTION,
+    Case.sla_notified_pct, Case.sla_next_at, Case.sla_stopped_at,
 )
 
 
@@ -306,7 +250,7 @@ def _params(user: User, queue: Queue, filters: InboxFilters) -> dict[str, Any]:
     return {
         "queue_id": queue.id, "user_id": user.id, "case_type": filters.case_type, "q": filters.q,
         "flag_like": f'%"{escape_like(filters.flag)}"%', "q_like": f"%{escape_like(filters.q.lower())}%",
-        "now": now, "now_epoch": now.timestamp(), "cap": COUNT_CAP + 1,
+        "now": now, "cap": COUNT_CAP + 1,
         "offset": offset, "limit": filters.per_page + 1, "reach": offset + filters.per_page + 1,
     }
 
@@ -329,9 +273,9 @@ def _conditions(shape: Shape) -> list[ColumnElement[bool]]:
     elif shape.assignee == "unassigned":
         conditions.append(Case.assignee_id.is_(None))
     if shape.sla == "overdue":
-        conditions.append(overdue(bindparam("now")))
+        conditions.append(overdue_sql(bindparam("now")))
     elif shape.sla == "at_risk":
-        conditions.append(at_risk(bindparam("now"), bindparam("now_epoch", type_=Float)))
+        conditions.append(at_risk_sql(bindparam("now")))
     if shape.search:
         conditions.append(or_(Case.external_id == bindparam("q"),
                               func.lower(Case.title).like(bindparam("q_like"), escape="/")))
@@ -415,7 +359,8 @@ def _row(r: Any, now: datetime) -> InboxRow:
     return InboxRow(
         r.id, r.external_id, r.title, r.case_type, r.status, r.priority, r.amount, r.currency, r.created_at,
         r.sla_due_at, r.sla_paused_at, r.assignee_id, r.assignee_name, r.action, r.confidence, list(r.flags or []),
-        sla_state(r.created_at, r.sla_due_at, r.sla_paused_at, now),
+        standing(r.status, r.sla_due_at, r.sla_paused_at, r.sla_notified_pct, r.sla_next_at, r.sla_stopped_at,
+                     now), r.final_action,
     )
 
 

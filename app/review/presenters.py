@@ -287,7 +287,7 @@ def timeline(session: Session, case_id: int, *, hide_ai: bool = False) -> list[T
     events = session.scalars(
         select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.id.desc())
     ).all()
-    names = _actor_names(session, [e.actor for e in events])
+    names = actor_names(session, [e.actor for e in events])
     return [_entry(event, names, hide_ai) for event in events]
 
 
@@ -313,24 +313,24 @@ def _shown(key: str, value: Any) -> str:
     if key == "diff" and isinstance(value, dict):
         action = value.get("action")
         readable = {**value, "action": [humanize(a) for a in action]} if isinstance(action, list) else value
-        return _detail(readable, changes=True)
-    return _detail(value)
+        return compact(readable, changes=True)
+    return compact(value)
 
 
-def _detail(value: Any, *, changes: bool = False) -> str:
+def compact(value: Any, *, changes: bool = False) -> str:
     """A compact rendering of an audit value; in a diff (``changes``) each [old, new] reads "old → new"."""
     if isinstance(value, dict):
-        return "; ".join(f"{humanize(k).lower()}: {_detail(v, changes=changes)}" for k, v in value.items()) or DASH
+        return "; ".join(f"{humanize(k).lower()}: {compact(v, changes=changes)}" for k, v in value.items()) or DASH
     if changes and isinstance(value, list) and len(value) == 2:
-        return f"{_detail(value[0])} → {_detail(value[1])}"
+        return f"{compact(value[0])} → {compact(value[1])}"
     if isinstance(value, list):
-        return ", ".join(_detail(v) for v in value) or DASH
+        return ", ".join(compact(v) for v in value) or DASH
     if isinstance(value, float):
         return f"{value:.2f}"
     return text(value)
 
 
-def _actor_names(session: Session, actors: list[str]) -> dict[str, str]:
+def actor_names(session: Session, actors: list[str]) -> dict[str, str]:
     """``user:7`` → the user's name and email; ``client:2`` → the client's name."""
     ids: dict[str, set[int]] = {"user": set(), "client": set()}
     for actor in actors:

@@ -1,7 +1,7 @@
 """The rules of the reviewer workspace: who sees, claims and decides which case, and how.
 
 Every function takes the acting user, checks the rule, changes the case through the
-lifecycle (which audits the move) or appends to the audit chain itself, and flushes;
+lifecycle (which audits the move) or appends to the audit log itself, and flushes;
 the request or job commits once. Stored ``Decision.kind`` values: ``approve`` and
 ``edit`` (the first, or only, approval), ``second_approval``, ``reject``, ``escalate``,
 ``request_info`` and ``blind_assessment``.

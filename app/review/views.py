@@ -7,6 +7,7 @@ a flash message, inline form errors, or a 403/404 page.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,14 +15,18 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from redis.exceptions import RedisError
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from app.cases import permissions, policy
 from app.cases.models import Case, Decision, Queue, Status
 from app.cases.types import get_case_type
 from app.errors import DomainError, Forbidden, Invalid, NotFound, Stale
+from app.escalation import sla
 from app.extensions import db, login_manager
+from app.jobs import redis_connection
 from app.problems import sentence
 from app.review import forms, inbox, presenters
 from app.review import services as review
@@ -106,7 +111,65 @@ def queue(name: str) -> str:
 @bp.get("/cases/<int:case_id>")
 def case(case_id: int) -> str:
     user = _user()
-    return render_case(user, permissions.get_case_for(db.session, user, case_id, "view"))
+    found = permissions.get_case_for(db.session, user, case_id, "view")
+    unsent = _take_unsent(user, case_id)
+    if unsent is None:
+        return render_case(user, found)
+    panel, form = _rebuilt(found, unsent)
+    if panel == "assign":
+        return render_case(user, found, assign_form=form, open_panel=panel)
+    return render_case(user, found, submitted={panel: form}, open_panel=panel)
+
+
+# --- Post/Redirect/Get for a refused form -------------------------------------------------------------
+# A refused form is not rendered as the answer to its POST (a reload would send it again): what was
+# typed and its errors wait in Redis for the case page the browser is sent back to. The version
+# fields are left out, so the form comes back bound to the case as it now is (a stale decision keeps
+# the reviewer's reason, not their old version). Redis down: the form is rendered in place, as before.
+
+UNSENT_SECONDS = 600
+NOT_KEPT = ("csrf_token", "case_version", "view_hash")
+
+
+def _unsent_key(user: User, case_id: int) -> str:
+    return f"countersign:unsent-form:{user.id}:{case_id}"
+
+
+def _back_with(user: User, case: Case, panel: str, form: FlaskForm) -> Response | tuple[str, int]:
+    """Keep the refused ``form`` of ``panel`` for the case page, and go there."""
+    unsent = {"panel": panel, "errors": {name: list(field.errors) for name, field in form._fields.items()
+                                         if field.errors},
+              "param_errors": getattr(form, "param_errors", {}),
+              "pairs": [(key, value) for key, value in request.form.items(multi=True)
+                        if key.removeprefix(f"{panel}-") not in NOT_KEPT]}
+    try:
+        redis_connection().set(_unsent_key(user, case.id), json.dumps(unsent), ex=UNSENT_SECONDS)
+    except RedisError:
+        if panel == "assign":
+            return render_case(user, case, assign_form=form, open_panel=panel), 422
+        return render_case(user, case, submitted={panel: form}, open_panel=panel), 422
+    return redirect(url_for("review.case", case_id=case.id, _anchor=f"panel-{panel}"))
+
+
+def _take_unsent(user: User, case_id: int) -> dict[str, Any] | None:
+    try:
+        raw = redis_connection().getdel(_unsent_key(user, case_id))
+    except RedisError:
+        return None
+    return json.loads(raw) if raw else None
+
+
+def _rebuilt(case: Case, unsent: dict[str, Any]) -> tuple[str, FlaskForm]:
+    panel, formdata = unsent["panel"], MultiDict([tuple(pair) for pair in unsent["pairs"]])
+    if panel == "assign":
+        form: FlaskForm = forms.AssignForm(formdata=formdata, prefix="assign")
+    else:
+        form = _with_choices(forms.DECISION_FORMS[panel](formdata=formdata, prefix=panel, **_shown(case)), case)
+        form.param_errors = unsent["param_errors"]
+    for name, errors in unsent["errors"].items():
+        if name in form._fields:
+            form._fields[name].errors = errors
+    return panel, form
 
 
 # --- actions ----------------------------------------------------------------------------------------
@@ -169,14 +232,14 @@ def assign(case_id: int) -> Response | tuple[str, int]:
     found = permissions.get_case_for(db.session, user, case_id, "assign")  # 404 before 403, as everywhere
     form = forms.AssignForm(prefix="assign")
     if not form.validate():
-        return render_case(user, found, assign_form=form, open_panel="assign"), 422
+        return _back_with(user, found, "assign", form)
     try:
         changed = review.assign(db.session, user, case_id, form.assignee_id, form.reason.data or "")
     except Invalid as exc:
         db.session.rollback()
         _attach_errors(form, exc.by_field)
         flash(sentence(exc.message), "error")
-        return render_case(user, db.session.get(Case, case_id), assign_form=form, open_panel="assign"), 422
+        return _back_with(user, db.session.get(Case, case_id), "assign", form)
     except DomainError as exc:
         _refused(exc)
         return redirect(url_for("review.case", case_id=case_id))
@@ -191,12 +254,13 @@ def decide(case_id: int, kind: str) -> Response | tuple[str, int]:
     if kind not in forms.DECISION_FORMS:
         abort(404)
     found = permissions.get_case_for(db.session, user, case_id, "decide")
+    queue_name = found.queue.name if found.queue else None
     form = _bound_form(kind, found)
     if not form.validate():
-        return render_case(user, found, submitted={kind: form}, open_panel=kind), 422
+        return _back_with(user, found, kind, form)
     if form.view_hash.data and form.view_hash.data != _page_hash(found):
         _refused(Stale(review.STALE))
-        return redirect(url_for("review.case", case_id=case_id))
+        return _back_with(user, found, kind, form)
     try:
         decision = review.decide(db.session, user, case_id, _command(kind, form, found))
     except Invalid as exc:
@@ -204,13 +268,27 @@ def decide(case_id: int, kind: str) -> Response | tuple[str, int]:
         _attach_errors(form, exc.by_field)
         form.param_errors = forms.param_errors(exc.by_field)
         flash(sentence(exc.message), "error")
-        return render_case(user, db.session.get(Case, case_id), submitted={kind: form}, open_panel=kind), 422
+        return _back_with(user, db.session.get(Case, case_id), kind, form)
+    except Stale as exc:
+        _refused(exc)
+        return _back_with(user, db.session.get(Case, case_id), kind, form)
     except DomainError as exc:
         _refused(exc)
         return redirect(url_for("review.case", case_id=case_id))
     db.session.commit()
     flash(_decided_message(decision), "success")
-    return redirect(url_for("review.case", case_id=case_id))
+    return redirect(_after_decision(user, case_id, queue_name))
+
+
+def _after_decision(user: User, case_id: int, queue_name: str | None) -> str:
+    """Back to the case, unless the decision took it out of the reviewer's reach (escalated to a
+    queue they do not work): then to the queue it left, or to their queues."""
+    case = db.session.get(Case, case_id)
+    if case is not None and permissions.sees(db.session, user, case):
+        return url_for("review.case", case_id=case_id)
+    if queue_name and any(q.name == queue_name for q in permissions.visible_queues(db.session, user)):
+        return url_for("review.queue", name=queue_name)
+    return url_for("review.queues")
 
 
 def _command(kind: str, form: forms.DecisionForm, case: Case) -> review.DecisionCommand:
@@ -300,6 +378,7 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
         "review/case.html",
         case=case,
         can_decide=_can(user, "decide"),
+        can_audit=_can(user, "audit"),
         view=presenters.present_case(case),
         rec=rec,
         cites=rec.citations if rec else presenters.Citations(()),
@@ -311,8 +390,9 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
         param_values=_param_values(case, submitted),
         specs=_specs(case),
         decisions=[] if hidden else policy.decisions_of(db.session, case),
+        final=policy.approving_decision(db.session, case),
         timeline=presenters.timeline(db.session, case.id, hide_ai=hidden),
-        sla=inbox.sla_state(case.created_at, case.sla_due_at, case.sla_paused_at),
+        sla=sla.standing_of(case),
         open_panel=open_panel,
         action_form=forms.ActionForm(formdata=None),
         assign_form=_assign_form(user, case, assign_form),
@@ -362,7 +442,7 @@ def _param_values(case: Case, submitted: dict[str, forms.DecisionForm]) -> dict[
         form = submitted.get(kind)
         spec = _spec(case, form.action.data) if isinstance(form, forms.EditForm | forms.BlindForm) else None
         if spec is not None:
-            values[kind][spec.name] = forms.parse_parameters(spec, request.form)
+            values[kind][spec.name] = forms.parse_parameters(spec, form.sent)
     action, parameters = policy.proposed_action(db.session, case)
     if action and "edit" not in submitted:
         values["edit"][action] = dict(parameters)
@@ -371,19 +451,23 @@ def _param_values(case: Case, submitted: dict[str, forms.DecisionForm]) -> dict[
 
 def _bound_form(kind: str, case: Case) -> forms.DecisionForm:
     """The submitted form of ``kind``, read from the request."""
-    return _with_choices(forms.DECISION_FORMS[kind](prefix=kind), case)
+    return _with_choices(forms.DECISION_FORMS[kind](formdata=request.form, prefix=kind), case)
 
 
 def _decision_forms(case: Case, submitted: dict[str, forms.DecisionForm]) -> dict[str, forms.DecisionForm]:
     """Every decision form: the one just submitted as it was, the others fresh for the case's state."""
     proposed = policy.proposed_action(db.session, case)
-    shown = {"case_version": case.version, "view_hash": policy.view_hash(case, *proposed)}
     extra: dict[str, dict[str, Any]] = {"edit": {"action": proposed[0]}}
     if case.queue and case.queue.escalation_target:
         extra["escalate"] = {"target_queue": case.queue.escalation_target.name}
     return {kind: submitted.get(kind)
-            or _with_choices(cls(formdata=None, prefix=kind, **shown, **extra.get(kind, {})), case)
+            or _with_choices(cls(formdata=None, prefix=kind, **_shown(case), **extra.get(kind, {})), case)
             for kind, cls in forms.DECISION_FORMS.items()}
+
+
+def _shown(case: Case) -> dict[str, Any]:
+    """What every decision form binds to: the version and the view of the case as shown now."""
+    return {"case_version": case.version, "view_hash": _page_hash(case)}
 
 
 def _with_choices(form: forms.DecisionForm, case: Case) -> forms.DecisionForm:

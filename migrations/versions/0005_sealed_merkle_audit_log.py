@@ -3,7 +3,8 @@
 Writers no longer take a global lock to link each event to the one before: they insert it
 unsealed (``seq`` and ``hash`` empty) under a new identity column ``id``, and the sealer gives it
 its place and its RFC 9162 Merkle leaf hash. ``prev_hash`` goes; existing events keep their
-order and get leaf hashes. The triggers now allow exactly one change, sealing (in order, gap-free),
+order and get leaf hashes. ``data`` is kept as the canonical JSON text written (json, not jsonb,
+on PostgreSQL), since leaves hash it byte for byte. The triggers now allow exactly one change, sealing (in order, gap-free),
 refuse inserts that would replace a row (SQLite's INSERT OR REPLACE), and on PostgreSQL stamp
 each event with its transaction id. ``audit_checkpoints`` holds the signed tree heads.
 
@@ -73,9 +74,10 @@ def upgrade():
         op.execute("ALTER TABLE audit_events ALTER COLUMN seq DROP NOT NULL, ALTER COLUMN hash DROP NOT NULL")
         op.execute("ALTER TABLE audit_events ADD CONSTRAINT uq_audit_events_seq UNIQUE (seq)")
         op.execute("ALTER TABLE audit_events DROP COLUMN prev_hash, ADD COLUMN xid BIGINT")
+        op.execute("ALTER TABLE audit_events ALTER COLUMN data TYPE json USING data::json")
     else:
         _rebuild_sqlite_table(new=True)
-    _rehash(conn, lambda row: _leaf_hash(row, row.seq))
+    _canonical_data_and_leaves(conn, postgres)
     op.create_index('ix_audit_events_unsealed', 'audit_events', ['id'], unique=False,
                     sqlite_where=sa.text('seq IS NULL'), postgresql_where=sa.text('seq IS NULL'))
     op.create_table('audit_checkpoints',
@@ -92,13 +94,17 @@ def upgrade():
     _create_log_triggers(postgres)
 
 
-def _rehash(conn, hash_of):
+def _canonical_data_and_leaves(conn, postgres):
+    """Each event's data rewritten as canonical JSON text (what leaves hash), and its leaf hash."""
     rows = conn.execute(sa.select(events.c.id, events.c.seq, events.c.time, events.c.actor, events.c.action,
                                   events.c.case_id, events.c.data).order_by(events.c.seq)).all()
-    updates = [{"key": row.id, "new_hash": hash_of(row)} for row in rows]
+    text = sa.bindparam("data_text", type_=sa.Text())
+    new_data = sa.cast(text, sa.JSON()) if postgres else text  # SQLite: CAST AS JSON would make a number
+    updates = [{"key": row.id, "data_text": _canonical(row.data), "new_hash": _leaf_hash(row, row.seq)}
+               for row in rows]
     if updates:
         conn.execute(events.update().where(events.c.id == sa.bindparam("key"))
-                     .values(hash=sa.bindparam("new_hash")), updates)
+                     .values(data=new_data, hash=sa.bindparam("new_hash")), updates)
 
 
 def _rebuild_sqlite_table(new):
@@ -151,7 +157,7 @@ def _create_log_triggers(postgres):
                     IF OLD.seq IS NULL AND NEW.seq IS NOT NULL AND NEW.hash IS NOT NULL
                        AND NEW.id = OLD.id AND NEW.time = OLD.time AND NEW.actor = OLD.actor
                        AND NEW.action = OLD.action AND NEW.case_id IS NOT DISTINCT FROM OLD.case_id
-                       AND NEW.data = OLD.data AND NEW.xid IS NOT DISTINCT FROM OLD.xid
+                       AND NEW.data::text = OLD.data::text AND NEW.xid IS NOT DISTINCT FROM OLD.xid
                        AND NEW.seq = COALESCE((SELECT max(seq) FROM audit_events), 0) + 1 THEN
                         RETURN NEW;  -- sealing: the next place in the order, nothing else changed
                     END IF;
@@ -261,6 +267,7 @@ def downgrade():
         op.execute("ALTER TABLE audit_events DROP CONSTRAINT pk_audit_events")
         op.execute("ALTER TABLE audit_events ADD CONSTRAINT pk_audit_events PRIMARY KEY (seq)")
         op.execute("ALTER TABLE audit_events DROP COLUMN id, DROP COLUMN xid, ADD COLUMN prev_hash VARCHAR(64)")
+        op.execute("ALTER TABLE audit_events ALTER COLUMN data TYPE jsonb USING data::jsonb")
     else:
         _rebuild_sqlite_table(new=False)
     _relink(conn)
