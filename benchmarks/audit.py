@@ -242,8 +242,8 @@ def prepare(url: str) -> None:
         conn.execute("INSERT INTO api_clients (id, name, token_hash, token_prefix, signing_secrets, allowed_domains, "
                      "callback_hosts, active, created_at) VALUES (1, 'bench', 'x', 'x', '[]', '[\"finance\"]', '[]', "
                      "true, %s)", (now,))
-        conn.execute("INSERT INTO queues (id, name, domain, is_default, sla_minutes, blind_review, created_at) "
-                     "VALUES (1, 'payments', 'finance', true, 240, false, %s)", (now,))
+        conn.execute("INSERT INTO queues (id, name, domain, is_default, sla_minutes, blind_review, case_types, "
+                     "created_at) VALUES (1, 'payments', 'finance', true, 240, false, '[]', %s)", (now,))
         with conn.cursor().copy("COPY users (id, email, name, password_hash, role, active, created_at) "
                                 "FROM STDIN") as copy:
             for user_id in range(1, REVIEWERS + SENIORS + 1):
