@@ -222,7 +222,7 @@ class _PageQueries:
     executions: Select[Any]
 
     @classmethod
-    def where(cls, conditions: list[Any]) -> _PageQueries:
+    def matching(cls, conditions: list[Any]) -> _PageQueries:
         in_page = [*conditions, Case.id > bindparam("after")]
         page_ids = select(Case.id).where(*in_page).order_by(Case.id).limit(bindparam("page", type_=Integer))
         attempts = (select(func.count()).where(ExecutionAttempt.execution_id == Execution.id)
@@ -265,7 +265,7 @@ class DecisionRows:
         self.session, self.filters, self.tree_size, self.pseudonyms = session, filters, tree_size, pseudonyms
         self.left_out = 0
         self._queues = dict(session.execute(select(Queue.id, Queue.name)).all())
-        self._queries = _PageQueries.where(self._case_conditions())
+        self._queries = _PageQueries.matching(self._case_conditions())
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         after = 0
