@@ -286,7 +286,9 @@ class DecisionRows:
     def _case_conditions(self) -> list[Any]:
         """What a case must be for any of its rows to match; the rows are checked one by one too."""
         f = self.filters
-        decided = [Decision.case_id == Case.id, Decision.kind.not_in(policy.NOT_DECISIONS)]
+        # The page's bound again: a merge join then starts reading decisions there, not at the first case.
+        decided = [Decision.case_id == Case.id, Decision.case_id > bindparam("after"),
+                   Decision.kind.not_in(policy.NOT_DECISIONS)]
         if f.since is not None:
             decided.append(Decision.created_at >= f.since)
         if f.until is not None:
