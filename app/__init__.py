@@ -67,15 +67,13 @@ def create_app(config: type[Config] = Config) -> Flask:
 
     app.register_blueprint(execution_bp)
 
+    from app.auditor.export_views import bp as audit_export_bp  # /audit/export: the decision log as a ZIP
     from app.auditor.views import bp as auditor_bp  # /audit, and each case's evidence package
     from app.openapi import bp as openapi_bp  # /api/v1/openapi.json and its reference page
 
     app.register_blueprint(auditor_bp)
-    app.register_blueprint(openapi_bp)
-
-    from app.auditor.export_views import bp as audit_export_bp  # /audit/export: the decision log as a ZIP
-
     app.register_blueprint(audit_export_bp)
+    app.register_blueprint(openapi_bp)
 
     from app.cli import register_cli
 

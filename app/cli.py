@@ -295,7 +295,7 @@ def _settings_lines(described: dict) -> list[str]:
 
 @seed.command("demo")
 def seed_demo() -> None:
-    """Queues, one user per role, one API client and a dozen cases (idempotent)."""
+    """Queues, one user per role, one API client and 16 cases, 2 of them decided (idempotent)."""
     from app.demo.seed import seed_demo_data
 
     seed_demo_data(db.session, echo=click.echo)

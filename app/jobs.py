@@ -33,7 +33,9 @@ from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAMES = ("ai", "execute", "default")
+# In the order a worker takes them: the short jobs first (deliveries of approved actions, the
+# sweeps, audit sealing), so a backlog of analyses never starves them; analyses run in between.
+QUEUE_NAMES = ("execute", "default", "ai")
 PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 _INTENTS = "countersign.jobs.after_commit"  # session.info key
 

@@ -145,13 +145,32 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(timeout=5)
 
 
-def _healthy(port: int) -> bool:
+def healthy(port: int, path: str = "/healthz") -> bool:
+    """Whether the app on ``port`` answers ``path`` with 200."""
     conn = http.client.HTTPConnection(HOST, port, timeout=2)
     try:
-        conn.request("GET", "/healthz")
+        conn.request("GET", path)
         return conn.getresponse().status == 200
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def running(command: list[str], env: dict[str, str], log: Path, what: str,
+            ready: Callable[[], bool] | None = None) -> Iterator[subprocess.Popen]:
+    """``command`` with its output in ``log``, once ``ready`` says so, until the block ends."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    try:
+        if ready is not None:
+            try:
+                wait_for(ready, STARTUP_SECONDS, what, lambda: process.poll() is None)
+            except RuntimeError:
+                raise RuntimeError(f"{what} did not start:\n{log.read_text()[-2000:]}") from None
+        yield process
+    finally:
+        stop(process)
 
 
 @contextlib.contextmanager
@@ -160,17 +179,8 @@ def gunicorn(target: str, env: dict[str, str], workers: int, log: Path) -> Itera
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
                "--bind", f"{HOST}:{port}", "--log-level", "warning", target]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    try:
-        try:
-            wait_for(lambda: _healthy(port), STARTUP_SECONDS, f"gunicorn {target}", lambda: process.poll() is None)
-        except RuntimeError:
-            raise RuntimeError(f"gunicorn {target} did not start:\n{log.read_text()[-2000:]}") from None
+    with running(command, env, log, f"gunicorn {target}", lambda: healthy(port)):
         yield port
-    finally:
-        stop(process)
 
 
 # --- the database ------------------------------------------------------------------------------------
@@ -200,7 +210,6 @@ def prepare(url: str, redis_url: str) -> Fixture:
         client = create_client(db.session, "bench-upstream", ["finance", "legal", "compliance"], [HOST])
         db.session.commit()
         db.engine.dispose()
-    bare_app.create_table(url)
     return Fixture(app, url, client.token, client.signing_secret, rules)
 
 
@@ -228,15 +237,16 @@ def verify(fixture: Fixture, redis_url: str, intake: int, bare: int) -> dict[str
 Request = tuple[bytes, dict[str, str]]
 
 
-def signed_requests(fixture: Fixture, label: str, count: int) -> list[Request]:
+def signed_requests(fixture: Fixture, label: str, count: int, callback_url: str | None = None) -> list[Request]:
     """``count`` valid payment_release deliveries, each with its own external_id and webhook-id,
     signed now (the webhook timestamp must be within the tolerance when they arrive)."""
     found = []
+    callback = {"callback_url": callback_url} if callback_url else {}
     for i in range(count):
         unique = f"{label}-{i}-{uuid.uuid4().hex[:8]}"
         body = {"external_id": f"bench-{unique}", "domain": "finance", "case_type": "payment_release",
                 "title": f"Bench payment {unique}",
-                "data": {**copy.deepcopy(examples()["payment_release"]), "payment_id": f"PAY-{unique}"}}
+                "data": {**copy.deepcopy(examples()["payment_release"]), "payment_id": f"PAY-{unique}"}, **callback}
         raw = json.dumps(body).encode()
         found.append((raw, {"Authorization": f"Bearer {fixture.token}", "Content-Type": "application/json",
                             **webhooks.headers(fixture.secret, f"msg_{unique}", raw)}))
@@ -290,6 +300,7 @@ def measure_backend(backend: str, options: Options) -> list[Measurement]:
         redis_url = benchmarks.redis_url()
         Redis.from_url(redis_url).flushdb()
         fixture = prepare(url, redis_url)
+        bare_app.create_table(url)
         env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": "bench-not-secret",
                "INTAKE_RATE_LIMIT": "1000000 per minute"}
         intake, bare = Side("intake"), Side("bare")
@@ -319,11 +330,12 @@ def run(options: Options) -> list[Measurement]:
 # --- reporting ---------------------------------------------------------------------------------------
 
 
-def render(header: list[str], rows: list[list[str]]) -> str:
-    """Columns: the first two left-aligned, the others right-aligned (as the other benchmarks)."""
+def render(header: list[str], rows: list[list[str]], left: int = 2) -> str:
+    """Columns: the first ``left`` left-aligned, the others right-aligned (as the other benchmarks)."""
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     def line(row: list[str]) -> str:
-        return " | ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        return " | ".join(c.ljust(w) if i < left else c.rjust(w)
+                          for i, (c, w) in enumerate(zip(row, widths, strict=True)))
 
     lines = [line(row).rstrip() for row in (header, *rows)]
     return "\n".join([lines[0], "-+-".join("-" * w for w in widths), *lines[1:]])

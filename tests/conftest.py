@@ -26,6 +26,7 @@ from app import create_app, webhooks
 from app.audit import chain, verification
 from app.cases.models import Queue
 from app.cases.types import REGISTRY, examples
+from app.execution.receiver import Receiver
 from app.extensions import db, limiter
 from app.intake import services as intake
 from config import TestConfig, normalize_database_url
@@ -320,3 +321,11 @@ def make_upstream(
 @pytest.fixture
 def upstream(client: FlaskClient, queues: dict[str, Queue]) -> Upstream:
     return make_upstream(client)
+
+
+@pytest.fixture
+def receiver(upstream: Upstream) -> Iterator[Receiver]:
+    """The upstream system's webhook receiver: real HTTP on 127.0.0.1, any free port."""
+    running = Receiver(upstream.secret).start()
+    yield running
+    running.stop()

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Text, cast, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -207,6 +208,20 @@ def test_postgres_sealer_waits_for_older_open_transactions(app):
     assert chain.seal(db.session) == 2
     assert db.session.scalars(select(AuditEvent.actor).order_by(AuditEvent.seq)).all() == [
         "system:older", "system:newer"]
+
+
+def test_postgres_sealer_does_not_wait_for_other_databases(app):
+    """A long transaction of another database on the same server never writes this log: sealing
+    goes on while it is open (the snapshot's xmin alone would wait for it)."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: the PostgreSQL pass of the suite runs it")
+    other = sa.create_engine(db.engine.url.set(database="postgres"), poolclass=sa.pool.NullPool)
+    with other.connect() as elsewhere:
+        elsewhere.exec_driver_sql("SELECT pg_current_xact_id()")  # holds a transaction id, open
+        append(2, seal=False)
+        assert chain.seal(db.session) == 2
+        elsewhere.rollback()
+    other.dispose()
 
 
 @pytest.mark.parametrize("action", ["test.event", "case.received", "case.no_such_move"])

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
-from collections.abc import Iterator
+import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from app.auditor import status
 from app.cases.models import Case
 from app.execution.receiver import Receiver
 from app.extensions import db
-from tests.conftest import Upstream, sign_in
+from tests.conftest import ROOT, Upstream, sign_in
 from tests.review_helpers import People, claim, decide, make_case, make_user
 from tools.verify_evidence import main as verify_evidence_main
 from tools.verify_evidence import verify_package
@@ -299,6 +302,11 @@ def test_the_export_form_asks_audit_export_for_every_filter(auditor_client, hist
     assert '<option value="jsonl">' in form and '<option value="csv">' in form
     assert '<option value="finance-senior">' in form  # every queue
     assert 'name="csrf_token"' not in form  # a GET form
+    outcomes = re.findall(r'<option value="([a-z_]+)">', re.search(r'name="outcome".*?</select>', form, re.S).group(0))
+    assert outcomes == ["approved", "edited_and_approved", "rejected", "escalated", "info_requested"]
+    for outcome in outcomes:  # each choice the form offers is one the export understands
+        answer = auditor_client.get(f"/audit/export?format=csv&outcome={outcome}")
+        assert answer.status_code == 200 and answer.mimetype == "application/zip", outcome
 
 
 def test_verify_on_the_page(app, auditor_client, history):
@@ -328,13 +336,6 @@ def test_a_large_log_is_left_to_the_cli(monkeypatch, auditor_client, history):
 
 
 # --- evidence packages ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def receiver(upstream: Upstream) -> Iterator[Receiver]:
-    running = Receiver(upstream.secret).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture
@@ -476,6 +477,18 @@ def test_the_outside_verifier_accepts_the_package_and_catches_any_change(auditor
     other_key = base64.b64encode(bytes(32)).decode()
     assert verify_evidence_main([str(path), "--public-key", other_key]) == 1
     assert "NOT VERIFIED: checkpoint was signed by key" in capsys.readouterr().err
+
+
+def test_the_two_scripts_handed_to_an_auditor_run_on_their_own(auditor_client, executed_case, tmp_path):
+    """Copied out of the repository into an empty folder, run by a plain Python that can import
+    nothing of the app: what an outside auditor does."""
+    for script in ("verify_export.py", "verify_evidence.py"):
+        shutil.copy(ROOT / "tools" / script, tmp_path / script)
+    (tmp_path / "package.json").write_text(json.dumps(evidence_of(auditor_client, executed_case.id)))
+    run = subprocess.run([sys.executable, "verify_evidence.py", "package.json", "--public-key", TEST_PUBLIC_KEY],
+                         cwd=tmp_path, capture_output=True, text=True, env={"PATH": os.environ["PATH"]}, check=False)
+    assert run.returncode == 0, run.stderr
+    assert f"case {executed_case.id}: 7 audit events proven in it" in run.stdout
 
 
 def test_the_printable_page(auditor_client, executed_case):

@@ -1,10 +1,10 @@
-"""The inbox, intake and audit benchmarks, run tiny so they cannot rot (the real run: ``make bench``)."""
+"""The inbox, intake, load and audit benchmarks, run tiny so they cannot rot (the real run: ``make bench``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks import audit, inbox, intake
+from benchmarks import audit, inbox, intake, load
 
 
 def test_inbox_benchmark_runs_and_reports(capsys, monkeypatch, redis_url):
@@ -31,6 +31,23 @@ def test_intake_benchmark_runs_checks_and_reports(monkeypatch, redis_url):
     report = intake.table(results)
     assert "intake/bare" in report and (">= 0.5" in report) and ("PASS" in report or "FAIL" in report)
     assert intake.parse(["--rounds", "5", "--backends", "sqlite"]) == intake.Options(rounds=5, backends=("sqlite",))
+
+
+@pytest.mark.slow
+def test_load_test_runs_accounts_and_reports(monkeypatch, redis_url):
+    """The real processes under a few seconds of light load on SQLite (the latency targets are not asserted)."""
+    monkeypatch.setenv("BENCH_REDIS_URL", redis_url)  # the session's Redis, not a second one
+    results = load.run(load.Options(duration=5, rate=4, reviewers=2, backends=("sqlite",)))
+    [result] = results
+    assert result.load.traffic.intake.count == 20
+    assert load.holds(result.checks), result.checks  # created = analysed = decided + open; approvals executed
+    assert result.audit.ok and result.locked[0] == 0 and result.alive[0] == result.alive[1]
+    report = load.table(results)
+    for criterion in ("intake p95", "decision p95", "errors", "RQ queue depth", "accounting", "audit verify",
+                      '"database is locked"', "processes"):
+        assert f"| {criterion} " in report
+    assert "PASS" in report
+    assert load.parse(["--duration", "20", "--backends", "sqlite"]) == load.Options(duration=20, backends=("sqlite",))
 
 
 @pytest.mark.slow

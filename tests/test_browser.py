@@ -189,17 +189,24 @@ def claimed(page: sync_api.Page, case_id: int) -> None:
     page.wait_for_selector(".flash-success")
 
 
+def reasoned(page: sync_api.Page, panel: str, reason: str, **selects: str) -> sync_api.Locator:
+    """Open a decision panel and fill in its reason (code: customer_risk) and any other selects;
+    its form, not yet sent."""
+    page.click(f"details[data-panel={panel}] > summary")
+    form = page.locator(f"details[data-panel={panel}] form")
+    for name, value in {**selects, "reason_code": "customer_risk"}.items():
+        form.locator(f"select[name={panel}-{name}]").select_option(value)
+    form.locator(f"textarea[name={panel}-reason]").fill(reason)
+    return form
+
+
 def test_escalating_out_of_reach_lands_on_the_queue_with_the_message(browser, live_server, upstream, people):
     db.session.add(Queue(name="finance-senior", domain="finance", sla_minutes=60))  # Rita does not work it
     db.session.commit()
     case_id = analysed_case(upstream, "payment_release")
     page = sign_in(browser, live_server, people["reviewer"])
     claimed(page, case_id)
-    page.click("details[data-panel=escalate] > summary")
-    form = page.locator("details[data-panel=escalate] form")
-    form.locator("select[name=escalate-target_queue]").select_option("finance-senior")
-    form.locator("select[name=escalate-reason_code]").select_option("customer_risk")
-    form.locator("textarea[name=escalate-reason]").fill("Needs a senior look.")
+    form = reasoned(page, "escalate", "Needs a senior look.", target_queue="finance-senior")
     form.locator("button[type=submit]").click()
     page.wait_for_url(re.compile(r"/queues/finance$"))
     assert "Decision recorded (escalate)" in page.locator(".flash-success").inner_text()
@@ -256,10 +263,7 @@ def test_a_stale_decision_keeps_the_typed_reason(browser, live_server, upstream,
     case_id = analysed_case(upstream, "payment_release")
     page = sign_in(browser, live_server, people["reviewer"])
     claimed(page, case_id)
-    page.click("details[data-panel=reject] > summary")
-    form = page.locator("details[data-panel=reject] form")
-    form.locator("select[name=reject-reason_code]").select_option("customer_risk")
-    form.locator("textarea[name=reject-reason]").fill("The beneficiary changed bank details yesterday.")
+    form = reasoned(page, "reject", "The beneficiary changed bank details yesterday.")
     upstream.post_signed(f"/api/v1/cases/{case_id}/info", {"data": {"purpose": "Changed meanwhile"}})
     db.session.execute(update(Case).where(Case.id == case_id).values(version=Case.version + 1))  # someone else
     db.session.commit()

@@ -17,7 +17,7 @@ from rq import Queue as RqQueue
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
-from app.cases.models import Case, Priority, Queue
+from app.cases.models import Case, Decision, Priority, Queue
 from app.cases.queues import create_queue
 from app.cases.types import REGISTRY, get_case_type
 from app.db import utcnow
@@ -95,6 +95,13 @@ def test_seed_creates_queues_users_client_and_cases(app: Flask, redis_conn: Redi
 
     almost_late = [c for c in cases if c.sla_due_at and c.sla_due_at < utcnow() + timedelta(minutes=5)]
     assert [(c.case_type, c.priority) for c in almost_late] == [("payment_release", Priority.HIGH)]
+
+    decided = {c.external_id: c.status for c in cases if c.status in ("approved", "rejected")}
+    assert decided == {"PAY-2026-118802": "approved", "CLR-2026-00927": "rejected"}
+    deciders = db.session.execute(select(Decision.kind, User.email).join(User, User.id == Decision.reviewer_id)).all()
+    assert sorted(deciders) == [("approve", "reviewer@countersign.demo"), ("reject", "reviewer@countersign.demo")]
+    # the approved payment goes to the executor; the upstream system is told of the rejection
+    assert RqQueue("execute", connection=redis_conn).count == 2
 
     assert audit_log_intact()
     assert RqQueue("ai", connection=redis_conn).count == len(cases)

@@ -8,7 +8,6 @@ from rq import SimpleWorker
 
 from app.auth.services import create_api_token
 from app.cases.models import Case, Status
-from app.execution.receiver import Receiver
 from app.extensions import db
 from tests.conftest import case_body
 
@@ -18,13 +17,6 @@ pytest_plugins = ["tests.review_fixtures"]
 @pytest.fixture
 def config_overrides():
     return {"INSECURE_CALLBACK_HOSTS": frozenset({"127.0.0.1"}), "CALLBACK_TIMEOUT_SECONDS": 5}
-
-
-@pytest.fixture
-def receiver(upstream):
-    hook = Receiver(secret=upstream.secret).start()
-    yield hook
-    hook.stop()
 
 
 def drain(redis_conn, queue: str) -> None:

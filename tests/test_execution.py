@@ -8,7 +8,6 @@ import html
 import random
 import re
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -72,14 +71,6 @@ S = Status
 @pytest.fixture
 def config_overrides() -> dict[str, Any]:
     return {"INSECURE_CALLBACK_HOSTS": frozenset({"127.0.0.1"}), "CALLBACK_TIMEOUT_SECONDS": 2.0}
-
-
-@pytest.fixture
-def receiver(upstream: Upstream) -> Iterator[Receiver]:
-    """The upstream system's webhook receiver: real HTTP on 127.0.0.1, any free port."""
-    running = Receiver(upstream.secret).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture

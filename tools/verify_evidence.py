@@ -22,7 +22,22 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from tools.verify_export import VerificationError, leaf_hash, load_public_key, root_from_inclusion, verify_checkpoint
+try:  # python -m tools.verify_evidence, from the repository
+    from tools.verify_export import (
+        VerificationError,
+        leaf_hash,
+        load_public_key,
+        root_from_inclusion,
+        verify_checkpoint,
+    )
+except ImportError:  # python verify_evidence.py, beside verify_export.py (what an auditor is handed)
+    from verify_export import (  # type: ignore[no-redef]
+        VerificationError,
+        leaf_hash,
+        load_public_key,
+        root_from_inclusion,
+        verify_checkpoint,
+    )
 
 
 def verify_package(package: Mapping[str, Any], public_key: Ed25519PublicKey) -> list[int]:

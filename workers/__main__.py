@@ -1,4 +1,4 @@
-"""``python -m workers [--burst] [--with-scheduler] [--fork] [--queues ai,execute,default]``
+"""``python -m workers [--burst] [--with-scheduler] [--fork] [--queues execute,default,ai]``
 
 An RQ worker over the app's queues. Every job runs in a Flask app context (see
 ``app.jobs.job``). By default jobs run in the worker process itself, which keeps

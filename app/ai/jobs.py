@@ -34,6 +34,7 @@ def analyze_case(case_id: int) -> str:
         db.session.rollback()
         return "skipped"
     snapshot = services.snapshot(case)
+    db.session.commit()  # the move to analyzing, before the precedent search: SQLite's one write lock is free
     context = services.context_for(db.session, case)
     db.session.commit()  # nothing held open during the provider calls
     try:

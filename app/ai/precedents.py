@@ -80,13 +80,24 @@ def _bucket(amount: Decimal) -> str:
     return next((label for bound, label in _AMOUNT_BUCKETS if amount < bound), "10m_plus")
 
 
+def terms(text: str) -> Counter[str]:
+    """How often each token occurs in ``text``: what `rank` compares (callers may keep it)."""
+    return Counter(tokenize(text))
+
+
 def rank(
     query: str, candidates: Sequence[tuple[int, str]], k: int = 3, min_score: float = 0.05
 ) -> list[tuple[int, float]]:
     """The k candidates most similar to the query as (id, cosine of TF-IDF vectors rounded to 4 places),
     best first, equal scores by higher (more recent) id first; none scoring below min_score."""
-    documents = [Counter(tokenize(text)) for _, text in candidates]
-    query_terms = Counter(tokenize(query))
+    return rank_terms(terms(query), [(candidate_id, terms(text)) for candidate_id, text in candidates], k, min_score)
+
+
+def rank_terms(
+    query_terms: Counter[str], candidates: Sequence[tuple[int, Counter[str]]], k: int = 3, min_score: float = 0.05
+) -> list[tuple[int, float]]:
+    """`rank`, on texts already counted by `terms`."""
+    documents = [counted for _, counted in candidates]
     frequencies: Counter[str] = Counter()
     for terms in (*documents, query_terms):
         frequencies.update(terms.keys())

@@ -3,6 +3,9 @@ store the recommendation or the failure through the lifecycle."""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter, OrderedDict
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -73,17 +76,44 @@ def warm_up() -> None:
 def find_precedents(session: Session, case: Case, k: int = 3) -> list[Precedent]:
     """The most similar decided cases of the same type, with how each was decided."""
     rows = session.execute(
-        select(Case.id, Case.payload, Case.status)
+        select(Case.id, Case.created_at, Case.status)
         .where(Case.case_type == case.case_type, Case.id != case.id, Case.status.in_([s.value for s in DECIDED]))
         .order_by(Case.id.desc())
         .limit(PRECEDENT_POOL)
     ).all()
     if not rows:
         return []
-    ranked = similarity.rank(similarity.case_text(case.payload), [(r.id, similarity.case_text(r.payload))
-                                                                  for r in rows], k=k)
+    counted = _decided_terms(session, [(r.id, r.created_at) for r in rows])
+    ranked = similarity.rank_terms(similarity.terms(similarity.case_text(case.payload)),
+                                   [(r.id, counted[r.id, r.created_at]) for r in rows], k=k)
     status_of = {r.id: r.status for r in rows}
     return [Precedent(case_id, score, _outcome(session, case_id, status_of[case_id])) for case_id, score in ranked]
+
+
+# A decided case's payload no longer changes: its counted text is kept per process, so an analysis
+# reads and counts only the precedents it has not met before (the pool is hundreds of cases). Keyed
+# by id and creation time: a database recreated under a running worker reuses ids, never both.
+_TERMS_KEPT = 20_000
+CaseKey = tuple[int, datetime]
+_terms_of_decided: OrderedDict[CaseKey, Counter[str]] = OrderedDict()
+_terms_lock = threading.Lock()
+
+
+def _decided_terms(session: Session, keys: list[CaseKey]) -> dict[CaseKey, Counter[str]]:
+    with _terms_lock:
+        found = {key: _terms_of_decided[key] for key in keys if key in _terms_of_decided}
+    missing = [key for key in keys if key not in found]
+    if missing:
+        created = dict(missing)
+        for case_id, payload in session.execute(select(Case.id, Case.payload).where(Case.id.in_(created))):
+            found[case_id, created[case_id]] = similarity.terms(similarity.case_text(payload))
+    with _terms_lock:
+        for key in keys:
+            _terms_of_decided[key] = found[key]
+            _terms_of_decided.move_to_end(key)
+        while len(_terms_of_decided) > _TERMS_KEPT:
+            _terms_of_decided.popitem(last=False)
+    return found
 
 
 def _outcome(session: Session, case_id: int, status: str) -> str:

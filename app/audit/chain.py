@@ -7,8 +7,8 @@ append-only order (``seq``) and its Merkle leaf hash, in batches, under a lock o
 
 Order: on SQLite there is one writer at a time, so insertion (``id``) order is commit order. On
 PostgreSQL a trigger stamps each event with its transaction's id (``xid``); the sealer takes only
-events of transactions older than every still-open one (the snapshot's xmin), in ``xid`` order, so
-an event committed later can never need a place before one already sealed.
+events of transactions older than every one still open in this database, in ``xid`` order, so an
+event committed later can never need a place before one already sealed.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _seal_batch(session: Session, batch_size: int) -> int:
     last = session.scalar(select(func.max(AuditEvent.seq))) or 0
     query = select(*ENTRY_COLUMNS).where(AuditEvent.seq.is_(None))
     if postgres:
-        query = query.where(AuditEvent.xid < text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        query = query.where(AuditEvent.xid < _oldest_open_transaction(session))
         query = query.order_by(AuditEvent.xid, AuditEvent.id)
     else:
         query = query.order_by(AuditEvent.id)
@@ -103,6 +103,27 @@ def _seal_batch(session: Session, batch_size: int) -> int:
         seals.append({"id": row.id, "seq": seq, "hash": leaf.hex()})
     session.execute(update(AuditEvent), seals)
     return len(seals)
+
+
+# The transactions still writing in this database, as full (epoch-aware) ids. pg_stat_activity gives
+# 32-bit xids: each is placed in the epoch of ``next`` (all running ids are within 2^31 of it).
+_OPEN_IN_THIS_DATABASE = text("""
+    SELECT min(:next - (:next & 4294967295) + backend_xid::text::bigint
+               - CASE WHEN backend_xid::text::bigint > (:next & 4294967295) THEN 4294967296 ELSE 0 END)
+    FROM pg_stat_activity WHERE datname = current_database() AND backend_xid IS NOT NULL
+""")
+
+
+def _oldest_open_transaction(session: Session) -> int:
+    """The id below which every transaction of this database has finished: the oldest one still
+    open, else the next id to be given. Transactions of other databases on the same server never
+    write this table, so they do not hold sealing back (the snapshot's xmin would wait for them).
+    The next id is read first: a transaction that starts writing later gets a larger id. (No
+    prepared transactions here: Countersign never uses two-phase commit.)"""
+    next_id = session.scalar(text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"))
+    session.execute(text("SELECT pg_stat_clear_snapshot()"))  # activity as of now, not as first read
+    oldest = session.scalar(_OPEN_IN_THIS_DATABASE, {"next": next_id})
+    return min(next_id, oldest) if oldest is not None else next_id
 
 
 def _take_sealer_lock(session: Session) -> bool:

@@ -1,7 +1,7 @@
 """RFC 9162 (Certificate Transparency v2) Merkle trees: tree hashes, inclusion, batch and consistency proofs.
 
-Pure and stdlib-only. tools/verify_export.py holds the matching verifiers, written again on its own so an outside
-auditor needs nothing from this package.
+Pure. The hash functions come from tools/verify_export.py, the verifier handed to auditors (which imports
+nothing from the app): this module builds trees and proofs, that one checks them, by the same rules.
 """
 
 from __future__ import annotations
@@ -9,20 +9,10 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from hashlib import sha256
 
+from tools.verify_export import leaf_hash as leaf_hash  # re-exported: the app hashes leaves through here
+from tools.verify_export import node_hash, split
+
 EMPTY_ROOT = sha256(b"").digest()
-
-
-def leaf_hash(entry: bytes) -> bytes:
-    return sha256(b"\x00" + entry).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    return sha256(b"\x01" + left + right).digest()
-
-
-def split(size: int) -> int:
-    """The largest power of two strictly smaller than ``size`` (>= 2): where RFC 9162 splits a tree."""
-    return 1 << ((size - 1).bit_length() - 1)
 
 
 # A node of the tree being built: (start, size, hash, contains a marked leaf).

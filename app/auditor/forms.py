@@ -74,6 +74,7 @@ class ExportChoices:
     domains: tuple[str, ...]
     queues: tuple[str, ...]
     case_types: tuple[str, ...]
-    outcomes: tuple[tuple[str, str], ...] = tuple((outcome, outcome.replace("_", " ").capitalize())
-                                                  for outcome in OUTCOMES.values())
+    # The values the export understands (app.auditor.export.OUTCOMES), as people read them.
+    outcomes: tuple[tuple[str, str], ...] = tuple(
+        (value, value.replace("_", " ").capitalize()) for value in OUTCOMES.values())
     formats: tuple[tuple[str, str], ...] = (("jsonl", "JSON Lines"), ("csv", "CSV"))

@@ -21,9 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.actors import Actor
+from app.ai.jobs import analyze_case
 from app.audit import chain
 from app.audit.actions import AuditAction
 from app.auth.services import create_user
+from app.cases import policy
 from app.cases.models import Case, Queue
 from app.cases.queues import create_queue
 from app.cases.types import DOMAINS, named
@@ -34,6 +36,7 @@ from app.escalation.models import EscalationRule
 from app.escalation.services import load_rules, validate_file
 from app.intake.models import ApiClient
 from app.intake.services import create_client, hash_token, submit_case
+from app.review import services as review
 from app.users import User
 from app.webhooks import CallbackPolicy
 
@@ -124,6 +127,9 @@ class DemoCase:
     confidential: bool = False
     # Set the SLA due time to now + this many minutes after intake (a case about to breach).
     sla_due_in_minutes: int | None = None
+    # Analysed and decided at seeding by the demo reviewer, so the decided list, executions and the
+    # auditor's decision log have something in them: "approve", or "reject" with a reason.
+    decided: str | None = None
 
     @property
     def domain(self) -> str:
@@ -153,7 +159,7 @@ CASES = (
             purpose="Invoice DHL-FR-2026-55120: groupage freight Hamburg-Munich, week 46",
             screening=NO_SCREENING_HITS,
         ),
-        priority="low",
+        priority="low", decided="approve",
     ),
     DemoCase(
         "PAY-2026-118861", "payment_release", "Release EUR 184,500.00 to DHL Freight GmbH",
@@ -208,6 +214,7 @@ CASES = (
             monthly_debt_payments="1460.00", utilization=0.97, missed_payments_12m=3, credit_score=561,
             reason="Consolidate two store cards and a car repair bill",
         ),
+        decided="reject",
     ),
     DemoCase(
         "CLR-2026-00933", "credit_limit_change", "Raise credit limit to GBP 4,500.00 for Amelia Okafor",
@@ -474,8 +481,31 @@ def _seed_cases(session: Session, client: ApiClient) -> list[Case]:
         case = session.get_one(Case, result.case_id)
         if spec.sla_due_in_minutes is not None:
             _bring_sla_forward(session, case, timedelta(minutes=spec.sla_due_in_minutes))
+        if spec.decided:
+            _decide(session, case, spec.decided)
         created.append(case)
     return created
+
+
+DEMO_DECIDER = "reviewer@countersign.demo"
+REJECTION = {"reason_code": "customer_risk",
+             "reason": "Utilisation and recent missed payments do not support a higher limit now."}
+
+
+def _decide(session: Session, case: Case, kind: str) -> None:
+    """Analyse the case now (the configured AI provider), then claim and decide it as the demo
+    reviewer, through the same services as the web UI."""
+    session.commit()  # the analysis job reads the case as committed
+    if analyze_case(case.id) != "stored":
+        return  # the analysis failed: the case waits in the inbox like any other
+    reviewer = session.scalars(select(User).where(User.email == DEMO_DECIDER)).one()
+    claimed = review.claim(session, reviewer, case.id)
+    action, parameters = policy.proposed_action(session, claimed)
+    command = review.DecisionCommand(kind=kind, case_version=claimed.version,
+                                     view_hash=policy.view_hash(claimed, action, parameters),
+                                     **(REJECTION if kind == "reject" else {}))
+    review.decide(session, reviewer, case.id, command)
+    session.commit()
 
 
 def _bring_sla_forward(session: Session, case: Case, remaining: timedelta) -> None:

@@ -170,17 +170,7 @@ def _create_log_triggers(postgres):
                       FOR EACH ROW EXECUTE FUNCTION audit_events_guard()""")
         op.execute("""CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
                       FOR EACH STATEMENT EXECUTE FUNCTION audit_events_guard()""")
-        op.execute("""
-            CREATE FUNCTION audit_checkpoints_append_only() RETURNS trigger AS $$
-            BEGIN
-                RAISE EXCEPTION 'audit_checkpoints is append-only: % refused', TG_OP;
-            END;
-            $$ LANGUAGE plpgsql
-        """)
-        op.execute("""CREATE TRIGGER audit_checkpoints_no_change BEFORE UPDATE OR DELETE ON audit_checkpoints
-                      FOR EACH ROW EXECUTE FUNCTION audit_checkpoints_append_only()""")
-        op.execute("""CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
-                      FOR EACH STATEMENT EXECUTE FUNCTION audit_checkpoints_append_only()""")
+        _append_only_postgres("audit_checkpoints", "audit_checkpoints_append_only", "audit_checkpoints_no_change")
         return
     op.execute(f"""
         CREATE TRIGGER audit_events_insert_unsealed BEFORE INSERT ON audit_events
@@ -229,19 +219,25 @@ def _drop_chain_triggers(postgres):
         op.execute("DROP TRIGGER audit_events_no_delete")
 
 
+def _append_only_postgres(table, function, row_trigger):
+    """A function refusing every change, fired on each UPDATE and DELETE and on TRUNCATE of ``table``."""
+    op.execute(f"""
+        CREATE FUNCTION {function}() RETURNS trigger AS $$
+        BEGIN
+            RAISE EXCEPTION '{table} is append-only: % refused', TG_OP;
+        END;
+        $$ LANGUAGE plpgsql
+    """)
+    op.execute(f"""CREATE TRIGGER {row_trigger} BEFORE UPDATE OR DELETE ON {table}
+                   FOR EACH ROW EXECUTE FUNCTION {function}()""")
+    op.execute(f"""CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+                   FOR EACH STATEMENT EXECUTE FUNCTION {function}()""")
+
+
 def _create_chain_triggers(postgres):
+    """Revision 0001's triggers, as 0001 made them."""
     if postgres:
-        op.execute(f"""
-            CREATE FUNCTION audit_events_append_only() RETURNS trigger AS $$
-            BEGIN
-                RAISE EXCEPTION '{REFUSED}: % refused', TG_OP;
-            END;
-            $$ LANGUAGE plpgsql
-        """)
-        op.execute("""CREATE TRIGGER audit_events_no_update_delete BEFORE UPDATE OR DELETE ON audit_events
-                      FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()""")
-        op.execute("""CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
-                      FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()""")
+        _append_only_postgres("audit_events", "audit_events_append_only", "audit_events_no_update_delete")
     else:
         for operation in ("UPDATE", "DELETE"):
             op.execute(f"""CREATE TRIGGER audit_events_no_{operation.lower()} BEFORE {operation} ON audit_events
