@@ -69,7 +69,10 @@ def build(upstream: Upstream, people: People) -> World:
         getattr(people, key).name = name
     db.session.commit()
     breached = post(upstream, "kyc_review", "EXT-KYC-1")
-    sla.sweep(db.session, utcnow() + timedelta(hours=2), db.session.commit)  # the only open case: it breaches
+    breached.sla_due_at = utcnow() - timedelta(minutes=1)  # it has waited past its SLA: the sweep breaches it
+    sla.refresh(breached)
+    db.session.commit()
+    assert sla.sweep(db.session, utcnow(), db.session.commit).breached == 1
 
     approved = post(upstream, "credit_limit_change", "EXT-CREDIT-A")
     approve_and_execute(people, approved)

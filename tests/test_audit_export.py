@@ -515,13 +515,14 @@ def test_memory_stays_flat_from_200_to_2000_decisions(app, upstream, people, que
     waiting for it."""
     monkeypatch.setattr(export, "CASE_PAGE", 20)
     monkeypatch.setattr(chain, "iter_leaf_hashes", functools.partial(chain.iter_leaf_hashes, batch_size=100))
-    load = export.DecisionRows._load
+    run = export.DecisionRows._run
 
-    def collected_then_loaded(rows: export.DecisionRows, cases: Any) -> Any:
-        gc.collect()
-        return load(rows, cases)
+    def collected_at_each_page(rows: export.DecisionRows, query: Any, after: int) -> Any:
+        if query is rows._queries.cases:
+            gc.collect()
+        return run(rows, query, after)
 
-    monkeypatch.setattr(export.DecisionRows, "_load", collected_then_loaded)
+    monkeypatch.setattr(export.DecisionRows, "_run", collected_at_each_page)
     add_decided_cases(200, upstream.id, people.reviewer.id, queues["finance"].id)
     small = export_peak(app)
     add_decided_cases(1800, upstream.id, people.reviewer.id, queues["finance"].id)

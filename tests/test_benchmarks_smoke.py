@@ -1,10 +1,10 @@
-"""The inbox, intake and load benchmarks, run tiny so they cannot rot (the real run: ``make bench``)."""
+"""The inbox, intake, load and audit benchmarks, run tiny so they cannot rot (the real run: ``make bench``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks import inbox, intake, load
+from benchmarks import audit, inbox, intake, load
 
 
 def test_inbox_benchmark_runs_and_reports(capsys, monkeypatch, redis_url):
@@ -48,3 +48,26 @@ def test_load_test_runs_accounts_and_reports(monkeypatch, redis_url):
         assert f"| {criterion} " in report
     assert "PASS" in report
     assert load.parse(["--duration", "20", "--backends", "sqlite"]) == load.Options(duration=20, backends=("sqlite",))
+
+
+@pytest.mark.slow
+def test_audit_benchmark_runs_and_reports(monkeypatch, redis_url):
+    """A tiny run on PostgreSQL (a temporary database on the test server): both sides export the same rows."""
+    if audit.database_url() is None:
+        pytest.skip("PostgreSQL only: the PostgreSQL pass of the suite runs it")
+    monkeypatch.setenv("BENCH_REDIS_URL", redis_url)  # the session's Redis, not a second one
+    found = audit.run(audit.Options(decisions=300, events=2_000, seconds=0.5, writers=2))
+    assert found.export["rows"] == found.copy_rows == 300  # one row per decided case, by the export and by COPY
+    assert found.verified == found.events >= 2_000
+    assert set(found.writes) == {1, 2} and all(rate > 0 for rate in found.writes.values())
+    assert found.export["rss_peak_mb"] >= found.export["rss_before_mb"] > 0
+    report = audit.table(found)
+    assert "export / COPY" in report and ">= 0.5" in report and "2 writers / 1" in report
+    assert audit.parse(["--full"]) == audit.Options(decisions=200_000, events=1_000_000)
+
+
+def test_audit_benchmark_says_it_needs_postgresql(capsys, monkeypatch):
+    monkeypatch.delenv("TEST_DATABASE_URL", raising=False)
+    monkeypatch.delenv("BENCH_DATABASE_URL", raising=False)
+    assert audit.main(["--decisions", "10"]) == 0
+    assert "no PostgreSQL: set BENCH_DATABASE_URL or TEST_DATABASE_URL" in capsys.readouterr().out

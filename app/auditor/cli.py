@@ -139,6 +139,7 @@ def audit_evidence(case_id: int, out: Path, as_html: bool) -> None:
     for warning in package.audit.warnings:
         click.echo(f"warning: {warning}", err=True)
 
+
 @audit.command("export")
 @click.option("--format", "fmt", required=True, type=click.Choice(export.FORMATS), help="JSON Lines or CSV.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),

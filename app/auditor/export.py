@@ -19,7 +19,6 @@ leaves they reference are kept in a bitmap, so memory stays flat however long th
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import hmac
 import io
@@ -33,17 +32,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import BindParameter, Integer, Row, Select, bindparam, exists, func, select
+from sqlalchemy import Integer, Row, Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from app.audit import chain, checkpoints, proofs
-from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
 from app.cases import policy
-from app.cases.models import Case, Decision, Execution, ExecutionAttempt, Queue, Recommendation, Status
+from app.cases.models import Case, Decision, Execution, ExecutionAttempt, Queue, Recommendation
 from app.cases.types import DOMAINS, REGISTRY, UnknownCaseType, get_case_type
 from app.db import utcnow
 from app.errors import Invalid
+from app.escalation import sla
 from app.users import User
 
 FORMAT = "countersign-decision-log/v1"
@@ -51,9 +50,7 @@ FORMATS = ("jsonl", "csv")
 # decision kind → the row's outcome; a second approval's row takes the first approval's
 OUTCOMES = {"approve": "approved", "edit": "edited_and_approved", "reject": "rejected", "escalate": "escalated",
             "request_info": "info_requested"}
-APPROVALS = frozenset({"approved", "edited_and_approved"})
-# A sole approval leaves its case in one of these for good; a first approval of a dual approval never does.
-AFTER_APPROVAL = frozenset({Status.APPROVED, Status.EXECUTING, Status.EXECUTED, Status.EXECUTION_FAILED})
+APPROVED = frozenset({"approved", "edited_and_approved"})
 CASE_PAGE = 500
 PROGRESS_EVERY = 10_000
 
@@ -199,7 +196,8 @@ def settled_rounds(decisions: Sequence[Any], case_status: str) -> Iterator[list[
     """The case's decisions (in order, blind assessments left out) grouped by the round each settled.
 
     Only a second approval or a rejection can follow a first approval (the lifecycle allows nothing
-    else from awaiting_second_approval), and nothing follows a sole approval."""
+    else from awaiting_second_approval), and nothing follows a sole approval: its case stays in an
+    approved status for good, where a first approval's never is."""
     waiting: list[Any] = []
     for decision in decisions:
         if decision.kind in policy.FIRST_APPROVALS:
@@ -207,54 +205,55 @@ def settled_rounds(decisions: Sequence[Any], case_status: str) -> Iterator[list[
             continue
         yield [*waiting, decision]
         waiting = []
-    if waiting and case_status in AFTER_APPROVAL:
+    if waiting and case_status in policy.APPROVED_STATUSES:
         yield waiting
 
 
 @dataclass(frozen=True)
 class _PageQueries:
-    """What a page of cases needs, each for the ids of the cases (decisions, events, executions) or of
-    the rows that name them (users, recommendations)."""
+    """The queries of a page of cases, built once for an export's filters and run for each page with
+    its parameters (``after``: the last case id of the page before; ``page``: its size). Every query
+    reads its page's cases through the same subquery: no list of ids is sent, and the statements stay
+    the same from page to page."""
 
-    decisions: Select[Any]
+    cases: Select[Any]
+    decisions: Select[Any]  # with their reviewers, and the recommendation each was made on
     events: Select[Any]
-    users: Select[Any]
-    recommendations: Select[Any]
     executions: Select[Any]
 
-
-@functools.cache
-def _page_queries() -> _PageQueries:
-    def ids() -> BindParameter[Any]:
-        return bindparam("ids", expanding=True)
-
-    attempts = (select(func.count()).where(ExecutionAttempt.execution_id == Execution.id)
-                .correlate(Execution).scalar_subquery())
-    return _PageQueries(
-        decisions=select(Decision.id, Decision.case_id, Decision.reviewer_id, Decision.recommendation_id,
-                         Decision.kind, Decision.action, Decision.parameters, Decision.diff, Decision.reason_code,
-                         Decision.reason, Decision.created_at)
-        .where(Decision.case_id.in_(ids()), Decision.kind.not_in(policy.NOT_DECISIONS)).order_by(Decision.id),
-        events=select(*chain.ENTRY_COLUMNS).where(AuditEvent.case_id.in_(ids())),
-        users=select(User.id, User.email, User.name, User.role).where(User.id.in_(ids())),
-        recommendations=select(Recommendation.id, Recommendation.created_at,
-                               *(getattr(Recommendation, name) for name in RECOMMENDATION_FIELDS))
-        .where(Recommendation.id.in_(ids())),
-        executions=select(Execution.decision_id, Execution.status, attempts.label("attempts"),
-                          Execution.last_status_code, Execution.last_error, Execution.delivered_at)
-        .where(Execution.case_id.in_(ids())),
-    )
+    @classmethod
+    def matching(cls, conditions: list[Any]) -> _PageQueries:
+        in_page = [*conditions, Case.id > bindparam("after")]
+        page_ids = select(Case.id).where(*in_page).order_by(Case.id).limit(bindparam("page", type_=Integer))
+        attempts = (select(func.count()).where(ExecutionAttempt.execution_id == Execution.id)
+                    .correlate(Execution).scalar_subquery())
+        return cls(
+            cases=select(Case.id, Case.external_id, Case.case_type, Case.domain, Case.queue_id, Case.status,
+                         Case.created_at, Case.sla_due_at)
+            .where(*in_page).order_by(Case.id).limit(bindparam("page", type_=Integer)),
+            decisions=select(Decision.id, Decision.case_id, Decision.kind, Decision.action, Decision.parameters,
+                             Decision.diff, Decision.reason_code, Decision.reason, Decision.created_at, User.email,
+                             User.name, User.role, Recommendation.created_at.label("recommended_at"),
+                             *(getattr(Recommendation, name).label(f"recommendation_{name}")
+                               for name in RECOMMENDATION_FIELDS))
+            .join(User, User.id == Decision.reviewer_id)
+            .outerjoin(Recommendation, Recommendation.id == Decision.recommendation_id)
+            .where(Decision.case_id.in_(page_ids), Decision.kind.not_in(policy.NOT_DECISIONS))
+            .order_by(Decision.id),
+            events=select(*chain.ENTRY_COLUMNS).where(AuditEvent.case_id.in_(page_ids)).order_by(AuditEvent.seq),
+            executions=select(Execution.decision_id, Execution.status, attempts.label("attempts"),
+                              Execution.last_status_code, Execution.last_error, Execution.delivered_at)
+            .where(Execution.case_id.in_(page_ids)),
+        )
 
 
 @dataclass
 class _Page:
-    """What the rows of one page of cases are made of, grouped by case (or by decision)."""
+    """What the rows of one page of cases are made of, grouped by case (executions by decision)."""
 
     decisions: dict[int, list[Row[Any]]]
-    events: dict[int, list[Row[Any]]]
-    users: dict[int, Row[Any]]
-    recommendations: dict[int, Row[Any]]
-    executions: dict[int, Row[Any]]  # by the id of the decision executed
+    events: dict[int, list[Row[Any]]]  # in the log's order (those not sealed yet first or last)
+    executions: dict[int, Row[Any]]
 
 
 class DecisionRows:
@@ -266,32 +265,30 @@ class DecisionRows:
         self.session, self.filters, self.tree_size, self.pseudonyms = session, filters, tree_size, pseudonyms
         self.left_out = 0
         self._queues = dict(session.execute(select(Queue.id, Queue.name)).all())
+        self._queries = _PageQueries.matching(self._case_conditions())
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for cases in self._case_pages():
-            page = self._load(cases)
+        after = 0
+        while cases := self._run(self._queries.cases, after):
+            page = _Page(decisions=_grouped(self._run(self._queries.decisions, after)),
+                         events=_grouped(self._run(self._queries.events, after)),
+                         executions={e.decision_id: e for e in self._run(self._queries.executions, after)})
             for case in cases:
                 for decisions in settled_rounds(page.decisions.get(case.id, []), case.status):
                     row = self._row_if_wanted(case, decisions, page)
                     if row is not None:
                         yield row
-
-    def _case_pages(self) -> Iterator[Sequence[Row[Any]]]:
-        # Built once and run per page with its parameters, as the page queries are: no statement is
-        # built, compiled from the cache and dropped for the collector on every page.
-        query = (select(Case.id, Case.external_id, Case.case_type, Case.domain, Case.queue_id, Case.status,
-                        Case.created_at, Case.sla_due_at)
-                 .where(*self._case_conditions(), Case.id > bindparam("after"))
-                 .order_by(Case.id).limit(bindparam("page", type_=Integer)))
-        after = 0
-        while cases := self.session.execute(query, {"after": after, "page": CASE_PAGE}).all():
-            yield cases
             after = cases[-1].id
+
+    def _run(self, query: Select[Any], after: int) -> Sequence[Row[Any]]:
+        return self.session.execute(query, {"after": after, "page": CASE_PAGE}).all()
 
     def _case_conditions(self) -> list[Any]:
         """What a case must be for any of its rows to match; the rows are checked one by one too."""
         f = self.filters
-        decided = [Decision.case_id == Case.id, Decision.kind.not_in(policy.NOT_DECISIONS)]
+        # The page's bound again: a merge join then starts reading decisions there, not at the first case.
+        decided = [Decision.case_id == Case.id, Decision.case_id > bindparam("after"),
+                   Decision.kind.not_in(policy.NOT_DECISIONS)]
         if f.since is not None:
             decided.append(Decision.created_at >= f.since)
         if f.until is not None:
@@ -307,23 +304,6 @@ class DecisionRows:
             conditions.append(Case.queue_id == select(Queue.id).where(Queue.name == f.queue).scalar_subquery())
         return conditions
 
-    def _load(self, cases: Sequence[Row[Any]]) -> _Page:
-        queries = _page_queries()
-        ids = [case.id for case in cases]
-        decisions = self.session.execute(queries.decisions, {"ids": ids}).all()
-        events = self.session.execute(queries.events, {"ids": ids}).all()
-        return _Page(
-            decisions=_grouped(decisions),
-            events={case_id: sorted(found, key=lambda e: (e.seq is None, e.seq or 0))
-                    for case_id, found in _grouped(events).items()},
-            users=self._by_id(queries.users, {d.reviewer_id for d in decisions}),
-            recommendations=self._by_id(queries.recommendations, {d.recommendation_id for d in decisions} - {None}),
-            executions={e.decision_id: e for e in self.session.execute(queries.executions, {"ids": ids})},
-        )
-
-    def _by_id(self, query: Select[Any], ids: set[int]) -> dict[int, Row[Any]]:
-        return {row.id: row for row in self.session.execute(query, {"ids": list(ids)})}
-
     def _row_if_wanted(self, case: Row[Any], decisions: list[Row[Any]], page: _Page) -> dict[str, Any] | None:
         settling = decisions[-1]
         outcome = OUTCOMES[decisions[0].kind if settling.kind == "second_approval" else settling.kind]
@@ -331,7 +311,7 @@ class DecisionRows:
         wanted = ((f.since is None or settling.created_at >= f.since)
                   and (f.until is None or settling.created_at <= f.until)
                   and (f.outcome is None or outcome == f.outcome)
-                  and (f.reviewer is None or any(page.users[d.reviewer_id].email == f.reviewer for d in decisions)))
+                  and (f.reviewer is None or any(d.email == f.reviewer for d in decisions)))
         if not wanted:
             return None
         events = page.events.get(case.id, [])
@@ -346,30 +326,29 @@ class DecisionRows:
     def _row(self, case: Row[Any], decisions: list[Row[Any]], outcome: str, events: list[Row[Any]],
              page: _Page) -> dict[str, Any]:
         settling = decisions[-1]
-        approval = outcome in APPROVALS
+        approval = outcome in APPROVED
         deciding = decisions[0] if approval else settling  # a second approval confirms the first's action
-        rec = page.recommendations.get(settling.recommendation_id)
         execution = page.executions.get(settling.id) if approval else None
         return {
             "decision_id": settling.id, "case_id": case.id, "external_id": self._hide("ref", case.external_id),
             "case_type": case.case_type, "domain": case.domain, "queue": self._queues.get(case.queue_id),
-            "outcome": outcome, "recommendation": self._recommendation(rec), "final_action": deciding.action,
+            "outcome": outcome, "recommendation": self._recommendation(settling), "final_action": deciding.action,
             "final_parameters": self._hide_strings(deciding.parameters), "edited": deciding.kind == "edit",
-            "diff": self._diff(deciding.diff), "reviewers": [self._reviewer(d, page.users[d.reviewer_id])
-                                                             for d in decisions],
+            "diff": self._diff(deciding.diff), "reviewers": [self._reviewer(d) for d in decisions],
             "reason_code": deciding.reason_code, "reason": self._hide("text", deciding.reason),
-            "received_at": _iso(case.created_at), "recommended_at": _iso(rec.created_at) if rec else None,
+            "received_at": _iso(case.created_at), "recommended_at": _iso(settling.recommended_at),
             "decided_at": _iso(settling.created_at), "executed_at": _iso(execution.delivered_at) if execution else None,
-            "sla": _sla(case, events, settling.created_at), "execution": self._execution(execution),
+            "sla": _sla(case, settling.created_at), "execution": self._execution(execution),
             "audit_events": [self._event(e) for e in events
                              if self._covered(e) and (approval or e.time <= settling.created_at)],
         }
 
-    def _recommendation(self, rec: Row[Any] | None) -> dict[str, Any] | None:
-        if rec is None:
+    def _recommendation(self, decision: Row[Any]) -> dict[str, Any] | None:
+        """The recommendation ``decision`` was made on, if any."""
+        if decision.recommended_at is None:
             return None
-        found = {name: getattr(rec, name) for name in RECOMMENDATION_FIELDS}
-        return {**found, "parameters": self._hide_strings(rec.parameters)}
+        found = {name: getattr(decision, f"recommendation_{name}") for name in RECOMMENDATION_FIELDS}
+        return {**found, "parameters": self._hide_strings(found["parameters"])}
 
     def _execution(self, execution: Row[Any] | None) -> dict[str, Any] | None:
         if execution is None:
@@ -377,9 +356,9 @@ class DecisionRows:
         found = {name: getattr(execution, name) for name in EXECUTION_FIELDS}
         return {**found, "last_error": self._hide("text", execution.last_error)}
 
-    def _reviewer(self, decision: Row[Any], user: Row[Any]) -> dict[str, Any]:
-        person = self.pseudonyms("person", user.email) if self.pseudonyms else None
-        return {"email": person or user.email, "name": person or user.name, "role": user.role,
+    def _reviewer(self, decision: Row[Any]) -> dict[str, Any]:
+        person = self.pseudonyms("person", decision.email) if self.pseudonyms else None
+        return {"email": person or decision.email, "name": person or decision.name, "role": decision.role,
                 "decision": decision.kind, "decided_at": _iso(decision.created_at)}
 
     def _diff(self, diff: dict[str, Any]) -> dict[str, Any]:
@@ -411,13 +390,10 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _sla(case: Row[Any], events: list[Row[Any]], decided_at: datetime) -> str | None:
-    """As of the decision: breached when the case's SLA breach was audited before it, or when it
-    came after the due time (the sweep that audits a breach may not have run yet); None without an SLA."""
-    breached = any(e.action == AuditAction.CASE_SLA_BREACHED and e.time <= decided_at for e in events)
-    if breached or (case.sla_due_at is not None and decided_at > case.sla_due_at):
-        return "breached"
-    return "met" if case.sla_due_at is not None else None
+def _sla(case: Row[Any], decided_at: datetime) -> str | None:
+    """Met or breached as of the decision, against the case's due time; None without an SLA."""
+    standing = sla.decided_standing(case.sla_due_at, decided_at)
+    return None if standing == sla.Standing.NONE else standing.value
 
 
 # --- files ------------------------------------------------------------------------------------------------
@@ -488,14 +464,16 @@ def export(session: Session, config: Mapping[str, Any], out: BinaryIO, *, fmt: s
         written += 1
         if progress is not None and written % PROGRESS_EVERY == 0:
             progress(written)
-    tree = proofs.tree_over(session, checkpoint.tree_size, referenced, paths=False)
+    # The builder goes as soon as its proof is out: with many gaps between the events listed, both are large.
+    proof = proofs.tree_over(session, checkpoint.tree_size, referenced, paths=False).batch_proof()
+    nodes = [[start, size, node.hex()] for start, size, node in proof]
+    del proof
     manifest = {
         "format": FORMAT, "file": file_name, "file_format": fmt, "file_sha256": digest.hexdigest(), "rows": written,
         "rows_left_out": rows.left_out, "filters": filters.document(), "redacted": redact,
         "created_at": utcnow().isoformat(), "checkpoint": checkpoint.document(),
         "public_key": checkpoints.public_key(config),
-        "proof": {"tree_size": checkpoint.tree_size,
-                  "nodes": [[start, size, node.hex()] for start, size, node in tree.batch_proof()]},
+        "proof": {"tree_size": checkpoint.tree_size, "nodes": nodes},
     }
     return ExportResult(written, rows.left_out, manifest)
 

@@ -220,7 +220,7 @@ def standing(status: str, due: datetime | None, paused_at: datetime | None, noti
     if due is None:
         return Standing.NONE
     if status in STOPPED_STATUSES:
-        return Standing.MET if stopped_at is not None and stopped_at <= due else Standing.BREACHED
+        return decided_standing(due, stopped_at)
     if paused_at is not None:
         return Standing.PAUSED
     if now >= due:
@@ -228,6 +228,14 @@ def standing(status: str, due: datetime | None, paused_at: datetime | None, noti
     if notified_pct >= WARNING_STEP or (next_at is not None and next_at <= now):
         return Standing.AT_RISK
     return Standing.ON_TIME
+
+
+def decided_standing(due: datetime | None, decided_at: datetime | None) -> Standing:
+    """Met or breached: how a decision at ``decided_at`` stood against the due time (NONE without one;
+    breached when the moment is unknown)."""
+    if due is None:
+        return Standing.NONE
+    return Standing.MET if decided_at is not None and decided_at <= due else Standing.BREACHED
 
 
 def standing_of(case: Case, now: datetime | None = None) -> Standing:
