@@ -1,4 +1,5 @@
-"""``python -m workers.scheduler``: RQ's cron scheduler, enqueueing the periodic jobs.
+"""``python -m workers.scheduler``: RQ's cron scheduler, enqueueing the periodic jobs, and the
+audit log's sealer (a thread of its own: it needs only the database).
 
 Each periodic job is idempotent and derives its work from the database, so
 running several schedulers at once is safe. When Redis goes away the scheduler
@@ -8,6 +9,7 @@ does not exit: it logs, waits (1 s, doubling to at most 30 s) and starts again.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -17,7 +19,7 @@ from rq.cron import CronScheduler
 
 from app import create_app
 from app.ai.jobs import requeue_stuck_cases
-from app.audit.jobs import checkpoint_audit_log, seal_audit_log
+from app.audit.jobs import checkpoint_audit_log, run_sealer
 from app.escalation.jobs import rules_sweep, sla_sweep
 from app.execution.jobs import retry_due_executions, retry_due_notices
 from app.jobs import redis_connection
@@ -31,7 +33,6 @@ PERIODIC_JOBS: list[tuple[Callable[[], object], str, str]] = [
     (release_expired_claims, "default", "SWEEP_INTERVAL_SECONDS"),
     (retry_due_executions, "execute", "SWEEP_INTERVAL_SECONDS"),
     (retry_due_notices, "execute", "SWEEP_INTERVAL_SECONDS"),
-    (seal_audit_log, "default", "AUDIT_SEAL_SECONDS"),
     (checkpoint_audit_log, "default", "AUDIT_CHECKPOINT_SECONDS"),
 ]
 
@@ -52,6 +53,7 @@ def build_scheduler(app: Flask | None = None) -> CronScheduler:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(levelname)s %(name)s: %(message)s")
     app = create_app()
+    threading.Thread(target=run_sealer, args=(app, threading.Event()), name="audit-sealer", daemon=True).start()
     wait = RECONNECT_FIRST_WAIT
     while True:
         started = time.monotonic()

@@ -1,11 +1,13 @@
-"""Periodic jobs of the audit log: sealing new events, and signing checkpoints."""
+"""Periodic work of the audit log: the sealer, and signing checkpoints."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.audit import chain, checkpoints
 from app.extensions import db
@@ -14,10 +16,22 @@ from app.jobs import job
 log = logging.getLogger(__name__)
 
 
-@job
-def seal_audit_log() -> dict[str, Any]:
-    """Give every committed event its place in the log (sealers wait for each other)."""
-    return {"sealed": chain.seal(db.session)}
+def run_sealer(app: Flask, stop: threading.Event) -> None:
+    """Seal what is committed every AUDIT_SEAL_SECONDS until ``stop`` is set. The scheduler process
+    runs it in a thread: sealing needs neither Redis nor a free worker, so neither an outage nor a
+    backlog of other jobs delays it. Several schedulers are harmless (sealers wait for each other)."""
+    while not stop.wait(app.config["AUDIT_SEAL_SECONDS"]):
+        with app.app_context():
+            try:
+                sealed = chain.seal(db.session)
+                if sealed:
+                    log.debug("sealed %d audit events", sealed)
+            except SQLAlchemyError as exc:
+                db.session.rollback()
+                log.warning("sealing failed (%s): trying again in %s s", exc.__class__.__name__,
+                            app.config["AUDIT_SEAL_SECONDS"])
+            finally:
+                db.session.remove()
 
 
 @job
