@@ -156,3 +156,15 @@ def test_the_bell_is_on_every_page_and_caps_its_badge(client, upstream, people):
 def test_notifications_need_a_login(client):
     answer = client.get("/notifications")
     assert answer.status_code == 302 and "/login" in answer.headers["Location"]
+
+
+def test_every_way_out_of_a_second_approval_wait_settles_the_case():
+    """The bell drops second-approval requests when their case settles: that covers every way a case
+    can stop waiting for a second approval only if each of them settles it."""
+    from app.cases.lifecycle import TRANSITIONS
+    from app.cases.models import Status
+    from app.notifications.services import SETTLED
+
+    targets = {move.target for move in TRANSITIONS.values() if Status.AWAITING_SECOND_APPROVAL in move.sources}
+    assert targets == {Status.APPROVED, Status.REJECTED, Status.WITHDRAWN}
+    assert targets <= SETTLED

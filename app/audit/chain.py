@@ -88,7 +88,7 @@ def seal(session: Session, *, batch_size: int = SEAL_BATCH) -> int:
 
 def _seal_batch(session: Session, batch_size: int) -> int:
     postgres = _take_sealer_lock(session)
-    last = session.scalar(select(func.max(AuditEvent.seq))) or 0
+    last = sealed_count(session)
     query = select(*ENTRY_COLUMNS).where(AuditEvent.seq.is_(None))
     if postgres:
         query = query.where(AuditEvent.xid < _oldest_open_transaction(session))

@@ -69,9 +69,10 @@ def inclusion(session: Session, seq: int) -> dict[str, Any]:
 def consistency(session: Session, from_size: int, to_size: int | None = None) -> dict[str, Any]:
     checkpoint = covering_checkpoint(session)
     to_size = checkpoint.tree_size if to_size is None else to_size
-    if not from_size <= to_size <= chain.sealed_count(session):
+    sealed = chain.sealed_count(session)
+    if not from_size <= to_size <= sealed:
         raise Conflict(f"a consistency proof needs 1 <= from ({from_size}) <= to ({to_size}) <= "
-                       f"the sealed events ({chain.sealed_count(session)})")
+                       f"the sealed events ({sealed})")
     leaves = [leaf for _seq, leaf in chain.iter_leaf_hashes(session, to_size)]
     return {"from": {"tree_size": from_size, "root_hash": merkle.subtree_hash(leaves, 0, from_size).hex()},
             "to": {"tree_size": to_size, "root_hash": merkle.subtree_hash(leaves, 0, to_size).hex()},

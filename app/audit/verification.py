@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.audit import chain, checkpoints, merkle
-from tools.verify_export import VerificationError, load_public_key, verify_checkpoint
+from tools.verify_export import VerificationError, verify_checkpoint
 
 
 class Broken(Exception):
@@ -59,10 +59,10 @@ def verify(session: Session, config: Mapping[str, Any], *, progress: Callable[[i
 
 def _checkpoints(session: Session, config: Mapping[str, Any],
                  result: VerifyResult) -> tuple[dict[int, list[_Target]], list[checkpoints.Published]]:
-    key_text = checkpoints.public_key(config)
-    if key_text is None:
+    private = checkpoints.signing_key(config)
+    if private is None:
         result.warnings.append("no audit signing key configured: checkpoint signatures were not checked")
-    key = load_public_key(key_text) if key_text else None
+    key = private.public_key() if private else None
     try:
         published = list(checkpoints.published(config))
     except ValueError as exc:

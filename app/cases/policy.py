@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session
 
 from app.cases.models import Case, Decision, Status
@@ -91,8 +92,18 @@ def approving_decision(session: Session, case: Case) -> Decision | None:
     """The approval an approved case stands on (its action is what is delivered); None before."""
     if case.status not in APPROVED_STATUSES:
         return None
-    return session.scalars(select(Decision).where(Decision.case_id == case.id, Decision.kind.in_(APPROVALS))
-                           .order_by(Decision.id.desc()).limit(1)).first()
+    return session.scalars(_latest_approval(Decision, case.id)).first()
+
+
+def approved_action_column() -> ColumnElement[str | None]:
+    """`approving_decision`'s action as a column of a query over cases (NULL before approval)."""
+    latest = _latest_approval(Decision.action, Case.id).correlate(Case).scalar_subquery()
+    return sql_case((Case.status.in_(APPROVED_STATUSES), latest), else_=None)
+
+
+def _latest_approval(what: Any, case_id: Any) -> Select[Any]:
+    return (select(what).where(Decision.case_id == case_id, Decision.kind.in_(APPROVALS))
+            .order_by(Decision.id.desc()).limit(1))
 
 
 def proposed_action(session: Session, case: Case) -> Final:

@@ -41,29 +41,22 @@ def notify(session: Session, users: Iterable[User | None], kind: str, case: Case
     return rows
 
 
-# Once a case reaches one of these, nobody is asked to act on it any more.
+# Once a case reaches one of these, nobody is asked to act on it any more. (Every way out of
+# awaiting_second_approval leads here: a second-approval request never outlives its wait.)
 SETTLED = frozenset({Status.APPROVED, Status.REJECTED, Status.EXECUTING, Status.EXECUTED, Status.EXECUTION_FAILED,
                      Status.WITHDRAWN})
 
 
 @lifecycle.on_move
 def resolve_with_case(case: Case) -> None:
-    """Notifications resolve with their case: a request for a second approval once the case no
-    longer waits for one, every notification of the case once it is settled (marked read, so the
-    bell stops counting what nobody can act on)."""
+    """Notifications resolve with their case: once it is settled, every notification about it is
+    marked read, so the bell stops counting what nobody can act on."""
     session = object_session(case)
-    if session is None or case.id is None:
-        return
-    if case.status in SETTLED:
-        kinds = KINDS
-    elif case.status != Status.AWAITING_SECOND_APPROVAL:
-        kinds = ("second_approval_request",)
-    else:
+    if session is None or case.id is None or case.status not in SETTLED:
         return
     with session.no_autoflush:
         session.execute(update(InAppNotification)
-                        .where(InAppNotification.case_id == case.id, InAppNotification.read_at.is_(None),
-                               InAppNotification.kind.in_(kinds))
+                        .where(InAppNotification.case_id == case.id, InAppNotification.read_at.is_(None))
                         .values(read_at=utcnow()).execution_options(synchronize_session=False))
 
 

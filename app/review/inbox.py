@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.cases import policy
-from app.cases.models import Case, Decision, Priority, Queue, Recommendation, Status
+from app.cases.models import Case, Priority, Queue, Recommendation, Status
 from app.cases.types import REGISTRY
 from app.db import utcnow
 from app.escalation.sla import Standing, at_risk_sql, overdue_sql, standing
@@ -192,11 +192,7 @@ class InboxPage:
 
 
 # The action an approved case stands on: a decided case shows it, not the AI's proposal.
-FINAL_ACTION = case(
-    (Case.status.in_(policy.APPROVED_STATUSES),
-     select(Decision.action).where(Decision.case_id == Case.id, Decision.kind.in_(policy.APPROVALS))
-     .order_by(Decision.id.desc()).limit(1).correlate(Case).scalar_subquery()),
-    else_=None).label("final_action")
+FINAL_ACTION = policy.approved_action_column().label("final_action")
 LIST_COLUMNS = (
     Case.id, Case.external_id, Case.title, Case.case_type, Case.status, Case.priority, Case.amount, Case.currency,
     Case.created_at, Case.sla_due_at, Case.sla_paused_at, Case.assignee_id, User.name.label("assignee_name"),

@@ -457,17 +457,20 @@ def _bound_form(kind: str, case: Case) -> forms.DecisionForm:
 def _decision_forms(case: Case, submitted: dict[str, forms.DecisionForm]) -> dict[str, forms.DecisionForm]:
     """Every decision form: the one just submitted as it was, the others fresh for the case's state."""
     proposed = policy.proposed_action(db.session, case)
+    shown = _shown(case, proposed)
     extra: dict[str, dict[str, Any]] = {"edit": {"action": proposed[0]}}
     if case.queue and case.queue.escalation_target:
         extra["escalate"] = {"target_queue": case.queue.escalation_target.name}
     return {kind: submitted.get(kind)
-            or _with_choices(cls(formdata=None, prefix=kind, **_shown(case), **extra.get(kind, {})), case)
+            or _with_choices(cls(formdata=None, prefix=kind, **shown, **extra.get(kind, {})), case)
             for kind, cls in forms.DECISION_FORMS.items()}
 
 
-def _shown(case: Case) -> dict[str, Any]:
-    """What every decision form binds to: the version and the view of the case as shown now."""
-    return {"case_version": case.version, "view_hash": _page_hash(case)}
+def _shown(case: Case, proposed: policy.Final | None = None) -> dict[str, Any]:
+    """What every decision form binds to: the version and the view of the case as shown now
+    (``proposed``: its proposed action, when already read)."""
+    view_hash = _page_hash(case) if proposed is None else policy.view_hash(case, *proposed)
+    return {"case_version": case.version, "view_hash": view_hash}
 
 
 def _with_choices(form: forms.DecisionForm, case: Case) -> forms.DecisionForm:
