@@ -75,6 +75,10 @@ def create_app(config: type[Config] = Config) -> Flask:
     app.register_blueprint(audit_export_bp)
     app.register_blueprint(openapi_bp)
 
+    from app.admin.views import bp as admin_bp  # /admin: the index of every administration area
+
+    app.register_blueprint(admin_bp)
+
     from app.cli import register_cli
 
     register_cli(app)

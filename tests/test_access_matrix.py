@@ -45,6 +45,7 @@ BROWSER: list[tuple[str, str, tuple[Any, ...]]] = [
     ("GET", "/admin/executions", (L, 403, 403, 403, OK, OK, L)),
     ("POST", "/admin/executions/{case}/retry", (L, 403, 403, 403, OK, 403, L)),
     ("POST", "/admin/executions/{case}/handled", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/admin", (L, 403, 403, 403, OK, OK, L)),
     ("GET", "/admin/rules", (L, 403, 403, 403, OK, OK, L)),
     ("GET", "/audit", (L, 403, 403, 403, OK, OK, L)),
     ("GET", "/audit/verify", (L, 403, 403, 403, OK, OK, L)),
