@@ -1,4 +1,4 @@
-"""Command line: ``flask --app wsgi users|clients|queues|seed|audit|rules …`` (and Flask-Migrate's ``db``)."""
+"""Command line: ``flask --app wsgi users|clients|queues|seed|audit|control|rules …`` (and Flask-Migrate's ``db``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from app.auditor.cli import audit
 from app.auth.services import create_api_token, create_user, end_all_sessions
 from app.cases import queues as queue_service
 from app.cases.permissions import Role
+from app.controls.cli import control
 from app.errors import DomainError
 from app.extensions import db
 from app.intake import services as intake
@@ -302,7 +303,7 @@ def seed_demo() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (users, clients, queues, audit, seed):
+    for group in (users, clients, queues, audit, control, seed):
         app.cli.add_command(group)
 
 

@@ -12,6 +12,7 @@ from app.cases.models import (
     Status,
     queue_members,
 )
+from app.controls.models import Pause
 from app.escalation.models import EscalationRule, RuleFiring
 from app.execution.models import UpstreamNotice
 from app.intake.models import ApiClient, WebhookReceipt
@@ -29,6 +30,7 @@ __all__ = [
     "Execution",
     "ExecutionAttempt",
     "InAppNotification",
+    "Pause",
     "Priority",
     "Queue",
     "Recommendation",

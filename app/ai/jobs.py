@@ -1,4 +1,8 @@
-"""RQ jobs of the AI runtime. They take ids, never ORM objects, and are idempotent."""
+"""RQ jobs of the AI runtime. They take ids, never ORM objects, and are idempotent.
+
+An analysis paused by the kill switch (app/controls) returns at once and leaves its case received;
+`release_analyses` enqueues the cases that waited once the pause is lifted, and the sweep skips
+paused cases meanwhile."""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ from datetime import timedelta
 
 from flask import current_app
 from rq import Retry, get_current_job
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 
 from app.ai import services
 from app.ai.runtime import AllProvidersFailed, analyze
 from app.cases.models import Case, Status
+from app.controls.models import What
+from app.controls.switch import pause_for, running
 from app.db import utcnow
 from app.extensions import db
 from app.jobs import Work, enqueue, job
@@ -27,8 +33,12 @@ def _retries_left() -> int:
 
 @job
 def analyze_case(case_id: int) -> str:
-    """Analyse one case: pending_review with a recommendation, or ai_failed with the reason."""
+    """Analyse one case: pending_review with a recommendation, or ai_failed with the reason;
+    ``paused`` (the case left as it is) while the kill switch stops analysis for its queue."""
     case = db.session.get(Case, case_id)
+    if case is not None and pause_for(db.session, What.AI, case.queue_id) is not None:
+        db.session.rollback()
+        return "paused"
     version = services.start_analysis(db.session, case) if case is not None else None
     if version is None:
         db.session.rollback()
@@ -53,20 +63,43 @@ def analyze_case(case_id: int) -> str:
 @job
 def requeue_stuck_cases() -> int:
     """Enqueue analysis for cases that never got a job (Redis was down at intake) or
-    whose job died with its worker. Returns how many were enqueued."""
-    stale_before = utcnow() - timedelta(seconds=current_app.config["STUCK_CASE_SECONDS"])
-    rows = db.session.execute(
-        select(Case.id, Case.version)
-        .where(or_(Case.status == Status.RECEIVED.value,
-                   (Case.status == Status.ANALYZING.value) & (Case.updated_at < stale_before)))
-        .order_by(Case.id)
-        .limit(SWEEP_BATCH)
-    ).all()
+    whose job died with its worker; not those of a paused queue. Returns how many were enqueued."""
+    rows = db.session.execute(_awaiting_analysis().limit(SWEEP_BATCH)).all()
     db.session.rollback()  # release the read transaction before talking to Redis
     enqueued = sum(enqueue(analysis(case_id, version)) for case_id, version in rows)
     if enqueued:
         log.info("requeued %d stuck case(s)", enqueued)
     return enqueued
+
+
+@job
+def release_analyses(queue_id: int | None) -> int:
+    """Once a pause of analysis is lifted: enqueue every case of the queue (every queue: None) that
+    waited for it, batch by batch. Returns how many were enqueued."""
+    enqueued, after = 0, 0
+    while True:
+        query = _awaiting_analysis().where(Case.id > after).limit(SWEEP_BATCH)
+        if queue_id is not None:
+            query = query.where(Case.queue_id == queue_id)
+        rows = db.session.execute(query).all()
+        db.session.rollback()
+        if not rows:
+            break
+        enqueued += sum(enqueue(analysis(case_id, version)) for case_id, version in rows)
+        after = rows[-1].id
+    log.info("analysis resumed: %d waiting case(s) enqueued", enqueued)
+    return enqueued
+
+
+def _awaiting_analysis() -> Select[tuple[int, int]]:
+    """Received cases, and cases analysing for longer than a job may take (its worker died), by id,
+    unless analysis is paused for their queue."""
+    stale_before = utcnow() - timedelta(seconds=current_app.config["STUCK_CASE_SECONDS"])
+    return (select(Case.id, Case.version)
+            .where(or_(Case.status == Status.RECEIVED.value,
+                       (Case.status == Status.ANALYZING.value) & (Case.updated_at < stale_before)),
+                   running(What.AI, Case.queue_id))
+            .order_by(Case.id))
 
 
 def analysis(case_id: int, version: int) -> Work:

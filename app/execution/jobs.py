@@ -1,5 +1,9 @@
 """RQ jobs of execution and upstream notifications. They take ids, hold no database session
-during a delivery, and are safe to run twice."""
+during a delivery, and are safe to run twice.
+
+A delivery paused by the kill switch (app/controls) returns at once and leaves its case approved
+(or its execution waiting); `release_executions` enqueues what waited once the pause is lifted, and
+the sweep skips paused cases meanwhile. Notifications of other decisions are not paused."""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.cases.lifecycle import StaleVersion
+from app.cases.models import Case
+from app.controls.models import What
+from app.controls.switch import pause_for
 from app.execution import services, upstream
 from app.execution.delivery import deliver_approval
 from app.extensions import db
@@ -20,7 +27,12 @@ log = logging.getLogger(__name__)
 @job
 def execute_case(case_id: int) -> str:
     """One delivery attempt of the case's approved action: ``delivered``, ``retrying``, ``failed``,
-    ``refused``, ``skipped`` (nothing to do now) or ``superseded`` (a later attempt took over)."""
+    ``refused``, ``skipped`` (nothing to do now), ``superseded`` (a later attempt took over) or
+    ``paused`` (left as it is: the kill switch stops executions for the case's queue)."""
+    case = db.session.get(Case, case_id)
+    if case is not None and pause_for(db.session, What.EXECUTIONS, case.queue_id) is not None:
+        db.session.rollback()
+        return "paused"
     try:
         attempt = services.start_attempt(db.session, case_id)
     except services.ExecutionRefused as exc:
@@ -67,12 +79,25 @@ def notify_upstream(case_id: int, event_type: str, decision_id: int, attempt: in
 @job
 def retry_due_executions() -> int:
     """Periodic: enqueue execute jobs that are due but missing (Redis lost them, or a worker died
-    mid-attempt). Returns how many were enqueued."""
-    case_ids = services.due_for_execution(db.session)
-    enqueued = sum(enqueue(execution_work(db.session, case_id), overdue=True) for case_id in case_ids)
-    db.session.rollback()
+    mid-attempt); not those of a paused queue. Returns how many were enqueued."""
+    enqueued = _enqueue_executions(services.due_for_execution(db.session))
     if enqueued:
         log.info("re-enqueued %d due execution(s)", enqueued)
+    return enqueued
+
+
+@job
+def release_executions(queue_id: int | None) -> int:
+    """Once a pause of executions is lifted: enqueue the delivery of every approved case of the queue
+    (every queue: None) and every waiting delivery that fell due meanwhile. Returns how many."""
+    enqueued = _enqueue_executions(services.released_executions(db.session, queue_id))
+    log.info("executions resumed: %d waiting delivery(ies) enqueued", enqueued)
+    return enqueued
+
+
+def _enqueue_executions(case_ids: list[int]) -> int:
+    enqueued = sum(enqueue(execution_work(db.session, case_id), overdue=True) for case_id in case_ids)
+    db.session.rollback()
     return enqueued
 
 

@@ -42,6 +42,8 @@ from app.audit.models import AuditEvent
 from app.cases import lifecycle, policy
 from app.cases.models import Case, Decision, Execution, ExecutionAttempt, Status
 from app.cases.permissions import DECIDERS, require
+from app.controls.models import What
+from app.controls.switch import running
 from app.db import utcnow
 from app.errors import Conflict, DomainError, Invalid, NotFound
 from app.execution.delivery import DeliveryResult, Sender
@@ -338,17 +340,37 @@ def latest_decision_id(session: Session, case_id: int) -> int | None:
 
 def due_for_execution(session: Session, now: datetime | None = None) -> list[int]:
     """Cases whose execute job may have been lost with Redis: a waiting execution past its time (or an
-    attempt past its lease), or an approved case left without an execution (and not refused since)."""
+    attempt past its lease), or an approved case left without an execution (and not refused since);
+    not those of a queue whose executions are paused."""
     now = now or clock()
-    waiting = (select(Execution.case_id).where(Execution.status.in_(WAITING),
-                                               or_(Execution.next_attempt_at.is_(None),
-                                                   Execution.next_attempt_at <= now))
-               .order_by(Execution.id).limit(SWEEP_BATCH))
-    not_refused = or_(Case.execution_refused_at.is_(None), Case.execution_refused_at < Case.updated_at)
     stuck_before = now - timedelta(seconds=current_app.config["STUCK_CASE_SECONDS"])
-    approved = (select(Case.id).where(Case.status == S.APPROVED, Case.updated_at <= stuck_before, not_refused)
-                .order_by(Case.id).limit(SWEEP_BATCH))
+    return [*session.scalars(_due_waiting(now).limit(SWEEP_BATCH)),
+            *session.scalars(_approved_unexecuted(stuck_before).limit(SWEEP_BATCH))]
+
+
+def released_executions(session: Session, queue_id: int | None) -> list[int]:
+    """What waited for a pause of executions of queue ``queue_id`` (every queue: None) that is lifted:
+    every approved case without an execution, however recent, and every waiting execution now due,
+    unless another pause still covers it."""
+    waiting, approved = _due_waiting(clock()), _approved_unexecuted()
+    if queue_id is not None:
+        waiting, approved = waiting.where(Case.queue_id == queue_id), approved.where(Case.queue_id == queue_id)
     return [*session.scalars(waiting), *session.scalars(approved)]
+
+
+def _due_waiting(now: datetime) -> Select[tuple[int]]:
+    return (select(Execution.case_id).join(Case, Case.id == Execution.case_id)
+            .where(Execution.status.in_(WAITING),
+                   or_(Execution.next_attempt_at.is_(None), Execution.next_attempt_at <= now),
+                   running(What.EXECUTIONS, Case.queue_id))
+            .order_by(Execution.id))
+
+
+def _approved_unexecuted(approved_before: datetime | None = None) -> Select[tuple[int]]:
+    not_refused = or_(Case.execution_refused_at.is_(None), Case.execution_refused_at < Case.updated_at)
+    query = (select(Case.id).where(Case.status == S.APPROVED, not_refused, running(What.EXECUTIONS, Case.queue_id))
+             .order_by(Case.id))
+    return query if approved_before is None else query.where(Case.updated_at <= approved_before)
 
 
 # --- the admin's part ----------------------------------------------------------------------------------
