@@ -7,6 +7,7 @@ whatever the number of gunicorn and worker processes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CollectorRegistry, generate_latest
@@ -16,8 +17,11 @@ from redis.exceptions import RedisError
 from rq import Queue as RQQueue
 from rq import Worker
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
-from app.cases.models import Case, Recommendation
+from app.cases.models import Case, Queue, Recommendation
+from app.controls import switch
+from app.controls.models import What
 from app.extensions import db
 from app.jobs import QUEUE_NAMES, redis_connection
 
@@ -45,7 +49,21 @@ class CountersignCollector:
             cost.add_metric([provider, model], float(usd))
         yield ai
         yield cost
+        yield _paused()
         yield from _rq_metrics()
+
+
+def _paused() -> Metric:
+    """The kill switch: 1 where a pause is in force. ``queue=""`` is the pause of every queue; a
+    queue's own sample is its own pause (its work stops when either is 1)."""
+    paused = GaugeMetricFamily("countersign_paused", "Kill switch: 1 while the work is paused for the queue "
+                               "(an empty queue: every queue)", labels=["what", "queue"])
+    in_force = {(p.what, p.queue.name if p.queue else "") for p in switch.in_force(db.session)}
+    names = ["", *db.session.scalars(select(Queue.name).order_by(Queue.name))]
+    for what in What:
+        for name in names:
+            paused.add_metric([what.value, name], 1 if (what.value, name) in in_force else 0)
+    return paused
 
 
 def _rq_metrics() -> Iterator[Metric]:
@@ -76,7 +94,8 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Ready when the database and Redis answer and at least one worker listens."""
+    """Ready when the database and Redis answer and at least one worker listens. ``paused`` lists the
+    kill switch's pauses in force: a deliberate state, not unreadiness (null when the database is down)."""
     checks: dict[str, str] = {}
     try:
         db.session.execute(text("SELECT 1"))
@@ -93,4 +112,12 @@ def readyz() -> tuple[Response, int]:
         checks["redis"] = f"error: {exc.__class__.__name__}"
     ready = checks.get("database") == "ok" and checks.get("redis") == "ok" and "alive" in checks.get("workers", "")
     current_app.logger.debug("readiness %s", checks)
-    return jsonify(ready=ready, checks=checks), 200 if ready else 503
+    return jsonify(ready=ready, checks=checks, paused=_pauses_in_force()), 200 if ready else 503
+
+
+def _pauses_in_force() -> list[dict[str, Any]] | None:
+    try:
+        return [switch.describe(p) for p in switch.in_force(db.session)]
+    except SQLAlchemyError:
+        db.session.rollback()
+        return None

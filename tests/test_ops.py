@@ -30,6 +30,6 @@ def test_readiness_needs_a_worker(client, redis_conn):
         response = client.get("/readyz")
         assert response.status_code == 200
         assert response.get_json() == {"ready": True, "checks": {"database": "ok", "redis": "ok",
-                                                                  "workers": "1 alive"}}
+                                                                  "workers": "1 alive"}, "paused": []}
     finally:
         worker.register_death()

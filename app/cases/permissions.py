@@ -35,6 +35,7 @@ ADMINS = frozenset({Role.ADMIN})
 ASSIGNERS = SENIORS | ADMINS
 SEE_ALL = frozenset({Role.ADMIN, Role.AUDITOR})  # every queue, without being a member
 OVERSEERS = SEE_ALL  # read the admin pages (rules, executions)
+AUDITORS = frozenset({Role.AUDITOR})
 
 INTENT_ROLES: dict[str, frozenset[Role]] = {
     "view": EVERYONE,
@@ -48,6 +49,8 @@ INTENT_ROLES: dict[str, frozenset[Role]] = {
     "oversee": OVERSEERS,
     "audit": SEE_ALL,  # the audit page, decision-log exports, evidence packages
     "administer": ADMINS,
+    "view_controls": ADMINS | AUDITORS | SENIORS,  # the kill switch's page: what is paused, and its history
+    "control": ADMINS,  # pause and resume AI analysis or executions
 }
 INTENTS = tuple(INTENT_ROLES)
 REFUSALS = {
@@ -58,6 +61,8 @@ REFUSALS = {
     "oversee": "see the oversight pages",
     "audit": "read or export the audit log",
     "administer": "change the configuration",
+    "view_controls": "see the kill switch",
+    "control": "pause or resume AI analysis or executions",
 }
 
 

@@ -38,14 +38,14 @@ def pause(session: Session, what: str, queue_name: str | None, reason: str, acto
     if current is not None:
         raise Conflict(f"{kind.label} is already paused for {current.where}, since "
                        f"{current.paused_at:%Y-%m-%d %H:%M} UTC by {current.paused_by}")
-    paused = Pause(what=kind.value, queue=queue, reason=reason, paused_by=actor.name or str(actor))
+    paused = Pause(what=kind.value, queue=queue, reason=reason, paused_by=_who(actor))
     try:
         with session.begin_nested():
             session.add(paused)
     except IntegrityError:  # another admin paused the same at the same moment
         raise Conflict(f"{kind.label} was paused for {paused.where} meanwhile") from None
     chain.record(session, AuditAction.CONTROL_PAUSED, actor, data={
-        **_scope(kind, queue), "reason": reason, "paused": [False, True]})
+        **_scope(kind, queue), "by": paused.paused_by, "reason": reason, "paused": [False, True]})
     return paused
 
 
@@ -60,8 +60,8 @@ def resume(session: Session, what: str, queue_name: str | None, actor: Actor, re
     session.delete(lifted)
     session.flush()
     chain.record(session, AuditAction.CONTROL_RESUMED, actor, data={
-        **_scope(kind, queue), "reason": reason, "paused": [True, False], "paused_by": lifted.paused_by,
-        "paused_at": lifted.paused_at, "paused_reason": lifted.reason})
+        **_scope(kind, queue), "by": _who(actor), "reason": reason, "paused": [True, False],
+        "paused_by": lifted.paused_by, "paused_at": lifted.paused_at, "paused_reason": lifted.reason})
     after_commit(session, release_work(kind, queue.id if queue else None, lifted.id))
     return lifted
 
@@ -86,6 +86,11 @@ def _pause_of(session: Session, what: What, queue: Queue | None) -> Pause | None
 
 def _scope(what: What, queue: Queue | None) -> dict[str, str | None]:
     return {"what": what.value, "queue": queue.name if queue is not None else None}
+
+
+def _who(actor: Actor) -> str:
+    """An admin by email; the command line as ``cli``."""
+    return actor.name or str(actor)
 
 
 def _what(value: str) -> What:
