@@ -141,7 +141,7 @@ def test_pausing_what_is_paused_is_refused_and_a_queue_pause_outlives_the_global
 
 
 def test_paused_analysis_leaves_the_case_received_and_resuming_analyses_it_once(upstream, redis_conn):
-    services.pause(db.session, "ai", None, "Provider incident", ADMIN)
+    pause_id = services.pause(db.session, "ai", None, "Provider incident", ADMIN).id
     db.session.commit()
     case_id = post(upstream)
     assert analyze_case(case_id) == "paused"
@@ -153,7 +153,7 @@ def test_paused_analysis_leaves_the_case_received_and_resuming_analyses_it_once(
 
     services.resume(db.session, "ai", None, ADMIN)
     db.session.commit()
-    assert RQQueue("default", connection=redis_conn).job_ids == ["release-ai-1"]
+    assert RQQueue("default", connection=redis_conn).job_ids == [f"release-ai-{pause_id}"]
     drain(redis_conn, "default", "ai")
     assert status_of(case_id) == Status.PENDING_REVIEW
     assert requeue_stuck_cases() == 0
