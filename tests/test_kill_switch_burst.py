@@ -112,7 +112,7 @@ def test_a_pause_during_a_burst_holds_everything_and_the_resume_runs_each_piece_
     wait_for(lambda: queues_idle(redis_conn), timeout=120)
     finished = {job_id: Job.fetch(job_id, connection=redis_conn).return_value() for name in ("ai", "execute")
                 for job_id in FinishedJobRegistry(name, connection=redis_conn).get_job_ids()}
-    # an analysis of every case posted (the approved ones' too, analysed before the pause) and a delivery of each approval
+    # an analysis of every case posted (the approved ones' too, analysed before the pause), a delivery of each approval
     assert len(finished) == NEW_CASES + APPROVALS + APPROVALS
     assert set(finished.values()) == {"paused"}
     assert statuses(new) == {Status.RECEIVED: NEW_CASES}
