@@ -276,6 +276,12 @@ def test_admin_pauses_and_resumes_from_the_page_and_every_page_shows_the_banner(
     page = client.get("/admin/controls").get_data(as_text=True)
     assert "kill-banner" not in page
     assert "Executions resumed for queue finance" in page
+    history = re.search(r'<table class="data compact" id="history">.*?</table>', page, re.S).group(0)
+    rows = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+            for row in re.findall(r"<tr>.*?</tr>", history, re.S)[1:]]
+    assert [row.split(" UTC ", 1)[1] for row in rows] == [
+        "Executions resumed queue finance admin@example.com Done",
+        "Executions paused queue finance admin@example.com Ledger &lt;migration&gt;"]
     assert [(e.action, e.actor, e.data["by"]) for e in toggles()] == [
         ("control.paused", f"user:{people.admin.id}", "admin@example.com"),
         ("control.resumed", f"user:{people.admin.id}", "admin@example.com")]

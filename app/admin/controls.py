@@ -72,7 +72,8 @@ def _pause_form() -> PauseForm:
 def _page(form: PauseForm, status: int = 200, error: str | None = None) -> tuple[str, int]:
     return render_template("admin/controls.html", form=form, resume_form=ResumeForm(), error=error,
                            pauses=switch.in_force(db.session), history=services.recent_changes(db.session),
-                           can_control=permissions.can(current_user, "control"), whats=list(What)), status
+                           can_control=permissions.can(current_user, "control"), whats=list(What),
+                           labels={w.value: w.label for w in What}), status
 
 
 def _actor() -> Actor:
