@@ -4,6 +4,7 @@ toggle audited, shown on every page, and reported by /readyz and /metrics."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -90,7 +91,7 @@ def test_cli_pauses_reports_and_resumes(runner, queues):
     assert status[1].startswith("Executions paused for queue legal since ")
     assert status[1].endswith("by cli: Audit")
     described = runner.invoke(args=["control", "status", "--json"])
-    assert [(p["what"], p["queue"], p["paused_by"], p["reason"]) for p in __import__("json").loads(described.output)] \
+    assert [(p["what"], p["queue"], p["paused_by"], p["reason"]) for p in json.loads(described.output)] \
         == [("ai", None, "cli", "Model drift on payments"), ("executions", "legal", "cli", "Audit")]
 
     resumed = runner.invoke(args=["control", "resume", "--what", "ai", "--reason", "Fixed"])
