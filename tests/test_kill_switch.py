@@ -238,6 +238,18 @@ def test_service_refusals_name_the_field(queues, what, queue, reason, error, fie
     assert db.session.scalar(select(func.count()).select_from(Pause)) == 0
 
 
+@pytest.mark.parametrize(("queue", "where"), [(None, "every queue"), ("finance", "queue finance")])
+def test_two_admins_pausing_the_same_at_once_make_one_pause(queues, monkeypatch, queue, where):
+    services.pause(db.session, "ai", queue, "First", ADMIN)
+    db.session.commit()
+    monkeypatch.setattr(services, "_pause_of", lambda *args: None)  # the second read before the first committed
+    with pytest.raises(Conflict, match=f"AI analysis was paused for {where} meanwhile"):
+        services.pause(db.session, "ai", queue, "Second", ADMIN)
+    db.session.commit()
+    assert [p.reason for p in db.session.scalars(select(Pause))] == ["First"]
+    assert len(toggles()) == 1
+
+
 def test_resuming_what_is_not_paused_is_a_conflict(queues):
     with pytest.raises(Conflict):
         services.resume(db.session, "ai", None, ADMIN)
