@@ -62,3 +62,5 @@ class AuditAction(enum.StrEnum):
     CLIENT_SECRET_ROTATED = "client.secret_rotated"  # noqa: S105 (an action name)
     QUEUE_CREATED = "queue.created"
     QUEUE_UPDATED = "queue.updated"
+    QUEUE_ARCHIVED = "queue.archived"
+    QUEUE_UNARCHIVED = "queue.unarchived"

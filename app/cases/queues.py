@@ -13,15 +13,22 @@ The rules, for creating and for changing a queue alike:
 - the lead is an active reviewer or senior reviewer; members are active users (when added:
   a member who was deactivated later may stay, or be removed).
 - business hours are validated by `BusinessHours` (field by field) and stored normalised.
+- the dual-approval threshold is a positive amount (at most 4 decimals) or None (the global
+  DUAL_APPROVAL_THRESHOLDS apply); the required role is reviewer (any decider) or senior_reviewer.
+- an archived queue receives no new cases (`route` skips it) and keeps its history; its open cases
+  stay workable. A domain's default queue cannot be archived, nor an archived queue made the default
+  or an escalation target.
 
 Every change is audited: ``queue.created`` with the settings, ``queue.updated`` with
-``{"changes": {field: [old, new]}}``. A refusal raises before anything is changed.
+``{"changes": {field: [old, new]}}``, ``queue.archived`` and ``queue.unarchived`` likewise.
+A refusal raises before anything is changed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,16 +40,18 @@ from app.audit import chain
 from app.audit.actions import AuditAction
 from app.cases.business_hours import BusinessHours
 from app.cases.models import Queue
-from app.cases.permissions import DECIDERS
+from app.cases.permissions import DECIDERS, QUEUE_DECIDERS, Role
 from app.cases.types import DOMAINS, REGISTRY
-from app.errors import Conflict, Invalid, NotFound, field_errors
+from app.db import utcnow
+from app.errors import Conflict, Invalid, NotFound, Unavailable, field_errors
 from app.users import User
 
 MAX_NAME_LENGTH = 80
+MAX_THRESHOLD = Decimal("1e14")  # what the Numeric(18, 4) column holds
 # What update_queue accepts; a key left out is left unchanged, None clears (lead, escalation_target,
-# business_hours). members replaces the set; add_members / remove_members change it.
+# business_hours, dual_approval_threshold). members replaces the set; add_members / remove_members change it.
 UPDATABLE = ("sla_minutes", "is_default", "case_types", "escalation_target", "lead", "blind_review", "business_hours",
-             "members")
+             "dual_approval_threshold", "required_role", "members")
 UPDATE_KEYS = frozenset(UPDATABLE) | {"add_members", "remove_members", "move_default"}
 
 
@@ -60,6 +69,8 @@ def create_queue(
     business_hours: Mapping[str, Any] | str | None = None,
     members: Iterable[str] = (),
     case_types: Iterable[str] = (),
+    dual_approval_threshold: Decimal | int | str | None = None,
+    required_role: str = Role.REVIEWER.value,
     actor: Actor | None = None,
 ) -> Queue:
     """Create a queue; flushed with its ``queue.created`` audit event, not committed.
@@ -80,6 +91,8 @@ def create_queue(
         "business_hours": parse_business_hours(business_hours),
         "members": _users(session, members, "a member"),
         "case_types": _case_types(session, None, domain, case_types),
+        "dual_approval_threshold": _threshold(dual_approval_threshold),
+        "required_role": _required_role(required_role),
     }
     previous = _default_to_move(session, None, domain, _flag("is_default", is_default), move_default)
 
@@ -117,25 +130,54 @@ def update_queue(session: Session, queue: Queue, changes: Mapping[str, Any], act
         values["business_hours"] = parse_business_hours(changes["business_hours"])
     if "case_types" in changes:
         values["case_types"] = _case_types(session, queue, queue.domain, changes["case_types"] or ())
+    if "dual_approval_threshold" in changes:
+        values["dual_approval_threshold"] = _threshold(changes["dual_approval_threshold"])
+    if "required_role" in changes:
+        values["required_role"] = _required_role(changes["required_role"])
     if {"members", "add_members", "remove_members"} & set(changes):
         values["members"] = _new_members(session, queue, changes)
     previous = None
     if "is_default" in changes:
         values["is_default"] = _flag("is_default", changes["is_default"])
+        if values["is_default"] and queue.archived_at is not None:
+            raise Invalid(f"queue {queue.name!r} is archived and cannot be the default: unarchive it first",
+                          {"is_default": "an archived queue cannot be the default"})
         if values["is_default"] and not queue.is_default:
             previous = _default_to_move(session, queue, queue.domain, True, bool(changes.get("move_default")))
 
-    before = settings_of(queue)
     _take_default(session, previous, queue.name, actor)
+    return _changed(session, queue, values, AuditAction.QUEUE_UPDATED, actor)
+
+
+def archive_queue(session: Session, queue: Queue, actor: Actor) -> dict[str, list[Any]]:
+    """Stop routing new cases to ``queue`` (flushed with ``queue.archived``, not committed); its
+    cases and history stay. Already archived: nothing changes (an empty diff)."""
+    if queue.archived_at is None and queue.is_default:
+        raise Conflict(f"queue {queue.name!r} is the default of the {queue.domain} domain and cannot be archived: "
+                       f"make another {queue.domain} queue the default first (it takes over with --move-default)",
+                       slug="default-queue")
+    return _changed(session, queue, {"archived_at": queue.archived_at or utcnow()}, AuditAction.QUEUE_ARCHIVED,
+                    actor)
+
+
+def unarchive_queue(session: Session, queue: Queue, actor: Actor) -> dict[str, list[Any]]:
+    """Route new cases to ``queue`` again (flushed with ``queue.unarchived``, not committed)."""
+    return _changed(session, queue, {"archived_at": None}, AuditAction.QUEUE_UNARCHIVED, actor)
+
+
+def _changed(session: Session, queue: Queue, values: Mapping[str, Any], action: AuditAction,
+             actor: Actor) -> dict[str, list[Any]]:
+    """Set ``values`` on the queue and record ``{field: [old, new]}`` of what changed (nothing
+    recorded when nothing did)."""
+    before = settings_of(queue)
     for field, value in values.items():
         setattr(queue, field, value)
     after = settings_of(queue)
-    diff = {field: [before[field], after[field]] for field in UPDATABLE if before[field] != after[field]}
+    diff = {field: [old, after[field]] for field, old in before.items() if old != after[field]}
     if not diff:
         return diff
     session.flush()
-    chain.record(session, AuditAction.QUEUE_UPDATED, actor,
-                 data={"queue_id": queue.id, "name": queue.name, "changes": diff})
+    chain.record(session, action, actor, data={"queue_id": queue.id, "name": queue.name, "changes": diff})
     return diff
 
 
@@ -166,7 +208,10 @@ def settings_of(queue: Queue) -> dict[str, Any]:
         "lead": queue.lead.email if queue.lead else None,
         "blind_review": queue.blind_review,
         "business_hours": queue.business_hours,
+        "dual_approval_threshold": _amount_text(queue.dual_approval_threshold),
+        "required_role": queue.required_role,
         "members": sorted(user.email for user in queue.members),
+        "archived": queue.archived_at is not None,
     }
 
 
@@ -179,10 +224,29 @@ def describe(queue: Queue) -> dict[str, Any]:
 
 def route(session: Session, domain: str, case_type: str) -> Queue | None:
     """The queue a new case goes to: the one its case type is routed to, else its domain's default
-    (else the domain's oldest queue); None when the domain has no queue."""
-    queues = list(session.scalars(select(Queue).where(Queue.domain == domain)
+    (else the domain's oldest queue), archived queues left out; None when no queue receives it."""
+    queues = list(session.scalars(select(Queue).where(Queue.domain == domain, Queue.archived_at.is_(None))
                                   .order_by(Queue.is_default.desc(), Queue.id)))
     return next((q for q in queues if case_type in (q.case_types or ())), queues[0] if queues else None)
+
+
+def receiving(session: Session, domain: str, case_type: str) -> Queue:
+    """`route`, refusing (Unavailable) when no queue receives the case: a case is never accepted into nowhere."""
+    queue = route(session, domain, case_type)
+    if queue is None:
+        raise Unavailable(f"no queue receives {domain} cases of type {case_type}; an admin must create one: "
+                          f"flask --app wsgi queues create --name {domain} --domain {domain} --sla-minutes 240 "
+                          "--default, or at /admin/queues",
+                          slug="no-queue", title="No queue configured", missing={"domain": domain,
+                                                                                 "case_type": case_type})
+    return queue
+
+
+def domains_without_default(session: Session) -> list[str]:
+    """The domains no (non-archived) default queue serves: intake refuses some of their cases."""
+    served = set(session.scalars(select(Queue.domain).where(Queue.is_default.is_(True),
+                                                            Queue.archived_at.is_(None))))
+    return [domain for domain in DOMAINS if domain not in served]
 
 
 def _case_types(session: Session, queue: Queue | None, domain: str, names: Iterable[str]) -> list[str]:
@@ -241,6 +305,36 @@ def _sla_minutes(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise Invalid(f"sla_minutes must be a positive whole number of minutes (got {value!r})")
     return value
+
+
+def _threshold(value: Any) -> Decimal | None:
+    """A positive amount with at most 4 decimals, or None (empty: the global thresholds apply)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else value)
+    except (InvalidOperation, TypeError, ValueError):
+        amount = None
+    if isinstance(value, bool | float) or amount is None or not amount.is_finite() or not 0 < amount < MAX_THRESHOLD \
+            or amount != amount.quantize(Decimal("0.0001")):
+        raise Invalid(f"dual_approval_threshold must be a positive amount with at most 4 decimals (got {value!r})",
+                      {"dual_approval_threshold": "a positive amount, such as 250000"})
+    return amount
+
+
+def _amount_text(amount: Decimal | None) -> str | None:
+    """250000.0000 → ``"250000"``, 1500.5 → ``"1500.5"``."""
+    if amount is None:
+        return None
+    text = format(amount, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _required_role(value: Any) -> str:
+    if value not in QUEUE_DECIDERS:
+        raise Invalid(f"required_role must be one of {', '.join(QUEUE_DECIDERS)} (got {value!r})",
+                      {"required_role": f"one of {', '.join(QUEUE_DECIDERS)}"})
+    return str(value)
 
 
 def _flag(field: str, value: Any) -> bool:
@@ -303,6 +397,8 @@ def _target(session: Session, value: Queue | str | None, queue: Queue | None, do
     target = value if isinstance(value, Queue) else queue_named(session, value)
     if target is queue:
         raise Invalid(f"queue {target.name!r} cannot escalate to itself")
+    if target.archived_at is not None:
+        raise Invalid(f"escalation target {target.name!r} is archived")
     if target.domain != domain:
         raise Invalid(f"escalation target {target.name!r} is in domain {target.domain!r}, not {domain!r}")
     path, step = [target], target.escalation_target
