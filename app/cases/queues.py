@@ -27,9 +27,9 @@ A refusal raises before anything is changed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -43,9 +43,10 @@ from app.cases.models import Queue
 from app.cases.permissions import DECIDERS, QUEUE_DECIDERS, Role
 from app.cases.types import DOMAINS, REGISTRY
 from app.db import utcnow
-from app.errors import Conflict, Invalid, NotFound, Unavailable, field_errors
+from app.errors import Conflict, DomainError, Invalid, NotFound, Unavailable, field_errors
 from app.users import User
 
+T = TypeVar("T")
 MAX_NAME_LENGTH = 80
 MAX_THRESHOLD = Decimal("1e14")  # what the Numeric(18, 4) column holds
 # What update_queue accepts; a key left out is left unchanged, None clears (lead, escalation_target,
@@ -78,23 +79,26 @@ def create_queue(
     actor = actor or Actor.system("seed")
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
-        raise Invalid(f"a queue name must be 1 to {MAX_NAME_LENGTH} characters")
+        raise Invalid(f"a queue name must be 1 to {MAX_NAME_LENGTH} characters",
+                      {"name": f"1 to {MAX_NAME_LENGTH} characters"})
     if domain not in DOMAINS:
-        raise Invalid(f"unknown domain {domain!r}: choose one of {', '.join(DOMAINS)}")
+        raise Invalid(f"unknown domain {domain!r}: choose one of {', '.join(DOMAINS)}",
+                      {"domain": f"one of {', '.join(DOMAINS)}"})
     if session.scalar(select(Queue.id).where(Queue.name == name)):
-        raise Conflict(f"a queue named {name!r} already exists")
+        raise Conflict(f"a queue named {name!r} already exists", {"name": "already taken"})
     values = {
-        "sla_minutes": _sla_minutes(sla_minutes),
-        "escalation_target": _target(session, escalation_target, None, domain),
-        "lead": _lead(session, lead),
+        "sla_minutes": _checked("sla_minutes", _sla_minutes, sla_minutes),
+        "escalation_target": _checked("escalation_target", _target, session, escalation_target, None, domain),
+        "lead": _checked("lead", _lead, session, lead),
         "blind_review": _flag("blind_review", blind_review),
         "business_hours": parse_business_hours(business_hours),
-        "members": _users(session, members, "a member"),
-        "case_types": _case_types(session, None, domain, case_types),
+        "members": _checked("members", _users, session, members, "a member"),
+        "case_types": _checked("case_types", _case_types, session, None, domain, case_types),
         "dual_approval_threshold": _threshold(dual_approval_threshold),
         "required_role": _required_role(required_role),
     }
-    previous = _default_to_move(session, None, domain, _flag("is_default", is_default), move_default)
+    previous = _checked("is_default", _default_to_move, session, None, domain, _flag("is_default", is_default),
+                        move_default)
 
     _take_default(session, previous, name, actor)
     queue = Queue(name=name, domain=domain, is_default=is_default, **values)
@@ -119,23 +123,25 @@ def update_queue(session: Session, queue: Queue, changes: Mapping[str, Any], act
 
     values: dict[str, Any] = {}
     if "sla_minutes" in changes:
-        values["sla_minutes"] = _sla_minutes(changes["sla_minutes"])
+        values["sla_minutes"] = _checked("sla_minutes", _sla_minutes, changes["sla_minutes"])
     if "escalation_target" in changes:
-        values["escalation_target"] = _target(session, changes["escalation_target"], queue, queue.domain)
+        values["escalation_target"] = _checked("escalation_target", _target, session, changes["escalation_target"],
+                                               queue, queue.domain)
     if "lead" in changes:
-        values["lead"] = _lead(session, changes["lead"])
+        values["lead"] = _checked("lead", _lead, session, changes["lead"])
     if "blind_review" in changes:
         values["blind_review"] = _flag("blind_review", changes["blind_review"])
     if "business_hours" in changes:
         values["business_hours"] = parse_business_hours(changes["business_hours"])
     if "case_types" in changes:
-        values["case_types"] = _case_types(session, queue, queue.domain, changes["case_types"] or ())
+        values["case_types"] = _checked("case_types", _case_types, session, queue, queue.domain,
+                                        changes["case_types"] or ())
     if "dual_approval_threshold" in changes:
         values["dual_approval_threshold"] = _threshold(changes["dual_approval_threshold"])
     if "required_role" in changes:
         values["required_role"] = _required_role(changes["required_role"])
     if {"members", "add_members", "remove_members"} & set(changes):
-        values["members"] = _new_members(session, queue, changes)
+        values["members"] = _checked("members", _new_members, session, queue, changes)
     previous = None
     if "is_default" in changes:
         values["is_default"] = _flag("is_default", changes["is_default"])
@@ -143,7 +149,8 @@ def update_queue(session: Session, queue: Queue, changes: Mapping[str, Any], act
             raise Invalid(f"queue {queue.name!r} is archived and cannot be the default: unarchive it first",
                           {"is_default": "an archived queue cannot be the default"})
         if values["is_default"] and not queue.is_default:
-            previous = _default_to_move(session, queue, queue.domain, True, bool(changes.get("move_default")))
+            previous = _checked("is_default", _default_to_move, session, queue, queue.domain, True,
+                                bool(changes.get("move_default")))
 
     _take_default(session, previous, queue.name, actor)
     return _changed(session, queue, values, AuditAction.QUEUE_UPDATED, actor)
@@ -208,7 +215,7 @@ def settings_of(queue: Queue) -> dict[str, Any]:
         "lead": queue.lead.email if queue.lead else None,
         "blind_review": queue.blind_review,
         "business_hours": queue.business_hours,
-        "dual_approval_threshold": _amount_text(queue.dual_approval_threshold),
+        "dual_approval_threshold": amount_text(queue.dual_approval_threshold),
         "required_role": queue.required_role,
         "members": sorted(user.email for user in queue.members),
         "archived": queue.archived_at is not None,
@@ -301,6 +308,15 @@ def parse_business_hours(value: Mapping[str, Any] | str | None) -> dict[str, Any
 # --- the rules ------------------------------------------------------------------------------------
 
 
+def _checked(field: str, check: Callable[..., T], *args: Any) -> T:
+    """``check(*args)``, a refusal of it naming ``field`` (where the admin form shows it)."""
+    try:
+        return check(*args)
+    except DomainError as exc:
+        exc.errors = exc.errors or [{"field": field, "message": exc.message}]
+        raise
+
+
 def _sla_minutes(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise Invalid(f"sla_minutes must be a positive whole number of minutes (got {value!r})")
@@ -322,7 +338,7 @@ def _threshold(value: Any) -> Decimal | None:
     return amount
 
 
-def _amount_text(amount: Decimal | None) -> str | None:
+def amount_text(amount: Decimal | None) -> str | None:
     """250000.0000 → ``"250000"``, 1500.5 → ``"1500.5"``."""
     if amount is None:
         return None
