@@ -211,8 +211,15 @@ def test_business_hours_ending_before_they_start_are_refused_on_edit(admin, queu
 # --- archive -------------------------------------------------------------------------------------------------
 
 
-def test_archive_and_unarchive_from_the_list(admin, people, senior_queue):
+def test_archive_and_unarchive_from_the_list(admin, people, queues, senior_queue):
     path = f"/admin/queues/{senior_queue.id}"
+    before = snapshot()
+    assert post(admin, f"{path}/archive", {}, form_page="/admin/queues").status_code == 302
+    assert snapshot() == before
+    assert ("queue &#39;finance-senior&#39; cannot be archived while finance escalate(s) to it: change their "
+            "escalation target first") in page(admin, "/admin/queues")
+    queues["finance"].escalation_target = None
+    db.session.commit()
     response = post(admin, f"{path}/archive", {}, form_page="/admin/queues")
     assert response.status_code == 302
     assert queue("finance-senior").archived_at is not None

@@ -14,7 +14,9 @@ from app.auth.services import create_api_token
 from app.cases import policy
 from app.cases.models import Case, Queue, Status
 from app.cases.queues import archive_queue, update_queue
-from app.errors import Forbidden
+from app.errors import Conflict, Forbidden
+from app.escalation import rules
+from app.escalation import services as escalation
 from app.extensions import db
 from app.review import services
 from tests.conftest import sign_in
@@ -121,8 +123,23 @@ def test_an_approval_at_the_queues_threshold_waits_for_a_second_one(upstream, pe
 def test_the_open_cases_of_an_archived_queue_stay_workable(upstream, people, queues, senior_queue):
     case = make_case(upstream)
     case.queue = senior_queue
+    senior_queue.members.append(people.senior)
+    with pytest.raises(Conflict, match="queue 'finance-senior' cannot be archived while finance escalate"):
+        archive_queue(db.session, senior_queue, ADMIN)
+    update_queue(db.session, queues["finance"], {"escalation_target": None}, ADMIN)
     archive_queue(db.session, senior_queue, ADMIN)
     db.session.commit()
     claimed = claim(people.senior, case)
     decide(people.senior, claimed, "reject")
     assert db.session.get(Case, case.id).status == Status.REJECTED
+
+
+def test_an_escalation_rule_does_not_route_into_an_archived_queue(upstream, people, queues, senior_queue):
+    update_queue(db.session, queues["finance"], {"escalation_target": None}, ADMIN)
+    archive_queue(db.session, senior_queue, ADMIN)
+    document = {"name": "to-senior", "conditions": {"domain": "finance"},
+                "actions": [{"route_to_queue": {"queue": "finance-senior"}}]}
+    escalation.create_rule(db.session, rules.validate(document, escalation.catalog(db.session)), escalation.RULES_ACTOR)
+    db.session.commit()
+    case = make_case(upstream)
+    assert db.session.get(Case, case.id).queue.name == "finance"

@@ -80,7 +80,8 @@ def can_in(user: User, intent: str, queue: Queue | None) -> bool:
     """`can`, and for claiming and deciding, the role the case's queue requires."""
     if not can(user, intent):
         return False
-    return intent not in QUEUE_BOUND_INTENTS or queue is None or user.role in QUEUE_DECIDERS[queue.required_role]
+    required = queue.required_role if queue is not None else None
+    return intent not in QUEUE_BOUND_INTENTS or user.role in QUEUE_DECIDERS[required or Role.REVIEWER]
 
 
 def require_in(user: User, intent: str, queue: Queue | None) -> None:

@@ -15,9 +15,9 @@ The rules, for creating and for changing a queue alike:
 - business hours are validated by `BusinessHours` (field by field) and stored normalised.
 - the dual-approval threshold is a positive amount (at most 4 decimals) or None (the global
   DUAL_APPROVAL_THRESHOLDS apply); the required role is reviewer (any decider) or senior_reviewer.
-- an archived queue receives no new cases (`route` skips it) and keeps its history; its open cases
-  stay workable. A domain's default queue cannot be archived, nor an archived queue made the default
-  or an escalation target.
+- an archived queue receives no new cases (`route` and escalation rules skip it) and keeps its
+  history; its open cases stay workable. A domain's default queue cannot be archived, nor a queue
+  other queues escalate to; an archived queue cannot be made the default or an escalation target.
 
 Every change is audited: ``queue.created`` with the settings, ``queue.updated`` with
 ``{"changes": {field: [old, new]}}``, ``queue.archived`` and ``queue.unarchived`` likewise.
@@ -163,6 +163,11 @@ def archive_queue(session: Session, queue: Queue, actor: Actor) -> dict[str, lis
         raise Conflict(f"queue {queue.name!r} is the default of the {queue.domain} domain and cannot be archived: "
                        f"make another {queue.domain} queue the default first (it takes over with --move-default)",
                        slug="default-queue")
+    escalating = sorted(session.scalars(select(Queue.name).where(Queue.escalation_target_id == queue.id,
+                                                                 Queue.archived_at.is_(None))))
+    if queue.archived_at is None and escalating:
+        raise Conflict(f"queue {queue.name!r} cannot be archived while {', '.join(escalating)} escalate(s) to it: "
+                       "change their escalation target first", slug="escalation-target")
     return _changed(session, queue, {"archived_at": queue.archived_at or utcnow()}, AuditAction.QUEUE_ARCHIVED,
                     actor)
 
