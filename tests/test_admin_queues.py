@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from app.audit.models import AuditEvent
 from app.cases.models import Queue
 from app.cases.queues import describe, list_queues
+from app.db import utcnow
 from app.extensions import db
 from tests.conftest import audit_log_intact, sign_in
 from tests.review_helpers import People
@@ -245,3 +246,19 @@ def test_the_default_queue_cannot_be_archived(admin, queues):
 
 def test_an_unknown_queue_is_404(admin):
     assert admin.get("/admin/queues/999/edit").status_code == 404
+
+
+def test_an_archived_queue_keeps_its_archived_escalation_target_when_edited(admin, queues, senior_queue):
+    top = Queue(name="finance-top", domain="finance", sla_minutes=30, archived_at=utcnow())
+    senior_queue.escalation_target, senior_queue.archived_at = top, utcnow()
+    queues["finance"].escalation_target = None
+    db.session.commit()
+    form = page(admin, f"/admin/queues/{senior_queue.id}/edit")
+    assert '<option selected value="finance-top">' in form
+    response = post(admin, f"/admin/queues/{senior_queue.id}/edit", {
+        "sla_minutes": "45", "escalation_target": "finance-top", "required_role": "reviewer"})
+    assert response.status_code == 302, field_errors(response.get_data(as_text=True))
+    assert (queue("finance-senior").sla_minutes, queue("finance-senior").escalation_target.name) == (45, "finance-top")
+    refused = post(admin, f"/admin/queues/{queues['legal'].id}/edit", {
+        "sla_minutes": "60", "is_default": "y", "escalation_target": "finance-top", "required_role": "reviewer"})
+    assert "escalation target &#39;finance-top&#39; is archived" in refused.get_data(as_text=True)

@@ -63,13 +63,14 @@ class QueueForm(FlaskForm):
 
     def with_choices(self, queues: list[Queue], people: list[User], editing: Queue | None) -> QueueForm:
         """Offer the queues to escalate to, the possible leads and members (keeping the current ones)."""
-        others = [q for q in queues if q is not editing and q.archived_at is None]
+        target, lead = (editing.escalation_target, editing.lead) if editing else (None, None)
+        others = [q for q in queues if q is not editing and (q.archived_at is None or q is target)]
         self.escalation_target.choices = choices([("", "(nowhere: a breach raises the priority in place)")] + [
             (q.name, f"{q.name} ({q.domain})") for q in others])
-        keep = ([editing.lead] if editing and editing.lead else []) + (list(editing.members) if editing else [])
-        offered = {u.email: u for u in [*people, *keep]}
-        self.lead.choices = choices([("", "(no lead)")] + [
-            (u.email, f"{u.name} <{u.email}>") for u in offered.values() if u.role in QUEUE_DECIDERS])
+        offered = {u.email: u for u in [*people, *(editing.members if editing else ())]}
+        deciders = [u for u in offered.values() if u.role in QUEUE_DECIDERS]
+        leads = {u.email: u for u in [*deciders, *([lead] if lead else [])]}  # the current lead stays selectable
+        self.lead.choices = choices([("", "(no lead)")] + [(u.email, f"{u.name} <{u.email}>") for u in leads.values()])
         self.members.choices = choices((u.email, f"{u.name} <{u.email}> ({u.role})") for u in offered.values())
         return self
 

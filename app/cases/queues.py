@@ -418,7 +418,7 @@ def _target(session: Session, value: Queue | str | None, queue: Queue | None, do
     target = value if isinstance(value, Queue) else queue_named(session, value)
     if target is queue:
         raise Invalid(f"queue {target.name!r} cannot escalate to itself")
-    if target.archived_at is not None:
+    if target.archived_at is not None and (queue is None or target is not queue.escalation_target):
         raise Invalid(f"escalation target {target.name!r} is archived")
     if target.domain != domain:
         raise Invalid(f"escalation target {target.name!r} is in domain {target.domain!r}, not {domain!r}")
