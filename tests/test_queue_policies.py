@@ -68,6 +68,7 @@ def test_the_web_ui_and_the_reviewer_api_refuse_a_reviewer_too(client, upstream,
     sign_in(client, people.reviewer)
     page = client.get(f"/cases/{case.id}").get_data(as_text=True)
     assert f'action="/cases/{case.id}/claim"' not in page  # no claim button for them
+    assert 'action="/queues/finance/next"' not in client.get("/queues/finance").get_data(as_text=True)
     response = client.post(f"/cases/{case.id}/claim", data={"csrf_token": csrf(client, "/settings/tokens")})
     assert response.status_code == 403
     token = create_api_token(db.session, people.reviewer, "test")[1]
@@ -78,6 +79,9 @@ def test_the_web_ui_and_the_reviewer_api_refuse_a_reviewer_too(client, upstream,
     db.session.expire_all()
     assert db.session.get(Case, case.id).assignee_id is None
 
+    sign_in(client, people.senior)  # the same pages offer a senior reviewer what they refused the reviewer
+    assert f'action="/cases/{case.id}/claim"' in client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert 'action="/queues/finance/next"' in client.get("/queues/finance").get_data(as_text=True)
     senior_token = create_api_token(db.session, people.senior, "test")[1]
     db.session.commit()
     assert client.post(f"/api/v1/cases/{case.id}/claim",

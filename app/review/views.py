@@ -104,8 +104,8 @@ def queue(name: str) -> str:
     page = inbox.inbox_page(db.session, user, found, form.filters())
     return render_template("review/queue.html", queue=found, page=page, form=form, blind=blind,
                            flag_codes=inbox.FLAGS, status_empty=presenters.STATUS_EMPTY,
-                           empty_messages=presenters.FILTER_EMPTY, can_decide=_can(user, "decide"),
-                           next_form=forms.ActionForm())
+                           empty_messages=presenters.FILTER_EMPTY,
+                           can_decide=permissions.can_in(user, "decide", found), next_form=forms.ActionForm())
 
 
 @bp.get("/cases/<int:case_id>")
