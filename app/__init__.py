@@ -76,9 +76,11 @@ def create_app(config: type[Config] = Config) -> Flask:
     app.register_blueprint(openapi_bp)
 
     from app.admin.controls import bp as controls_bp  # /admin/controls: the kill switch, and its banner
+    from app.admin.queues import bp as admin_queues_bp  # /admin/queues: create, edit, archive
     from app.admin.views import bp as admin_bp  # /admin: the index of every administration area
 
     app.register_blueprint(admin_bp)
+    app.register_blueprint(admin_queues_bp)
     app.register_blueprint(controls_bp)
 
     from app.cli import register_cli

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.actors import Actor
 from app.auditor.cli import audit
 from app.auth.services import create_api_token, create_user, end_all_sessions
 from app.cases import queues as queue_service
+from app.cases.models import Queue
 from app.cases.permissions import Role
 from app.controls.cli import control
 from app.errors import DomainError
@@ -147,6 +151,10 @@ CLI_ACTOR = Actor.system("cli")
 HOURS_HELP = 'JSON, e.g. \'{"timezone": "Europe/London", "days": [0,1,2,3,4], "start": "09:00", "end": "17:30"}\''
 CASE_TYPES_HELP = ("Comma-separated case types of the domain routed to this queue (the domain's default queue takes "
                    "the others).")
+THRESHOLD_HELP = ("Amount at or above which a case of this queue needs two approvals (default: the global "
+                  "DUAL_APPROVAL_THRESHOLDS).")
+REQUIRED_ROLE = click.Choice([role.value for role in (Role.REVIEWER, Role.SENIOR_REVIEWER)])
+REQUIRED_ROLE_HELP = "Who may claim and decide its cases: reviewer (any reviewer) or senior_reviewer."
 
 
 def _refused(exc: DomainError) -> None:
@@ -167,15 +175,18 @@ def _refused(exc: DomainError) -> None:
 @click.option("--business-hours", default=None, metavar="JSON", help=HOURS_HELP)
 @click.option("--members", default="", help="Comma-separated emails of the users who work the queue.")
 @click.option("--case-types", default="", help=CASE_TYPES_HELP)
+@click.option("--dual-approval-threshold", default=None, metavar="AMOUNT", help=THRESHOLD_HELP)
+@click.option("--required-role", type=REQUIRED_ROLE, default="reviewer", show_default=True, help=REQUIRED_ROLE_HELP)
 def queues_create(name: str, domain: str, sla_minutes: int, is_default: bool, move_default: bool,
                   escalates_to: str | None, lead: str | None, blind_review: bool, business_hours: str | None,
-                  members: str, case_types: str) -> None:
+                  members: str, case_types: str, dual_approval_threshold: str | None, required_role: str) -> None:
     """Create a review queue."""
     try:
         queue = queue_service.create_queue(
             db.session, name, domain, sla_minutes, is_default=is_default, move_default=move_default,
             escalation_target=escalates_to, lead=lead, blind_review=blind_review, business_hours=business_hours,
-            members=_csv(members), case_types=_csv(case_types), actor=CLI_ACTOR)
+            members=_csv(members), case_types=_csv(case_types), dual_approval_threshold=dual_approval_threshold,
+            required_role=required_role, actor=CLI_ACTOR)
     except DomainError as exc:
         _refused(exc)
     db.session.commit()
@@ -202,23 +213,30 @@ def queues_create(name: str, domain: str, sla_minutes: int, is_default: bool, mo
 @click.option("--add-members", default=None, help="Comma-separated emails to add.")
 @click.option("--remove-members", default=None, help="Comma-separated emails to remove.")
 @click.option("--case-types", default=None, help=CASE_TYPES_HELP + " Replaces the list; empty: none.")
+@click.option("--dual-approval-threshold", default=None, metavar="AMOUNT", help=THRESHOLD_HELP)
+@click.option("--clear-dual-approval-threshold", is_flag=True, help="The global DUAL_APPROVAL_THRESHOLDS apply.")
+@click.option("--required-role", type=REQUIRED_ROLE, default=None, help=REQUIRED_ROLE_HELP)
 def queues_update(name: str, sla_minutes: int | None, is_default: bool | None, move_default: bool,
                   escalates_to: str | None, clear_escalation: bool, lead: str | None, clear_lead: bool,
                   blind_review: bool | None, business_hours: str | None, clear_business_hours: bool,
                   members: str | None, add_members: str | None, remove_members: str | None,
-                  case_types: str | None) -> None:
+                  case_types: str | None, dual_approval_threshold: str | None, clear_dual_approval_threshold: bool,
+                  required_role: str | None) -> None:
     """Change some settings of queue NAME; the others stay as they are."""
     changes: dict[str, object] = {}
     for field, value, clear, options in (
         ("escalation_target", escalates_to, clear_escalation, "--escalates-to or --clear-escalation"),
         ("lead", lead, clear_lead, "--lead or --clear-lead"),
         ("business_hours", business_hours, clear_business_hours, "--business-hours or --clear-business-hours"),
+        ("dual_approval_threshold", dual_approval_threshold, clear_dual_approval_threshold,
+         "--dual-approval-threshold or --clear-dual-approval-threshold"),
     ):
         if value is not None and clear:
             _fail(f"give {options}, not both")
         if value is not None or clear:
             changes[field] = None if clear else value
-    for field, value in (("sla_minutes", sla_minutes), ("is_default", is_default), ("blind_review", blind_review)):
+    for field, value in (("sla_minutes", sla_minutes), ("is_default", is_default), ("blind_review", blind_review),
+                         ("required_role", required_role)):
         if value is not None:
             changes[field] = value
     for field, value in (("members", members), ("add_members", add_members), ("remove_members", remove_members),
@@ -235,10 +253,38 @@ def queues_update(name: str, sla_minutes: int | None, is_default: bool | None, m
     except DomainError as exc:
         _refused(exc)
     db.session.commit()
+    _report(queue, diff, "updated")
+
+
+@queues.command("archive")
+@click.argument("name")
+def queues_archive(name: str) -> None:
+    """Archive queue NAME: it receives no new cases; its open cases stay workable, its history stays."""
+    _archiving(name, queue_service.archive_queue, "archived")
+
+
+@queues.command("unarchive")
+@click.argument("name")
+def queues_unarchive(name: str) -> None:
+    """Route new cases to queue NAME again."""
+    _archiving(name, queue_service.unarchive_queue, "unarchived")
+
+
+def _archiving(name: str, change: Callable[[Session, Queue, Actor], dict[str, list[Any]]], done: str) -> None:
+    try:
+        queue = queue_service.queue_named(db.session, name)
+        diff = change(db.session, queue, CLI_ACTOR)
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    _report(queue, diff, done)
+
+
+def _report(queue: Queue, diff: dict[str, list[Any]], done: str) -> None:
     if not diff:
         click.echo(f"queue {queue.name} unchanged")
         return
-    click.echo(f"updated queue {queue.name}")
+    click.echo(f"{done} queue {queue.name}")
     for field, (old, new) in diff.items():
         click.echo(f"  {field}: {_shown(old)} -> {_shown(new)}")
 
@@ -256,11 +302,13 @@ def queues_list(domain: str | None, as_json: bool) -> None:
         click.echo("no queues")
         return
     header = ("NAME", "DOMAIN", "DEFAULT", "CASE TYPES", "SLA", "ESCALATES TO", "LEAD", "BLIND", "BUSINESS HOURS",
-              "MEMBERS")
+              "MEMBERS", "DUAL AT", "DECIDED BY", "ARCHIVED")
     rows = [header] + [(q["name"], q["domain"], "yes" if q["is_default"] else "-", ",".join(q["case_types"]) or "-",
                         _duration(q["sla_minutes"]),
                         q["escalation_target"] or "-", q["lead"] or "-", "yes" if q["blind_review"] else "-",
-                        q["business_hours_summary"] or "24/7", str(q["member_count"])) for q in found]
+                        q["business_hours_summary"] or "24/7", str(q["member_count"]),
+                        q["dual_approval_threshold"] or "-", q["required_role"], "yes" if q["archived"] else "-")
+                       for q in found]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -291,7 +339,65 @@ def _settings_lines(described: dict) -> list[str]:
             f"case types routed here: {_shown(described['case_types'])}",
             f"lead: {_shown(described['lead'])}, blind review: {_shown(described['blind_review'])}",
             f"business hours: {described['business_hours_summary'] or '24/7'}",
+            f"dual approval at: {described['dual_approval_threshold'] or '(global thresholds)'}, "
+            f"decided by: {described['required_role']}",
             f"members: {_shown(described['members'])}"]
+
+
+# --- first install ----------------------------------------------------------------------------------
+
+
+@click.command("setup")
+@click.option("--admin-email", default=None, help="Email of the first admin (prompted for when not given).")
+@click.option("--admin-password", default=None, help="Their password (visible in the process list: prefer stdin).")
+@click.option("--admin-password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@click.option("--non-interactive", is_flag=True, help="Never prompt or ask to confirm: for scripts.")
+def setup(admin_email: str | None, admin_password: str | None, admin_password_stdin: bool,
+          non_interactive: bool) -> None:
+    """First install: the first admin and one default queue per domain; safe to run again (only what
+    is missing is created; an existing admin is left as it is). Never loads demo data."""
+    from app import install
+
+    if admin_password is not None and admin_password_stdin:
+        _fail("give --admin-password or --admin-password-stdin, not both")
+    if admin_email is None:
+        if non_interactive:
+            _fail("--admin-email is needed with --non-interactive")
+        admin_email = click.prompt("Email of the first admin")
+    try:
+        plan = install.plan_install(db.session, admin_email)
+    except DomainError as exc:
+        _refused(exc)
+    if plan.nothing_to_do:
+        click.echo(f"already set up: admin {plan.admin_email}, a default queue in every domain; nothing changed")
+        return
+    if plan.create_admin:
+        admin_password = _setup_password(admin_password, admin_password_stdin, non_interactive)
+    click.echo("setup will create:")
+    if plan.create_admin:
+        click.echo(f"  the admin {plan.admin_email}")
+    for name, sla_minutes in plan.queues.items():
+        click.echo(f"  the queue {name} (default of the {name} domain, SLA {_duration(sla_minutes)})")
+    if not non_interactive and not click.confirm("Go ahead?", default=True):
+        _fail("nothing was created")
+    try:
+        done = install.install(db.session, plan, admin_password)
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    for line in done:
+        click.echo(line)
+    click.echo("sign in at /login; change queues at /admin/queues or with flask --app wsgi queues")
+
+
+def _setup_password(given: str | None, from_stdin: bool, non_interactive: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if given is not None:
+        return given
+    if non_interactive:
+        _fail("the first admin needs a password: --admin-password-stdin (or --admin-password) with --non-interactive")
+    return click.prompt("Password of the first admin", hide_input=True, confirmation_prompt=True)
 
 
 @seed.command("demo")
@@ -303,7 +409,7 @@ def seed_demo() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (users, clients, queues, audit, control, seed):
+    for group in (users, clients, queues, audit, control, seed, setup):
         app.cli.add_command(group)
 
 

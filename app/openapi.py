@@ -31,6 +31,7 @@ PROBLEMS = {
     415: "The body is not application/json",
     422: "The document is invalid: `errors` names every invalid field",
     429: "Too many requests for this client (INTAKE_RATE_LIMIT)",
+    503: "No queue receives cases of this domain and type: `missing` names them; nothing was stored",
 }
 SIGNED = (400, 401, 404, 409, 413, 415, 422, 429)
 CASE_ID = {"name": "case_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
@@ -58,7 +59,7 @@ class Operation:
 
 
 OPERATIONS = (
-    Operation("post", "/cases", UPSTREAM, "Submit a case for review (signed)", (202, CaseAccepted), SIGNED,
+    Operation("post", "/cases", UPSTREAM, "Submit a case for review (signed)", (202, CaseAccepted), (*SIGNED, 503),
               CaseEnvelope, SIGNATURE_HEADERS),
     Operation("get", "/cases/{case_id}", UPSTREAM, "Read one of your cases: its status, recommendation, "
               "decisions and execution", (200, UpstreamCase), (401, 404), None, [CASE_ID]),

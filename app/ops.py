@@ -20,9 +20,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.cases.models import Case, Queue, Recommendation
+from app.cases.queues import domains_without_default
 from app.controls import switch
 from app.controls.models import What
 from app.extensions import db
+from app.install import admin_emails
 from app.jobs import QUEUE_NAMES, redis_connection
 
 bp = Blueprint("ops", __name__)
@@ -92,15 +94,28 @@ def healthz() -> Response:
     return jsonify(status="ok")
 
 
+def missing_configuration() -> list[str]:
+    """What an installation needs before it can work: an admin, and a default queue in every domain
+    (intake refuses the cases no queue receives)."""
+    missing = [] if admin_emails(db.session) else ["admin: no active admin user; run flask --app wsgi setup"]
+    return missing + [f"queue: no default queue for the {domain} domain; run flask --app wsgi setup or create one "
+                      "at /admin/queues" for domain in domains_without_default(db.session)]
+
+
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Ready when the database and Redis answer and at least one worker listens. ``paused`` lists the
-    kill switch's pauses in force: a deliberate state, not unreadiness (null when the database is down)."""
+    """Ready when the database and Redis answer, at least one worker listens and nothing of the
+    configuration is missing (``missing`` names each gap). ``paused`` lists the kill switch's pauses
+    in force: a deliberate state, not unreadiness (null when the database is down)."""
     checks: dict[str, str] = {}
+    missing: list[str] = []
     try:
         db.session.execute(text("SELECT 1"))
         checks["database"] = "ok"
+        missing = missing_configuration()
+        checks["configuration"] = "ok" if not missing else f"{len(missing)} item(s) missing"
     except Exception as exc:
+        db.session.rollback()
         checks["database"] = f"error: {exc.__class__.__name__}"
     try:
         connection = redis_connection()
@@ -110,9 +125,10 @@ def readyz() -> tuple[Response, int]:
         checks["workers"] = f"{count} alive" if count else "none: jobs would wait forever"
     except RedisError as exc:
         checks["redis"] = f"error: {exc.__class__.__name__}"
-    ready = checks.get("database") == "ok" and checks.get("redis") == "ok" and "alive" in checks.get("workers", "")
-    current_app.logger.debug("readiness %s", checks)
-    return jsonify(ready=ready, checks=checks, paused=_pauses_in_force()), 200 if ready else 503
+    ready = (checks.get("database") == "ok" and not missing and checks.get("redis") == "ok"
+             and "alive" in checks.get("workers", ""))
+    current_app.logger.debug("readiness %s %s", checks, missing)
+    return jsonify(ready=ready, checks=checks, missing=missing, paused=_pauses_in_force()), 200 if ready else 503
 
 
 def _pauses_in_force() -> list[dict[str, Any]] | None:

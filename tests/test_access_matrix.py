@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.auth.services import create_api_token
+from app.cases.models import Queue
 from app.escalation import rules, services
 from app.extensions import db
 from app.users import User
@@ -31,7 +32,7 @@ pytest_plugins = ["tests.review_fixtures"]
 
 CALLERS = ("anonymous", "reviewer", "outsider", "senior", "admin", "auditor", "client")
 L, OK = "login", "ok"
-# (method, path, expected for each caller in CALLERS order). {case}, {rule}, {token} are filled in.
+# (method, path, expected for each caller in CALLERS order). {case}, {rule}, {token}, {queue} are filled in.
 BROWSER: list[tuple[str, str, tuple[Any, ...]]] = [
     ("GET", "/queues", (L, OK, OK, OK, OK, OK, L)),
     ("GET", "/queues/finance", (L, OK, 404, OK, OK, OK, L)),
@@ -50,6 +51,13 @@ BROWSER: list[tuple[str, str, tuple[Any, ...]]] = [
     ("GET", "/admin/controls", (L, 403, 403, OK, OK, OK, L)),
     ("POST", "/admin/controls/pause", (L, 403, 403, 403, OK, 403, L)),
     ("POST", "/admin/controls/resume", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/admin/queues", (L, 403, 403, 403, OK, OK, L)),
+    ("GET", "/admin/queues/new", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/queues/new", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/admin/queues/{queue}/edit", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/queues/{queue}/edit", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/queues/{queue}/archive", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/queues/{queue}/unarchive", (L, 403, 403, 403, OK, 403, L)),
     ("GET", "/audit", (L, 403, 403, 403, OK, OK, L)),
     ("GET", "/audit/verify", (L, 403, 403, 403, OK, OK, L)),
     ("GET", "/cases/{case}/evidence", (L, 403, 404, 403, OK, OK, L)),
@@ -108,7 +116,8 @@ def world(client: FlaskClient, upstream, people: People) -> dict[str, Any]:
     token, _ = create_api_token(db.session, people.reviewer, "matrix")
     other_tenant = make_upstream(client, "another-tenant")
     db.session.commit()
-    return {"case": case.id, "rule": rule.id, "token": token.id, "client": other_tenant}
+    queue = db.session.scalars(select(Queue).where(Queue.name == "finance-senior")).one()
+    return {"case": case.id, "rule": rule.id, "token": token.id, "queue": queue.id, "client": other_tenant}
 
 
 def user_of(people: People, caller: str) -> User | None:
@@ -165,7 +174,7 @@ def test_api_routes(client, people, world, method, path, caller, expected):
 
 def test_the_table_covers_every_route(app):
     urls = app.url_map.bind("localhost")
-    sample = {"case": 1, "rule": 1, "token": 1}
+    sample = {"case": 1, "rule": 1, "token": 1, "queue": 1}
     tested = {(method, urls.match(path.format(**sample).split("?")[0], method)[0])
               for method, path, _ in BROWSER + API} | {(method, urls.match(path, method)[0]) for method, path in OPEN}
     routes = {(method, rule.endpoint) for rule in app.url_map.iter_rules() if rule.endpoint not in NOT_IN_TABLE
@@ -191,7 +200,8 @@ AUDITOR_REFUSED_OTHERWISE = {
     "auth.revoke_token": 404,  # the reviewer's token: another user's tokens do not exist for them
     "intake.create_case": 401, "intake.answer_info": 401, "intake.withdraw": 401,  # API clients only
 }
-URL_VALUES = {"case_id": "case", "rule_id": "rule", "token_id": "token"}  # filled in from the world
+# filled in from the world
+URL_VALUES = {"case_id": "case", "rule_id": "rule", "token_id": "token", "queue_id": "queue"}
 FIXED_VALUES = {"name": "finance", "kind": "reject"}
 BOOKKEEPING = {("user_sessions", "last_seen_at"), ("api_tokens", "last_used_at")}  # noted on every request
 

@@ -348,7 +348,7 @@ def test_readers_see_the_switch_without_its_forms(client, people):
         assert "only admins pause and resume" in page
 
 
-def test_readyz_lists_the_pauses_and_stays_ready(client, queues, redis_conn):
+def test_readyz_lists_the_pauses_and_stays_ready(client, queues, people, redis_conn):
     worker = SimpleWorker(["ai"], connection=redis_conn)
     worker.register_birth()
     try:

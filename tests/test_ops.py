@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
-from rq import SimpleWorker
+from collections.abc import Iterator
 
+import pytest
+from rq import SimpleWorker
+from sqlalchemy import select
+
+from app.db import utcnow
+from app.extensions import db
+from app.users import User
 from tests.conftest import case_body
+from tests.review_helpers import make_user
+
+
+@pytest.fixture
+def worker(redis_conn) -> Iterator[SimpleWorker]:
+    listening = SimpleWorker(["ai"], connection=redis_conn)
+    listening.register_birth()
+    yield listening
+    listening.register_death()
+
+
+@pytest.fixture
+def configured(queues) -> None:
+    """What `setup` makes: an admin, and a default queue in every domain."""
+    make_user("admin", "admin", [])
+    db.session.commit()
 
 
 def test_metrics_count_cases_recommendations_and_queues(client, upstream, redis_conn):
@@ -19,7 +42,7 @@ def test_metrics_count_cases_recommendations_and_queues(client, upstream, redis_
     assert 'countersign_queue_jobs{queue="ai"} 0.0' in text
 
 
-def test_readiness_needs_a_worker(client, redis_conn):
+def test_readiness_needs_a_worker(client, redis_conn, configured):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     response = client.get("/readyz")
     assert response.status_code == 503
@@ -29,7 +52,33 @@ def test_readiness_needs_a_worker(client, redis_conn):
     try:
         response = client.get("/readyz")
         assert response.status_code == 200
-        assert response.get_json() == {"ready": True, "checks": {"database": "ok", "redis": "ok",
-                                                                  "workers": "1 alive"}, "paused": []}
+        assert response.get_json() == {"ready": True, "missing": [], "paused": [], "checks": {
+            "database": "ok", "configuration": "ok", "redis": "ok", "workers": "1 alive"}}
     finally:
         worker.register_death()
+
+
+def test_readiness_names_every_missing_piece_of_configuration(client, worker):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json() == {"ready": False, "checks": {
+        "database": "ok", "configuration": "4 item(s) missing", "redis": "ok", "workers": "1 alive"}, "missing": [
+        "admin: no active admin user; run flask --app wsgi setup",
+        "queue: no default queue for the finance domain; run flask --app wsgi setup or create one at /admin/queues",
+        "queue: no default queue for the legal domain; run flask --app wsgi setup or create one at /admin/queues",
+        "queue: no default queue for the compliance domain; run flask --app wsgi setup or create one at "
+        "/admin/queues"], "paused": []}
+
+
+def test_a_deactivated_admin_or_an_archived_default_leaves_a_gap(client, worker, configured, queues):
+    assert client.get("/readyz").status_code == 200
+    make_user("former", "admin", []).active = False
+    queues["legal"].archived_at = utcnow()  # only possible behind the service's back: it refuses to archive a default
+    db.session.commit()
+    assert client.get("/readyz").get_json()["missing"] == [
+        "queue: no default queue for the legal domain; run flask --app wsgi setup or create one at /admin/queues"]
+    db.session.scalars(select(User).where(User.email == "admin@example.com")).one().active = False
+    db.session.commit()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["missing"][0] == "admin: no active admin user; run flask --app wsgi setup"

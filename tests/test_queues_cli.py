@@ -99,8 +99,9 @@ def test_create_with_every_option_is_stored_and_audited(runner, staff):
     assert event.data == {"queue_id": made.id, "name": "payments", "domain": "finance", "sla_minutes": 240,
                           "is_default": True, "case_types": ["payment_release"],
                           "escalation_target": "finance-senior", "lead": "sam@example.com",
-                          "blind_review": True, "business_hours": LONDON,
-                          "members": ["rita@example.com", "sam@example.com"]}
+                          "blind_review": True, "business_hours": LONDON, "dual_approval_threshold": None,
+                          "required_role": "reviewer", "members": ["rita@example.com", "sam@example.com"],
+                          "archived": False}
     assert audit_log_intact()
 
 
@@ -119,11 +120,12 @@ def test_list_prints_a_table_and_json(runner, finance_pair):
     assert table.exit_code == 0, table.output
     lines = table.output.splitlines()
     assert lines[0].split() == ["NAME", "DOMAIN", "DEFAULT", "CASE", "TYPES", "SLA", "ESCALATES", "TO", "LEAD", "BLIND",
-                                "BUSINESS", "HOURS", "MEMBERS"]
+                                "BUSINESS", "HOURS", "MEMBERS", "DUAL", "AT", "DECIDED", "BY", "ARCHIVED"]
     assert [line.split()[0] for line in lines[1:]] == ["finance-senior", "payments", "legal"]
     assert lines[2].split() == ["payments", "finance", "yes", "-", "4h", "finance-senior", "rita@example.com", "yes",
-                                "Mon-Fri", "09:00-17:30", "Europe/London,", "1", "holiday", "2"]
-    assert lines[1].split() == ["finance-senior", "finance", "-", "-", "2h", "-", "-", "-", "24/7", "0"]
+                                "Mon-Fri", "09:00-17:30", "Europe/London,", "1", "holiday", "2", "-", "reviewer", "-"]
+    assert lines[1].split() == ["finance-senior", "finance", "-", "-", "2h", "-", "-", "-", "24/7", "0", "-",
+                                "reviewer", "-"]
     assert lines[3].split()[:5] == ["legal", "legal", "yes", "-", "2d"]
 
     as_json = json.loads(invoke(runner, "list", "--json").output)
@@ -131,7 +133,8 @@ def test_list_prints_a_table_and_json(runner, finance_pair):
     assert as_json[1] == {
         "name": "payments", "domain": "finance", "sla_minutes": 240, "is_default": True, "case_types": [],
         "escalation_target": "finance-senior", "lead": "rita@example.com", "blind_review": True,
-        "business_hours": LONDON, "members": ["rita@example.com", "sam@example.com"],
+        "business_hours": LONDON, "dual_approval_threshold": None, "required_role": "reviewer",
+        "members": ["rita@example.com", "sam@example.com"], "archived": False,
         "business_hours_summary": "Mon-Fri 09:00-17:30 Europe/London, 1 holiday", "member_count": 2}
     assert [q["name"] for q in json.loads(invoke(runner, "list", "--json", "--domain", "legal").output)] == ["legal"]
 
@@ -156,6 +159,8 @@ def test_list_without_queues(runner):
      ["ada@example.com", "sam@example.com"]),
     (["--add-members", "sam@example.com"], "members", ["rita@example.com"], ["rita@example.com", "sam@example.com"]),
     (["--remove-members", "rita@example.com"], "members", ["rita@example.com"], []),
+    (["--dual-approval-threshold", "250000.50"], "dual_approval_threshold", None, "250000.5"),
+    (["--required-role", "senior_reviewer"], "required_role", "reviewer", "senior_reviewer"),
 ])
 def test_update_changes_one_setting_and_records_before_and_after(runner, finance_pair, args, field, old, new):
     before = describe(queue("payments"))
@@ -295,6 +300,15 @@ SAMPLE_CYCLE = ["update", "finance-senior", "--escalates-to", "payments"]
       "--remove-members", "rita@example.com,sam@example.com"],
      "both added and removed: sam@example.com"),
     (["update", "payments", "--no-default", "--move-default"], "moving the default needs is_default (--default)"),
+    (["create", "--name", "credit", "--domain", "finance", "--sla-minutes", "60", "--dual-approval-threshold", "-5"],
+     "dual_approval_threshold must be a positive amount with at most 4 decimals (got '-5')"),
+    (["update", "payments", "--dual-approval-threshold", "lots"],
+     "dual_approval_threshold must be a positive amount with at most 4 decimals (got 'lots')"),
+    (["update", "payments", "--dual-approval-threshold", "0.00001"], "at most 4 decimals (got '0.00001')"),
+    (["update", "payments", "--dual-approval-threshold", "5", "--clear-dual-approval-threshold"],
+     "give --dual-approval-threshold or --clear-dual-approval-threshold, not both"),
+    (["archive", "payments"], "queue 'payments' is the default of the finance domain and cannot be archived"),
+    (["archive", "nowhere"], "no queue named 'nowhere'"),
 ])
 def test_refusals_exit_2_and_change_nothing(runner, finance_pair, args, message):
     before = snapshot()
@@ -416,3 +430,76 @@ def test_update_moves_a_case_type_and_records_it(runner, finance_pair):
     assert result.exit_code == 0, result.output
     assert "case_types: credit_limit_change -> (none)" in result.output
     assert events("queue.updated")[-1].data["changes"] == {"case_types": [["credit_limit_change"], []]}
+
+
+# --- the dual-approval threshold and the required role ---------------------------------------------------
+
+
+def test_create_with_a_threshold_and_a_required_role(runner, finance_pair):
+    result = invoke(runner, "create", "--name", "big-payments", "--domain", "finance", "--sla-minutes", "60",
+                    "--dual-approval-threshold", "250000", "--required-role", "senior_reviewer")
+    assert result.exit_code == 0, result.output
+    assert "dual approval at: 250000, decided by: senior_reviewer" in result.output
+    made = queue("big-payments")
+    assert (made.dual_approval_threshold, made.required_role) == (250000, "senior_reviewer")
+    assert events("queue.created")[-1].data["dual_approval_threshold"] == "250000"
+    cleared = invoke(runner, "update", "big-payments", "--clear-dual-approval-threshold")
+    assert cleared.exit_code == 0, cleared.output
+    assert "dual_approval_threshold: 250000 -> (none)" in cleared.output
+    assert queue("big-payments").dual_approval_threshold is None
+
+
+def test_an_unknown_required_role_is_refused_by_the_cli(runner, finance_pair):
+    before = snapshot()
+    result = invoke(runner, "update", "payments", "--required-role", "admin")
+    assert result.exit_code == 2
+    assert "Invalid value for '--required-role'" in result.output
+    assert snapshot() == before
+
+
+# --- archive ----------------------------------------------------------------------------------------------
+
+
+def test_archive_and_unarchive_are_audited_and_routing_skips_an_archived_queue(runner, finance_pair, client):
+    upstream = make_upstream(client)
+    assert invoke(runner, "create", "--name", "credit", "--domain", "finance", "--sla-minutes", "1440",
+                  "--case-types", "credit_limit_change").exit_code == 0
+    before = upstream.post_case(case_body("credit_limit_change"))
+
+    archived = invoke(runner, "archive", "credit")
+    assert archived.exit_code == 0, archived.output
+    assert archived.output == "archived queue credit\n  archived: no -> yes\n"
+    assert queue("credit").archived_at is not None
+    assert events("queue.archived")[-1].data == {"queue_id": queue("credit").id, "name": "credit",
+                                                 "changes": {"archived": [False, True]}}
+    assert invoke(runner, "archive", "credit").output == "queue credit unchanged\n"
+    after = upstream.post_case(case_body("credit_limit_change"))
+    assert after.status_code == 202, after.get_json()
+    db.session.expire_all()
+    assert db.session.get(Case, before.get_json()["id"]).queue.name == "credit"  # its history stays
+    assert db.session.get(Case, after.get_json()["id"]).queue.name == "payments"  # the default takes it
+    listed = {q["name"]: q for q in json.loads(invoke(runner, "list", "--json").output)}
+    assert listed["credit"]["archived"] is True
+
+    unarchived = invoke(runner, "unarchive", "credit")
+    assert unarchived.output == "unarchived queue credit\n  archived: yes -> no\n"
+    assert events("queue.unarchived")[-1].data["changes"] == {"archived": [True, False]}
+    again = upstream.post_case(case_body("credit_limit_change"))
+    db.session.expire_all()
+    assert db.session.get(Case, again.get_json()["id"]).queue.name == "credit"
+    assert audit_log_intact()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["update", "finance-senior", "--default", "--move-default"],
+     "queue 'finance-senior' is archived and cannot be the default: unarchive it first"),
+    (["update", "payments", "--escalates-to", "finance-senior"], "escalation target 'finance-senior' is archived"),
+])
+def test_an_archived_queue_is_neither_default_nor_escalation_target(runner, finance_pair, args, message):
+    assert invoke(runner, "update", "payments", "--clear-escalation").exit_code == 0
+    assert invoke(runner, "archive", "finance-senior").exit_code == 0
+    before = snapshot()
+    result = invoke(runner, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert snapshot() == before

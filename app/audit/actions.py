@@ -62,6 +62,8 @@ class AuditAction(enum.StrEnum):
     CLIENT_SECRET_ROTATED = "client.secret_rotated"  # noqa: S105 (an action name)
     QUEUE_CREATED = "queue.created"
     QUEUE_UPDATED = "queue.updated"
+    QUEUE_ARCHIVED = "queue.archived"
+    QUEUE_UNARCHIVED = "queue.unarchived"
     # the kill switch (app/controls)
     CONTROL_PAUSED = "control.paused"
     CONTROL_RESUMED = "control.resumed"

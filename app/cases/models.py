@@ -76,6 +76,14 @@ class Queue(Base):
     # The case types of its domain routed here (app.cases.queues.route); the domain's default queue
     # takes the others. A case type is routed to one queue at most.
     case_types: Mapped[list[str]] = mapped_column(default=list)
+    # Cases of this queue with an amount (or credit limit set) at or above it need two approvals;
+    # None: the DUAL_APPROVAL_THRESHOLDS setting applies (app.cases.policy).
+    dual_approval_threshold: Mapped[Decimal | None] = mapped_column(Money)
+    # The role that may claim and decide its cases: reviewer (any decider) or senior_reviewer
+    # (app.cases.permissions).
+    required_role: Mapped[str] = mapped_column(String(20), default="reviewer")
+    # An archived queue receives no new cases; its open cases stay workable.
+    archived_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list[User]] = relationship(secondary=queue_members, back_populates="queues")

@@ -53,6 +53,9 @@ INTENT_ROLES: dict[str, frozenset[Role]] = {
     "control": ADMINS,  # pause and resume AI analysis or executions
 }
 INTENTS = tuple(INTENT_ROLES)
+# A queue's required_role narrows who may claim and decide its cases.
+QUEUE_BOUND_INTENTS = frozenset({"claim", "decide"})
+QUEUE_DECIDERS: dict[str, frozenset[Role]] = {Role.REVIEWER.value: DECIDERS, Role.SENIOR_REVIEWER.value: SENIORS}
 REFUSALS = {
     "release": "release claims",
     "release_others": "release another reviewer's claim",
@@ -76,6 +79,21 @@ def can(user: User, intent: str) -> bool:
 def require(user: User, intent: str) -> None:
     if not can(user, intent):
         raise Forbidden(f"a user with role {user.role} may not {REFUSALS.get(intent, intent + ' cases')}")
+
+
+def can_in(user: User, intent: str, queue: Queue | None) -> bool:
+    """`can`, and for claiming and deciding, the role the case's queue requires."""
+    if not can(user, intent):
+        return False
+    required = queue.required_role if queue is not None else None
+    return intent not in QUEUE_BOUND_INTENTS or user.role in QUEUE_DECIDERS[required or Role.REVIEWER]
+
+
+def require_in(user: User, intent: str, queue: Queue | None) -> None:
+    require(user, intent)
+    if not can_in(user, intent, queue):
+        raise Forbidden(f"queue {queue.name!r} requires the role {queue.required_role} to {intent} its cases",
+                        slug="queue-role-required")
 
 
 def visible_queues(session: Session, user: User) -> list[Queue]:
@@ -108,7 +126,7 @@ def get_case_for(session: Session, user: User, case_id: int, intent: str) -> Cas
     case = session.get(Case, case_id)
     if case is None or not sees(session, user, case):
         raise NotFound(f"case {case_id} not found")
-    require(user, intent)
+    require_in(user, intent, case.queue)
     return case
 
 

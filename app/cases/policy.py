@@ -4,8 +4,9 @@ again, from the database, before it delivers.
 
 - An approval binds to an action by ``action_hash`` (the action and its parameters).
 - Dual approval is required when a rule flagged the case, for the actions its case type names
-  (a SAR filing, an onboarding rejection), or when the case type says so for amounts (or credit
-  limits set) at or above their currency's threshold.
+  (a SAR filing, an onboarding rejection), when the case's queue has a threshold of its own and
+  the amount (or credit limit set) is at or above it, or, for a queue without one, when the case
+  type says so for amounts at or above their currency's threshold (DUAL_APPROVAL_THRESHOLDS).
 - Separation of duties: the second approver has the required role and is neither the first
   approver nor anyone who edited the action.
 """
@@ -60,7 +61,7 @@ def dual_approval_required(case: Case, action: str | None, parameters: dict[str,
     """(needed, role of the second approver)."""
     kind = get_case_type(case.domain, case.case_type)
     required = (case.requires_dual_approval or action in kind.dual_approval_actions
-                or (kind.dual_approval_over_threshold and _over_threshold(case, parameters or {})))
+                or _over_threshold(case, parameters or {}, kind.dual_approval_over_threshold))
     return (True, second_approver_role(case)) if required else (False, None)
 
 
@@ -69,11 +70,18 @@ def second_approver_role(case: Case) -> str:
     return case.second_approval_role or DEFAULT_SECOND_APPROVER
 
 
-def _over_threshold(case: Case, parameters: dict[str, Any]) -> bool:
+def _over_threshold(case: Case, parameters: dict[str, Any], by_case_type: bool) -> bool:
+    """The amount at or above the queue's own threshold, else (when the case type asks for it)
+    the global threshold of its currency. A case without an amount is over no threshold."""
     limit = parameters.get("limit")  # the credit limit the action sets (validated by the action schema)
+    if case.amount is None and limit is None:
+        return False
     amount = max(case.amount or Decimal(0), Decimal(str(limit)) if limit is not None else Decimal(0))
+    own = case.queue.dual_approval_threshold if case.queue is not None else None
+    if own is not None:
+        return amount >= own
     thresholds = current_app.config["DUAL_APPROVAL_THRESHOLDS"]
-    return amount >= thresholds.get(case.currency or "", thresholds["default"])
+    return by_case_type and amount >= thresholds.get(case.currency or "", thresholds["default"])
 
 
 def decisions_of(session: Session, case: Case) -> list[Decision]:

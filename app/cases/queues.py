@@ -13,16 +13,23 @@ The rules, for creating and for changing a queue alike:
 - the lead is an active reviewer or senior reviewer; members are active users (when added:
   a member who was deactivated later may stay, or be removed).
 - business hours are validated by `BusinessHours` (field by field) and stored normalised.
+- the dual-approval threshold is a positive amount (at most 4 decimals) or None (the global
+  DUAL_APPROVAL_THRESHOLDS apply); the required role is reviewer (any decider) or senior_reviewer.
+- an archived queue receives no new cases (`route` and escalation rules skip it) and keeps its
+  history; its open cases stay workable. A domain's default queue cannot be archived, nor a queue
+  other queues escalate to; an archived queue cannot be made the default or an escalation target.
 
 Every change is audited: ``queue.created`` with the settings, ``queue.updated`` with
-``{"changes": {field: [old, new]}}``. A refusal raises before anything is changed.
+``{"changes": {field: [old, new]}}``, ``queue.archived`` and ``queue.unarchived`` likewise.
+A refusal raises before anything is changed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -33,16 +40,19 @@ from app.audit import chain
 from app.audit.actions import AuditAction
 from app.cases.business_hours import BusinessHours
 from app.cases.models import Queue
-from app.cases.permissions import DECIDERS
+from app.cases.permissions import DECIDERS, QUEUE_DECIDERS, Role
 from app.cases.types import DOMAINS, REGISTRY
-from app.errors import Conflict, Invalid, NotFound, field_errors
+from app.db import utcnow
+from app.errors import Conflict, DomainError, Invalid, NotFound, Unavailable, field_errors
 from app.users import User
 
+T = TypeVar("T")
 MAX_NAME_LENGTH = 80
+MAX_THRESHOLD = Decimal("1e14")  # what the Numeric(18, 4) column holds
 # What update_queue accepts; a key left out is left unchanged, None clears (lead, escalation_target,
-# business_hours). members replaces the set; add_members / remove_members change it.
+# business_hours, dual_approval_threshold). members replaces the set; add_members / remove_members change it.
 UPDATABLE = ("sla_minutes", "is_default", "case_types", "escalation_target", "lead", "blind_review", "business_hours",
-             "members")
+             "dual_approval_threshold", "required_role", "members")
 UPDATE_KEYS = frozenset(UPDATABLE) | {"add_members", "remove_members", "move_default"}
 
 
@@ -60,6 +70,8 @@ def create_queue(
     business_hours: Mapping[str, Any] | str | None = None,
     members: Iterable[str] = (),
     case_types: Iterable[str] = (),
+    dual_approval_threshold: Decimal | int | str | None = None,
+    required_role: str = Role.REVIEWER.value,
     actor: Actor | None = None,
 ) -> Queue:
     """Create a queue; flushed with its ``queue.created`` audit event, not committed.
@@ -67,21 +79,26 @@ def create_queue(
     actor = actor or Actor.system("seed")
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
-        raise Invalid(f"a queue name must be 1 to {MAX_NAME_LENGTH} characters")
+        raise Invalid(f"a queue name must be 1 to {MAX_NAME_LENGTH} characters",
+                      {"name": f"1 to {MAX_NAME_LENGTH} characters"})
     if domain not in DOMAINS:
-        raise Invalid(f"unknown domain {domain!r}: choose one of {', '.join(DOMAINS)}")
+        raise Invalid(f"unknown domain {domain!r}: choose one of {', '.join(DOMAINS)}",
+                      {"domain": f"one of {', '.join(DOMAINS)}"})
     if session.scalar(select(Queue.id).where(Queue.name == name)):
-        raise Conflict(f"a queue named {name!r} already exists")
+        raise Conflict(f"a queue named {name!r} already exists", {"name": "already taken"})
     values = {
-        "sla_minutes": _sla_minutes(sla_minutes),
-        "escalation_target": _target(session, escalation_target, None, domain),
-        "lead": _lead(session, lead),
+        "sla_minutes": _checked("sla_minutes", _sla_minutes, sla_minutes),
+        "escalation_target": _checked("escalation_target", _target, session, escalation_target, None, domain),
+        "lead": _checked("lead", _lead, session, lead),
         "blind_review": _flag("blind_review", blind_review),
         "business_hours": parse_business_hours(business_hours),
-        "members": _users(session, members, "a member"),
-        "case_types": _case_types(session, None, domain, case_types),
+        "members": _checked("members", _users, session, members, "a member"),
+        "case_types": _checked("case_types", _case_types, session, None, domain, case_types),
+        "dual_approval_threshold": _threshold(dual_approval_threshold),
+        "required_role": _required_role(required_role),
     }
-    previous = _default_to_move(session, None, domain, _flag("is_default", is_default), move_default)
+    previous = _checked("is_default", _default_to_move, session, None, domain, _flag("is_default", is_default),
+                        move_default)
 
     _take_default(session, previous, name, actor)
     queue = Queue(name=name, domain=domain, is_default=is_default, **values)
@@ -106,36 +123,73 @@ def update_queue(session: Session, queue: Queue, changes: Mapping[str, Any], act
 
     values: dict[str, Any] = {}
     if "sla_minutes" in changes:
-        values["sla_minutes"] = _sla_minutes(changes["sla_minutes"])
+        values["sla_minutes"] = _checked("sla_minutes", _sla_minutes, changes["sla_minutes"])
     if "escalation_target" in changes:
-        values["escalation_target"] = _target(session, changes["escalation_target"], queue, queue.domain)
+        values["escalation_target"] = _checked("escalation_target", _target, session, changes["escalation_target"],
+                                               queue, queue.domain)
     if "lead" in changes:
-        values["lead"] = _lead(session, changes["lead"])
+        values["lead"] = _checked("lead", _lead, session, changes["lead"])
     if "blind_review" in changes:
         values["blind_review"] = _flag("blind_review", changes["blind_review"])
     if "business_hours" in changes:
         values["business_hours"] = parse_business_hours(changes["business_hours"])
     if "case_types" in changes:
-        values["case_types"] = _case_types(session, queue, queue.domain, changes["case_types"] or ())
+        values["case_types"] = _checked("case_types", _case_types, session, queue, queue.domain,
+                                        changes["case_types"] or ())
+    if "dual_approval_threshold" in changes:
+        values["dual_approval_threshold"] = _threshold(changes["dual_approval_threshold"])
+    if "required_role" in changes:
+        values["required_role"] = _required_role(changes["required_role"])
     if {"members", "add_members", "remove_members"} & set(changes):
-        values["members"] = _new_members(session, queue, changes)
+        values["members"] = _checked("members", _new_members, session, queue, changes)
     previous = None
     if "is_default" in changes:
         values["is_default"] = _flag("is_default", changes["is_default"])
+        if values["is_default"] and queue.archived_at is not None:
+            raise Invalid(f"queue {queue.name!r} is archived and cannot be the default: unarchive it first",
+                          {"is_default": "an archived queue cannot be the default"})
         if values["is_default"] and not queue.is_default:
-            previous = _default_to_move(session, queue, queue.domain, True, bool(changes.get("move_default")))
+            previous = _checked("is_default", _default_to_move, session, queue, queue.domain, True,
+                                bool(changes.get("move_default")))
 
-    before = settings_of(queue)
     _take_default(session, previous, queue.name, actor)
+    return _changed(session, queue, values, AuditAction.QUEUE_UPDATED, actor)
+
+
+def archive_queue(session: Session, queue: Queue, actor: Actor) -> dict[str, list[Any]]:
+    """Stop routing new cases to ``queue`` (flushed with ``queue.archived``, not committed); its
+    cases and history stay. Already archived: nothing changes (an empty diff)."""
+    if queue.archived_at is None and queue.is_default:
+        raise Conflict(f"queue {queue.name!r} is the default of the {queue.domain} domain and cannot be archived: "
+                       f"make another {queue.domain} queue the default first (it takes over with --move-default)",
+                       slug="default-queue")
+    escalating = sorted(session.scalars(select(Queue.name).where(Queue.escalation_target_id == queue.id,
+                                                                 Queue.archived_at.is_(None))))
+    if queue.archived_at is None and escalating:
+        raise Conflict(f"queue {queue.name!r} cannot be archived while {', '.join(escalating)} escalate(s) to it: "
+                       "change their escalation target first", slug="escalation-target")
+    return _changed(session, queue, {"archived_at": queue.archived_at or utcnow()}, AuditAction.QUEUE_ARCHIVED,
+                    actor)
+
+
+def unarchive_queue(session: Session, queue: Queue, actor: Actor) -> dict[str, list[Any]]:
+    """Route new cases to ``queue`` again (flushed with ``queue.unarchived``, not committed)."""
+    return _changed(session, queue, {"archived_at": None}, AuditAction.QUEUE_UNARCHIVED, actor)
+
+
+def _changed(session: Session, queue: Queue, values: Mapping[str, Any], action: AuditAction,
+             actor: Actor) -> dict[str, list[Any]]:
+    """Set ``values`` on the queue and record ``{field: [old, new]}`` of what changed (nothing
+    recorded when nothing did)."""
+    before = settings_of(queue)
     for field, value in values.items():
         setattr(queue, field, value)
     after = settings_of(queue)
-    diff = {field: [before[field], after[field]] for field in UPDATABLE if before[field] != after[field]}
+    diff = {field: [old, after[field]] for field, old in before.items() if old != after[field]}
     if not diff:
         return diff
     session.flush()
-    chain.record(session, AuditAction.QUEUE_UPDATED, actor,
-                 data={"queue_id": queue.id, "name": queue.name, "changes": diff})
+    chain.record(session, action, actor, data={"queue_id": queue.id, "name": queue.name, "changes": diff})
     return diff
 
 
@@ -166,7 +220,10 @@ def settings_of(queue: Queue) -> dict[str, Any]:
         "lead": queue.lead.email if queue.lead else None,
         "blind_review": queue.blind_review,
         "business_hours": queue.business_hours,
+        "dual_approval_threshold": amount_text(queue.dual_approval_threshold),
+        "required_role": queue.required_role,
         "members": sorted(user.email for user in queue.members),
+        "archived": queue.archived_at is not None,
     }
 
 
@@ -179,10 +236,29 @@ def describe(queue: Queue) -> dict[str, Any]:
 
 def route(session: Session, domain: str, case_type: str) -> Queue | None:
     """The queue a new case goes to: the one its case type is routed to, else its domain's default
-    (else the domain's oldest queue); None when the domain has no queue."""
-    queues = list(session.scalars(select(Queue).where(Queue.domain == domain)
+    (else the domain's oldest queue), archived queues left out; None when no queue receives it."""
+    queues = list(session.scalars(select(Queue).where(Queue.domain == domain, Queue.archived_at.is_(None))
                                   .order_by(Queue.is_default.desc(), Queue.id)))
     return next((q for q in queues if case_type in (q.case_types or ())), queues[0] if queues else None)
+
+
+def receiving(session: Session, domain: str, case_type: str) -> Queue:
+    """`route`, refusing (Unavailable) when no queue receives the case: a case is never accepted into nowhere."""
+    queue = route(session, domain, case_type)
+    if queue is None:
+        raise Unavailable(f"no queue receives {domain} cases of type {case_type}; an admin must create one: "
+                          f"flask --app wsgi queues create --name {domain} --domain {domain} --sla-minutes 240 "
+                          "--default, or at /admin/queues",
+                          slug="no-queue", title="No queue configured", missing={"domain": domain,
+                                                                                 "case_type": case_type})
+    return queue
+
+
+def domains_without_default(session: Session) -> list[str]:
+    """The domains no (non-archived) default queue serves: intake refuses some of their cases."""
+    served = set(session.scalars(select(Queue.domain).where(Queue.is_default.is_(True),
+                                                            Queue.archived_at.is_(None))))
+    return [domain for domain in DOMAINS if domain not in served]
 
 
 def _case_types(session: Session, queue: Queue | None, domain: str, names: Iterable[str]) -> list[str]:
@@ -237,10 +313,49 @@ def parse_business_hours(value: Mapping[str, Any] | str | None) -> dict[str, Any
 # --- the rules ------------------------------------------------------------------------------------
 
 
+def _checked(field: str, check: Callable[..., T], *args: Any) -> T:
+    """``check(*args)``, a refusal of it naming ``field`` (where the admin form shows it)."""
+    try:
+        return check(*args)
+    except DomainError as exc:
+        exc.errors = exc.errors or [{"field": field, "message": exc.message}]
+        raise
+
+
 def _sla_minutes(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise Invalid(f"sla_minutes must be a positive whole number of minutes (got {value!r})")
     return value
+
+
+def _threshold(value: Any) -> Decimal | None:
+    """A positive amount with at most 4 decimals, or None (empty: the global thresholds apply)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else value)
+    except (InvalidOperation, TypeError, ValueError):
+        amount = None
+    if isinstance(value, bool | float) or amount is None or not amount.is_finite() or not 0 < amount < MAX_THRESHOLD \
+            or amount != amount.quantize(Decimal("0.0001")):
+        raise Invalid(f"dual_approval_threshold must be a positive amount with at most 4 decimals (got {value!r})",
+                      {"dual_approval_threshold": "a positive amount, such as 250000"})
+    return amount
+
+
+def amount_text(amount: Decimal | None) -> str | None:
+    """250000.0000 → ``"250000"``, 1500.5 → ``"1500.5"``."""
+    if amount is None:
+        return None
+    text = format(amount, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _required_role(value: Any) -> str:
+    if value not in QUEUE_DECIDERS:
+        raise Invalid(f"required_role must be one of {', '.join(QUEUE_DECIDERS)} (got {value!r})",
+                      {"required_role": f"one of {', '.join(QUEUE_DECIDERS)}"})
+    return str(value)
 
 
 def _flag(field: str, value: Any) -> bool:
@@ -303,6 +418,8 @@ def _target(session: Session, value: Queue | str | None, queue: Queue | None, do
     target = value if isinstance(value, Queue) else queue_named(session, value)
     if target is queue:
         raise Invalid(f"queue {target.name!r} cannot escalate to itself")
+    if target.archived_at is not None and (queue is None or target is not queue.escalation_target):
+        raise Invalid(f"escalation target {target.name!r} is archived")
     if target.domain != domain:
         raise Invalid(f"escalation target {target.name!r} is in domain {target.domain!r}, not {domain!r}")
     path, step = [target], target.escalation_target

@@ -350,7 +350,7 @@ def _fire(session: Session, case: Case, rule: ActiveRule, trigger: str, now: dat
 def _route(f: _Firing, params: schema.RouteToQueue) -> dict[str, Any]:
     case = f.case
     target = f.session.scalar(select(Queue).where(Queue.name == params.queue))
-    if target is None or target.id == case.queue_id:
+    if target is None or target.archived_at is not None or target.id == case.queue_id:  # archived: receives nothing
         return {"queue": params.queue, "moved": False}
     source = case.queue.name if case.queue else None
     case.queue = target

@@ -151,7 +151,7 @@ def submit_case(
     envelope, data = _parse(raw_body, client, callbacks)
     if look_first:
         _refuse_duplicate(session, client, envelope.external_id)
-    queue = queues.route(session, envelope.domain, envelope.case_type)
+    queue = queues.receiving(session, envelope.domain, envelope.case_type)
     rules = active_rules(session)
     case = _new_case(session, client, envelope, data, queue)
     body = _answer(session, client, webhook_id, body_hash, case, case.status, case_url.format(id=case.id))
@@ -166,7 +166,7 @@ def submit_case(
             "case_type": case.case_type,
             "webhook_id": webhook_id,
             "body_sha256": body_hash,
-            "queue": case.queue.name if case.queue else None,
+            "queue": queue.name,
         },
     )
     apply_rules(session, case, trigger="intake", active=rules)
@@ -260,7 +260,7 @@ def _callback_errors(url: Any, client: ApiClient, callbacks: webhooks.CallbackPo
 
 
 def _new_case(session: Session, client: ApiClient, envelope: CaseEnvelope, data: BaseModel,
-              queue: Queue | None) -> Case:
+              queue: Queue) -> Case:
     amount = get_case_type(envelope.domain, envelope.case_type).amount(data)
     now = utcnow()
     case = Case(

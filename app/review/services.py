@@ -26,7 +26,7 @@ from app.audit import chain
 from app.audit.actions import AuditAction
 from app.cases import lifecycle, policy
 from app.cases.models import Case, Decision, Queue, Status
-from app.cases.permissions import DECIDERS, get_case_for, queue_for, require, sees
+from app.cases.permissions import DECIDERS, can_in, get_case_for, queue_for, require, require_in, sees
 from app.cases.types import UnknownAction, get_case_type
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, Invalid
@@ -89,7 +89,7 @@ def claim_next(session: Session, user: User, queue_id: int) -> Case | None:
     """Claim the queue's most urgent unclaimed case (priority, then SLA due time, then age);
     two reviewers asking at once never get the same case."""
     queue = queue_for(session, user, queue_id)
-    require(user, "claim")
+    require_in(user, "claim", queue)
     if session.get_bind().dialect.name == "postgresql":
         case = _lock_next(session, queue.id)
     else:
@@ -183,7 +183,7 @@ def assignees(session: Session, case: Case) -> list[User]:
 
 
 def _may_work(session: Session, person: User | None, case: Case) -> bool:
-    return person is not None and person.active and person.role in DECIDERS and sees(session, person, case)
+    return person is not None and person.active and can_in(person, "decide", case.queue) and sees(session, person, case)
 
 
 def _assign(session: Session, user: User, case: Case, assignee: User | None, reason: str) -> Case:

@@ -104,8 +104,8 @@ def queue(name: str) -> str:
     page = inbox.inbox_page(db.session, user, found, form.filters())
     return render_template("review/queue.html", queue=found, page=page, form=form, blind=blind,
                            flag_codes=inbox.FLAGS, status_empty=presenters.STATUS_EMPTY,
-                           empty_messages=presenters.FILTER_EMPTY, can_decide=_can(user, "decide"),
-                           next_form=forms.ActionForm())
+                           empty_messages=presenters.FILTER_EMPTY,
+                           can_decide=permissions.can_in(user, "decide", found), next_form=forms.ActionForm())
 
 
 @bp.get("/cases/<int:case_id>")
@@ -377,7 +377,7 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
     return render_template(
         "review/case.html",
         case=case,
-        can_decide=_can(user, "decide"),
+        can_decide=permissions.can_in(user, "decide", case.queue),
         can_audit=_can(user, "audit"),
         view=presenters.present_case(case),
         rec=rec,
@@ -415,7 +415,7 @@ def _assign_form(user: User, case: Case, submitted: forms.AssignForm | None) -> 
 def _decision_panel(user: User, case: Case, submitted: dict[str, forms.DecisionForm]) -> DecisionPanel:
     status = Status(case.status)
     mine = case.assignee_id == user.id
-    deciding = _can(user, "decide")
+    deciding = permissions.can_in(user, "decide", case.queue)
     panel = DecisionPanel(
         can_claim=deciding and status in (Status.PENDING_REVIEW, Status.AI_FAILED) and case.assignee_id is None,
         can_release=deciding and status == Status.IN_REVIEW and mine,

@@ -1,0 +1,136 @@
+"""Forms of the queue admin pages. The queue service (`app.cases.queues`) is the one validator of a
+queue's settings: these forms only read the fields (CSRF, whole numbers) and show the service's
+refusals under the field they name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
+from wtforms.validators import InputRequired, Optional
+
+from app.cases.models import Queue
+from app.cases.permissions import QUEUE_DECIDERS
+from app.cases.queues import amount_text
+from app.cases.types import DOMAINS, REGISTRY
+from app.errors import DomainError
+from app.review.forms import choices
+from app.users import User
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+HOURS_FIELDS = ("timezone", "days", "start", "end", "holidays")
+ROLE_LABELS = {"reviewer": "Any reviewer", "senior_reviewer": "Senior reviewers only"}
+
+
+class CheckboxesField(SelectMultipleField):
+    """Several choices as a list of checkboxes; values outside the choices reach the service, which says why."""
+
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, validate_choice=False, **kwargs)
+
+
+class QueueForm(FlaskForm):
+    name = StringField("Name")
+    domain = SelectField("Domain", choices=choices((d, d) for d in DOMAINS), validate_choice=False)
+    sla_minutes = IntegerField("SLA (business minutes)", validators=[InputRequired()],
+                               description="How long a case may wait for a decision, counted in business hours.")
+    is_default = BooleanField("Default queue of its domain",
+                              description="Receives the domain's cases whose type is routed to no other queue.")
+    move_default = BooleanField("Take over as default from the domain's current default queue")
+    case_types = CheckboxesField("Case types routed here",
+                                 choices=choices((name, f"{domain}: {name}") for domain, name in REGISTRY))
+    escalation_target = SelectField("Escalates to", validate_choice=False,
+                                    description="Where SLA breaches move a case: a queue of the same domain.")
+    lead = SelectField("Lead", validate_choice=False, description="An active reviewer or senior reviewer.")
+    blind_review = BooleanField("Blind review",
+                                description="Reviewers record their own assessment before the AI recommendation shows.")
+    dual_approval_threshold = StringField(
+        "Dual-approval threshold", validators=[Optional()],
+        description="Cases with an amount at or above it need two approvals; empty: the global thresholds apply.")
+    required_role = SelectField("Who decides", choices=choices((r, ROLE_LABELS[r]) for r in QUEUE_DECIDERS),
+                                validate_choice=False)
+    members = CheckboxesField("Members")
+    timezone = StringField("Time zone", description="For example Europe/London; leave every business-hours field "
+                                                    "empty for a round-the-clock SLA.")
+    days = CheckboxesField("Working days", choices=choices(enumerate(WEEKDAYS)), coerce=int)
+    start = StringField("Opens at", description="HH:MM")
+    end = StringField("Closes at", description="HH:MM")
+    holidays = TextAreaField("Holidays", description="One date per line, YYYY-MM-DD.")
+
+    def with_choices(self, queues: list[Queue], people: list[User], editing: Queue | None) -> QueueForm:
+        """Offer the queues to escalate to, the possible leads and members (keeping the current ones)."""
+        target, lead = (editing.escalation_target, editing.lead) if editing else (None, None)
+        others = [q for q in queues if q is not editing and (q.archived_at is None or q is target)]
+        self.escalation_target.choices = choices([("", "(nowhere: a breach raises the priority in place)")] + [
+            (q.name, f"{q.name} ({q.domain})") for q in others])
+        offered = {u.email: u for u in [*people, *(editing.members if editing else ())]}
+        deciders = [u for u in offered.values() if u.role in QUEUE_DECIDERS]
+        leads = {u.email: u for u in [*deciders, *([lead] if lead else [])]}  # the current lead stays selectable
+        self.lead.choices = choices([("", "(no lead)")] + [(u.email, f"{u.name} <{u.email}>") for u in leads.values()])
+        self.members.choices = choices((u.email, f"{u.name} <{u.email}> ({u.role})") for u in offered.values())
+        return self
+
+    def fill(self, queue: Queue) -> QueueForm:
+        """The queue's current settings, for a GET of its edit page."""
+        hours = queue.business_hours or {}
+        values: dict[str, Any] = {
+            "name": queue.name, "domain": queue.domain, "sla_minutes": queue.sla_minutes,
+            "is_default": queue.is_default, "case_types": list(queue.case_types or ()),
+            "escalation_target": queue.escalation_target.name if queue.escalation_target else "",
+            "lead": queue.lead.email if queue.lead else "", "blind_review": queue.blind_review,
+            "dual_approval_threshold": amount_text(queue.dual_approval_threshold) or "",
+            "required_role": queue.required_role,
+            "members": [u.email for u in queue.members], "timezone": hours.get("timezone", ""),
+            "days": hours.get("days", []), "start": hours.get("start", ""), "end": hours.get("end", ""),
+            "holidays": "\n".join(hours.get("holidays", [])),
+        }
+        for name, value in values.items():
+            getattr(self, name).data = value
+        return self
+
+    def business_hours(self) -> dict[str, Any] | None:
+        """The business-hours fields as the service takes them; None when all are empty (round the clock)."""
+        holidays = [line.strip() for line in (self.holidays.data or "").splitlines() if line.strip()]
+        texts = {name: (getattr(self, name).data or "").strip() for name in ("timezone", "start", "end")}
+        if not any(texts.values()) and not self.days.data and not holidays:
+            return None
+        return {**texts, "days": list(self.days.data or []), "holidays": holidays}
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting but name and domain, as `update_queue` takes them (and `create_queue`, by keyword)."""
+        return {
+            "sla_minutes": self.sla_minutes.data,
+            "is_default": self.is_default.data,
+            "case_types": list(self.case_types.data or []),
+            "escalation_target": self.escalation_target.data or None,
+            "lead": self.lead.data or None,
+            "blind_review": self.blind_review.data,
+            "business_hours": self.business_hours(),
+            "dual_approval_threshold": (self.dual_approval_threshold.data or "").strip() or None,
+            "required_role": self.required_role.data,
+            "members": list(self.members.data or []),
+        }
+
+    def show_refusal(self, exc: DomainError) -> None:
+        """Put the service's refusal under the fields it names; the rest goes to the top of the form."""
+        unplaced = []
+        for error in exc.errors or [{"field": "", "message": exc.message}]:
+            field = _form_field(str(error.get("field", "")))
+            if field and field in self:
+                self[field].errors = [*self[field].errors, error["message"]]
+            else:
+                unplaced.append(error["message"] if field else exc.message)
+        self.form_errors = [*self.form_errors, *dict.fromkeys(unplaced)]
+
+
+def _form_field(service_field: str) -> str:
+    """``business_hours.days[1]`` → ``days``; ``lead`` → ``lead``."""
+    head, _, rest = service_field.partition(".")
+    if head == "business_hours":
+        return rest.split("[")[0] if rest.split("[")[0] in HOURS_FIELDS else ""
+    return head
+
