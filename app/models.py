@@ -16,6 +16,7 @@ from app.escalation.models import EscalationRule, RuleFiring
 from app.execution.models import UpstreamNotice
 from app.intake.models import ApiClient, WebhookReceipt
 from app.notifications.models import InAppNotification
+from app.review.models import ReasonCode
 from app.users import ApiToken, User
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "InAppNotification",
     "Priority",
     "Queue",
+    "ReasonCode",
     "Recommendation",
     "RuleFiring",
     "Status",
