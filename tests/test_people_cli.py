@@ -90,8 +90,8 @@ def test_clients_list_update_and_revoke(runner, client, queues):
     upstream = make_upstream(client)
     listed = json.loads(runner.invoke(args=["clients", "list", "--json"]).output)
     assert listed == [{"name": "payments-engine", "token_prefix": upstream.token[:10],
-                       "domains": ["compliance", "finance", "legal"], "callback_hosts": ["127.0.0.1", "hooks.example.com"],
-                       "active": True, "signing_secrets": 1}]
+                       "domains": ["compliance", "finance", "legal"],
+                       "callback_hosts": ["127.0.0.1", "hooks.example.com"], "active": True, "signing_secrets": 1}]
     result = runner.invoke(args=["clients", "update", "payments-engine", "--domains", "finance",
                                  "--callback-hosts", "cb.example.org"])
     assert result.exit_code == 0, result.output
