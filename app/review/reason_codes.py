@@ -21,7 +21,11 @@ MAX_LABEL = 120
 
 def offered(session: Session, kind: str) -> list[tuple[str, str]]:
     """``(code, label)`` of the active codes a decision of ``kind`` may give, by label."""
-    return [(c.code, c.label) for c in all_codes(session) if c.active and kind in c.kinds]
+    return offered_in(all_codes(session), kind)
+
+
+def offered_in(codes: Iterable[ReasonCode], kind: str) -> list[tuple[str, str]]:
+    return [(c.code, c.label) for c in codes if c.active and kind in c.kinds]
 
 
 def all_codes(session: Session) -> list[ReasonCode]:

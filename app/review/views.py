@@ -30,6 +30,7 @@ from app.jobs import redis_connection
 from app.problems import sentence
 from app.review import forms, inbox, presenters, reason_codes
 from app.review import services as review
+from app.review.models import ReasonCode
 from app.users import User
 
 bp = Blueprint("review", __name__)
@@ -460,11 +461,12 @@ def _decision_forms(case: Case, submitted: dict[str, forms.DecisionForm]) -> dic
     """Every decision form: the one just submitted as it was, the others fresh for the case's state."""
     proposed = policy.proposed_action(db.session, case)
     shown = _shown(case, proposed)
+    codes = reason_codes.all_codes(db.session)  # once for every form
     extra: dict[str, dict[str, Any]] = {"edit": {"action": proposed[0]}}
     if case.queue and case.queue.escalation_target:
         extra["escalate"] = {"target_queue": case.queue.escalation_target.name}
     return {kind: submitted.get(kind)
-            or _with_choices(kind, cls(formdata=None, prefix=kind, **shown, **extra.get(kind, {})), case)
+            or _with_choices(kind, cls(formdata=None, prefix=kind, **shown, **extra.get(kind, {})), case, codes)
             for kind, cls in forms.DECISION_FORMS.items()}
 
 
@@ -475,9 +477,12 @@ def _shown(case: Case, proposed: policy.Final | None = None) -> dict[str, Any]:
     return {"case_version": case.version, "view_hash": view_hash}
 
 
-def _with_choices(kind: str, form: forms.DecisionForm, case: Case) -> forms.DecisionForm:
+def _with_choices(kind: str, form: forms.DecisionForm, case: Case,
+                  codes: list[ReasonCode] | None = None) -> forms.DecisionForm:
+    """The form's options: reason codes offered for ``kind`` (from ``codes`` when already read),
+    actions of the case type, escalation targets."""
     if isinstance(form, forms.ReasonedForm):
-        form.with_reason_codes(reason_codes.offered(db.session, kind))
+        form.with_reason_codes(reason_codes.offered_in(codes or reason_codes.all_codes(db.session), kind))
     if isinstance(form, forms.EditForm | forms.BlindForm):
         form.action.choices = forms.choices([("", "Choose an action…"), *((s.name, s.label) for s in _specs(case))])
     if isinstance(form, forms.EscalateForm):
