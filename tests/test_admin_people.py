@@ -7,23 +7,27 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from datetime import timedelta
 
 import pytest
 from flask import g
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from app.actors import Actor
 from app.audit.models import AuditEvent
+from app.auth import accounts
 from app.auth.services import create_api_token
 from app.cases.models import Decision
-from app.errors import Invalid
+from app.errors import Conflict, Invalid
 from app.extensions import db
 from app.intake.models import ApiClient
 from app.review.models import ReasonCode
 from app.users import User
 from tests.conftest import Upstream, case_body, sign_in
-from tests.review_helpers import PASSWORD, claim, decide, make_case
+from tests.review_helpers import PASSWORD, claim, decide, make_case, make_user
 from tests.test_auth import csrf_of, login
 
 pytest_plugins = ["tests.review_fixtures"]
@@ -194,6 +198,41 @@ def test_the_last_active_admin_can_neither_deactivate_nor_demote_themselves(admi
     assert people.admin.role == "auditor"
 
 
+def test_two_admins_demoting_each_other_at_once_cannot_both_succeed(app, database, people):
+    if not database.is_postgres:
+        pytest.skip("row locks: PostgreSQL (SQLite runs one writer at a time)")
+    second = make_user("admin2", "admin", [])
+    db.session.commit()
+    first, other = Session(db.engine), Session(db.engine)
+    answers: dict[str, str] = {}
+
+    def demote_the_other_admin() -> None:
+        with app.app_context():
+            try:
+                accounts.update_account(other, other.get(User, second.id), Actor.system("test"), role="auditor")
+                other.commit()
+                answers["other"] = "demoted"
+            except Conflict as exc:
+                other.rollback()
+                answers["other"] = exc.message
+
+    try:
+        accounts.update_account(first, first.get(User, people.admin.id), Actor.system("test"), role="auditor")
+        racing = threading.Thread(target=demote_the_other_admin)
+        racing.start()
+        racing.join(1.0)
+        assert racing.is_alive()  # waiting for the first demotion's locks
+        first.commit()
+        racing.join(10)
+    finally:
+        first.close()
+        other.close()
+    assert answers == {"other": "cannot demote admin2@example.com: they are the last active admin; "
+                                "make another user admin first"}
+    db.session.expire_all()
+    assert (people.admin.role, second.role) == ("auditor", "admin")
+
+
 def test_reset_password_replaces_the_old_one_and_ends_every_session(app, admin, people):
     theirs = browser(app)
     sign_in(theirs, people.reviewer)
@@ -280,6 +319,9 @@ def test_a_revoked_client_gets_401_on_a_signed_post(admin, upstream):
 
 
 def test_rotating_the_secret_keeps_the_old_one_for_the_grace_period(admin, upstream):
+    refused = post(admin, f"/admin/clients/{upstream.id}/rotate-secret", {"grace_hours": "-1"})
+    assert refused.status_code == 302 and events("client.secret_rotated") == []
+    assert "The grace period must be 0 to 720 hours." in flashes(admin, "/admin/clients")
     response = post(admin, f"/admin/clients/{upstream.id}/rotate-secret", {"grace_hours": "2"})
     new_secret = re.search(r"data-signing-secret>([^<]+)<", response.get_data(as_text=True)).group(1)
     assert new_secret != upstream.secret and response.headers["Cache-Control"] == "no-store"

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app.actors import Actor
 from app.audit import chain
@@ -40,7 +40,7 @@ def list_accounts(session: Session) -> list[Account]:
     last = (select(UserSession.user_id, func.max(UserSession.created_at).label("at"))
             .group_by(UserSession.user_id).subquery())
     rows = session.execute(select(User, last.c.at).outerjoin(last, last.c.user_id == User.id)
-                           .order_by(User.active.desc(), User.email))
+                           .options(selectinload(User.queues)).order_by(User.active.desc(), User.email))
     return [Account(user, at) for user, at in rows]
 
 
@@ -149,13 +149,14 @@ def _apply(session: Session, user: User, values: dict[str, Any], action: AuditAc
 
 
 def _keep_an_admin(session: Session, user: User, what: str) -> None:
-    """Refuse to leave no active admin (who else could undo it?). The other admins' rows are
-    locked, so two admins demoting each other at once cannot both succeed."""
+    """Refuse to leave no active admin (who else could undo it?). Every active admin's row is
+    locked, in one order, so two admins demoting each other at once cannot both succeed: the
+    second waits for the first and then no longer counts it."""
     if user.role != Role.ADMIN or not user.active:
         return
-    others = session.scalars(select(User.id).where(User.role == Role.ADMIN.value, User.active.is_(True),
-                                                   User.id != user.id).with_for_update()).all()
-    if not others:
+    admins = session.scalars(select(User.id).where(User.role == Role.ADMIN.value, User.active.is_(True))
+                             .order_by(User.id).with_for_update()).all()
+    if set(admins) <= {user.id}:
         raise Conflict(f"cannot {what} {user.email}: they are the last active admin; make another user admin first",
                        {"role": "the last active admin"} if what == "demote" else None, slug="last-admin")
 
