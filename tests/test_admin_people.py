@@ -24,6 +24,7 @@ from app.cases.models import Decision
 from app.errors import Conflict, Invalid
 from app.extensions import db
 from app.intake.models import ApiClient
+from app.review import reason_codes
 from app.review.models import ReasonCode
 from app.users import User
 from tests.conftest import Upstream, case_body, sign_in
@@ -415,3 +416,14 @@ def test_editing_a_label_changes_what_old_decisions_show(app, admin, people, ups
     assert (code.label, code.kinds) == ("Poor data quality", ["edit", "reject"])
     assert "Poor data quality: Garbled" in get(admin, f"/cases/{case.id}").get_data(as_text=True)
 
+
+
+def test_an_optional_code_must_still_be_offered_for_the_kind(people, upstream):
+    reason_codes.add_code(db.session, "reject_only", "Reject only", ["reject"], Actor.system("test"))
+    db.session.commit()
+    case = claim(people.reviewer, make_case(upstream))
+    with pytest.raises(Invalid) as refused:
+        decide(people.reviewer, case, "approve", reason_code="reject_only")
+    db.session.rollback()
+    assert "reject_only" not in refused.value.by_field["reason_code"]
+    assert decide(people.reviewer, case, "approve").reason_code is None  # approve needs no code

@@ -82,10 +82,12 @@ def update_code(session: Session, reason: ReasonCode, actor: Actor, *, label: st
     return diff
 
 
-def check_given(session: Session, kind: str, code: str | None) -> str | None:
-    """The problem with giving ``code`` on a decision of ``kind`` (None: fine, or none given)."""
+def problem_with(session: Session, kind: str, code: str | None, *, required: bool) -> str | None:
+    """What is wrong with giving ``code`` (None: none given) on a decision of ``kind``; None when nothing is."""
+    if code is None and not required:
+        return None
     choices = dict(offered(session, kind))
-    if code is None or code in choices:
+    if code in choices:
         return None
     return f"choose one of: {', '.join(choices) or '(no reason code is offered for ' + kind + ')'}"
 

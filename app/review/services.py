@@ -441,8 +441,7 @@ def _require_blind_assessment(r: _Request) -> None:
 
 def _check_reason(r: _Request, *, required: bool) -> None:
     command, errors = r.command, {}
-    given = "" if required and command.reason_code is None else command.reason_code
-    problem = reason_codes.check_given(r.session, command.kind, given)
+    problem = reason_codes.problem_with(r.session, command.kind, command.reason_code, required=required)
     if problem:
         errors["reason_code"] = problem
     if required and not (command.reason or "").strip():
