@@ -201,16 +201,6 @@ class Config:
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
-    REVIEW_REASON_CODES = (
-        ("policy_breach", "Policy breach"),
-        ("insufficient_evidence", "Insufficient evidence"),
-        ("incorrect_ai_parameters", "Incorrect AI parameters"),
-        ("sanctions_concern", "Sanctions concern"),
-        ("customer_risk", "Customer risk"),
-        ("needs_more_information", "Needs more information"),
-        ("data_quality", "Data quality"),
-        ("other", "Other"),
-    )
 
     @classmethod
     def check(cls) -> None:

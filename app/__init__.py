@@ -75,12 +75,18 @@ def create_app(config: type[Config] = Config) -> Flask:
     app.register_blueprint(audit_export_bp)
     app.register_blueprint(openapi_bp)
 
+    from app.admin.clients import bp as admin_clients_bp  # /admin/clients: upstream API clients
     from app.admin.controls import bp as controls_bp  # /admin/controls: the kill switch, and its banner
     from app.admin.queues import bp as admin_queues_bp  # /admin/queues: create, edit, archive
+    from app.admin.reason_codes import bp as admin_reason_codes_bp  # /admin/reason-codes
+    from app.admin.users import bp as admin_users_bp  # /admin/users: accounts, roles, queues, access
     from app.admin.views import bp as admin_bp  # /admin: the index of every administration area
 
     app.register_blueprint(admin_bp)
     app.register_blueprint(admin_queues_bp)
+    app.register_blueprint(admin_users_bp)
+    app.register_blueprint(admin_clients_bp)
+    app.register_blueprint(admin_reason_codes_bp)
     app.register_blueprint(controls_bp)
 
     from app.cli import register_cli

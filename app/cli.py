@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.actors import Actor
 from app.auditor.cli import audit
+from app.auth import accounts
 from app.auth.services import create_api_token, create_user, end_all_sessions
 from app.cases import queues as queue_service
 from app.cases.models import Queue
@@ -24,22 +25,52 @@ from app.controls.cli import control
 from app.errors import DomainError
 from app.extensions import db
 from app.intake import services as intake
-from app.intake.models import ApiClient
+from app.review import reason_codes
+from app.review.models import DECISION_KINDS
 from app.users import User
 
 users = AppGroup("users", help="Manage reviewer, admin and auditor accounts.")
 clients = AppGroup("clients", help="Manage upstream API clients.")
 seed = AppGroup("seed", help="Load demo data.")
 queues = AppGroup("queues", help="Create, change and list review queues.")
+reason_codes_cli = AppGroup("reason-codes", help="The reason codes reviewers give, per decision kind.")
+KINDS_HELP = f"Comma-separated decision kinds: {', '.join(DECISION_KINDS)}."
 
 
 def _csv(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
+CLI_ACTOR = Actor.system("cli")
+
+
 def _fail(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(2)
+
+
+def _refused(exc: DomainError) -> None:
+    db.session.rollback()
+    _fail(str(exc))
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    if not rows:
+        click.echo("none")
+        return
+    rows = [header, *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _changes(what: str, diff: dict[str, list], done: str = "updated") -> None:
+    if not diff:
+        click.echo(f"{what} unchanged")
+        return
+    click.echo(f"{done} {what}")
+    for field, (old, new) in diff.items():
+        click.echo(f"  {field}: {_shown(old)} -> {_shown(new)}")
 
 
 @users.command("create")
@@ -91,6 +122,82 @@ def users_sign_out(email: str) -> None:
     click.echo(f"{user.email}: {ended} session(s) ended")
 
 
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="As JSON, for scripts.")
+def users_list(as_json: bool) -> None:
+    """Every user: role, queues, active or not, last sign-in."""
+    found = [{**accounts.settings_of(a.user), "must_change_password": a.user.must_change_password,
+              "last_sign_in": a.last_sign_in.isoformat() if a.last_sign_in else None}
+             for a in accounts.list_accounts(db.session)]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    _table(("EMAIL", "NAME", "ROLE", "QUEUES", "ACTIVE", "LAST SIGN-IN"),
+           [(u["email"], u["name"], u["role"], ",".join(u["queues"]) or "-", "yes" if u["active"] else "no",
+             (u["last_sign_in"] or "never")[:16].replace("T", " ")) for u in found])
+
+
+@users.command("update")
+@click.argument("email")
+@click.option("--role", default=None, type=click.Choice([r.value for r in Role]))
+@click.option("--queues", default=None, help="Comma-separated queue names: the whole new list; empty: none.")
+@click.option("--name", default=None)
+def users_update(email: str, role: str | None, queues: str | None, name: str | None) -> None:
+    """Change the role, queues or name of user EMAIL."""
+    if role is None and queues is None and name is None:
+        _fail("nothing to change: give --role, --queues or --name")
+    try:
+        user = accounts.user_by_email(db.session, email)
+        diff = accounts.update_account(db.session, user, CLI_ACTOR, name=name, role=role,
+                                       queues=None if queues is None else _csv(queues))
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    _changes(f"user {user.email}", diff)
+
+
+@users.command("deactivate")
+@click.argument("email")
+def users_deactivate(email: str) -> None:
+    """Deactivate user EMAIL: their sessions end and their API tokens are revoked at once."""
+    try:
+        user = accounts.user_by_email(db.session, email)
+        ended = accounts.deactivate(db.session, user, CLI_ACTOR)
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    click.echo(f"{user.email} deactivated: {ended['sessions_ended']} session(s) ended, "
+               f"{ended['tokens_revoked']} API token(s) revoked")
+
+
+@users.command("reactivate")
+@click.argument("email")
+def users_reactivate(email: str) -> None:
+    """Let user EMAIL sign in again (revoked API tokens stay revoked)."""
+    try:
+        user = accounts.user_by_email(db.session, email)
+        accounts.reactivate(db.session, user, CLI_ACTOR)
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    click.echo(f"{user.email} reactivated")
+
+
+@users.command("reset-password")
+@click.argument("email")
+def users_reset_password(email: str) -> None:
+    """Give user EMAIL a one-time password (printed once); their sessions end."""
+    try:
+        user = accounts.user_by_email(db.session, email)
+        password = accounts.reset_password(db.session, user, CLI_ACTOR)
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    click.echo(password)
+    click.echo(f"one-time password for {user.email}: give it to them now, it is not shown again; "
+               "they choose their own at the next sign-in", err=True)
+
+
 @clients.command("create")
 @click.option("--name", required=True)
 @click.option("--domains", required=True, help="Comma-separated: finance,legal,compliance")
@@ -134,10 +241,11 @@ def clients_create(name: str, domains: str, callback_hosts: tuple[str, ...], as_
 @click.option("--json", "as_json", is_flag=True)
 def clients_rotate_secret(name: str, grace_hours: int, as_json: bool) -> None:
     """Add a new signing secret; the previous one keeps working for the grace period."""
-    client = db.session.scalar(select(ApiClient).where(ApiClient.name == name))
-    if client is None:
-        _fail(f"no API client named {name!r}")
-    secret = intake.rotate_secret(db.session, client, timedelta(hours=grace_hours))
+    try:
+        client = intake.client_named(db.session, name)
+    except DomainError as exc:
+        _refused(exc)
+    secret = intake.rotate_secret(db.session, client, timedelta(hours=grace_hours), actor=CLI_ACTOR)
     db.session.commit()
     if as_json:
         click.echo(json.dumps({"client_id": client.id, "signing_secret": secret}))
@@ -145,9 +253,111 @@ def clients_rotate_secret(name: str, grace_hours: int, as_json: bool) -> None:
         click.echo(f"new signing secret for {name}: {secret}\nthe previous secret stays valid for {grace_hours} h")
 
 
+@clients.command("list")
+@click.option("--json", "as_json", is_flag=True, help="As JSON, for scripts (no secrets: they are never shown again).")
+def clients_list(as_json: bool) -> None:
+    """Every API client: token prefix, domains, callback hosts, active or revoked."""
+    found = [{"name": c.name, "token_prefix": c.token_prefix, "domains": c.allowed_domains,
+              "callback_hosts": c.callback_hosts, "active": c.active, "signing_secrets": len(c.active_secrets())}
+             for c in intake.list_clients(db.session)]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    _table(("NAME", "TOKEN", "DOMAINS", "CALLBACK HOSTS", "SECRETS", "ACTIVE"),
+           [(c["name"], c["token_prefix"] + "…", ",".join(c["domains"]), ",".join(c["callback_hosts"]) or "-",
+             str(c["signing_secrets"]), "yes" if c["active"] else "revoked") for c in found])
+
+
+@clients.command("update")
+@click.argument("name")
+@click.option("--domains", default=None, help="Comma-separated: the whole new list.")
+@click.option("--callback-hosts", default=None, help="Comma-separated host names: the whole new list; empty: none.")
+def clients_update(name: str, domains: str | None, callback_hosts: str | None) -> None:
+    """Change the allowed domains or callback hosts of API client NAME."""
+    if domains is None and callback_hosts is None:
+        _fail("nothing to change: give --domains or --callback-hosts")
+    try:
+        client = intake.client_named(db.session, name)
+        diff = intake.update_client(db.session, client, CLI_ACTOR,
+                                    domains=None if domains is None else _csv(domains),
+                                    callback_hosts=None if callback_hosts is None else _csv(callback_hosts))
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    _changes(f"API client {client.name}", diff)
+
+
+@clients.command("revoke")
+@click.argument("name")
+def clients_revoke(name: str) -> None:
+    """Revoke API client NAME: its token is refused (401) from now on."""
+    try:
+        client = intake.client_named(db.session, name)
+        intake.revoke_client(db.session, client, CLI_ACTOR)
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    click.echo(f"API client {client.name} revoked")
+
+
+@reason_codes_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="As JSON, for scripts.")
+def reason_codes_list(as_json: bool) -> None:
+    """Every reason code, deactivated ones too."""
+    found = [{"code": c.code, "label": c.label, "kinds": c.kinds, "active": c.active}
+             for c in reason_codes.all_codes(db.session)]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    _table(("CODE", "LABEL", "KINDS", "ACTIVE"),
+           [(c["code"], c["label"], ",".join(c["kinds"]), "yes" if c["active"] else "no") for c in found])
+
+
+@reason_codes_cli.command("add")
+@click.argument("code")
+@click.option("--label", required=True)
+@click.option("--kinds", default=",".join(DECISION_KINDS), show_default=True, help=KINDS_HELP)
+def reason_codes_add(code: str, label: str, kinds: str) -> None:
+    """Add reason code CODE, offered with decisions of the given kinds."""
+    try:
+        added = reason_codes.add_code(db.session, code, label, _csv(kinds), CLI_ACTOR)
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    click.echo(f"added reason code {added.code} ({added.label}) for {', '.join(added.kinds)}")
+
+
+@reason_codes_cli.command("update")
+@click.argument("code")
+@click.option("--label", default=None)
+@click.option("--kinds", default=None, help=KINDS_HELP + " The whole new list.")
+@click.option("--active/--inactive", "active", default=None, help="Offer it again, or no longer.")
+def reason_codes_update(code: str, label: str | None, kinds: str | None, active: bool | None) -> None:
+    """Change the label, kinds or active flag of reason code CODE (the code itself is fixed)."""
+    if label is None and kinds is None and active is None:
+        _fail("nothing to change: give --label, --kinds or --active/--inactive")
+    _update_reason_code(code, label=label, kinds=None if kinds is None else _csv(kinds), active=active)
+
+
+@reason_codes_cli.command("deactivate")
+@click.argument("code")
+def reason_codes_deactivate(code: str) -> None:
+    """No longer offer reason code CODE; decisions that gave it keep showing its label."""
+    _update_reason_code(code, active=False)
+
+
+def _update_reason_code(code: str, **changes: object) -> None:
+    try:
+        reason = reason_codes.code_named(db.session, code)
+        diff = reason_codes.update_code(db.session, reason, CLI_ACTOR, **changes)
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
+    _changes(f"reason code {reason.code}", diff)
+
+
 # --- queues ---------------------------------------------------------------------------------------------
 
-CLI_ACTOR = Actor.system("cli")
 HOURS_HELP = 'JSON, e.g. \'{"timezone": "Europe/London", "days": [0,1,2,3,4], "start": "09:00", "end": "17:30"}\''
 CASE_TYPES_HELP = ("Comma-separated case types of the domain routed to this queue (the domain's default queue takes "
                    "the others).")
@@ -155,11 +365,6 @@ THRESHOLD_HELP = ("Amount at or above which a case of this queue needs two appro
                   "DUAL_APPROVAL_THRESHOLDS).")
 REQUIRED_ROLE = click.Choice([role.value for role in (Role.REVIEWER, Role.SENIOR_REVIEWER)])
 REQUIRED_ROLE_HELP = "Who may claim and decide its cases: reviewer (any reviewer) or senior_reviewer."
-
-
-def _refused(exc: DomainError) -> None:
-    db.session.rollback()
-    _fail(str(exc))
 
 
 @queues.command("create")
@@ -253,7 +458,7 @@ def queues_update(name: str, sla_minutes: int | None, is_default: bool | None, m
     except DomainError as exc:
         _refused(exc)
     db.session.commit()
-    _report(queue, diff, "updated")
+    _changes(f"queue {queue.name}", diff)
 
 
 @queues.command("archive")
@@ -277,16 +482,7 @@ def _archiving(name: str, change: Callable[[Session, Queue, Actor], dict[str, li
     except DomainError as exc:
         _refused(exc)
     db.session.commit()
-    _report(queue, diff, done)
-
-
-def _report(queue: Queue, diff: dict[str, list[Any]], done: str) -> None:
-    if not diff:
-        click.echo(f"queue {queue.name} unchanged")
-        return
-    click.echo(f"{done} queue {queue.name}")
-    for field, (old, new) in diff.items():
-        click.echo(f"  {field}: {_shown(old)} -> {_shown(new)}")
+    _changes(f"queue {queue.name}", diff, done)
 
 
 @queues.command("list")
@@ -303,15 +499,12 @@ def queues_list(domain: str | None, as_json: bool) -> None:
         return
     header = ("NAME", "DOMAIN", "DEFAULT", "CASE TYPES", "SLA", "ESCALATES TO", "LEAD", "BLIND", "BUSINESS HOURS",
               "MEMBERS", "DUAL AT", "DECIDED BY", "ARCHIVED")
-    rows = [header] + [(q["name"], q["domain"], "yes" if q["is_default"] else "-", ",".join(q["case_types"]) or "-",
-                        _duration(q["sla_minutes"]),
-                        q["escalation_target"] or "-", q["lead"] or "-", "yes" if q["blind_review"] else "-",
-                        q["business_hours_summary"] or "24/7", str(q["member_count"]),
-                        q["dual_approval_threshold"] or "-", q["required_role"], "yes" if q["archived"] else "-")
-                       for q in found]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _table(header, [(q["name"], q["domain"], "yes" if q["is_default"] else "-", ",".join(q["case_types"]) or "-",
+                     _duration(q["sla_minutes"]),
+                     q["escalation_target"] or "-", q["lead"] or "-", "yes" if q["blind_review"] else "-",
+                     q["business_hours_summary"] or "24/7", str(q["member_count"]),
+                     q["dual_approval_threshold"] or "-", q["required_role"], "yes" if q["archived"] else "-")
+                    for q in found])
 
 
 def _duration(minutes: int) -> str:
@@ -409,7 +602,7 @@ def seed_demo() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (users, clients, queues, audit, control, seed, setup):
+    for group in (users, clients, queues, reason_codes_cli, audit, control, seed, setup):
         app.cli.add_command(group)
 
 

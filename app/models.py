@@ -17,6 +17,7 @@ from app.escalation.models import EscalationRule, RuleFiring
 from app.execution.models import UpstreamNotice
 from app.intake.models import ApiClient, WebhookReceipt
 from app.notifications.models import InAppNotification
+from app.review.models import ReasonCode
 from app.users import ApiToken, User
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Pause",
     "Priority",
     "Queue",
+    "ReasonCode",
     "Recommendation",
     "RuleFiring",
     "Status",

@@ -25,6 +25,8 @@ class User(UserMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(default=True)
+    # Set with a one-time password (created or reset by an admin): nothing else until it is changed.
+    must_change_password: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     queues: Mapped[list[Queue]] = relationship(secondary="queue_members", back_populates="members")

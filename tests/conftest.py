@@ -11,7 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 class TestDatabase:
     url: str
     template: Path | None  # SQLite: a migrated file copied before each test
+    seeded: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # PostgreSQL: rows the migrations wrote
 
     @property
     def is_postgres(self) -> bool:
@@ -94,10 +95,18 @@ def test_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestData
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
     url = sa.make_url(pg).set(database=name).render_as_string(hide_password=False)
     _migrate(url)
-    yield TestDatabase(url, None)
+    yield TestDatabase(url, None, _rows_written_by_migrations(url))
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.dispose()
+
+
+def _rows_written_by_migrations(url: str) -> dict[str, list[dict[str, Any]]]:
+    """Seed data (the reason codes): put back after every reset, as a fresh install has it."""
+    with _reset_engine(url).connect() as conn:
+        found = {table.name: [dict(row._mapping) for row in conn.execute(table.select())]
+                 for table in db.metadata.sorted_tables}
+    return {name: rows for name, rows in found.items() if rows}
 
 
 def reset_database(database: TestDatabase) -> None:
@@ -112,6 +121,9 @@ def reset_database(database: TestDatabase) -> None:
         conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
         for table in reversed(db.metadata.sorted_tables):
             conn.exec_driver_sql(f"DELETE FROM {table.name}")
+        for table in db.metadata.sorted_tables:
+            if table.name in database.seeded:
+                conn.execute(table.insert(), database.seeded[table.name])
 
 
 @functools.cache

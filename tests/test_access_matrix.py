@@ -24,6 +24,7 @@ from app.auth.services import create_api_token
 from app.cases.models import Queue
 from app.escalation import rules, services
 from app.extensions import db
+from app.review import reason_codes
 from app.users import User
 from tests.conftest import make_upstream, sign_in
 from tests.review_helpers import People, make_case
@@ -71,6 +72,30 @@ BROWSER: list[tuple[str, str, tuple[Any, ...]]] = [
     ("GET", "/audit/export?domain=legal", (L, 403, 403, 403, OK, OK, L)),
     ("GET", "/notifications", (L, OK, OK, OK, OK, OK, L)),
     ("POST", "/notifications/read", (L, OK, OK, OK, OK, OK, L)),
+    ("GET", "/admin/users", (L, 403, 403, 403, OK, OK, L)),
+    ("GET", "/admin/users/new", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/users/new", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/admin/users/{user}", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/users/{user}", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/users/{user}/deactivate", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/users/{user}/reactivate", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/users/{user}/reset-password", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/users/{user}/sign-out", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/admin/clients", (L, 403, 403, 403, OK, OK, L)),
+    ("GET", "/admin/clients/new", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/clients/new", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/admin/clients/{api_client}/edit", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/clients/{api_client}/edit", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/clients/{api_client}/rotate-secret", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/clients/{api_client}/revoke", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/admin/reason-codes", (L, 403, 403, 403, OK, OK, L)),
+    ("GET", "/admin/reason-codes/new", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/reason-codes/new", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/admin/reason-codes/{reason_code}/edit", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/reason-codes/{reason_code}/edit", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/reason-codes/{reason_code}/active", (L, 403, 403, 403, OK, 403, L)),
+    ("GET", "/settings/password", (L, OK, OK, OK, OK, OK, L)),
+    ("POST", "/settings/password", (L, OK, OK, OK, OK, OK, L)),
     ("GET", "/settings/tokens", (L, OK, OK, OK, OK, OK, L)),
     ("POST", "/settings/tokens", (L, OK, OK, OK, OK, OK, L)),
     ("POST", "/settings/tokens/{token}/revoke", (L, OK, 404, 404, 404, 404, L)),  # the reviewer's token
@@ -117,7 +142,9 @@ def world(client: FlaskClient, upstream, people: People) -> dict[str, Any]:
     other_tenant = make_upstream(client, "another-tenant")
     db.session.commit()
     queue = db.session.scalars(select(Queue).where(Queue.name == "finance-senior")).one()
-    return {"case": case.id, "rule": rule.id, "token": token.id, "queue": queue.id, "client": other_tenant}
+    return {"case": case.id, "rule": rule.id, "token": token.id, "queue": queue.id, "client": other_tenant,
+            "user": people.reviewer2.id, "api_client": other_tenant.id,
+            "reason_code": reason_codes.code_named(db.session, "other").id}
 
 
 def user_of(people: People, caller: str) -> User | None:
@@ -174,7 +201,7 @@ def test_api_routes(client, people, world, method, path, caller, expected):
 
 def test_the_table_covers_every_route(app):
     urls = app.url_map.bind("localhost")
-    sample = {"case": 1, "rule": 1, "token": 1, "queue": 1}
+    sample = {"case": 1, "rule": 1, "token": 1, "queue": 1, "user": 1, "api_client": 1, "reason_code": 1}
     tested = {(method, urls.match(path.format(**sample).split("?")[0], method)[0])
               for method, path, _ in BROWSER + API} | {(method, urls.match(path, method)[0]) for method, path in OPEN}
     routes = {(method, rule.endpoint) for rule in app.url_map.iter_rules() if rule.endpoint not in NOT_IN_TABLE
@@ -195,13 +222,14 @@ def test_every_form_refuses_a_post_without_its_csrf_token(client, people, world,
 # --- the auditor reads everything and changes nothing ---------------------------------------------------
 
 # What an auditor may change: their own sign-in, API tokens and notifications.
-OWN_ACCOUNT = {"auth.login", "auth.logout", "auth.sign_out_everywhere", "auth.tokens", "notifications.read_all"}
+OWN_ACCOUNT = {"auth.login", "auth.logout", "auth.sign_out_everywhere", "auth.tokens", "auth.change_password",
+               "notifications.read_all"}
 AUDITOR_REFUSED_OTHERWISE = {
     "auth.revoke_token": 404,  # the reviewer's token: another user's tokens do not exist for them
     "intake.create_case": 401, "intake.answer_info": 401, "intake.withdraw": 401,  # API clients only
 }
-# filled in from the world
-URL_VALUES = {"case_id": "case", "rule_id": "rule", "token_id": "token", "queue_id": "queue"}
+URL_VALUES = {"case_id": "case", "rule_id": "rule", "token_id": "token", "queue_id": "queue", "user_id": "user",
+              "client_id": "api_client", "code_id": "reason_code"}  # filled in from the world
 FIXED_VALUES = {"name": "finance", "kind": "reject"}
 BOOKKEEPING = {("user_sessions", "last_seen_at"), ("api_tokens", "last_used_at")}  # noted on every request
 

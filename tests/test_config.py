@@ -188,7 +188,6 @@ def test_config_holds_the_settings_read_at_import(environ, monkeypatch):
         assert (fresh.AI_PROVIDER, fresh.AI_RETRY_INTERVALS, fresh.ENV) == ("openai", [], "production")
         assert fresh.SESSION_COOKIE_SECURE is True and fresh.REMEMBER_COOKIE_SECURE is True
         assert fresh.SESSION_COOKIE_HTTPONLY is True
-        assert fresh.REVIEW_REASON_CODES[0] == ("policy_breach", "Policy breach")
     finally:
         monkeypatch.undo()
         importlib.reload(config)

@@ -352,7 +352,8 @@ def test_review_document(api, upstream, people):
     assert doc["recommendation"]["flags"] == ["new_beneficiary"]
     assert doc["actions"] == ["release", "hold", "reject"]
     assert doc["dual_approval"] == {"required": False, "role": None}
-    assert {"code": "policy_breach", "label": "Policy breach"} in doc["reason_codes"]
+    assert {"code": "policy_breach", "label": "Policy breach",
+            "kinds": ["approve", "edit", "reject", "escalate", "request_info", "blind"]} in doc["reason_codes"]
     assert doc["decisions"] == [] and doc["recommendation_hidden"] is False
     assert_problem(api.decide(people.reviewer, case, view_hash="f" * 64), 409, "view-changed")
     approved = api.decide(people.reviewer, case, view_hash=doc["view_hash"])

@@ -14,7 +14,7 @@ from app.db import utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
 from app.notifications.models import InAppNotification as Notification
-from app.review import services
+from app.review import reason_codes, services
 from app.review.jobs import release_expired_claims as release_expired_claims_job
 from tests.review_helpers import claim, command, decide, last_event, make_case
 
@@ -587,10 +587,14 @@ def test_view_hash_covers_version_recommendation_and_final_action(upstream, peop
     assert base != policy.view_hash(case, "release", {})
 
 
-def test_reason_codes_come_from_config(app):
-    codes = dict(services.reason_codes())
-    assert {"policy_breach", "insufficient_evidence", "incorrect_ai_parameters", "other"} <= set(codes)
-    assert codes["policy_breach"] == "Policy breach"
+def test_a_fresh_install_offers_the_reason_codes_the_configuration_held_for_every_kind(app):
+    expected = [("customer_risk", "Customer risk"), ("data_quality", "Data quality"),
+                ("incorrect_ai_parameters", "Incorrect AI parameters"),
+                ("insufficient_evidence", "Insufficient evidence"),
+                ("needs_more_information", "Needs more information"), ("other", "Other"),
+                ("policy_breach", "Policy breach"), ("sanctions_concern", "Sanctions concern")]
+    for kind in ("approve", "edit", "reject", "escalate", "request_info", "blind"):
+        assert reason_codes.offered(db.session, kind) == expected
 
 
 def test_every_decision_kind_is_audited(upstream, people, senior_queue):

@@ -1,36 +1,87 @@
-"""Forms of the queue admin pages. The queue service (`app.cases.queues`) is the one validator of a
-queue's settings: these forms only read the fields (CSRF, whole numbers) and show the service's
-refusals under the field they name."""
+"""Forms of the administration pages. The services validate the values (a queue's settings, role,
+queues, domains, hosts, codes); these forms read the fields (CSRF, whole numbers) and show the
+services' refusals under the field they name."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
-from wtforms.validators import InputRequired, Optional
+from wtforms import BooleanField, EmailField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.cases.models import Queue
-from app.cases.permissions import QUEUE_DECIDERS
+from app.cases.permissions import QUEUE_DECIDERS, Role
 from app.cases.queues import amount_text
 from app.cases.types import DOMAINS, REGISTRY
 from app.errors import DomainError
 from app.review.forms import choices
+from app.review.models import DECISION_KINDS
 from app.users import User
+
+ROLE_CHOICES = choices((r.value, r.value.replace("_", " ").capitalize()) for r in Role)
+KIND_CHOICES = choices((k, k.replace("_", " ")) for k in DECISION_KINDS)
+MAX_GRACE_HOURS = 24 * 30
+
+
+class Checkboxes(SelectMultipleField):
+    """Several choices as a list of checkboxes; values outside the choices reach the service, which says why."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, validate_choice=False, **kwargs)
+
+
+class ConfirmForm(FlaskForm):
+    """A button: nothing but the CSRF token."""
+
+
+class UserForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    role = SelectField("Role", choices=ROLE_CHOICES, validate_choice=False)
+    queues = Checkboxes("Queues they work")
+
+
+class NewUserForm(UserForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    name = StringField("Name", validators=[Length(max=120)], description="Empty: made from the email.")
+
+
+class ClientForm(FlaskForm):
+    domains = Checkboxes("Domains it may post cases to")
+    callback_hosts = TextAreaField("Callback hosts", validators=[Length(max=4000)],
+                                   description="One host name a line (or comma-separated): where callbacks may go.")
+
+
+class NewClientForm(ClientForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+
+
+class RotateForm(FlaskForm):
+    grace_hours = IntegerField("Previous secret valid for (hours)", default=24,
+                               validators=[InputRequired(), NumberRange(0, MAX_GRACE_HOURS)])
+
+
+class ReasonCodeForm(FlaskForm):
+    label = StringField("Label", validators=[DataRequired(), Length(max=120)])
+    kinds = Checkboxes("Offered with", choices=KIND_CHOICES)
+
+
+class NewReasonCodeForm(ReasonCodeForm):
+    code = StringField("Code", validators=[DataRequired(), Length(max=40)],
+                       description="Lower-case letters, digits and _: what decisions store. It cannot change later.")
+
+
+class ActiveForm(FlaskForm):
+    active = BooleanField()
+
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 HOURS_FIELDS = ("timezone", "days", "start", "end", "holidays")
 ROLE_LABELS = {"reviewer": "Any reviewer", "senior_reviewer": "Senior reviewers only"}
-
-
-class CheckboxesField(SelectMultipleField):
-    """Several choices as a list of checkboxes; values outside the choices reach the service, which says why."""
-
-    widget = widgets.ListWidget(prefix_label=False)
-    option_widget = widgets.CheckboxInput()
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, validate_choice=False, **kwargs)
 
 
 class QueueForm(FlaskForm):
@@ -41,7 +92,7 @@ class QueueForm(FlaskForm):
     is_default = BooleanField("Default queue of its domain",
                               description="Receives the domain's cases whose type is routed to no other queue.")
     move_default = BooleanField("Take over as default from the domain's current default queue")
-    case_types = CheckboxesField("Case types routed here",
+    case_types = Checkboxes("Case types routed here",
                                  choices=choices((name, f"{domain}: {name}") for domain, name in REGISTRY))
     escalation_target = SelectField("Escalates to", validate_choice=False,
                                     description="Where SLA breaches move a case: a queue of the same domain.")
@@ -53,10 +104,10 @@ class QueueForm(FlaskForm):
         description="Cases with an amount at or above it need two approvals; empty: the global thresholds apply.")
     required_role = SelectField("Who decides", choices=choices((r, ROLE_LABELS[r]) for r in QUEUE_DECIDERS),
                                 validate_choice=False)
-    members = CheckboxesField("Members")
+    members = Checkboxes("Members")
     timezone = StringField("Time zone", description="For example Europe/London; leave every business-hours field "
                                                     "empty for a round-the-clock SLA.")
-    days = CheckboxesField("Working days", choices=choices(enumerate(WEEKDAYS)), coerce=int)
+    days = Checkboxes("Working days", choices=choices(enumerate(WEEKDAYS)), coerce=int)
     start = StringField("Opens at", description="HH:MM")
     end = StringField("Closes at", description="HH:MM")
     holidays = TextAreaField("Holidays", description="One date per line, YYYY-MM-DD.")

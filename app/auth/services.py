@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -23,34 +24,63 @@ from app.users import ApiToken, User, UserSession
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "cst_"  # noqa: S105 (a public marker, not a secret)
 MAX_TOKEN_LABEL = 80
+MAX_NAME_LENGTH = 120
 
 
 def create_user(
     session: Session, email: str, password: str, role: str, *, name: str | None = None, queues: list[str] = (),
     actor: Actor | None = None,
 ) -> User:
-    roles = [r.value for r in Role]
-    if role not in roles:
-        raise Invalid(f"unknown role {role!r}: choose one of {', '.join(roles)}")
-    try:  # syntax only: no DNS look-up, users may be created offline
-        email = validate_email(email.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise Invalid(f"{email.strip()!r} is not an email address: {exc}") from None
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise Invalid(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    role = validated_role(role)
+    email = validated_email(email)
+    check_password_strength(password)
     if session.scalar(select(User.id).where(User.email == email)):
-        raise Conflict(f"a user with email {email} already exists")
-    found = session.scalars(select(Queue).where(Queue.name.in_(queues))).all() if queues else []
-    missing = sorted(set(queues) - {q.name for q in found})
-    if missing:
-        raise Invalid(f"unknown queue(s): {', '.join(missing)}")
-    user = User(email=email, name=name or email.split("@")[0].replace(".", " ").title(), role=role, queues=list(found))
+        raise Conflict(f"a user with email {email} already exists", {"email": "already in use"})
+    found = queues_named(session, queues)
+    name = " ".join((name or "").split()) or email.split("@")[0].replace(".", " ").title()
+    if len(name) > MAX_NAME_LENGTH:
+        raise Invalid(f"a name is at most {MAX_NAME_LENGTH} characters",
+                      {"name": f"at most {MAX_NAME_LENGTH} characters"})
+    user = User(email=email, name=name, role=role, queues=found)
     user.set_password(password)
     session.add(user)
     session.flush()
     chain.record(session, AuditAction.USER_CREATED, actor or Actor.system("cli"),
                  data={"user_id": user.id, "email": email, "role": role, "queues": sorted(q.name for q in found)})
     return user
+
+
+def validated_role(role: str) -> str:
+    roles = [r.value for r in Role]
+    if role not in roles:
+        message = f"unknown role {role!r}: choose one of {', '.join(roles)}"
+        raise Invalid(message, {"role": message})
+    return role
+
+
+def validated_email(email: str) -> str:
+    try:  # syntax only: no DNS look-up, users may be created offline
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        message = f"{email.strip()!r} is not an email address: {exc}"
+        raise Invalid(message, {"email": message}) from None
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        message = f"the password must be at least {MIN_PASSWORD_LENGTH} characters"
+        raise Invalid(message, {"password": message})
+
+
+def queues_named(session: Session, names: Iterable[str]) -> list[Queue]:
+    """The queues of these names, by name; Invalid naming any that does not exist."""
+    names = sorted(set(names))
+    found = list(session.scalars(select(Queue).where(Queue.name.in_(names)).order_by(Queue.name))) if names else []
+    missing = sorted(set(names) - {q.name for q in found})
+    if missing:
+        message = f"unknown queue(s): {', '.join(missing)}"
+        raise Invalid(message, {"queues": message})
+    return found
 
 
 @cache

@@ -13,9 +13,11 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
 from app.actors import Actor
-from app.auth import services
-from app.auth.forms import LoginForm, TokenForm
+from app.auth import accounts, services
+from app.auth.forms import LoginForm, PasswordForm, TokenForm
+from app.errors import DomainError
 from app.extensions import db, limiter, login_manager
+from app.forms import show_errors
 from app.users import User
 
 bp = Blueprint("auth", __name__)
@@ -81,9 +83,39 @@ def login() -> Response | str | tuple[str, int]:
             session[SESSION_KEY] = services.start_session(db.session, user)
             login_user(user)
             db.session.commit()
+            if user.must_change_password:
+                return redirect(url_for("auth.change_password"))
             return redirect(safe_next(request.args.get("next")))
         form.form_errors.append(INVALID_LOGIN)
     return render_template("auth/login.html", form=form)
+
+
+PASSWORD_FIRST_EXEMPT = frozenset({"auth.change_password", "auth.logout", "static"})
+
+
+@bp.before_app_request
+def _password_first() -> Response | None:
+    """Signed in with a one-time password: nothing but choosing one's own (or signing out)."""
+    if request.endpoint in PASSWORD_FIRST_EXEMPT or not current_user.is_authenticated:
+        return None
+    return redirect(url_for("auth.change_password")) if current_user.must_change_password else None
+
+
+@bp.route("/settings/password", methods=["GET", "POST"])
+@login_required
+def change_password() -> Response | tuple[str, int] | str:
+    form = PasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.change_own_password(db.session, current_user, form.current_password.data, form.password.data)
+        except DomainError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash("Your password is changed.", "success")
+            return redirect(HOME)
+    return render_template("auth/password.html", form=form), 422 if form.errors else 200
 
 
 @bp.errorhandler(TooManyRequests)

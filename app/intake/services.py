@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +40,7 @@ from app.jobs import after_commit
 
 M = TypeVar("M", bound=BaseModel)
 TOKEN_PREFIX = "cs_"  # noqa: S105 (a prefix, not a secret)
+MAX_CLIENT_NAME = 120
 
 
 def hash_token(token: str) -> str:
@@ -54,13 +57,13 @@ class NewClient:
 def create_client(
     session: Session, name: str, domains: list[str], callback_hosts: list[str], *, actor: Actor | None = None
 ) -> NewClient:
-    unknown = sorted(set(domains) - set(DOMAINS))
-    if unknown or not domains:
-        raise Invalid(
-            f"domains must be a non-empty subset of {', '.join(DOMAINS)} (got {', '.join(domains) or 'none'})"
-        )
+    name = " ".join(name.split())
+    if not name or len(name) > MAX_CLIENT_NAME:
+        raise Invalid(f"a client name must be 1 to {MAX_CLIENT_NAME} characters",
+                      {"name": f"1 to {MAX_CLIENT_NAME} characters"})
+    allowed_domains, hosts = _domains(domains), _callback_hosts(callback_hosts)
     if session.scalar(select(ApiClient.id).where(ApiClient.name == name)):
-        raise Conflict(f"an API client named {name!r} already exists")
+        raise Conflict(f"an API client named {name!r} already exists", {"name": "already in use"})
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     secret = webhooks.new_secret()
     client = ApiClient(
@@ -68,8 +71,8 @@ def create_client(
         token_hash=hash_token(token),
         token_prefix=token[:10],
         signing_secrets=[{"secret": secret, "created_at": utcnow().isoformat(), "expires_at": None}],
-        allowed_domains=sorted(set(domains)),
-        callback_hosts=sorted({h.lower() for h in callback_hosts}),
+        allowed_domains=allowed_domains,
+        callback_hosts=hosts,
     )
     session.add(client)
     session.flush()
@@ -77,12 +80,14 @@ def create_client(
         session,
         AuditAction.CLIENT_CREATED,
         actor or Actor.system("cli"),
-        data={"client_id": client.id, "name": name, "domains": client.allowed_domains},
+        data={"client_id": client.id, "name": name, "domains": client.allowed_domains,
+              "callback_hosts": client.callback_hosts},
     )
     return NewClient(client, token, secret)
 
 
-def rotate_secret(session: Session, client: ApiClient, grace: timedelta = timedelta(hours=24)) -> str:
+def rotate_secret(session: Session, client: ApiClient, grace: timedelta = timedelta(hours=24), *,
+                  actor: Actor | None = None) -> str:
     """Add a new signing secret; the previous ones stay valid for ``grace``, then expire."""
     now = utcnow()
     expires = (now + grace).isoformat()
@@ -96,10 +101,78 @@ def rotate_secret(session: Session, client: ApiClient, grace: timedelta = timede
     chain.record(
         session,
         AuditAction.CLIENT_SECRET_ROTATED,
-        Actor.system("cli"),
+        actor or Actor.system("cli"),
         data={"client_id": client.id, "previous_valid_until": expires},
     )
     return secret
+
+
+def list_clients(session: Session) -> list[ApiClient]:
+    return list(session.scalars(select(ApiClient).order_by(ApiClient.active.desc(), ApiClient.name)))
+
+
+def client_named(session: Session, name: str) -> ApiClient:
+    client = session.scalar(select(ApiClient).where(ApiClient.name == name.strip()))
+    if client is None:
+        raise NotFound(f"no API client named {name.strip()!r}")
+    return client
+
+
+def update_client(session: Session, client: ApiClient, actor: Actor, *, domains: list[str] | None = None,
+                  callback_hosts: list[str] | None = None) -> dict[str, list[Any]]:
+    """Change the allowed domains or callback hosts; returns ``{field: [old, new]}``, audited when not empty."""
+    values = {}
+    if domains is not None:
+        values["allowed_domains"] = _domains(domains)
+    if callback_hosts is not None:
+        values["callback_hosts"] = _callback_hosts(callback_hosts)
+    diff = {field: [getattr(client, field), value] for field, value in values.items()
+            if getattr(client, field) != value}
+    if diff:
+        for field, (_, value) in diff.items():
+            setattr(client, field, value)
+        session.flush()
+        chain.record(session, AuditAction.CLIENT_UPDATED, actor,
+                     data={"client_id": client.id, "name": client.name, "changes": diff})
+    return diff
+
+
+def revoke_client(session: Session, client: ApiClient, actor: Actor) -> None:
+    """The client's token stops working at once (intake answers 401); its cases and history stay."""
+    if not client.active:
+        raise Conflict(f"API client {client.name!r} is revoked already", slug="already-revoked")
+    client.active = False
+    session.flush()
+    chain.record(session, AuditAction.CLIENT_REVOKED, actor, data={"client_id": client.id, "name": client.name})
+
+
+def _domains(domains: list[str]) -> list[str]:
+    unknown = sorted(set(domains) - set(DOMAINS))
+    if unknown or not domains:
+        message = f"domains must be a non-empty subset of {', '.join(DOMAINS)} (got {', '.join(domains) or 'none'})"
+        raise Invalid(message, {"domains": message})
+    return sorted(set(domains))
+
+
+HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _callback_hosts(hosts: list[str]) -> list[str]:
+    """Bare host names or IP addresses (no scheme, port or path), lower-cased, sorted."""
+    cleaned = sorted({h.strip().lower() for h in hosts if h.strip()})
+    bad = [h for h in cleaned if not _is_host(h)]
+    if bad:
+        message = f"not a host name: {', '.join(bad)} (give bare names such as hooks.example.com, no scheme or port)"
+        raise Invalid(message, {"callback_hosts": message})
+    return cleaned
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return len(host) <= 253 and all(HOST_LABEL.fullmatch(label) for label in host.split("."))
+    return True
 
 
 def authenticate(session: Session, authorization: str | None) -> ApiClient:

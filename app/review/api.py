@@ -21,7 +21,7 @@ from app.cases.types import get_case_type
 from app.errors import Invalid, field_errors, validation_error
 from app.extensions import db
 from app.problems import Problem, problem_response
-from app.review import services
+from app.review import reason_codes, services
 from app.review.inbox import DEFAULT_PER_PAGE, STATUS_GROUPS, InboxFilters, inbox_page
 from app.review.schemas import (
     AssignCommand,
@@ -150,6 +150,7 @@ def _review_document(case: Case) -> ReviewDocument:
         view_hash=None if hidden else policy.view_hash(case, action, parameters),
         dual_approval=DualApproval(required=required, role=role),
         actions=list(get_case_type(case.domain, case.case_type).action_names),
-        reason_codes=[ReasonCode(code=code, label=label) for code, label in services.reason_codes()],
+        reason_codes=[ReasonCode(code=c.code, label=c.label, kinds=c.kinds)
+                      for c in reason_codes.all_codes(db.session) if c.active],
         decisions=[] if hidden else [ReviewDecision.model_validate(d) for d in policy.decisions_of(db.session, case)],
     )

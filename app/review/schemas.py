@@ -116,8 +116,11 @@ class DualApproval(Document):
 
 
 class ReasonCode(Document):
+    """An active reason code and the decision kinds (``kind`` of a decision) that may give it."""
+
     code: str
     label: str
+    kinds: list[str]
 
 
 class ReviewDocument(CaseSummary):

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,7 +34,9 @@ from app.execution import upstream
 from app.execution.jobs import execution_work, notice_work
 from app.jobs import after_commit
 from app.notifications.services import notify
+from app.review import reason_codes
 from app.review.inbox import inbox_order_ids
+from app.review.models import DecisionKind
 from app.users import User
 
 S = Status
@@ -219,10 +221,6 @@ def retry_analysis(session: Session, user: User, case_id: int) -> Case:
 # --- what a decision binds to --------------------------------------------------------------------
 
 
-def reason_codes() -> list[tuple[str, str]]:
-    return list(current_app.config["REVIEW_REASON_CODES"])
-
-
 def decision_diff(recommended: tuple[str | None, dict[str, Any]], final: tuple[str | None, dict[str, Any]],
                   ) -> dict[str, Any]:
     """``{"action": [old, new]}`` and/or ``{"parameters": {key: [old, new]}}``; empty when equal."""
@@ -258,7 +256,7 @@ def recommendation_hidden(session: Session, user: User, case: Case) -> bool:
 class DecisionCommand(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["approve", "edit", "reject", "escalate", "request_info", "blind"]
+    kind: DecisionKind
     action: str | None = None  # edit / blind: the reviewer's action (approve takes the recommendation's)
     parameters: dict[str, Any] = Field(default_factory=dict)
     reason_code: str | None = None
@@ -305,7 +303,7 @@ def _follow_up(session: Session, case: Case, decision: Decision) -> None:
 
 def _approve(r: _Request) -> Decision:
     _refuse_own_action(r.command)
-    _check_reason(r.command, required=False)
+    _check_reason(r, required=False)
     if r.case.status == S.AWAITING_SECOND_APPROVAL:
         return _second_approval(r)
     _require_assignee(r)
@@ -323,7 +321,7 @@ def _edit(r: _Request) -> Decision:
                        slug="illegal-transition")
     _require_assignee(r)
     _require_blind_assessment(r)
-    _check_reason(r.command, required=True)
+    _check_reason(r, required=True)
     final = _validated_action(r.case, r.command)
     rec = r.case.recommendation
     if rec is not None and (rec.action, rec.parameters) == final:
@@ -354,13 +352,13 @@ def _reject(r: _Request) -> Decision:
         _check_second_reviewer(r)
     else:
         _require_assignee(r)
-    _check_reason(r.command, required=True)
+    _check_reason(r, required=True)
     return _record(r, "rejected", "reject", None)
 
 
 def _escalate(r: _Request) -> Decision:
     _require_assignee(r)
-    _check_reason(r.command, required=True)
+    _check_reason(r, required=True)
     target = _escalation_target(r.session, r.case, r.command.target_queue)
     return _record(r, "escalated", "escalate", None, {"from_queue": r.case.queue.name, "to_queue": target.name},
                    changes={"queue": target})
@@ -368,7 +366,7 @@ def _escalate(r: _Request) -> Decision:
 
 def _request_info(r: _Request) -> Decision:
     _require_assignee(r)
-    _check_reason(r.command, required=True)
+    _check_reason(r, required=True)
     # The clock stops: the move recomputes sla_next_at (lifecycle.on_move → sla.refresh), NULL while paused.
     return _record(r, "info_requested", "request_info", None, changes={"sla_paused_at": utcnow()})
 
@@ -379,7 +377,7 @@ def _blind(r: _Request) -> Decision:
         raise Conflict(f"queue {r.case.queue.name} has no hidden recommendation to assess blind", slug="not-blind")
     if has_blind_assessment(r.session, r.user, r.case):
         raise Conflict("you already recorded your own assessment of this case", slug="already-assessed")
-    _check_reason(r.command, required=False)
+    _check_reason(r, required=False)
     decision = _new_decision(r, "blind_assessment", _validated_action(r.case, r.command))
     r.session.add(decision)
     r.session.flush()
@@ -441,11 +439,11 @@ def _require_blind_assessment(r: _Request) -> None:
                        slug="blind-assessment-required")
 
 
-def _check_reason(command: DecisionCommand, *, required: bool) -> None:
-    errors = {}
-    known = dict(reason_codes())
-    if (required or command.reason_code is not None) and command.reason_code not in known:
-        errors["reason_code"] = f"choose one of: {', '.join(known)}"
+def _check_reason(r: _Request, *, required: bool) -> None:
+    command, errors = r.command, {}
+    problem = reason_codes.problem_with(r.session, command.kind, command.reason_code, required=required)
+    if problem:
+        errors["reason_code"] = problem
     if required and not (command.reason or "").strip():
         errors["reason"] = "explain the decision in a few words"
     if errors:

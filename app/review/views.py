@@ -28,8 +28,9 @@ from app.escalation import sla
 from app.extensions import db, login_manager
 from app.jobs import redis_connection
 from app.problems import sentence
-from app.review import forms, inbox, presenters
+from app.review import forms, inbox, presenters, reason_codes
 from app.review import services as review
+from app.review.models import ReasonCode
 from app.users import User
 
 bp = Blueprint("review", __name__)
@@ -164,7 +165,8 @@ def _rebuilt(case: Case, unsent: dict[str, Any]) -> tuple[str, FlaskForm]:
     if panel == "assign":
         form: FlaskForm = forms.AssignForm(formdata=formdata, prefix="assign")
     else:
-        form = _with_choices(forms.DECISION_FORMS[panel](formdata=formdata, prefix=panel, **_shown(case)), case)
+        form = _with_choices(panel, forms.DECISION_FORMS[panel](formdata=formdata, prefix=panel, **_shown(case)),
+                             case)
         form.param_errors = unsent["param_errors"]
     for name, errors in unsent["errors"].items():
         if name in form._fields:
@@ -390,6 +392,7 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
         param_values=_param_values(case, submitted),
         specs=_specs(case),
         decisions=[] if hidden else policy.decisions_of(db.session, case),
+        reason_labels=reason_codes.labels(db.session),
         final=policy.approving_decision(db.session, case),
         timeline=presenters.timeline(db.session, case.id, hide_ai=hidden),
         sla=sla.standing_of(case),
@@ -451,18 +454,19 @@ def _param_values(case: Case, submitted: dict[str, forms.DecisionForm]) -> dict[
 
 def _bound_form(kind: str, case: Case) -> forms.DecisionForm:
     """The submitted form of ``kind``, read from the request."""
-    return _with_choices(forms.DECISION_FORMS[kind](formdata=request.form, prefix=kind), case)
+    return _with_choices(kind, forms.DECISION_FORMS[kind](formdata=request.form, prefix=kind), case)
 
 
 def _decision_forms(case: Case, submitted: dict[str, forms.DecisionForm]) -> dict[str, forms.DecisionForm]:
     """Every decision form: the one just submitted as it was, the others fresh for the case's state."""
     proposed = policy.proposed_action(db.session, case)
     shown = _shown(case, proposed)
+    codes = reason_codes.all_codes(db.session)  # once for every form
     extra: dict[str, dict[str, Any]] = {"edit": {"action": proposed[0]}}
     if case.queue and case.queue.escalation_target:
         extra["escalate"] = {"target_queue": case.queue.escalation_target.name}
     return {kind: submitted.get(kind)
-            or _with_choices(cls(formdata=None, prefix=kind, **shown, **extra.get(kind, {})), case)
+            or _with_choices(kind, cls(formdata=None, prefix=kind, **shown, **extra.get(kind, {})), case, codes)
             for kind, cls in forms.DECISION_FORMS.items()}
 
 
@@ -473,9 +477,12 @@ def _shown(case: Case, proposed: policy.Final | None = None) -> dict[str, Any]:
     return {"case_version": case.version, "view_hash": view_hash}
 
 
-def _with_choices(form: forms.DecisionForm, case: Case) -> forms.DecisionForm:
+def _with_choices(kind: str, form: forms.DecisionForm, case: Case,
+                  codes: list[ReasonCode] | None = None) -> forms.DecisionForm:
+    """The form's options: reason codes offered for ``kind`` (from ``codes`` when already read),
+    actions of the case type, escalation targets."""
     if isinstance(form, forms.ReasonedForm):
-        form.with_reason_codes(review.reason_codes())
+        form.with_reason_codes(reason_codes.offered_in(codes or reason_codes.all_codes(db.session), kind))
     if isinstance(form, forms.EditForm | forms.BlindForm):
         form.action.choices = forms.choices([("", "Choose an action…"), *((s.name, s.label) for s in _specs(case))])
     if isinstance(form, forms.EscalateForm):

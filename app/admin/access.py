@@ -1,0 +1,54 @@
+"""Who may use an administration page: admins change things, auditors read, everyone else is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from flask import Blueprint, current_app, flash, redirect, request
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from app.actors import Actor
+from app.cases import permissions
+from app.errors import DomainError
+from app.extensions import db, login_manager
+from app.problems import sentence
+
+
+def protect(bp: Blueprint, *, edit_pages: Iterable[str] = ()) -> None:
+    """Every request of ``bp``: a GET needs "oversee" (admins, auditors), anything else, and the
+    GET of an ``edit_pages`` endpoint, "administer" (admins)."""
+    editing_pages = frozenset(edit_pages)
+
+    @bp.before_request
+    def _require_access() -> Response | None:
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        editing = request.method != "GET" or request.endpoint in editing_pages
+        permissions.require(current_user, "administer" if editing else "oversee")
+        return None
+
+
+def admin_actor() -> Actor:
+    return Actor.user(current_user._get_current_object())
+
+
+def shown_once(page: str) -> Response:
+    """A page with a secret on it (a one-time password, a token): never kept by a cache."""
+    response = current_app.make_response(page)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def apply(change: Callable[[], str], back: str) -> Response:
+    """A button's change (its CSRF token checked by Flask-WTF): committed and its message flashed,
+    or refused with the reason flashed and nothing stored; then back to ``back``."""
+    try:
+        message = change()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(sentence(exc.message), "error")
+    else:
+        db.session.commit()
+        flash(message, "success")
+    return redirect(back)
