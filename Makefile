@@ -34,7 +34,7 @@ test: $(DEV)
 	bash .ci/test-suite
 
 lint: $(DEV)
-	$(PY) -m ruff check app workers tests benchmarks devtools tools config.py wsgi.py
+	$(PY) -m ruff check app workers tests benchmarks devtools tools examples config.py wsgi.py
 	$(PY) -m bandit -q -c pyproject.toml -r app workers tools config.py wsgi.py
 
 ## Performance benchmarks (tables with targets).
