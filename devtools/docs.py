@@ -185,7 +185,7 @@ def case_types_markdown() -> str:
         "| case type | domain | actions | second approval |",
         "| --- | --- | --- | --- |",
     ]
-    lines += [f"| [`{t.name}`](#{t.name.replace('_', '-')}) | {t.domain} | "
+    lines += [f"| [`{t.name}`](#{t.name}) | {t.domain} | "
               f"{', '.join(f'`{a}`' for a in t.actions)} | {_dual_approval(t)} |" for t in types]
     for domain in DOMAINS:
         for case_type in (t for t in types if t.domain == domain):
