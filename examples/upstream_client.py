@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -76,7 +77,7 @@ def call(method: str, url: str, headers: dict[str, str], body: bytes | None = No
     """The JSON answer; a refusal (an RFC 9457 problem document) ends the program, printed."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 (likewise)
     try:
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (http(s): the URL the user gave)
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (http(s) only: settings checks --url)
             return json.load(answer)
     except urllib.error.HTTPError as refused:
         sys.exit(f"{method} {url} answered {refused.code}: {refused.read().decode(errors='replace')}")
@@ -161,6 +162,8 @@ def settings(argv: list[str] | None) -> argparse.Namespace:
         args.token, args.secret = args.token or saved["token"], args.secret or saved["signing_secret"]
     if not args.token or not args.secret:
         parser.error("give --credentials, or --token and --secret")
+    if urlsplit(args.url).scheme not in ("http", "https"):
+        parser.error(f"--url must be an http(s) URL, not {args.url!r}")
     return args
 
 
