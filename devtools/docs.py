@@ -265,6 +265,10 @@ def stale() -> list[Path]:
             if not path.exists() or path.read_text(encoding="utf-8") != text]
 
 
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is stale")
@@ -272,11 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         behind = stale()
         for path in behind:
-            print(f"{path.relative_to(ROOT)} is stale: run `make docs`", file=sys.stderr)
+            print(f"{_shown(path)} is stale: run `make docs`", file=sys.stderr)
         return 1 if behind else 0
     for path, text in generated().items():
         path.write_text(text, encoding="utf-8")
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {_shown(path)}")
     return 0
 
 

@@ -40,14 +40,20 @@ def test_the_generated_documents_are_fresh():
     assert docs.stale() == [], "run `make docs` and commit the result"
 
 
-def test_the_check_command_reports_a_stale_file(tmp_path, monkeypatch):
+def test_the_check_command_reports_a_stale_file_and_writes_nothing(tmp_path, monkeypatch, capsys):
     stale = tmp_path / "case-types.md"
     stale.write_text("# Case types\n\nout of date\n")
     monkeypatch.setattr(docs, "CASE_TYPES_DOC", stale)
     assert docs.stale() == [stale]
-    fresh = subprocess.run([sys.executable, "-m", "devtools.docs", "--check"], cwd=ROOT, capture_output=True,
-                           text=True, check=False)
-    assert (fresh.returncode, fresh.stderr) == (0, "")
+    assert docs.main(["--check"]) == 1
+    assert capsys.readouterr().err == f"{stale} is stale: run `make docs`\n"
+    assert stale.read_text() == "# Case types\n\nout of date\n"
+
+
+def test_the_check_command_passes_on_the_committed_files():
+    checked = subprocess.run([sys.executable, "-m", "devtools.docs", "--check"], cwd=ROOT, capture_output=True,
+                             text=True, check=False)
+    assert (checked.returncode, checked.stderr) == (0, "")
 
 
 def test_the_case_type_reference_says_what_the_schemas_say():
