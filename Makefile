@@ -8,7 +8,7 @@ DEV := $(VENV)/.dev-installed
 LOCK := constraints.txt
 LOCK_VENV := .venv-lock
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test lint docs bench lock clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,12 @@ test: $(DEV)
 	bash .ci/test-suite
 
 lint: $(DEV)
-	$(PY) -m ruff check app workers tests benchmarks devtools tools config.py wsgi.py
+	$(PY) -m ruff check app workers tests benchmarks devtools tools examples config.py wsgi.py
 	$(PY) -m bandit -q -c pyproject.toml -r app workers tools config.py wsgi.py
+
+## Regenerate the generated parts of docs/ (the case-type reference, the lifecycle table).
+docs: $(RUNTIME)
+	$(PY) -m devtools.docs
 
 ## Performance benchmarks (tables with targets).
 bench: $(DEV)

@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from flask import Flask, current_app
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from redis import Redis
+from werkzeug.serving import make_server
 
 from app import create_app, webhooks
 from app.audit import chain, verification
@@ -212,6 +214,17 @@ def audit_log_intact() -> bool:
     """Seal what is committed, then verify the whole audit log (as ``audit verify`` does)."""
     chain.seal(db.session)
     return verification.verify(db.session, current_app.config).ok
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The app over real HTTP on a free 127.0.0.1 port, served by threads; its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
 
 
 @pytest.fixture

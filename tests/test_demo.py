@@ -14,21 +14,25 @@ import pytest
 from flask import Flask
 from redis import Redis
 from rq import Queue as RqQueue
+from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
-from app.cases.models import Case, Decision, Priority, Queue
+from app.cases.models import Case, Decision, Priority, Queue, Status
 from app.cases.queues import create_queue
 from app.cases.types import REGISTRY, get_case_type
 from app.db import utcnow
 from app.demo import seed as demo_seed
 from app.errors import Conflict, Invalid
+from app.escalation import sla
 from app.escalation.models import EscalationRule
 from app.extensions import db
 from app.intake.models import ApiClient, WebhookReceipt
 from app.intake.services import hash_token
+from app.review import services as review
 from app.users import User
-from tests.conftest import audit_log_intact
+from tests.conftest import ROOT, audit_log_intact
+from tests.review_helpers import claim, decide
 from workers import demo as launcher
 
 
@@ -174,3 +178,37 @@ def test_embedded_redis_starts_answers_ping_and_stops(tmp_path: Path) -> None:
     assert redis.process.popen.returncode is not None
     with pytest.raises(ProcessLookupError):
         os.kill(redis.process.pid, 0)
+
+
+def test_the_readme_walkthrough_leaves_the_sla_case_for_its_breach(app: Flask, redis_conn: Redis, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The README's demo steps name their cases; none of them claims the case seeded to breach its SLA."""
+    run_seed(tmp_path)
+    SimpleWorker(["ai"], connection=redis_conn).work(burst=True)
+    reviewer = db.session.scalar(select(User).where(User.email == "reviewer@countersign.demo"))
+    queues = {q.name: q for q in db.session.scalars(select(Queue))}
+    readme = (ROOT / "README.md").read_text()
+
+    next_in_credit = review.claim_next(db.session, reviewer, queues["credit"].id)
+    assert next_in_credit is not None and next_in_credit.title == "Raise credit limit to GBP 12,000.00 for Priya Raman"
+    dual = db.session.scalar(select(Case).where(Case.external_id == "PAY-2026-118861"))
+    assert dual.title == "Release EUR 184,500.00 to DHL Freight GmbH"
+    decide(reviewer, claim(reviewer, dual), "approve")
+    assert dual.status == Status.AWAITING_SECOND_APPROVAL
+    almost_late = db.session.scalar(select(Case).where(Case.sla_due_at < utcnow() + timedelta(minutes=5)))
+    assert almost_late.title == "Release EUR 86,400.00 to Raben Logistics Polska"
+    first = db.session.scalar(select(func.min(Case.id)))
+    assert almost_late.id - first == 4  # the fifth case seeded: case 5 on a fresh database, as the README says
+    for name in (next_in_credit.title, dual.title, almost_late.title):
+        assert name.removeprefix("Raise ").removeprefix("Release ").split(" to ")[0] in readme
+    # "n" in payments would claim the SLA case: the README says so and picks its payment by name.
+    assert review.claim_next(db.session, reviewer, queues["payments"].id).id == almost_late.id
+    review.release(db.session, reviewer, almost_late.id)
+    db.session.commit()
+
+    caplog.set_level("INFO", logger="app.escalation.sla")
+    assert sla.sweep(db.session, utcnow() + timedelta(minutes=4), db.session.commit).breached == 1
+    [said] = [message for message in caplog.messages if message.startswith("SLA:")]
+    assert said == (f"SLA: case {almost_late.id} breached its 4h SLA in queue payments; escalated to finance-senior, "
+                    "priority urgent")
+    assert said.replace(f"case {almost_late.id} ", "case 5 ") in " ".join(readme.split())

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from rq import Queue as RQQueue
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app import webhooks
 from app.ai.jobs import requeue_stuck_cases
@@ -20,16 +17,6 @@ from app.extensions import db
 from tests.conftest import case_body
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture
-def live_server(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 def test_signed_intake_over_a_real_socket(live_server, upstream, redis_conn):

@@ -156,6 +156,23 @@ def test_the_assignee_then_the_lead_are_warned_then_the_case_is_escalated(claime
     assert sweep(minutes(61)) == sla.SweepReport()
 
 
+def test_the_sweep_says_in_words_when_it_escalates_a_case(claimed, senior_queue, caplog):
+    caplog.set_level("INFO", logger="app.escalation.sla")
+    sweep(minutes(45))
+    assert "SLA:" not in caplog.text  # warnings are notifications, not log lines
+    sweep(minutes(60))
+    assert (f"SLA: case {claimed.id} breached its 1h SLA in queue finance; escalated to finance-senior, "
+            "priority high") in caplog.messages
+
+
+def test_the_sweep_says_when_a_breached_case_has_nowhere_to_go(upstream, people, queues, caplog):
+    caplog.set_level("INFO", logger="app.escalation.sla")
+    case = on_clock(make_case(upstream, "contract_review"), created=T0, due=minutes(60))  # legal: no target
+    sweep(minutes(61))
+    assert (f"SLA: case {case.id} breached its 1h SLA in queue legal; it stays in legal, priority high"
+            in caplog.messages)
+
+
 def test_a_late_sweep_sends_only_the_highest_warning(claimed):
     assert sweep(minutes(50)).warned == 1
     assert [e.data["step"] for e in events(claimed, "case.sla_warning")] == [75]

@@ -354,6 +354,15 @@ def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _span(minutes: int) -> str:
+    """An SLA window as people say it: 90 min, 4h, 2d."""
+    if minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)}d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes} min"
+
+
 def _warn(session: Session, case: Case, step: int) -> None:
     told = [case.assignee, case.queue.lead if step >= 75 else None]
     rows = notify(session, told, "sla_warning", case, f"Case {case.id} “{case.title}” has used {step}% of its "
@@ -365,7 +374,7 @@ def _warn(session: Session, case: Case, step: int) -> None:
 def _breach(session: Session, case: Case, now: datetime) -> None:
     source, assignee = case.queue, case.assignee
     target = source.escalation_target if case.status in ESCALATABLE else None
-    due = case.sla_due_at
+    due, window = case.sla_due_at, window_of(case)
     case.priority = min(Priority.URGENT, case.priority + 1)
     data: dict[str, Any] = {"due": due.isoformat(), "from_queue": source.name, "priority": case.priority_label,
                             "to_queue": target.name if target else None}
@@ -374,6 +383,8 @@ def _breach(session: Session, case: Case, now: datetime) -> None:
         _escalate(session, case, target, now)
     chain.record(session, AuditAction.CASE_SLA_BREACHED, SLA_ACTOR, case_id=case.id, data=data)
     where = f"escalated to {target.name}" if target else f"it stays in {source.name}"
+    log.info("SLA: case %s breached its %s SLA in queue %s; %s, priority %s", case.id, _span(window),
+             source.name, where, case.priority_label)
     message = (f"Case {case.id} “{case.title}” breached its SLA (due {_when(due)}): {where}, "
                f"priority {case.priority_label}.")
     notify(session, [assignee, source.lead], "sla_breach", case, message)
