@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from config import Settings
@@ -105,6 +106,37 @@ def test_every_variable_the_code_reads_is_in_the_readme_configuration_table():
 def test_the_readme_table_names_no_variable_the_code_does_not_read():
     unknown = variables_in_the_readme_table() - variables_read_by_the_code()
     assert not unknown, f"not read by the code: {sorted(unknown)}"
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+def commands_of(app) -> set[str]:
+    """``users create``, ``setup``, … : every command the app adds (Flask-Migrate's ``db`` is documented by
+    its own project; only ``db upgrade`` is an operator's step)."""
+    group = app.cli
+    context = click.Context(group)
+    found = set()
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        if name == "db":
+            continue
+        if isinstance(command, click.Group):
+            found |= {f"{name} {sub}" for sub in command.commands}
+        else:
+            found.add(name)
+    return found
+
+
+def test_the_operator_guide_lists_every_command(app):
+    guide = (ROOT / "docs" / "operator-guide.md").read_text()
+    rows = [line for line in guide.split("\n## The command line\n", 1)[1].split("\n## ", 1)[0].splitlines()
+            if line.startswith("| `")]
+    listed = {re.sub(r"\s+(-|\[|[A-Z]).*", "", usage).strip()
+              for row in rows for usage in re.findall(r"`([a-z][a-z -]*[a-z](?: [^`]*)?)`", row.split(" | ")[0])}
+    missing = commands_of(app) - listed
+    assert not missing, f"add to the command table of docs/operator-guide.md: {sorted(missing)}"
+    assert {"setup", "users deactivate", "control pause", "queues archive"} <= commands_of(app)
 
 
 # --- links ---------------------------------------------------------------------------------------------
