@@ -154,7 +154,6 @@ class Process:
         """SIGKILL the process and everything it started (it leads its own session)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(timeout=15)
 
     def tail(self, lines: int = 25) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -165,9 +164,11 @@ def platform(env: dict[str, str], folder: Path) -> Iterator[dict[str, Process]]:
     """2 web, 3 workers, 2 schedulers, started as in production; every one killed at the end."""
     python = sys.executable
     ports = [free_port(), free_port()]
+    # --no-control-socket: two gunicorns on one machine would share the control socket's path.
     commands = {
         **{(f"web{n}", port): [python, "-m", "gunicorn", "wsgi:app", "--bind", f"{HOST}:{port}", "--workers", "1",
-                               "--threads", "4", "--timeout", "60"] for n, port in enumerate(ports, 1)},
+                               "--threads", "4", "--timeout", "60", "--no-control-socket"]
+           for n, port in enumerate(ports, 1)},
         **{(f"worker{n}", None): [python, "-m", "workers", "--with-scheduler"] for n in (1, 2, 3)},
         **{(f"scheduler{n}", None): [python, "-m", "workers.scheduler"] for n in (1, 2)},
     }
@@ -189,6 +190,8 @@ def platform(env: dict[str, str], folder: Path) -> Iterator[dict[str, Process]]:
     finally:
         for process in processes.values():
             process.kill()
+        for process in processes.values():
+            process.popen.wait(timeout=15)
 
 
 def free_port() -> int:
@@ -261,6 +264,7 @@ def install(clients: tuple[str, ...]) -> tuple[dict[str, Upstream], list[str]]:
 class Intake:
     posted: dict[tuple[str, str], set[int]] = field(default_factory=dict)  # (client, external_id) → case ids
     refused: list[tuple[str, int, Any]] = field(default_factory=list)
+    retried: Counter[int] = field(default_factory=Counter)  # answers that made the upstream retry: 0, 5xx
     deliveries: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -284,16 +288,6 @@ def case_document(client: str, n: int, callback_url: str) -> dict[str, Any]:
             "title": f"Payment {external_id}", "data": data, "callback_url": callback_url}
 
 
-def deliver(port: int, upstream: Upstream, raw: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-    """POST until answered (an upstream retries a lost or failed delivery with the same webhook-id)."""
-    deadline = time.monotonic() + 60
-    while True:
-        status, answer = http_call(port, "POST", "/api/v1/cases", headers, raw)
-        if (status != 0 and status < 500) or time.monotonic() > deadline:
-            return status, answer
-        time.sleep(0.5)
-
-
 def send_cases(upstream: Upstream, first: int, ports: list[int], intake_log: Intake) -> None:
     """This sender's share of the client's cases, alternating between the web processes."""
     for n in range(first, CASES_PER_CLIENT, SENDERS_PER_CLIENT):
@@ -313,7 +307,16 @@ def send_cases(upstream: Upstream, first: int, ports: list[int], intake_log: Int
 
 def deliver_and_record(port: int, upstream: Upstream, external_id: str, raw: bytes, headers: dict[str, str],
                        intake_log: Intake) -> None:
-    intake_log.record(upstream.name, external_id, *deliver(port, upstream, raw, headers))
+    """POST until answered: an upstream retries a lost or failed delivery with the same webhook-id."""
+    deadline = time.monotonic() + 60
+    while True:
+        status, answer = http_call(port, "POST", "/api/v1/cases", headers, raw)
+        if 0 < status < 500 or time.monotonic() > deadline:
+            break
+        with intake_log._lock:
+            intake_log.retried[status] += 1
+        time.sleep(0.5)
+    intake_log.record(upstream.name, external_id, status, answer)
 
 
 # --- the reviewers -----------------------------------------------------------------------------------------
@@ -465,7 +468,8 @@ def test_seven_processes_lose_nothing_and_do_nothing_twice(app, database, redis_
                                                 f"{reviews.count} decisions)")
                 for name in ("worker1", "scheduler1"):  # mid-run, whatever they are doing
                     processes[name].kill()
-                    killed.append(name)
+                    processes[name].popen.wait(timeout=15)
+                    killed.append(f"{name} ({processes[name].tail(1)[-160:]})")
                 for thread in senders:
                     thread.join(REQUEST_TIMEOUT * 10)
                 assert not any(t.is_alive() for t in senders), "the upstream senders did not finish"
@@ -493,7 +497,8 @@ def test_seven_processes_lose_nothing_and_do_nothing_twice(app, database, redis_
     sla_steps, firings = check_escalations()
     audit = verification.verify(db.session, app.config)
     assert audit.ok, audit.problem
-    print(f"\nsimulation: {intake_log.deliveries} deliveries of {total} cases in {seconds:.0f} s; "
+    print(f"\nsimulation: {intake_log.deliveries} deliveries of {total} cases in {seconds:.0f} s "
+          f"(retried after no answer: {intake_log.retried[0]}); "
           f"{dict(statuses())}; decisions {dict(Counter(decisions.values()))}; killed {killed}; "
           f"raw callback redeliveries {redeliveries}; SLA steps {sla_steps}; rule firings {firings}; "
           f"audit log intact ({audit.checked} events, {audit.checkpoints} checkpoints)")
@@ -502,6 +507,7 @@ def test_seven_processes_lose_nothing_and_do_nothing_twice(app, database, redis_
 def check_every_case_once(upstreams: dict[str, Upstream], intake_log: Intake) -> None:
     """Every posted case is in the table once, under the id its deliveries were answered with."""
     assert intake_log.refused == [], intake_log.refused[:5]
+    assert [status for status in intake_log.retried if status >= 500] == [], "intake answered a server error"
     expected = {(name, f"{name}-{n:03d}") for name in upstreams for n in range(CASES_PER_CLIENT)}
     assert set(intake_log.posted) == expected
     assert all(len(ids) == 1 for ids in intake_log.posted.values()), "a twin delivery made a second case"
@@ -510,7 +516,7 @@ def check_every_case_once(upstreams: dict[str, Upstream], intake_log: Intake) ->
     in_table = Counter((client_names[client_id], external_id) for _, client_id, external_id, _ in rows)
     assert set(in_table) == expected
     assert max(in_table.values()) == 1, "a case is in the table twice"
-    assert {key: ids.pop() for key, ids in intake_log.posted.items()} == {
+    assert {key: next(iter(ids)) for key, ids in intake_log.posted.items()} == {
         (client_names[client_id], external_id): case_id for case_id, client_id, external_id, _ in rows}
     stray = {case_id: status for case_id, _, _, status in rows if status not in FINAL | OPEN}
     assert stray == {}, "cases neither final nor open"
@@ -523,13 +529,11 @@ def check_decisions(reviews: Reviews) -> dict[int, str]:
     assert count(Decision) == len(stored), "a case was decided twice"
     assert {case_id: stored.get(case_id) for case_id in reviews.decided} == reviews.decided
     assert set(stored) <= set(reviews.decided) | reviews.unanswered
-    by_kind = {case_id: kind for case_id, kind in stored.items()}
-    cases = dict(db.session.execute(sa.select(Case.id, Case.status).where(Case.id.in_(by_kind))).all())
+    cases = dict(db.session.execute(sa.select(Case.id, Case.status).where(Case.id.in_(stored))).all())
     expected_status = {"approve": Status.EXECUTED, "edit": Status.EXECUTED, "reject": Status.REJECTED,
                        "escalate": Status.PENDING_REVIEW}  # back in an inbox: finance-senior's
-    assert {case_id: cases[case_id] for case_id in by_kind} == {
-        case_id: expected_status[kind] for case_id, kind in by_kind.items()}
-    return by_kind
+    assert cases == {case_id: expected_status[kind] for case_id, kind in stored.items()}
+    return stored
 
 
 def check_callbacks(upstreams: dict[str, Upstream], decisions: dict[int, str]) -> int:
@@ -549,14 +553,16 @@ def check_callbacks(upstreams: dict[str, Upstream], decisions: dict[int, str]) -
 
 
 def check_escalations() -> tuple[Counter[str], int]:
-    """No SLA step or rule fired twice on a case; every legal case took each step once."""
+    """No SLA step, escalation or rule fired twice on a case; every legal case took each step once."""
     events = db.session.execute(sa.select(AuditEvent.case_id, AuditEvent.action, AuditEvent.data).where(
-        AuditEvent.action.in_(("case.sla_warning", "case.sla_breached", "rule.fired")))).all()
+        AuditEvent.action.in_(("case.sla_warning", "case.sla_breached", "case.escalated", "rule.fired")))).all()
     steps = Counter((case_id, data["step"] if action == "case.sla_warning" else 100)
-                    for case_id, action, data in events if action != "rule.fired")
+                    for case_id, action, data in events if action in ("case.sla_warning", "case.sla_breached"))
     assert max(steps.values()) == 1, [key for key, n in steps.items() if n > 1]
     legal = set(db.session.scalars(sa.select(Case.id).where(Case.domain == "legal")))
     assert {key for key in steps if key[0] in legal} == {(case_id, step) for case_id in legal for step in (50, 75, 100)}
+    escalated = Counter(case_id for case_id, action, _ in events if action == "case.escalated")
+    assert max(escalated.values()) == 1, [case_id for case_id, n in escalated.items() if n > 1]
     fired = Counter((case_id, data["rule_id"], data["version"]) for case_id, action, data in events
                     if action == "rule.fired")
     assert max(fired.values()) == 1, [key for key, n in fired.items() if n > 1]
