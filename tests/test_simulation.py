@@ -10,12 +10,14 @@ personal tokens: inbox, claim, read, then approve, edit, reject or escalate. Leg
 queue nobody works whose SLA is one minute, so the SLA sweeps of both schedulers warn at 50 % and
 75 % and escalate at breach while everything else goes on; two escalation rules fire at intake,
 after the analysis and on every rules sweep. Once a third of the cases are in and reviewers are
-deciding, one worker and one scheduler are killed with SIGKILL. Callbacks go to one real HTTP
+deciding, one worker and one scheduler are killed with SIGKILL (the summary line names the last
+thing each logged). The reviewers work on until every legal case has breached, then stop: what they
+did not reach stays open. Callbacks go to one real HTTP
 receiver per upstream system (``app.execution.receiver``), which verifies each signature and
 processes each webhook-id once, as a real upstream deduplicates.
 
 What it asserts, once the work has drained (no case received, analysing, approved or executing; every
-notice delivered; every audit event sealed by the scheduler's sealer):
+notice delivered; every audit event sealed by the surviving scheduler's sealer):
 
 - the cases table holds each posted case exactly once (by client and external id; twin deliveries
   answered the same case), each in a final or open state;
@@ -24,12 +26,14 @@ notice delivered; every audit event sealed by the scheduler's sealer):
   the raw redeliveries the receiver deduplicated are counted and printed, not refused), and
   every rejection or escalation told upstream once; no callback failed its signature check;
 - no escalation fired twice: each SLA step (50, 75, breach) at most once per case, and exactly
-  once for every legal case; each rule at most once per case and version, in the audit log as in
-  ``rule_firings``;
+  once for every legal case; each case escalated at most once; each rule at most once per case and
+  version, in the audit log as in ``rule_firings``; intake never answered a server error;
 - the audit log verifies (as ``flask audit verify``) against the checkpoints the processes signed.
 
-Run it alone (about 80 to 110 s on a quiet 2-core machine, most of it the one-minute SLA the legal
-cases must breach):
+Run it alone (about 100 s on this 2-core machine: 10 s to start the processes, the one-minute SLA
+the legal cases must breach, then the drain; a delivery the kill cut short waits out its 64 s lease
+first). ``-s`` prints a summary line: cases by status, decisions by kind, what was killed mid-what,
+how many callbacks were redelivered (and deduplicated by the receiver), the SLA steps and firings:
 
     TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
         .venv/bin/python -m pytest -q -s tests/test_simulation.py
@@ -47,6 +51,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -195,8 +200,6 @@ def platform(env: dict[str, str], folder: Path) -> Iterator[dict[str, Process]]:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
