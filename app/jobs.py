@@ -115,7 +115,8 @@ def enqueue(work: Work, *, at: datetime | None = None, overdue: bool = False) ->
             queue.enqueue_job(Job.fetch(work.job_id, connection=connection))
             log.info("moved %s, overdue, from the scheduled jobs to its queue", work.job_id)
             return True
-        if status is not None and status.decode() in PENDING and not _abandoned(connection, work.job_id):
+        if status is not None and status.decode() in PENDING and not (
+                status.decode() == JobStatus.STARTED and _abandoned(connection, work.job_id)):
             return True
         options = {"job_id": work.job_id, "result_ttl": 3600, "failure_ttl": 7 * 86400, **work.options}
         if at is None:
@@ -129,12 +130,12 @@ def enqueue(work: Work, *, at: datetime | None = None, overdue: bool = False) ->
 
 
 def _abandoned(connection: Redis, job_id: str) -> bool:
-    """Whether the job is marked started for longer than its timeout: whoever ran it is gone."""
+    """Whether the job, marked started, was started longer ago than its timeout: whoever ran it is gone."""
     try:
         found = Job.fetch(job_id, connection=connection)
     except NoSuchJobError:
         return False
-    if found.get_status(refresh=False) != JobStatus.STARTED or found.started_at is None:
+    if found.started_at is None:
         return False
     timeout = found.timeout or Queue.DEFAULT_TIMEOUT
     if found.started_at + timedelta(seconds=timeout) > datetime.now(UTC):
