@@ -338,7 +338,7 @@ class Reviews:
 
 
 class Reviewer:
-    """Inbox → claim (409: another reviewer was first) → read → decide (409 stale: read again, retry)."""
+    """Inbox → claim (409 or 404: another reviewer was first) → read → decide (409 stale: read again, retry)."""
 
     MIX = (("approve", 0.6), ("edit", 0.15), ("reject", 0.15), ("escalate", 0.1))
 
@@ -358,7 +358,7 @@ class Reviewer:
             return False
         case_id = self.rng.choice(page["items"])["id"]
         status, answer = self.call("POST", f"/api/v1/cases/{case_id}/claim")
-        if status == 409:
+        if status in (404, 409):  # another reviewer was first (404: and escalated it out of this queue)
             return True
         if status != 200:
             return self.failed("claim", status, answer)
