@@ -138,7 +138,9 @@ class Settings(BaseSettings):
     # Escalation: the SLA and rules sweeps (app/escalation/jobs.py)
     SLA_SWEEP_INTERVAL_SECONDS: PositiveInt = 60
     RULES_SWEEP_INTERVAL_SECONDS: PositiveInt = 120
-    SWEEP_LOCK_SECONDS: PositiveInt = 600  # TTL of a sweep's Redis lock
+    # TTL of a sweep's Redis lock, renewed while the sweep runs: how long a sweep killed mid-run
+    # (its worker SIGKILLed, its machine lost) keeps the next runs waiting.
+    SWEEP_LOCK_SECONDS: PositiveInt = 30
     # Each sweep looks this far behind the previous sweep's lines, for changes committed late.
     SWEEP_OVERLAP_SECONDS: NonNegativeInt = 120
 

@@ -4,7 +4,9 @@ A feature describes a piece of work as a `Work` (a job function, an id derived f
 its arguments and queue). Services call `after_commit(session, work)` inside their transaction:
 the intent is kept with the session and enqueued only once the transaction commits (a rollback
 drops it). Sweeps and retries call `enqueue(work)` directly. Enqueueing the same work twice is
-harmless: a job whose id is already waiting or running is not enqueued again.
+harmless: a job whose id is already waiting or running is not enqueued again; a job marked running
+for longer than its timeout is not running (RQ would have stopped it: its worker died mid-job, a
+SIGKILL or a lost machine) and is enqueued again.
 
 Redis down never loses work: the state that needs the job (a received case, an approved case,
 a due execution, an undelivered notification) is in the database, and the periodic sweeps
@@ -18,7 +20,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, current_app, has_app_context
@@ -113,7 +115,8 @@ def enqueue(work: Work, *, at: datetime | None = None, overdue: bool = False) ->
             queue.enqueue_job(Job.fetch(work.job_id, connection=connection))
             log.info("moved %s, overdue, from the scheduled jobs to its queue", work.job_id)
             return True
-        if status is not None and status.decode() in PENDING:
+        if status is not None and status.decode() in PENDING and not (
+                status.decode() == JobStatus.STARTED and _abandoned(connection, work.job_id)):
             return True
         options = {"job_id": work.job_id, "result_ttl": 3600, "failure_ttl": 7 * 86400, **work.options}
         if at is None:
@@ -124,6 +127,22 @@ def enqueue(work: Work, *, at: datetime | None = None, overdue: bool = False) ->
     except RedisError as exc:
         log.warning("could not enqueue %s (%s); the sweep will retry", work.job_id, exc.__class__.__name__)
         return False
+
+
+def _abandoned(connection: Redis, job_id: str) -> bool:
+    """Whether the job, marked started, was started longer ago than its timeout: whoever ran it is gone."""
+    try:
+        found = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return False
+    if found.started_at is None:
+        return False
+    timeout = found.timeout or Queue.DEFAULT_TIMEOUT
+    if found.started_at + timedelta(seconds=timeout) > datetime.now(UTC):
+        return False
+    log.warning("%s was started at %s and never finished (its worker died): enqueued again", job_id,
+                found.started_at.isoformat())
+    return True
 
 
 def _past_its_time(scheduled: ScheduledJobRegistry, job_id: str) -> bool:

@@ -85,7 +85,7 @@ def test_every_default(environ):
                                      "default": Decimal(100000)},
         "SLA_SWEEP_INTERVAL_SECONDS": 60,
         "RULES_SWEEP_INTERVAL_SECONDS": 120,
-        "SWEEP_LOCK_SECONDS": 600,
+        "SWEEP_LOCK_SECONDS": 30,
         "SWEEP_OVERLAP_SECONDS": 120,
         "AUDIT_SIGNING_KEY": "",
         "AUDIT_SIGNING_KEY_FILE": "",

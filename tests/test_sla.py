@@ -4,6 +4,8 @@ the 50 / 75 / 100 % steps on a controllable clock, breach escalation, and sweeps
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -349,3 +351,24 @@ def test_the_job_reads_what_is_due_from_the_database_and_skips_while_another_run
         assert jobs.rules_sweep() == {"evaluated": 0, "fired": 0}  # another lock
     finally:
         lock.release()
+
+
+@dataclass
+class _Done:
+    done: bool = True
+
+
+def test_a_sweep_keeps_its_lock_while_it_runs_however_short_the_lock_lives(app, redis_conn):
+    """The lock lives SWEEP_LOCK_SECONDS, so a worker killed mid-sweep holds the next runs off that
+    long at most; a live sweep renews it, so no second run starts beside a long one."""
+    app.config["SWEEP_LOCK_SECONDS"] = 1
+    beside: list[dict] = []
+
+    def long_sweep(_redis):
+        time.sleep(2.5)  # the lock would have expired twice over
+        beside.append(jobs.run_exclusive("long-sweep", lambda _: pytest.fail("a second run started")))
+        return _Done()
+
+    assert jobs.run_exclusive("long-sweep", long_sweep) == {"done": True}
+    assert beside == [{"skipped": "another run holds the lock"}]
+    assert not redis_conn.exists(f"{jobs.KEY_PREFIX}:lock:long-sweep")  # released at the end

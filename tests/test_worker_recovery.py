@@ -1,4 +1,5 @@
-"""A worker killed mid-job (SIGKILL) loses nothing: the sweep re-enqueues the case."""
+"""A worker killed mid-job (SIGKILL) loses nothing: the sweep re-enqueues the case, and a job the
+dead worker left marked as running is enqueued again once its timeout has passed."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
+from rq import Queue as RQQueue
+from rq.job import Job, JobStatus
 
 from app.ai.jobs import requeue_stuck_cases
 from app.cases.models import Case, Status
+from app.execution.jobs import attempt_work, notice_work
 from app.extensions import db
+from app.jobs import Work, enqueue
 from devtools.fake_openai import ECHO_VALID, FakeOpenAI, Hang
 from tests.conftest import ROOT, case_body
 
@@ -84,3 +90,30 @@ def test_killed_worker_loses_nothing(database, redis_url, upstream, fake, ai_env
     assert case.status == Status.PENDING_REVIEW.value
     assert case.recommendation.provider == "openai"
     assert len(fake.chat_requests) == 2
+
+
+@pytest.mark.parametrize(("started_seconds_ago", "enqueued_again"), [(25, False), (35, True)])
+def test_a_job_a_dead_worker_left_marked_running_is_enqueued_again_after_its_timeout(
+        app, redis_conn, started_seconds_ago, enqueued_again):
+    work = Work(requeue_stuck_cases, "probe-1", (), "default", {"job_timeout": 30})
+    enqueue(work)
+    queue = RQQueue("default", connection=redis_conn)
+    job = Job.fetch("probe-1", connection=redis_conn)
+    queue.remove(job)  # a worker took it, marked it running, and was killed (nothing ever finishes it)
+    job.set_status(JobStatus.STARTED)
+    job.started_at = datetime.now(UTC) - timedelta(seconds=started_seconds_ago)
+    job.save()
+
+    enqueue(work)
+
+    assert queue.job_ids == (["probe-1"] if enqueued_again else [])
+    assert Job.fetch("probe-1", connection=redis_conn).get_status() == (
+        JobStatus.QUEUED if enqueued_again else JobStatus.STARTED)
+
+
+def test_a_delivery_job_stops_when_its_attempt_lease_ends(app):
+    """So a delivery job a dead worker left marked running is enqueued again once another run may
+    take its attempt over: twice the callback timeout and a minute."""
+    app.config["CALLBACK_TIMEOUT_SECONDS"] = 10
+    assert attempt_work(7, 3, 2).options["job_timeout"] == 80
+    assert notice_work(7, "case.decided", 12).options["job_timeout"] == 80

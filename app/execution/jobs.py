@@ -123,14 +123,22 @@ def execution_work(session: Session, case_id: int) -> Work:
     if execution is not None:
         return attempt_work(case_id, execution.id, execution.attempts + 1)
     decision_id = services.latest_decision_id(session, case_id) or 0
-    return Work(execute_case, f"execute-{case_id}-decision-{decision_id}", (case_id,), services.QUEUE)
+    return Work(execute_case, f"execute-{case_id}-decision-{decision_id}", (case_id,), services.QUEUE,
+                _within_the_lease())
 
 
 def attempt_work(case_id: int, execution_id: int, number: int) -> Work:
-    return Work(execute_case, f"execute-{case_id}-execution-{execution_id}-{number}", (case_id,), services.QUEUE)
+    return Work(execute_case, f"execute-{case_id}-execution-{execution_id}-{number}", (case_id,), services.QUEUE,
+                _within_the_lease())
 
 
 def notice_work(case_id: int, event_type: str, decision_id: int, attempt: int = 1) -> Work:
     """A ``case.decided`` / ``case.needs_info`` notification to the upstream system."""
     return Work(notify_upstream, f"notify-{decision_id}-{attempt}", (case_id, event_type, decision_id, attempt),
-                services.QUEUE)
+                services.QUEUE, _within_the_lease())
+
+
+def _within_the_lease() -> dict[str, int]:
+    """A delivery job stops when its attempt's lease ends: by then another run may have taken the
+    attempt over, and a job left marked as running by a dead worker is enqueued again."""
+    return {"job_timeout": int(services.attempt_lease().total_seconds())}

@@ -239,7 +239,7 @@ def waiting_execution(session: Session, case_id: int) -> Execution | None:
 def _claim(session: Session, execution: Execution, now: datetime) -> bool:
     """Take the next attempt if it is due and nobody else took it: the lease (twice the timeout and a
     minute) lets another run take over only if this one's worker died mid-attempt."""
-    lease = timedelta(seconds=2 * current_app.config["CALLBACK_TIMEOUT_SECONDS"] + 60)
+    lease = attempt_lease()
     claimed = session.execute(
         update(Execution)
         .where(Execution.id == execution.id, Execution.attempts == execution.attempts,
@@ -248,6 +248,12 @@ def _claim(session: Session, execution: Execution, now: datetime) -> bool:
         .values(attempts=execution.attempts + 1, status=State.DELIVERING.value, next_attempt_at=now + lease)
     )
     return claimed.rowcount == 1
+
+
+def attempt_lease() -> timedelta:
+    """How long one delivery attempt (of an execution or a notice) may take: twice the callback
+    timeout and a minute. Past it another run may take the attempt over, and RQ stops its job."""
+    return timedelta(seconds=2 * current_app.config["CALLBACK_TIMEOUT_SECONDS"] + 60)
 
 
 def sender() -> Sender:

@@ -12,10 +12,9 @@ lose a job. Every outcome is also audited (``upstream.notified`` / ``upstream.no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -106,7 +105,7 @@ def _claim(session: Session, notice: UpstreamNotice, attempt: int) -> bool:
     """Attempt ``attempt`` only follows attempt ``attempt - 1``, and only one run makes it; its
     lease (like an execution's) lets the sweep hand it to another run if this worker dies."""
     now = services.clock()
-    lease = timedelta(seconds=2 * current_app.config["CALLBACK_TIMEOUT_SECONDS"] + 60)
+    lease = services.attempt_lease()
     claimed = session.execute(
         update(UpstreamNotice)
         .where(UpstreamNotice.id == notice.id, UpstreamNotice.attempts == attempt - 1,
