@@ -8,7 +8,7 @@ output interleaved. Ctrl-C stops everything.
 
 from __future__ import annotations
 
-import importlib.util
+import argparse
 import json
 import os
 import shutil
@@ -229,15 +229,15 @@ def web_port(env: Mapping[str, str]) -> int:
     return port
 
 
-def _audit_signing_key(flask: list[str], env: dict[str, str]) -> None:
-    """The demo signs its audit checkpoints with a key of its own under instance/, made once."""
+def _audit_signing_key(env: dict[str, str]) -> Path | None:
+    """The demo signs its audit checkpoints with a key of its own under instance/, made once:
+    the key file to create, if it is still missing."""
     if env.get("AUDIT_SIGNING_KEY") or env.get("AUDIT_SIGNING_KEY_FILE"):
-        return
+        return None
     key = INSTANCE_DIR / "audit-signing-key.pem"
-    if not key.exists():
-        run_step([*flask, "audit", "keygen", "--out", str(key)], env)
     env["AUDIT_SIGNING_KEY_FILE"] = str(key)
     say(f"audit checkpoints signed with the demo key {key} (public key in {key}.pub)")
+    return None if key.exists() else key
 
 
 def accepts_connections(port: int) -> bool:
@@ -253,26 +253,51 @@ def describe_database(env: Mapping[str, str]) -> str:
     return url if env.get("DATABASE_URL") else f"{url} (the default SQLite file; set DATABASE_URL for PostgreSQL)"
 
 
-def run_step(argv: Sequence[str], env: Mapping[str, str]) -> None:
-    """Run a setup command in the foreground (its output untagged); raise if it fails."""
-    shown = " ".join(argv[2:])  # "flask --app wsgi …"
-    say(shown)
-    result = subprocess.run(list(argv), env=dict(env), cwd=BASE_DIR, check=False)  # noqa: S603
+def setup_steps(new_key: Path | None) -> list[list[str]]:
+    """The `countersign` commands that make the demo's database: migrate, make the signing key
+    (when it is missing), seed, sign a first checkpoint."""
+    key_step = [["audit", "keygen", "--out", str(new_key)]] if new_key else []
+    return [["db", "upgrade"], *key_step, ["seed", "demo"], ["audit", "checkpoint"]]
+
+
+def run_setup(new_key: Path | None, env: Mapping[str, str]) -> None:
+    """Run the setup steps in one interpreter, in the foreground (output untagged); raise if one fails.
+    One interpreter, not one per step: each would import the whole app anew (about a second each)."""
+    argv = [sys.executable, "-m", "workers.demo", "--setup-only"]
+    if new_key:
+        argv += ["--new-key", str(new_key)]
+    result = subprocess.run(argv, env=dict(env), cwd=BASE_DIR, check=False)  # noqa: S603
     if result.returncode != 0:
-        raise LauncherError(f"`{shown}` failed with exit status {result.returncode}")
+        raise LauncherError(f"setting up the demo database failed with exit status {result.returncode}")
+
+
+def setup(new_key: Path | None) -> int:
+    """In this process: every setup step through the `countersign` command line, on one app."""
+    from flask.cli import ScriptInfo
+
+    from workers.cli import cli, load_app
+
+    script_info = ScriptInfo(create_app=load_app)  # creates the app once, for every step
+    for step in setup_steps(new_key):
+        say("countersign " + " ".join(step))
+        try:
+            status = cli.main(args=step, prog_name="countersign", obj=script_info, standalone_mode=False)
+        except SystemExit as exc:
+            status = exc.code
+        if status:
+            fail(f"`countersign {' '.join(step)}` failed with exit status {status}")
+            return 1
+    return 0
 
 
 def service_commands(port: int) -> dict[str, list[str]]:
-    python = sys.executable
-    if importlib.util.find_spec("gunicorn"):
-        web = [python, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-               "--threads", "4", "--access-logfile", "-"]
-    else:
-        web = [python, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port)]
+    """The processes, started as in production (`countersign web|worker|scheduler`, the Procfile)."""
+    countersign = [sys.executable, "-m", "workers.cli"]
     return {
-        "web": web,
-        "worker": [python, "-m", "workers", "--with-scheduler"],
-        "sched": [python, "-m", "workers.scheduler"],
+        # gunicorn.conf.py, but 2 workers on loopback whatever the machine.
+        "web": [*countersign, "web", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        "worker": [*countersign, "worker", "--with-scheduler"],
+        "sched": [*countersign, "scheduler"],
     }
 
 
@@ -294,7 +319,18 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.demo",
+                                     description="The whole platform in one terminal, with demo data.")
+    parser.add_argument("--setup-only", action="store_true", help="migrate and seed the database, then exit")
+    parser.add_argument("--new-key", type=Path, default=None, help="with --setup-only: create this signing key first")
+    args = parser.parse_args(argv)
+    if args.setup_only:
+        return setup(args.new_key)
+    return launch()
+
+
+def launch() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     env = child_environment()
     infrastructure: list[Process] = []
@@ -313,17 +349,18 @@ def main() -> int:
         else:
             say("Redis: REDIS_URL from the environment")
         say(f"database: {describe_database(env)}")
-        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
-        run_step([*flask, "db", "upgrade"], env)
-        _audit_signing_key(flask, env)
+        new_key = _audit_signing_key(env)
         receiver_port = free_port()
         env["DEMO_CALLBACK_URL"] = f"http://127.0.0.1:{receiver_port}/countersign"
         env.setdefault("INSECURE_CALLBACK_HOSTS", "127.0.0.1,localhost")
-        run_step([*flask, "seed", "demo"], env)
-        run_step([*flask, "audit", "checkpoint"], env)
+        commands = service_commands(port)
+        # The web app boots (about as long as the setup takes) while the database is set up: it reads
+        # nothing from it until someone signs in, and the URL is announced once both are done.
+        services.append(spawn("web", commands.pop("web"), env))
+        run_setup(new_key, env)
         services.append(spawn("hook", receiver_command(receiver_port), {**env, "RECEIVER_SECRET": demo_secret()}))
         say(f"callbacks of approved cases go to the demo receiver at {env['DEMO_CALLBACK_URL']} (tag 'hook')")
-        for name, argv in service_commands(port).items():
+        for name, argv in commands.items():
             services.append(spawn(name, argv, env))
         return supervise([*infrastructure, *services], port)
     except KeyboardInterrupt:
