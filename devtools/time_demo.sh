@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # How long `make demo` takes from a fresh clone to an answering login page.
 #
-#   devtools/time_demo.sh [REPO] [RUNS]
+#   [DEMO_REV=<commit>] devtools/time_demo.sh [REPO] [RUNS]
 #
-# Clones REPO (default: this repository; its committed HEAD, not the work tree) into a new
+# Clones REPO (default: this repository; its committed HEAD, not the work tree, or DEMO_REV) into a new
 # temporary folder, runs `make demo` there in a process group of its own on a free port, polls
 # GET /login until it answers 200, prints the seconds that took, then stops the whole group and
 # removes the clone. RUNS (default 1) repeats it, each time in a new clone. The package caches
@@ -21,6 +21,7 @@ one_run() {
   local clone port started pid status=1 elapsed
   clone=$(mktemp -d /tmp/countersign-demo-XXXXXX)
   git clone --quiet "$repo" "$clone/repo" || { rm -rf "$clone"; return 1; }
+  if [ -n "${DEMO_REV:-}" ]; then git -C "$clone/repo" checkout --quiet "$DEMO_REV" || { rm -rf "$clone"; return 1; }; fi
   port=$(free_port)
   started=$(date +%s.%N)
   # setsid: make and every process it starts share one new process group, stopped together below.
