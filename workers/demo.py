@@ -25,10 +25,6 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from redis import Redis
-from redis.exceptions import RedisError
-from sqlalchemy.engine import make_url
-
 from config import BASE_DIR, INSTANCE_DIR, Config
 
 STOP_TIMEOUT_SECONDS = 10.0
@@ -165,30 +161,32 @@ def start_redis(executable: str, directory: Path, timeout: float = REDIS_START_T
     process = spawn("redis", argv, os.environ)
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        _wait_for_ping(url, process, timeout)
+        _wait_for_ping(port, process, timeout)
     except BaseException:
         stop([process])
         raise
     return EmbeddedRedis(process, url)
 
 
-def _wait_for_ping(url: str, process: Process, timeout: float) -> None:
+def _wait_for_ping(port: int, process: Process, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    client = Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    while not _answers_ping(port):
+        if process.popen.poll() is not None:
+            raise LauncherError(f"redis-server exited with status {process.popen.returncode} before it started")
+        if time.monotonic() > deadline:
+            raise LauncherError(f"redis-server did not answer PING within {timeout:g} s")
+        time.sleep(0.05)
+
+
+def _answers_ping(port: int) -> bool:
+    """PING in Redis's own protocol over a plain socket: the launcher loads no Redis client (nor
+    anything else heavy) before the web app starts booting."""
     try:
-        while True:
-            if process.popen.poll() is not None:
-                raise LauncherError(f"redis-server exited with status {process.popen.returncode} before it started")
-            try:
-                if client.ping():
-                    return
-            except RedisError:
-                pass
-            if time.monotonic() > deadline:
-                raise LauncherError(f"redis-server did not answer PING within {timeout:g} s")
-            time.sleep(0.1)
-    finally:
-        client.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 # --- the demo ------------------------------------------------------------------------------------
@@ -249,6 +247,8 @@ def accepts_connections(port: int) -> bool:
 
 
 def describe_database(env: Mapping[str, str]) -> str:
+    from sqlalchemy.engine import make_url  # here: the web starts booting before the launcher loads SQLAlchemy
+
     url = make_url(Config.SQLALCHEMY_DATABASE_URI).render_as_string(hide_password=True)
     return url if env.get("DATABASE_URL") else f"{url} (the default SQLite file; set DATABASE_URL for PostgreSQL)"
 
@@ -348,7 +348,6 @@ def launch() -> int:
             say(f"embedded Redis ({executable}) at {redis.url}")
         else:
             say("Redis: REDIS_URL from the environment")
-        say(f"database: {describe_database(env)}")
         new_key = _audit_signing_key(env)
         receiver_port = free_port()
         env["DEMO_CALLBACK_URL"] = f"http://127.0.0.1:{receiver_port}/countersign"
@@ -357,6 +356,7 @@ def launch() -> int:
         # The web app boots (about as long as the setup takes) while the database is set up: it reads
         # nothing from it until someone signs in, and the URL is announced once both are done.
         services.append(spawn("web", commands.pop("web"), env))
+        say(f"database: {describe_database(env)}")
         run_setup(new_key, env)
         services.append(spawn("hook", receiver_command(receiver_port), {**env, "RECEIVER_SECRET": demo_secret()}))
         say(f"callbacks of approved cases go to the demo receiver at {env['DEMO_CALLBACK_URL']} (tag 'hook')")
