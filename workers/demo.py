@@ -29,6 +29,7 @@ from config import BASE_DIR, INSTANCE_DIR, Config
 
 STOP_TIMEOUT_SECONDS = 10.0
 REDIS_START_TIMEOUT_SECONDS = 10.0
+WEB_START_TIMEOUT_SECONDS = 120.0
 TAG_WIDTH = 6
 COLOURS = {"demo": "1", "redis": "31", "web": "36", "worker": "33", "sched": "35", "hook": "32"}
 
@@ -246,6 +247,16 @@ def accepts_connections(port: int) -> bool:
         return False
 
 
+def wait_until_listening(process: Process, port: int, timeout: float = WEB_START_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while not accepts_connections(port):
+        if process.popen.poll() is not None:
+            raise LauncherError(f"{process.name} exited with status {process.popen.returncode} before it answered")
+        if time.monotonic() > deadline:
+            raise LauncherError(f"{process.name} did not answer on port {port} within {timeout:g} s")
+        time.sleep(0.1)
+
+
 def describe_database(env: Mapping[str, str]) -> str:
     from sqlalchemy.engine import make_url  # here: the web starts booting before the launcher loads SQLAlchemy
 
@@ -355,9 +366,12 @@ def launch() -> int:
         commands = service_commands(port)
         # The web app boots (about as long as the setup takes) while the database is set up: it reads
         # nothing from it until someone signs in, and the URL is announced once both are done.
-        services.append(spawn("web", commands.pop("web"), env))
+        web = spawn("web", commands.pop("web"), env)
+        services.append(web)
         say(f"database: {describe_database(env)}")
         run_setup(new_key, env)
+        # The others start once the web answers: on a busy machine they would only slow its start.
+        wait_until_listening(web, port)
         services.append(spawn("hook", receiver_command(receiver_port), {**env, "RECEIVER_SECRET": demo_secret()}))
         say(f"callbacks of approved cases go to the demo receiver at {env['DEMO_CALLBACK_URL']} (tag 'hook')")
         for name, argv in commands.items():
