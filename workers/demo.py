@@ -258,7 +258,7 @@ def wait_until_listening(process: Process, port: int, timeout: float = WEB_START
 
 
 def describe_database(env: Mapping[str, str]) -> str:
-    from sqlalchemy.engine import make_url  # here: the web starts booting before the launcher loads SQLAlchemy
+    from sqlalchemy.engine import make_url  # here, in the setup process: the launcher itself never loads it
 
     url = make_url(Config.SQLALCHEMY_DATABASE_URI).render_as_string(hide_password=True)
     return url if env.get("DATABASE_URL") else f"{url} (the default SQLite file; set DATABASE_URL for PostgreSQL)"
@@ -288,6 +288,7 @@ def setup(new_key: Path | None) -> int:
 
     from workers.cli import cli, load_app
 
+    say(f"database: {describe_database(os.environ)}")
     script_info = ScriptInfo(create_app=load_app)  # creates the app once, for every step
     for step in setup_steps(new_key):
         say("countersign " + " ".join(step))
@@ -368,7 +369,6 @@ def launch() -> int:
         # nothing from it until someone signs in, and the URL is announced once both are done.
         web = spawn("web", commands.pop("web"), env)
         services.append(web)
-        say(f"database: {describe_database(env)}")
         run_setup(new_key, env)
         # The others start once the web answers: on a busy machine they would only slow its start.
         wait_until_listening(web, port)
