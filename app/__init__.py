@@ -18,7 +18,7 @@ def create_app(config: type[Config] = Config) -> Flask:
     app = Flask(__name__, template_folder=str(BASE_DIR / "templates"), instance_path=str(BASE_DIR / "instance"))
     app.url_map.converters["int"] = DatabaseId
     app.config.from_object(config)
-    app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    app.config["RATELIMIT_STORAGE_URI"] = rate_limit_storage(app.config["REDIS_URL"])
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)  # Redis down must not stop intake
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
 
@@ -93,6 +93,12 @@ def create_app(config: type[Config] = Config) -> Flask:
 
     register_cli(app)
     return app
+
+
+def rate_limit_storage(redis_url: str) -> str:
+    """The rate limiter's storage URI for REDIS_URL: the same Redis, but the limits library spells a
+    Unix socket ``redis+unix://`` where redis-py (RQ, the app's client) spells it ``unix://``."""
+    return "redis+" + redis_url if redis_url.startswith("unix://") else redis_url
 
 
 class DatabaseId(IntegerConverter):

@@ -8,7 +8,7 @@ output interleaved. Ctrl-C stops everything.
 
 from __future__ import annotations
 
-import importlib.util
+import argparse
 import json
 import os
 import shutil
@@ -25,14 +25,11 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from redis import Redis
-from redis.exceptions import RedisError
-from sqlalchemy.engine import make_url
-
 from config import BASE_DIR, INSTANCE_DIR, Config
 
 STOP_TIMEOUT_SECONDS = 10.0
 REDIS_START_TIMEOUT_SECONDS = 10.0
+WEB_START_TIMEOUT_SECONDS = 120.0
 TAG_WIDTH = 6
 COLOURS = {"demo": "1", "redis": "31", "web": "36", "worker": "33", "sched": "35", "hook": "32"}
 
@@ -165,30 +162,32 @@ def start_redis(executable: str, directory: Path, timeout: float = REDIS_START_T
     process = spawn("redis", argv, os.environ)
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        _wait_for_ping(url, process, timeout)
+        _wait_for_ping(port, process, timeout)
     except BaseException:
         stop([process])
         raise
     return EmbeddedRedis(process, url)
 
 
-def _wait_for_ping(url: str, process: Process, timeout: float) -> None:
+def _wait_for_ping(port: int, process: Process, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    client = Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    while not _answers_ping(port):
+        if process.popen.poll() is not None:
+            raise LauncherError(f"redis-server exited with status {process.popen.returncode} before it started")
+        if time.monotonic() > deadline:
+            raise LauncherError(f"redis-server did not answer PING within {timeout:g} s")
+        time.sleep(0.05)
+
+
+def _answers_ping(port: int) -> bool:
+    """PING in Redis's own protocol over a plain socket: the launcher loads no Redis client (nor
+    anything else heavy) before the web app starts booting."""
     try:
-        while True:
-            if process.popen.poll() is not None:
-                raise LauncherError(f"redis-server exited with status {process.popen.returncode} before it started")
-            try:
-                if client.ping():
-                    return
-            except RedisError:
-                pass
-            if time.monotonic() > deadline:
-                raise LauncherError(f"redis-server did not answer PING within {timeout:g} s")
-            time.sleep(0.1)
-    finally:
-        client.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 # --- the demo ------------------------------------------------------------------------------------
@@ -229,15 +228,15 @@ def web_port(env: Mapping[str, str]) -> int:
     return port
 
 
-def _audit_signing_key(flask: list[str], env: dict[str, str]) -> None:
-    """The demo signs its audit checkpoints with a key of its own under instance/, made once."""
+def _audit_signing_key(env: dict[str, str]) -> Path | None:
+    """The demo signs its audit checkpoints with a key of its own under instance/, made once:
+    the key file to create, if it is still missing."""
     if env.get("AUDIT_SIGNING_KEY") or env.get("AUDIT_SIGNING_KEY_FILE"):
-        return
+        return None
     key = INSTANCE_DIR / "audit-signing-key.pem"
-    if not key.exists():
-        run_step([*flask, "audit", "keygen", "--out", str(key)], env)
     env["AUDIT_SIGNING_KEY_FILE"] = str(key)
     say(f"audit checkpoints signed with the demo key {key} (public key in {key}.pub)")
+    return None if key.exists() else key
 
 
 def accepts_connections(port: int) -> bool:
@@ -248,31 +247,69 @@ def accepts_connections(port: int) -> bool:
         return False
 
 
+def wait_until_listening(process: Process, port: int, timeout: float = WEB_START_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while not accepts_connections(port):
+        if process.popen.poll() is not None:
+            raise LauncherError(f"{process.name} exited with status {process.popen.returncode} before it answered")
+        if time.monotonic() > deadline:
+            raise LauncherError(f"{process.name} did not answer on port {port} within {timeout:g} s")
+        time.sleep(0.1)
+
+
 def describe_database(env: Mapping[str, str]) -> str:
+    from sqlalchemy.engine import make_url  # here, in the setup process: the launcher itself never loads it
+
     url = make_url(Config.SQLALCHEMY_DATABASE_URI).render_as_string(hide_password=True)
     return url if env.get("DATABASE_URL") else f"{url} (the default SQLite file; set DATABASE_URL for PostgreSQL)"
 
 
-def run_step(argv: Sequence[str], env: Mapping[str, str]) -> None:
-    """Run a setup command in the foreground (its output untagged); raise if it fails."""
-    shown = " ".join(argv[2:])  # "flask --app wsgi …"
-    say(shown)
-    result = subprocess.run(list(argv), env=dict(env), cwd=BASE_DIR, check=False)  # noqa: S603
+def setup_steps(new_key: Path | None) -> list[list[str]]:
+    """The `countersign` commands that make the demo's database: migrate, make the signing key
+    (when it is missing), seed, sign a first checkpoint."""
+    key_step = [["audit", "keygen", "--out", str(new_key)]] if new_key else []
+    return [["db", "upgrade"], *key_step, ["seed", "demo"], ["audit", "checkpoint"]]
+
+
+def run_setup(new_key: Path | None, env: Mapping[str, str]) -> None:
+    """Run the setup steps in one interpreter, in the foreground (output untagged); raise if one fails.
+    One interpreter, not one per step: each would import the whole app anew (about a second each)."""
+    argv = [sys.executable, "-m", "workers.demo", "--setup-only"]
+    if new_key:
+        argv += ["--new-key", str(new_key)]
+    result = subprocess.run(argv, env=dict(env), cwd=BASE_DIR, check=False)  # noqa: S603
     if result.returncode != 0:
-        raise LauncherError(f"`{shown}` failed with exit status {result.returncode}")
+        raise LauncherError(f"setting up the demo database failed with exit status {result.returncode}")
+
+
+def setup(new_key: Path | None) -> int:
+    """In this process: every setup step through the `countersign` command line, on one app."""
+    from flask.cli import ScriptInfo
+
+    from workers.cli import cli, load_app
+
+    say(f"database: {describe_database(os.environ)}")
+    script_info = ScriptInfo(create_app=load_app)  # creates the app once, for every step
+    for step in setup_steps(new_key):
+        say("countersign " + " ".join(step))
+        try:
+            status = cli.main(args=step, prog_name="countersign", obj=script_info, standalone_mode=False)
+        except SystemExit as exc:
+            status = exc.code
+        if status:
+            fail(f"`countersign {' '.join(step)}` failed with exit status {status}")
+            return 1
+    return 0
 
 
 def service_commands(port: int) -> dict[str, list[str]]:
-    python = sys.executable
-    if importlib.util.find_spec("gunicorn"):
-        web = [python, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-               "--threads", "4", "--access-logfile", "-"]
-    else:
-        web = [python, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port)]
+    """The processes, started as in production (`countersign web|worker|scheduler`, the Procfile)."""
+    countersign = [sys.executable, "-m", "workers.cli"]
     return {
-        "web": web,
-        "worker": [python, "-m", "workers", "--with-scheduler"],
-        "sched": [python, "-m", "workers.scheduler"],
+        # gunicorn.conf.py, but 2 workers on loopback whatever the machine.
+        "web": [*countersign, "web", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        "worker": [*countersign, "worker", "--with-scheduler"],
+        "sched": [*countersign, "scheduler"],
     }
 
 
@@ -294,7 +331,18 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.demo",
+                                     description="The whole platform in one terminal, with demo data.")
+    parser.add_argument("--setup-only", action="store_true", help="migrate and seed the database, then exit")
+    parser.add_argument("--new-key", type=Path, default=None, help="with --setup-only: create this signing key first")
+    args = parser.parse_args(argv)
+    if args.setup_only:
+        return setup(args.new_key)
+    return launch()
+
+
+def launch() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     env = child_environment()
     infrastructure: list[Process] = []
@@ -312,18 +360,21 @@ def main() -> int:
             say(f"embedded Redis ({executable}) at {redis.url}")
         else:
             say("Redis: REDIS_URL from the environment")
-        say(f"database: {describe_database(env)}")
-        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
-        run_step([*flask, "db", "upgrade"], env)
-        _audit_signing_key(flask, env)
+        new_key = _audit_signing_key(env)
         receiver_port = free_port()
         env["DEMO_CALLBACK_URL"] = f"http://127.0.0.1:{receiver_port}/countersign"
         env.setdefault("INSECURE_CALLBACK_HOSTS", "127.0.0.1,localhost")
-        run_step([*flask, "seed", "demo"], env)
-        run_step([*flask, "audit", "checkpoint"], env)
+        commands = service_commands(port)
+        # The web app boots (about as long as the setup takes) while the database is set up: it reads
+        # nothing from it until someone signs in, and the URL is announced once both are done.
+        web = spawn("web", commands.pop("web"), env)
+        services.append(web)
+        run_setup(new_key, env)
+        # The others start once the web answers: on a busy machine they would only slow its start.
+        wait_until_listening(web, port)
         services.append(spawn("hook", receiver_command(receiver_port), {**env, "RECEIVER_SECRET": demo_secret()}))
         say(f"callbacks of approved cases go to the demo receiver at {env['DEMO_CALLBACK_URL']} (tag 'hook')")
-        for name, argv in service_commands(port).items():
+        for name, argv in commands.items():
             services.append(spawn(name, argv, env))
         return supervise([*infrastructure, *services], port)
     except KeyboardInterrupt:
