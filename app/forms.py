@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask_wtf import FlaskForm
 
 from app.errors import DomainError
 from app.problems import sentence
 
 
-def show_errors(form: FlaskForm, exc: DomainError) -> None:
-    """Each field error under its field; the message at the top of the form when no field of
-    the form is named."""
-    shown = False
-    for name, message in exc.by_field.items():
-        field = form._fields.get(name)
+def show_errors(form: FlaskForm, exc: DomainError, field_of: Callable[[str], str] = str) -> None:
+    """Each field error under its field (``field_of`` maps the service's field name to the form's);
+    the others, or the refusal's message when no field is named, at the top of the form."""
+    unplaced = []
+    for error in exc.errors or [{"field": "", "message": exc.message}]:
+        named = str(error.get("field", ""))
+        field = form._fields.get(field_of(named))
         if field is not None:
-            field.errors = [*field.errors, sentence(message)]
-            shown = True
-    if not shown:
-        form.form_errors.append(sentence(exc.message))
+            field.errors = [*field.errors, sentence(error["message"])]
+        else:
+            unplaced.append(sentence(error["message"] if named and field_of(named) else exc.message))
+    form.form_errors = [*form.form_errors, *dict.fromkeys(unplaced)]

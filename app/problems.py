@@ -64,8 +64,11 @@ def wants_json() -> bool:
 
 
 def sentence(message: str) -> str:
-    """A message as a sentence for people: capitalised, with a full stop."""
-    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "!", "?")) else ".")
+    """A message as a sentence for people: capitalised (unless it opens with a field name, such as
+    ``sla_minutes``, kept as written), with a full stop."""
+    opening = message.split(" ", 1)[0]
+    capitalised = message if "_" in opening else message[:1].upper() + message[1:]
+    return capitalised + ("" if message.endswith((".", "!", "?")) else ".")
 
 
 @dataclass(frozen=True)

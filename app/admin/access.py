@@ -15,9 +15,9 @@ from app.extensions import db, login_manager
 from app.problems import sentence
 
 
-def protect(bp: Blueprint, *, edit_pages: Iterable[str] = ()) -> None:
-    """Every request of ``bp``: a GET needs "oversee" (admins, auditors), anything else, and the
-    GET of an ``edit_pages`` endpoint, "administer" (admins)."""
+def protect(bp: Blueprint, *, edit_pages: Iterable[str] = (), read: str = "oversee", edit: str = "administer") -> None:
+    """Every request of ``bp``: a GET needs the ``read`` intent (by default admins, auditors),
+    anything else, and the GET of an ``edit_pages`` endpoint, the ``edit`` intent (by default admins)."""
     editing_pages = frozenset(edit_pages)
 
     @bp.before_request
@@ -25,7 +25,7 @@ def protect(bp: Blueprint, *, edit_pages: Iterable[str] = ()) -> None:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         editing = request.method != "GET" or request.endpoint in editing_pages
-        permissions.require(current_user, "administer" if editing else "oversee")
+        permissions.require(current_user, edit if editing else read)
         return None
 
 

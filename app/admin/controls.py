@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,13 +14,13 @@ from werkzeug.wrappers import Response
 from wtforms import HiddenField, RadioField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from app.actors import Actor
+from app.admin.access import admin_actor, protect
 from app.cases import permissions
 from app.cases.queues import list_queues
 from app.controls import services, switch
 from app.controls.models import What
 from app.errors import Conflict, DomainError
-from app.extensions import db, login_manager
+from app.extensions import db
 from app.problems import sentence
 from app.review.forms import choices
 
@@ -42,12 +42,7 @@ class ResumeForm(FlaskForm):
     reason = TextAreaField("Why resume (optional)", validators=[Length(max=services.MAX_REASON_LENGTH)])
 
 
-@bp.before_request
-def _require_access() -> Response | None:
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    permissions.require(current_user, "view_controls" if request.method == "GET" else "control")
-    return None
+protect(bp, read="view_controls", edit="control")
 
 
 @bp.app_context_processor
@@ -76,10 +71,6 @@ def _page(form: PauseForm, status: int = 200, error: str | None = None) -> tuple
                            labels={w.value: w.label for w in What}), status
 
 
-def _actor() -> Actor:
-    return Actor.user(current_user._get_current_object())
-
-
 @bp.get("")
 def index() -> tuple[str, int]:
     return _page(_pause_form())
@@ -91,7 +82,7 @@ def pause() -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _page(form, 422)
     try:
-        paused = services.pause(db.session, form.what.data, form.queue.data, form.reason.data, _actor())
+        paused = services.pause(db.session, form.what.data, form.queue.data, form.reason.data, admin_actor())
     except DomainError as exc:
         db.session.rollback()
         for field, message in exc.by_field.items():
@@ -110,7 +101,7 @@ def resume() -> Response:
               "error")
         return redirect(url_for("controls.index"))
     try:
-        lifted = services.resume(db.session, form.what.data, form.queue.data, _actor(), form.reason.data)
+        lifted = services.resume(db.session, form.what.data, form.queue.data, admin_actor(), form.reason.data)
     except DomainError as exc:
         db.session.rollback()
         flash(sentence(exc.message), "error")

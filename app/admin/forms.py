@@ -15,7 +15,6 @@ from app.cases.models import Queue
 from app.cases.permissions import QUEUE_DECIDERS, Role
 from app.cases.queues import amount_text
 from app.cases.types import DOMAINS, REGISTRY
-from app.errors import DomainError
 from app.review.forms import choices
 from app.review.models import DECISION_KINDS
 from app.users import User
@@ -166,19 +165,8 @@ class QueueForm(FlaskForm):
             "members": list(self.members.data or []),
         }
 
-    def show_refusal(self, exc: DomainError) -> None:
-        """Put the service's refusal under the fields it names; the rest goes to the top of the form."""
-        unplaced = []
-        for error in exc.errors or [{"field": "", "message": exc.message}]:
-            field = _form_field(str(error.get("field", "")))
-            if field and field in self:
-                self[field].errors = [*self[field].errors, error["message"]]
-            else:
-                unplaced.append(error["message"] if field else exc.message)
-        self.form_errors = [*self.form_errors, *dict.fromkeys(unplaced)]
 
-
-def _form_field(service_field: str) -> str:
+def form_field(service_field: str) -> str:
     """``business_hours.days[1]`` → ``days``; ``lead`` → ``lead``."""
     head, _, rest = service_field.partition(".")
     if head == "business_hours":

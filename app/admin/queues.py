@@ -11,32 +11,20 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from app.actors import Actor
-from app.admin.forms import QueueForm
+from app.admin.access import admin_actor, protect
+from app.admin.forms import QueueForm, form_field
 from app.cases import permissions
 from app.cases import queues as service
 from app.cases.models import Queue
 from app.errors import DomainError
-from app.extensions import db, login_manager
+from app.extensions import db
+from app.forms import show_errors
 from app.review.forms import ActionForm
 from app.users import User
 
 bp = Blueprint("admin_queues", __name__, url_prefix="/admin/queues")
 
-EDIT_PAGES = frozenset({"admin_queues.new_queue", "admin_queues.edit_queue"})
-
-
-@bp.before_request
-def _require_access() -> Response | None:
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    editing = request.method != "GET" or request.endpoint in EDIT_PAGES
-    permissions.require(current_user, "administer" if editing else "oversee")
-    return None
-
-
-def _actor() -> Actor:
-    return Actor.user(current_user._get_current_object())
+protect(bp, edit_pages={"admin_queues.new_queue", "admin_queues.edit_queue"})
 
 
 def _queue(queue_id: int) -> Queue:
@@ -62,7 +50,7 @@ def new_queue() -> Response | tuple[str, int]:
         form.required_role.data = "reviewer"
     return _saved(form, None, lambda: service.create_queue(
         db.session, form.name.data or "", form.domain.data or "", move_default=form.move_default.data,
-        actor=_actor(), **form.settings()))
+        actor=admin_actor(), **form.settings()))
 
 
 @bp.route("/<int:queue_id>/edit", methods=["GET", "POST"])
@@ -74,7 +62,7 @@ def edit_queue(queue_id: int) -> Response | tuple[str, int]:
     form.name.data, form.domain.data = queue.name, queue.domain  # fixed once the queue exists
     return _saved(form, queue, lambda: service.update_queue(
         db.session, queue, {**form.settings(), **({"move_default": True} if form.move_default.data else {})},
-        _actor()))
+        admin_actor()))
 
 
 def _saved(form: QueueForm, queue: Queue | None, save: Callable[[], Any]) -> Response | tuple[str, int]:
@@ -85,7 +73,7 @@ def _saved(form: QueueForm, queue: Queue | None, save: Callable[[], Any]) -> Res
             result = save()
         except DomainError as exc:
             db.session.rollback()
-            form.show_refusal(exc)
+            show_errors(form, exc, form_field)
         else:
             db.session.commit()
             name = queue.name if queue is not None else result.name
@@ -109,7 +97,7 @@ def _archiving(queue: Queue, change: Callable[..., dict[str, list[Any]]], done: 
     if not ActionForm().validate_on_submit():
         abort(400, "the form expired: reload the page")
     try:
-        change(db.session, queue, _actor())
+        change(db.session, queue, admin_actor())
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
