@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from flask import Blueprint, current_app, flash, redirect, request
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from app.actors import Actor
 from app.cases import permissions
 from app.errors import DomainError
 from app.extensions import db, login_manager
+from app.forms import show_errors
 from app.problems import sentence
+
+T = TypeVar("T")
 
 
 def protect(bp: Blueprint, *, edit_pages: Iterable[str] = (), read: str = "oversee", edit: str = "administer") -> None:
@@ -52,3 +57,19 @@ def apply(change: Callable[[], str], back: str) -> Response:
         db.session.commit()
         flash(message, "success")
     return redirect(back)
+
+
+def submitted(form: FlaskForm, change: Callable[[], T], field_of: Callable[[str], str] = str) -> tuple[bool, T | None]:
+    """A posted form's change: ``(True, its result)`` once validated, made and committed; ``(False, None)``
+    when the form is not posted or not valid, or the service refused (its reasons shown on the form,
+    nothing stored)."""
+    if not form.validate_on_submit():
+        return False, None
+    try:
+        result = change()
+    except DomainError as exc:
+        db.session.rollback()
+        show_errors(form, exc, field_of)
+        return False, None
+    db.session.commit()
+    return True, result

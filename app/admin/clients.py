@@ -10,12 +10,10 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.admin import forms
-from app.admin.access import admin_actor, apply, protect, shown_once
+from app.admin.access import admin_actor, apply, protect, shown_once, submitted
 from app.cases import permissions
 from app.cases.types import DOMAINS
-from app.errors import DomainError
 from app.extensions import db
-from app.forms import show_errors
 from app.intake import services as intake
 from app.intake.models import ApiClient
 
@@ -46,17 +44,11 @@ def clients() -> str:
 @bp.route("/new", methods=["GET", "POST"])
 def new_client() -> Response | str | tuple[str, int]:
     form = _with_domains(forms.NewClientForm())
-    if form.validate_on_submit():
-        try:
-            new = intake.create_client(db.session, form.name.data, form.domains.data or [],
-                                       _hosts(form.callback_hosts.data), actor=admin_actor())
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-        else:
-            db.session.commit()
-            return shown_once(render_template("admin/client_credentials.html", client=new.client, token=new.token,
-                                              secret=new.signing_secret))
+    done, new = submitted(form, lambda: intake.create_client(
+        db.session, form.name.data, form.domains.data or [], _hosts(form.callback_hosts.data), actor=admin_actor()))
+    if done:
+        return shown_once(render_template("admin/client_credentials.html", client=new.client, token=new.token,
+                                          secret=new.signing_secret))
     return render_template("admin/client_edit.html", form=form, client=None), 422 if form.errors else 200
 
 
@@ -65,17 +57,12 @@ def edit_client(client_id: int) -> Response | str | tuple[str, int]:
     client = _client(client_id)
     initial = {"domains": client.allowed_domains, "callback_hosts": "\n".join(client.callback_hosts)}
     form = _with_domains(forms.ClientForm(data=initial if request.method == "GET" else None))
-    if form.validate_on_submit():
-        try:
-            changed = intake.update_client(db.session, client, admin_actor(), domains=form.domains.data or [],
-                                           callback_hosts=_hosts(form.callback_hosts.data))
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-        else:
-            db.session.commit()
-            flash(f"{client.name}: {', '.join(changed) + ' changed' if changed else 'nothing changed'}.", "success")
-            return redirect(url_for("admin_clients.clients"))
+    done, changed = submitted(form, lambda: intake.update_client(
+        db.session, client, admin_actor(), domains=form.domains.data or [],
+        callback_hosts=_hosts(form.callback_hosts.data)))
+    if done:
+        flash(f"{client.name}: {', '.join(changed) + ' changed' if changed else 'nothing changed'}.", "success")
+        return redirect(url_for("admin_clients.clients"))
     return render_template("admin/client_edit.html", form=form, client=client), 422 if form.errors else 200
 
 

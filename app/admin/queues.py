@@ -11,14 +11,13 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from app.admin.access import admin_actor, protect
+from app.admin.access import admin_actor, protect, submitted
 from app.admin.forms import QueueForm, form_field
 from app.cases import permissions
 from app.cases import queues as service
 from app.cases.models import Queue
 from app.errors import DomainError
 from app.extensions import db
-from app.forms import show_errors
 from app.review.forms import ActionForm
 from app.users import User
 
@@ -68,17 +67,11 @@ def edit_queue(queue_id: int) -> Response | tuple[str, int]:
 def _saved(form: QueueForm, queue: Queue | None, save: Callable[[], Any]) -> Response | tuple[str, int]:
     """Validate and save the submitted form (the service refuses with reasons, shown under their
     fields; nothing is stored then), or show it."""
-    if form.validate_on_submit():
-        try:
-            result = save()
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc, form_field)
-        else:
-            db.session.commit()
-            name = queue.name if queue is not None else result.name
-            flash(f"Queue “{name}” {'created' if queue is None else 'saved' if result else 'unchanged'}.", "success")
-            return redirect(url_for("admin_queues.queues"))
+    done, result = submitted(form, save, form_field)
+    if done:
+        name = queue.name if queue is not None else result.name
+        flash(f"Queue “{name}” {'created' if queue is None else 'saved' if result else 'unchanged'}.", "success")
+        return redirect(url_for("admin_queues.queues"))
     status = 422 if request.method == "POST" else 200
     return render_template("admin/queue_form.html", form=form, queue=queue), status
 

@@ -7,11 +7,9 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.admin import forms
-from app.admin.access import admin_actor, apply, protect
+from app.admin.access import admin_actor, apply, protect, submitted
 from app.cases import permissions
-from app.errors import DomainError
 from app.extensions import db
-from app.forms import show_errors
 from app.review import reason_codes as codes
 from app.review.models import ReasonCode
 
@@ -32,16 +30,11 @@ def reason_codes() -> str:
 @bp.route("/new", methods=["GET", "POST"])
 def new_code() -> Response | str | tuple[str, int]:
     form = forms.NewReasonCodeForm()
-    if form.validate_on_submit():
-        try:
-            added = codes.add_code(db.session, form.code.data, form.label.data, form.kinds.data or [], admin_actor())
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-        else:
-            db.session.commit()
-            flash(f"Reason code {added.code} added.", "success")
-            return redirect(url_for("admin_reason_codes.reason_codes"))
+    done, added = submitted(form, lambda: codes.add_code(
+        db.session, form.code.data, form.label.data, form.kinds.data or [], admin_actor()))
+    if done:
+        flash(f"Reason code {added.code} added.", "success")
+        return redirect(url_for("admin_reason_codes.reason_codes"))
     return render_template("admin/reason_code_edit.html", form=form, code=None), 422 if form.errors else 200
 
 
@@ -50,17 +43,11 @@ def edit_code(code_id: int) -> Response | str | tuple[str, int]:
     reason = _code(code_id)
     form = forms.ReasonCodeForm(data={"label": reason.label, "kinds": reason.kinds} if request.method == "GET"
                                 else None)
-    if form.validate_on_submit():
-        try:
-            changed = codes.update_code(db.session, reason, admin_actor(), label=form.label.data,
-                                        kinds=form.kinds.data or [])
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-        else:
-            db.session.commit()
-            flash(f"{reason.code}: {', '.join(changed) + ' changed' if changed else 'nothing changed'}.", "success")
-            return redirect(url_for("admin_reason_codes.reason_codes"))
+    done, changed = submitted(form, lambda: codes.update_code(
+        db.session, reason, admin_actor(), label=form.label.data, kinds=form.kinds.data or []))
+    if done:
+        flash(f"{reason.code}: {', '.join(changed) + ' changed' if changed else 'nothing changed'}.", "success")
+        return redirect(url_for("admin_reason_codes.reason_codes"))
     return render_template("admin/reason_code_edit.html", form=form, code=reason), 422 if form.errors else 200
 
 

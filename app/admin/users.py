@@ -7,12 +7,10 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.admin import forms
-from app.admin.access import admin_actor, apply, protect, shown_once
+from app.admin.access import admin_actor, apply, protect, shown_once, submitted
 from app.auth import accounts, services
 from app.cases import permissions, queues
-from app.errors import DomainError
 from app.extensions import db
-from app.forms import show_errors
 from app.users import User
 
 bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
@@ -37,17 +35,11 @@ def users() -> str:
 @bp.route("/new", methods=["GET", "POST"])
 def new_user() -> Response | str | tuple[str, int]:
     form = _with_queues(forms.NewUserForm())
-    if form.validate_on_submit():
-        try:
-            user, password = accounts.create_account(db.session, form.email.data, form.role.data, admin_actor(),
-                                                     name=form.name.data, queues=form.queues.data)
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-        else:
-            db.session.commit()
-            return shown_once(render_template("admin/one_time_password.html", user=user, password=password,
-                                              created=True))
+    done, created = submitted(form, lambda: accounts.create_account(
+        db.session, form.email.data, form.role.data, admin_actor(), name=form.name.data, queues=form.queues.data))
+    if done:
+        user, password = created
+        return shown_once(render_template("admin/one_time_password.html", user=user, password=password, created=True))
     return render_template("admin/user_edit.html", form=form, user=None), 422 if form.errors else 200
 
 
@@ -56,17 +48,11 @@ def edit_user(user_id: int) -> Response | str | tuple[str, int]:
     user = _user(user_id)
     initial = {"name": user.name, "role": user.role, "queues": [q.name for q in user.queues]}
     form = _with_queues(forms.UserForm(data=initial if request.method == "GET" else None))
-    if form.validate_on_submit():
-        try:
-            changed = accounts.update_account(db.session, user, admin_actor(), name=form.name.data,
-                                              role=form.role.data, queues=form.queues.data)
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-        else:
-            db.session.commit()
-            flash(f"{user.email}: {', '.join(changed) + ' changed' if changed else 'nothing changed'}.", "success")
-            return redirect(url_for("admin_users.users"))
+    done, changed = submitted(form, lambda: accounts.update_account(
+        db.session, user, admin_actor(), name=form.name.data, role=form.role.data, queues=form.queues.data))
+    if done:
+        flash(f"{user.email}: {', '.join(changed) + ' changed' if changed else 'nothing changed'}.", "success")
+        return redirect(url_for("admin_users.users"))
     return render_template("admin/user_edit.html", form=form, user=user, confirm=forms.ConfirmForm()), \
         422 if form.errors else 200
 
