@@ -215,6 +215,17 @@ def child_environment() -> dict[str, str]:
     return env
 
 
+def metrics_directory(env: dict[str, str]) -> None:
+    """The web's and the worker's counts go to one directory (prometheus_client's multiprocess mode,
+    docs/metrics.md), so /metrics adds them up; the demo's own is emptied at each start."""
+    if env.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # the operator's: emptying it is theirs to do
+    directory = INSTANCE_DIR / "prometheus-multiproc"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
 def web_port(env: Mapping[str, str]) -> int:
     raw = env.get("PORT", "5000")
     if not raw.isdigit() or not 0 < int(raw) < 65536:
@@ -313,6 +324,7 @@ def main() -> int:
         else:
             say("Redis: REDIS_URL from the environment")
         say(f"database: {describe_database(env)}")
+        metrics_directory(env)
         flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         run_step([*flask, "db", "upgrade"], env)
         _audit_signing_key(flask, env)
