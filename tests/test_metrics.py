@@ -14,14 +14,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue as RQQueue
 from rq import SimpleWorker
 
+from app import create_app
 from app.escalation import sla
 from app.execution.jobs import execution_work
 from app.extensions import db
 from app.jobs import enqueue, job
+from config import TestConfig
 from tests.conftest import assert_problem, case_body
 from tests.escalation_helpers import T0, minutes, on_clock
 from tests.execution_helpers import approved_case
 from tests.review_helpers import make_case
+from workers import demo
 
 pytest_plugins = ["tests.review_fixtures"]
 
@@ -103,11 +106,22 @@ def test_without_a_token_configured_other_networks_are_forbidden(app, client):
     assert client.get("/metrics", environ_base=SCRAPER_NETWORK).status_code == 200
 
 
+@pytest.mark.parametrize("made", [None, "file"])
+def test_an_unusable_multiprocess_directory_stops_the_start(monkeypatch, tmp_path, made):
+    path = tmp_path / "prometheus"
+    if made == "file":
+        path.write_text("")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(path))
+    with pytest.raises(RuntimeError, match=rf"PROMETHEUS_MULTIPROC_DIR is '{path}', which is not a writable "
+                                           "directory: create it, empty, before starting the web and the workers"):
+        create_app(TestConfig)
+
+
 # --- the events ------------------------------------------------------------------------------------
 
 
 def test_every_intake_answer_is_counted_by_status_and_declared_case_type(app, client, upstream):
-    app.config["INTAKE_RATE_LIMIT"] = "6 per minute"  # this client's seventh post is refused
+    app.config["INTAKE_RATE_LIMIT"] = "7 per minute"  # this client's eighth post is refused
     before = scrape(client)
     assert upstream.post_case(case_body("aml_alert")).status_code == 202
     assert upstream.post_case(case_body("payment_release")).status_code == 202
@@ -117,6 +131,8 @@ def test_every_intake_answer_is_counted_by_status_and_declared_case_type(app, cl
     stranger = client.post("/api/v1/cases", json=case_body("aml_alert"), headers={"Authorization": "Bearer nope"})
     assert stranger.status_code == 401
     assert upstream.post_case(case_body("kyc_review"), content_type="text/plain").status_code == 415
+    app.config["MAX_CONTENT_LENGTH"] = 2000
+    assert upstream.post_case(case_body("aml_alert", title="x" * 2000)).status_code == 413
     assert upstream.post_case(case_body("aml_alert")).status_code == 429
     assert moved(before, scrape(client), "countersign_intake_responses_total") == {
         labels(status="202", case_type="aml_alert"): 1,
@@ -125,6 +141,7 @@ def test_every_intake_answer_is_counted_by_status_and_declared_case_type(app, cl
         labels(status="400", case_type="unknown"): 1,
         labels(status="401", case_type="unknown"): 1,  # no verified body: its case type is not looked at
         labels(status="415", case_type="unknown"): 1,
+        labels(status="413", case_type="unknown"): 1,
         labels(status="429", case_type="unknown"): 1,
     }
 
@@ -184,3 +201,21 @@ def test_execution_outcomes_are_counted(client, upstream, people, receiver, redi
         labels(outcome="delivered"): 1, labels(outcome="retrying"): 1}
     assert moved(before, after, "countersign_job_duration_seconds_count") == {
         labels(queue="execute", job="app.execution.jobs.execute_case"): 2}
+
+
+# --- make demo ---------------------------------------------------------------------------------------
+
+
+def test_the_demo_gives_its_processes_one_directory_emptied_at_each_start(monkeypatch, tmp_path):
+    monkeypatch.setattr(demo, "INSTANCE_DIR", tmp_path)
+    directory = tmp_path / "prometheus-multiproc"
+    directory.mkdir()
+    (directory / "counter_4242.db").write_bytes(b"counts of the previous run")
+    env: dict[str, str] = {}
+    demo.metrics_directory(env)
+    assert env == {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    assert list(directory.iterdir()) == []
+    theirs = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "theirs")}
+    demo.metrics_directory(theirs)
+    assert theirs == {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "theirs")}
+    assert not (tmp_path / "theirs").exists()  # the operator's directory is theirs to make and empty
