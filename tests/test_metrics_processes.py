@@ -39,7 +39,7 @@ class Processes:
 
 
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,  # noqa: S603
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 
@@ -111,7 +111,7 @@ def test_every_process_counts_into_the_shared_directory_and_any_server_shows_the
         assert [post_case(url, upstream.token, upstream.secret) for _ in range(POSTED[name])] == [202] * POSTED[name]
         assert [post_case(url, "cs_unknown", upstream.secret) for _ in range(STRANGERS[name])] == \
             [401] * STRANGERS[name]
-    worker = subprocess.run([sys.executable, "-m", "workers", "--burst", "--queues", "ai"], cwd=ROOT,  # noqa: S603
+    worker = subprocess.run([sys.executable, "-m", "workers", "--burst", "--queues", "ai"], cwd=ROOT,
                             env=processes.env, capture_output=True, timeout=180, check=False)
     assert worker.returncode == 0, worker.stdout.decode() + worker.stderr.decode()
 
