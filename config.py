@@ -12,16 +12,19 @@ for lists, maps and host sets it means "none" (``AI_RETRY_INTERVALS=`` turns ret
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 (refused in production)
+# Where /metrics may be scraped from without a token outside production (make demo, development).
+LOOPBACK_NETWORKS = frozenset({ip_network("127.0.0.0/8"), ip_network("::1/128")})
 # The standardwebhooks reference library verifies with a fixed 5-minute tolerance: we may only tighten it.
 WEBHOOK_TOLERANCE_RANGE = (1, 300)
 
@@ -75,6 +78,7 @@ Seconds = Annotated[list[Annotated[int, Field(ge=0)]], NoDecode, BeforeValidator
 Hosts = Annotated[frozenset[str], NoDecode, BeforeValidator(_comma_list)]
 Ports = Annotated[frozenset[Annotated[int, Field(gt=0, le=65535)]], NoDecode, BeforeValidator(_comma_list)]
 Amounts = Annotated[dict[str, Decimal], NoDecode, BeforeValidator(_amounts)]
+Networks = Annotated[frozenset[IPvAnyNetwork], NoDecode, BeforeValidator(_comma_list)]
 
 
 class Settings(BaseSettings):
@@ -166,6 +170,11 @@ class Settings(BaseSettings):
     NOTIFY_TIMEOUT_SECONDS: PositiveFloat = 10.0
     NOTIFY_RETRY_INTERVALS: Seconds = [30, 120, 600]
 
+    # Metrics (/metrics, app/ops.py): a scraper presents METRICS_TOKEN as a bearer token, or scrapes from
+    # one of METRICS_ALLOW_NETWORKS (CIDRs of the client address the app sees: it trusts no proxy header).
+    METRICS_TOKEN: str = ""
+    METRICS_ALLOW_NETWORKS: Networks | None = None  # loopback, except in production: none
+
     @field_validator("SQLALCHEMY_DATABASE_URI")
     @classmethod
     def _psycopg3(cls, url: str) -> str:
@@ -177,6 +186,8 @@ class Settings(BaseSettings):
             self.AI_PROVIDER = "openai" if self.OPENAI_API_KEY else "local"
         if self.SESSION_COOKIE_SECURE is None:
             self.SESSION_COOKIE_SECURE = self.ENV == "production"
+        if self.METRICS_ALLOW_NETWORKS is None:
+            self.METRICS_ALLOW_NETWORKS = frozenset() if self.ENV == "production" else LOOPBACK_NETWORKS
         return self
 
 
@@ -227,4 +238,6 @@ class TestConfig(Config):
     SECRET_KEY = "test-secret"  # noqa: S105
     REDIS_URL = "redis://127.0.0.1:1/0"  # never a shared Redis: tests/conftest.py sets its own (redis_url)
     WTF_CSRF_ENABLED = True
+    METRICS_TOKEN = ""
+    METRICS_ALLOW_NETWORKS = LOOPBACK_NETWORKS  # the test client's 127.0.0.1
     AUDIT_SIGNING_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="

@@ -10,11 +10,13 @@ from sqlalchemy.engine import Engine
 from werkzeug.routing import IntegerConverter, Map
 
 from app.db import canonical_json
+from app.metrics import check_multiprocess_dir
 from config import BASE_DIR, Config
 
 
 def create_app(config: type[Config] = Config) -> Flask:
     config.check()
+    check_multiprocess_dir()
     app = Flask(__name__, template_folder=str(BASE_DIR / "templates"), instance_path=str(BASE_DIR / "instance"))
     app.url_map.converters["int"] = DatabaseId
     app.config.from_object(config)

@@ -26,12 +26,14 @@ from typing import Any, ParamSpec, TypeVar
 from flask import Flask, current_app, has_app_context
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+
+from app.metrics import measured_job
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +57,37 @@ def set_worker_app(app: Flask) -> None:
 def job(func: Callable[P, R]) -> Callable[P, R]:
     """Run an RQ job inside an app context, with a fresh database session per job.
 
-    Called where an app context already exists (tests, the web), it just runs.
+    Called where an app context already exists (tests, the web), it just runs. Run by RQ, its
+    duration and failure are measured by queue (app/metrics.py).
     """
+    name = f"{func.__module__}.{func.__qualname__}"
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        if has_app_context():
-            return func(*args, **kwargs)
-        global _worker_app
-        if _worker_app is None:
-            from app import create_app
-
-            _worker_app = create_app()
-        from app.extensions import db
-
-        with _worker_app.app_context():
-            try:
-                return func(*args, **kwargs)
-            finally:
-                db.session.remove()
+        current = get_current_job()
+        if current is None or current.func_name != name:  # not run by RQ, or called by another job
+            return _in_app_context(func, *args, **kwargs)
+        with measured_job(current.origin, name):
+            return _in_app_context(func, *args, **kwargs)
 
     return wrapper
+
+
+def _in_app_context(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    if has_app_context():
+        return func(*args, **kwargs)
+    global _worker_app
+    if _worker_app is None:
+        from app import create_app
+
+        _worker_app = create_app()
+    from app.extensions import db
+
+    with _worker_app.app_context():
+        try:
+            return func(*args, **kwargs)
+        finally:
+            db.session.remove()
 
 
 def redis_connection() -> Redis:

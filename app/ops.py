@@ -1,15 +1,19 @@
 """Operations endpoints: Prometheus metrics, liveness and readiness.
 
-Metrics are read from the database and Redis at scrape time, so they are right
-whatever the number of gunicorn and worker processes.
+``/metrics`` answers a scraper that presents ``METRICS_TOKEN`` or comes from one of
+``METRICS_ALLOW_NETWORKS``. Its gauges are read from the database and Redis at scrape time, so
+they are right whatever the number of gunicorn and worker processes; its event counters and
+histograms come from app/metrics.py (added up across processes in multiprocess mode).
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -26,6 +30,8 @@ from app.controls.models import What
 from app.extensions import db
 from app.install import admin_emails
 from app.jobs import QUEUE_NAMES, redis_connection
+from app.metrics import add_events
+from app.problems import Problem, problem_response
 
 bp = Blueprint("ops", __name__)
 
@@ -84,9 +90,50 @@ def _rq_metrics() -> Iterator[Metric]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    refusal = _scraper_refused()
+    if refusal is not None:
+        return refusal
     registry = CollectorRegistry(auto_describe=False)
+    add_events(registry)
     registry.register(CountersignCollector())
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _scraper_refused() -> Response | None:
+    """None when the scraper may read the metrics: it presents the right bearer token, or presents
+    none from an allow-listed network. A wrong token is refused wherever it comes from."""
+    expected = current_app.config["METRICS_TOKEN"]
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme or presented:
+        if scheme.lower() == "bearer" and expected and hmac.compare_digest(presented.strip().encode(),
+                                                                           expected.encode()):
+            return None
+        return _unauthorized("invalid-token", "Invalid bearer token", "the metrics token is not the one configured")
+    if _allow_listed(request.remote_addr):
+        return None
+    if expected:
+        return _unauthorized("unauthorized", "Authentication required",
+                             "send Authorization: Bearer <METRICS_TOKEN> to read the metrics")
+    return problem_response(Problem(403, "forbidden", "Forbidden",
+                                    "the metrics are open to the networks of METRICS_ALLOW_NETWORKS only"))
+
+
+def _unauthorized(slug: str, title: str, detail: str) -> Response:
+    response = problem_response(Problem(401, slug, title, detail))
+    response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
+
+
+def _allow_listed(remote_addr: str | None) -> bool:
+    """``remote_addr`` is the peer of the connection (no proxy header is trusted); an IPv4 client of a
+    dual-stack socket arrives as ::ffff:a.b.c.d and is matched as a.b.c.d."""
+    try:
+        address: IPv4Address | IPv6Address = ip_address(remote_addr or "")
+    except ValueError:
+        return False  # a Unix socket, or no peer at all
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in current_app.config["METRICS_ALLOW_NETWORKS"])
 
 
 @bp.get("/healthz")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 from decimal import Decimal
+from ipaddress import IPv4Network, IPv6Network
 
 import pytest
 
@@ -102,6 +103,8 @@ def test_every_default(environ):
         "NOTIFY_WEBHOOK_SECRET": "",
         "NOTIFY_TIMEOUT_SECONDS": 10.0,
         "NOTIFY_RETRY_INTERVALS": [30, 120, 600],
+        "METRICS_TOKEN": "",
+        "METRICS_ALLOW_NETWORKS": frozenset({IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")}),
     }
 
 
@@ -159,12 +162,28 @@ def test_an_empty_value_means_the_default_for_numbers_and_none_for_lists(environ
     ({"SMTP_PORT": "70000"}, "SMTP_PORT: Input should be less than or equal to 65535"),
     ({"WEBHOOK_TOLERANCE_SECONDS": "301"}, "WEBHOOK_TOLERANCE_SECONDS: Input should be less than or equal to 300"),
     ({"WEBHOOK_TOLERANCE_SECONDS": "0"}, "WEBHOOK_TOLERANCE_SECONDS: Input should be greater than or equal to 1"),
+    ({"METRICS_ALLOW_NETWORKS": "10.0.0.0/8,intranet"},
+     "METRICS_ALLOW_NETWORKS [1]: value is not a valid IPv4 or IPv6 network (got 'intranet')"),
+    ({"METRICS_ALLOW_NETWORKS": "10.0.0.1/8"}, "METRICS_ALLOW_NETWORKS [0]: value is not a valid IPv4 or IPv6 network"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(environ, variables, message):
     environ(**variables)
     with pytest.raises(SettingsError) as refused:
         load_settings()
     assert message in str(refused.value)
+
+
+def test_metrics_are_open_to_loopback_without_a_token_except_in_production(environ):
+    def allowed() -> frozenset:
+        return load_settings().METRICS_ALLOW_NETWORKS
+
+    environ(COUNTERSIGN_ENV="production", SECRET_KEY="s" * 40)
+    assert allowed() == frozenset()
+    environ(METRICS_ALLOW_NETWORKS="10.20.0.0/16, 192.0.2.7,fd00::/8", METRICS_TOKEN="t0ken")
+    assert allowed() == {IPv4Network("10.20.0.0/16"), IPv4Network("192.0.2.7/32"), IPv6Network("fd00::/8")}
+    assert load_settings().METRICS_TOKEN == "t0ken"
+    environ(COUNTERSIGN_ENV="development", METRICS_ALLOW_NETWORKS="")
+    assert allowed() == frozenset()  # empty: none, even outside production
 
 
 def test_every_bad_value_is_listed_at_once(environ):

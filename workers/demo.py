@@ -214,6 +214,17 @@ def child_environment() -> dict[str, str]:
     return env
 
 
+def metrics_directory(env: dict[str, str]) -> None:
+    """The web's and the worker's counts go to one directory (prometheus_client's multiprocess mode,
+    docs/metrics.md), so /metrics adds them up; the demo's own is emptied at each start."""
+    if env.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # the operator's: emptying it is theirs to do
+    directory = INSTANCE_DIR / "prometheus-multiproc"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
 def web_port(env: Mapping[str, str]) -> int:
     raw = env.get("PORT", "5000")
     if not raw.isdigit() or not 0 < int(raw) < 65536:
@@ -360,6 +371,7 @@ def launch() -> int:
             say(f"embedded Redis ({executable}) at {redis.url}")
         else:
             say("Redis: REDIS_URL from the environment")
+        metrics_directory(env)
         new_key = _audit_signing_key(env)
         receiver_port = free_port()
         env["DEMO_CALLBACK_URL"] = f"http://127.0.0.1:{receiver_port}/countersign"

@@ -30,6 +30,7 @@ from app.ai.schemas import Recommendation, parse_recommendation, response_schema
 from app.cases.types import REGISTRY, CaseType, get_case_type
 from app.cases.types.base import Analysis
 from app.db import json_digest
+from app.metrics import provider_call
 
 TEMPLATE_VERSION = "v1"
 _PROMPTS = Environment(
@@ -158,7 +159,8 @@ def _ask(provider: Provider, target: Target, snapshot: CaseSnapshot, case_type: 
     if cached is not None:
         response = ProviderResponse(output=cached["output"], model=cached["model"])
     else:
-        response = provider.complete(request)
+        with provider_call(provider.name, target.model):
+            response = provider.complete(request)
     latency_ms = round((time.perf_counter() - started) * 1000)
     recommendation = parse_recommendation(case_type, response.output)
     if redaction:

@@ -42,6 +42,7 @@ from app.cases import lifecycle
 from app.cases.business_hours import BusinessHours
 from app.cases.models import Case, Priority, Queue, Status
 from app.db import canonical_json, utcnow
+from app.metrics import SLA_BREACHES, count_after_commit
 from app.notifications.services import notify
 
 log = logging.getLogger(__name__)
@@ -382,6 +383,7 @@ def _breach(session: Session, case: Case, now: datetime) -> None:
         data[WINDOW_KEY] = target.sla_minutes
         _escalate(session, case, target, now)
     chain.record(session, AuditAction.CASE_SLA_BREACHED, SLA_ACTOR, case_id=case.id, data=data)
+    count_after_commit(session, SLA_BREACHES.labels(source.name))
     where = f"escalated to {target.name}" if target else f"it stays in {source.name}"
     log.info("SLA: case %s breached its %s SLA in queue %s; %s, priority %s", case.id, _span(window),
              source.name, where, case.priority_label)

@@ -20,6 +20,7 @@ from app.execution import services, upstream
 from app.execution.delivery import deliver_approval
 from app.extensions import db
 from app.jobs import Work, enqueue, job
+from app.metrics import EXECUTION_OUTCOMES
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,14 @@ log = logging.getLogger(__name__)
 def execute_case(case_id: int) -> str:
     """One delivery attempt of the case's approved action: ``delivered``, ``retrying``, ``failed``,
     ``refused``, ``skipped`` (nothing to do now), ``superseded`` (a later attempt took over) or
-    ``paused`` (left as it is: the kill switch stops executions for the case's queue)."""
+    ``paused`` (left as it is: the kill switch stops executions for the case's queue). Each
+    outcome is counted, once what it records is committed."""
+    outcome = _attempt(case_id)
+    EXECUTION_OUTCOMES.labels(outcome).inc()
+    return outcome
+
+
+def _attempt(case_id: int) -> str:
     case = db.session.get(Case, case_id)
     if case is not None and pause_for(db.session, What.EXECUTIONS, case.queue_id) is not None:
         db.session.rollback()

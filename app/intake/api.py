@@ -7,18 +7,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
 
-from app import webhooks
+from app import jsonbody, webhooks
+from app.cases.types import CASE_TYPES
+from app.errors import DomainError
 from app.extensions import db, limiter
 from app.intake import services
 from app.intake.models import ApiClient
 from app.intake.presenters import case_document
+from app.metrics import INTAKE_RESPONSES
 from app.problems import Problem
 from app.webhooks import CallbackPolicy
 
 bp = Blueprint("intake", __name__, url_prefix="/api/v1")
+CASE_TYPE_NAMES = frozenset(CASE_TYPES)
+UNKNOWN_CASE_TYPE = "unknown"
 
 
 def _client_key() -> str:
@@ -36,12 +41,32 @@ def _intake_limit() -> str:
 def create_case() -> tuple[Response, int]:
     client = services.authenticate(db.session, request.headers.get("Authorization"))
     raw, webhook_id = _signed_body(client)
+    g.verified_body = raw  # for the metrics' case_type label
     case_url = url_for("intake.get_case", case_id=0, _external=True).replace("/0", "/{id}")
     result = _committed(lambda look_first: services.submit_case(
         db.session, client, webhook_id, raw, case_url=case_url,
         callbacks=CallbackPolicy.from_config(current_app.config), look_first=look_first,
     ))
     return _answered(result)
+
+
+@bp.after_request
+def _count_intake_answer(response: Response) -> Response:
+    """Every answer to ``POST /api/v1/cases`` is counted, refusals by the rate limiter included."""
+    if request.endpoint == "intake.create_case":
+        INTAKE_RESPONSES.labels(str(response.status_code), _declared_case_type()).inc()
+    return response
+
+
+def _declared_case_type() -> str:
+    """The registered case type the verified body names, else "unknown" (nothing verified, not a
+    JSON object, no such type): a client's free text never becomes a label."""
+    raw = g.get("verified_body")
+    try:
+        declared = jsonbody.json_object(raw).get("case_type") if raw is not None else None
+    except DomainError:
+        return UNKNOWN_CASE_TYPE
+    return declared if isinstance(declared, str) and declared in CASE_TYPE_NAMES else UNKNOWN_CASE_TYPE
 
 
 def _signed_body(client: ApiClient) -> tuple[bytes, str]:
