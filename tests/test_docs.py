@@ -149,6 +149,13 @@ def links(path: Path) -> list[str]:
     return MARKDOWN_LINK.findall(FENCE.sub("", path.read_text()))
 
 
+def test_the_documentation_index_lists_every_document():
+    index = (ROOT / "docs" / "README.md").read_text()
+    unlisted = [path.name for path in sorted((ROOT / "docs").glob("*.md"))
+                if path.name != "README.md" and f"({path.name}" not in index]
+    assert not unlisted, f"add to docs/README.md: {unlisted}"
+
+
 def test_there_is_markdown_to_check():
     names = {path.relative_to(ROOT).as_posix() for path in markdown_files()}
     assert {"README.md", "docs/README.md", "docs/architecture.md", "docs/case-types.md"} <= names
