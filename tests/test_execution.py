@@ -60,7 +60,7 @@ from tests.execution_helpers import (
     events,
     execution_of,
     in_review,
-    make_user,
+    make_people,
     new_case,
     record_decision,
     reload,
@@ -88,11 +88,7 @@ def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def people(queues: dict[str, Queue]) -> People:
-    work = list(queues.values())
-    made = People(make_user("reviewer", work), make_user("reviewer", work), make_user("senior_reviewer", work),
-                  make_user("admin"), make_user("auditor"))
-    db.session.commit()
-    return made
+    return make_people(list(queues.values()))
 
 
 def work(redis_conn: Redis, *, with_scheduler: bool = False) -> None:

@@ -1,4 +1,5 @@
-"""A worker killed mid-job (SIGKILL) loses nothing: the sweep re-enqueues the case."""
+"""A worker killed mid-job (SIGKILL) loses nothing: the sweep re-enqueues the case. Part of the
+fault suite (`pytest -m faults`, see tests/faults/)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from app.ai.jobs import requeue_stuck_cases
 from app.cases.models import Case, Status
 from app.extensions import db
 from devtools.fake_openai import ECHO_VALID, FakeOpenAI, Hang
-from tests.conftest import ROOT, case_body
+from tests.conftest import ROOT, audit_log_intact, case_body
+from tests.execution_helpers import events
+
+pytestmark = pytest.mark.faults
 
 ROUTING = {
     "providers": {"local": {"kind": "local", "private": True}, "openai": {"kind": "openai"}},
@@ -59,6 +63,9 @@ def wait_for(condition, timeout: float = 30) -> None:
 
 
 def test_killed_worker_loses_nothing(database, redis_url, upstream, fake, ai_env, redis_conn):
+    """Pass: a worker SIGKILLed while the provider holds its call open leaves the case analyzing
+    (not lost); after the sweep and a new worker it settles exactly once (one recommendation
+    stored, one audit event of it) and the audit log verifies."""
     case_id = upstream.post_case(case_body("payment_release")).get_json()["id"]
     worker = start_worker(database, redis_url, ai_env)
     try:
@@ -84,3 +91,5 @@ def test_killed_worker_loses_nothing(database, redis_url, upstream, fake, ai_env
     assert case.status == Status.PENDING_REVIEW.value
     assert case.recommendation.provider == "openai"
     assert len(fake.chat_requests) == 2
+    assert len(events(case_id, "case.recommendation_stored")) == 1
+    assert audit_log_intact()
