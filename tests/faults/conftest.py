@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,6 +56,7 @@ class Processes:
 
     app: Flask
     database: TestDatabase
+    logs: Path
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def env(self, **overrides: str) -> dict[str, str]:
@@ -62,8 +64,12 @@ class Processes:
                 **overrides}
 
     def start(self, module: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=self.env(**env),
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        """Start ``python -m module args``; its output goes to a file (a pipe nobody reads would fill
+        up and stop it), named in the failure of a test that waited for it."""
+        log = self.logs / f"{len(self.started)}-{module}.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=self.env(**env),
+                                       stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         self.started.append(process)
         return process
 
@@ -73,12 +79,11 @@ class Processes:
     def scheduler(self, **env: str) -> subprocess.Popen[bytes]:
         return self.start("workers.scheduler", **env)
 
-    def burst(self, *args: str, **env: str) -> str:
-        """Run a worker until its queues are empty; its output (it must exit 0)."""
+    def burst(self, *args: str, **env: str) -> None:
+        """Run a worker until its queues are empty (it must exit 0)."""
         process = self.worker("--burst", *args, **env)
-        output = process.communicate(timeout=PROCESS_START_SECONDS + 30)[0].decode(errors="replace")
-        assert process.returncode == 0, output
-        return output
+        process.wait(timeout=PROCESS_START_SECONDS + 30)
+        assert process.returncode == 0, f"the worker failed: see {self.logs}"
 
     def kill(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL the process and its children (a forked work horse): no clean-up runs."""
@@ -90,13 +95,13 @@ class Processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
-            if process.stdout is not None:
-                process.stdout.close()
 
 
 @pytest.fixture
-def processes(app: Flask, database: TestDatabase) -> Iterator[Processes]:
-    running = Processes(app, database)
+def processes(app: Flask, database: TestDatabase, tmp_path: Path) -> Iterator[Processes]:
+    logs = tmp_path / "process-logs"
+    logs.mkdir()
+    running = Processes(app, database, logs)
     try:
         yield running
     finally:
