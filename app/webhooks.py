@@ -8,7 +8,8 @@ the ``webhook-signature`` header carries one or more space-separated ``v1,<base6
 
 `post` sends one signed POST with ``httpx``: pooled connections, a timeout, redirects never
 followed, and the answer classified as ``delivered``, ``retry`` (timeouts, connection errors,
-5xx, 408, 429) or ``failed`` (any other answer, for good).
+5xx, 408, 429) or ``failed`` (any other answer, for good). A retried answer's ``Retry-After``
+(seconds or an HTTP date) is kept: the next attempt is not made before it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -167,6 +169,7 @@ class DeliveryResult:
     status_code: int | None = None
     error: str | None = None
     note: str | None = None  # delivered without a request, and why
+    retry_after: float | None = None  # seconds the receiver asked us to wait before the next attempt
 
 
 _clients: dict[int, httpx.Client] = {}
@@ -227,5 +230,22 @@ def _classified(response: httpx.Response) -> DeliveryResult:
     first = next(response.iter_bytes(ERROR_SNIPPET_BYTES), b"")
     snippet = first[:ERROR_SNIPPET_BYTES].decode("utf-8", "replace").strip()
     error = f"HTTP {code}: {snippet}" if snippet else f"HTTP {code}"
-    transient = code >= 500 or code in RETRY_STATUSES
-    return DeliveryResult("retry" if transient else "failed", code, error)
+    if code >= 500 or code in RETRY_STATUSES:
+        wait = retry_after_seconds(response.headers.get("Retry-After"))
+        return DeliveryResult("retry", code, error, retry_after=wait)
+    return DeliveryResult("failed", code, error)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A ``Retry-After`` header as seconds from now (delta-seconds or an HTTP date; a date in the
+    past is 0), or None when absent or unreadable."""
+    text = (value or "").strip()
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())

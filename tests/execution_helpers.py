@@ -69,6 +69,14 @@ def make_user(role: str, queues: list[Queue] | None = None) -> User:
     return user
 
 
+def make_people(queues: list[Queue]) -> People:
+    """Two reviewers and a senior reviewer of ``queues``, an admin and an auditor (committed)."""
+    made = People(make_user("reviewer", queues), make_user("reviewer", queues), make_user("senior_reviewer", queues),
+                  make_user("admin"), make_user("auditor"))
+    db.session.commit()
+    return made
+
+
 def new_case(upstream: Upstream, callback_url: str | None, **overrides: Any) -> Case:
     body = case_body("payment_release", **overrides)
     if callback_url:

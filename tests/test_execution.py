@@ -8,7 +8,8 @@ import html
 import random
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -59,7 +60,7 @@ from tests.execution_helpers import (
     events,
     execution_of,
     in_review,
-    make_user,
+    make_people,
     new_case,
     record_decision,
     reload,
@@ -87,11 +88,7 @@ def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def people(queues: dict[str, Queue]) -> People:
-    work = list(queues.values())
-    made = People(make_user("reviewer", work), make_user("reviewer", work), make_user("senior_reviewer", work),
-                  make_user("admin"), make_user("auditor"))
-    db.session.commit()
-    return made
+    return make_people(list(queues.values()))
 
 
 def work(redis_conn: Redis, *, with_scheduler: bool = False) -> None:
@@ -268,6 +265,49 @@ def test_timeouts_too_many_requests_and_server_errors_are_retried(upstream, peop
     execution = execution_of(case_id)
     assert (execution.status, execution.last_status_code) == (State.RETRYING, status)
     assert reload(case_id).status == S.EXECUTING
+
+
+@pytest.mark.parametrize(("status", "retry_after", "wait"), [
+    (429, "600", 600),  # longer than the schedule's 60 s: the receiver's wait wins
+    (503, "7", 60),  # shorter: the schedule's wait stands
+    (429, "Sun, 06 Nov 1994 08:49:37 GMT", 60),  # a date in the past asks for no wait
+    (429, "soon", 60),  # unreadable: ignored
+])
+def test_a_retry_after_header_is_honoured(upstream, people, receiver, clock, status, retry_after, wait):
+    receiver.fail, receiver.status, receiver.retry_after = 1, status, retry_after
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "retrying"
+    assert execution_of(case_id).next_attempt_at == clock.now + timedelta(seconds=wait)
+    clock.advance(seconds=wait - 1)
+    assert execute_case(case_id) == "skipped"  # not before Retry-After
+    clock.advance(seconds=1)
+    assert execute_case(case_id) == "delivered"
+
+
+def test_a_retry_after_given_as_a_date_is_honoured(upstream, people, receiver, clock):
+    receiver.fail, receiver.status = 1, 429
+    receiver.retry_after = format_datetime(datetime.now(UTC) + timedelta(minutes=30), usegmt=True)
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "retrying"
+    wait = execution_of(case_id).next_attempt_at - clock.now  # the clock started at the real time
+    assert timedelta(minutes=29) < wait <= timedelta(minutes=30, seconds=1)
+
+
+def test_a_notification_honours_retry_after(upstream, people, receiver, clock):
+    receiver.fail, receiver.status, receiver.retry_after = 1, 429, "900"
+    decision = _decided(upstream, people, receiver.url, "rejected", "reject", "No.")
+    assert notify_upstream(decision.case_id, "case.decided", decision.id) == "retrying"
+    [failed] = events(decision.case_id, "upstream.notify_failed")
+    assert failed.data["next_attempt_at"] == (clock.now + timedelta(seconds=900)).isoformat()
+
+
+def test_a_retry_after_past_the_give_up_time_fails_the_execution(upstream, people, receiver, clock):
+    receiver.status, receiver.retry_after = 429, str(10 * 365 * 86400)
+    case_id = approved_case(upstream, people, receiver.url)
+    assert execute_case(case_id) == "failed"
+    assert reload(case_id).status == S.EXECUTION_FAILED
+    [failed] = events(case_id, "case.execution_failed")
+    assert failed.data["gave_up"] is True
 
 
 @pytest.mark.parametrize("status", [400, 404, 410, 422])

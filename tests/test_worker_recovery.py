@@ -1,5 +1,6 @@
 """A worker killed mid-job (SIGKILL) loses nothing: the sweep re-enqueues the case, and a job the
-dead worker left marked as running is enqueued again once its timeout has passed."""
+dead worker left marked as running is enqueued again once its timeout has passed. Part of the
+fault suite (`pytest -m faults`, see tests/faults/)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ from app.execution.jobs import attempt_work, notice_work
 from app.extensions import db
 from app.jobs import Work, enqueue
 from devtools.fake_openai import ECHO_VALID, FakeOpenAI, Hang
-from tests.conftest import ROOT, case_body
+from tests.conftest import ROOT, audit_log_intact, case_body
+from tests.execution_helpers import events
+
+pytestmark = pytest.mark.faults
 
 ROUTING = {
     "providers": {"local": {"kind": "local", "private": True}, "openai": {"kind": "openai"}},
@@ -65,6 +69,9 @@ def wait_for(condition, timeout: float = 30) -> None:
 
 
 def test_killed_worker_loses_nothing(database, redis_url, upstream, fake, ai_env, redis_conn):
+    """Pass: a worker SIGKILLed while the provider holds its call open leaves the case analyzing
+    (not lost); after the sweep and a new worker it settles exactly once (one recommendation
+    stored, one audit event of it) and the audit log verifies."""
     case_id = upstream.post_case(case_body("payment_release")).get_json()["id"]
     worker = start_worker(database, redis_url, ai_env)
     try:
@@ -90,6 +97,8 @@ def test_killed_worker_loses_nothing(database, redis_url, upstream, fake, ai_env
     assert case.status == Status.PENDING_REVIEW.value
     assert case.recommendation.provider == "openai"
     assert len(fake.chat_requests) == 2
+    assert len(events(case_id, "case.recommendation_stored")) == 1
+    assert audit_log_intact()
 
 
 @pytest.mark.parametrize(("started_seconds_ago", "enqueued_again"), [(25, False), (35, True)])

@@ -1,13 +1,14 @@
 """A small webhook receiver standing in for an upstream system, for the demo and the tests.
 
-``python -m app.execution.receiver --port 8765 --secret whsec_… [--fail N] [--hang S] [--status CODE] [--redirect URL]``
+``python -m app.execution.receiver --port 8765 --secret whsec_… [--fail N] [--hang S] [--status CODE]
+[--retry-after S] [--redirect URL]``
 
 It verifies each POST's Standard Webhooks signature (401 otherwise), processes each
 ``webhook-id`` once (a repeat is answered 200 and not processed again), logs every delivery
 on one line and answers 200. To exercise the sender's failure handling, *failing* deliveries
-instead wait ``--hang`` seconds, then answer ``--status`` (default 500) or redirect to
-``--redirect``: the first ``--fail`` N deliveries, or every one when --hang, --status or
---redirect is given without --fail.
+instead wait ``--hang`` seconds, then answer ``--status`` (default 500, with a ``Retry-After``
+header of ``--retry-after`` when given) or redirect to ``--redirect``: the first ``--fail`` N
+deliveries, or every one when --hang, --status or --redirect is given without --fail.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Delivery:
     document: Any  # the parsed JSON body; None when the signature was refused
     status: int  # what the receiver answered
     path: str
+    received_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Receiver:
     fail: int | None = None
     hang: float = 0.0
     status: int | None = None
+    retry_after: str | None = None  # the Retry-After header of failing answers
     redirect: str | None = None
     tolerance: int = 300
     deliveries: list[Delivery] = field(default_factory=list)  # every request, in order
@@ -94,6 +97,8 @@ class Receiver:
             time.sleep(self.hang)
             code = 302 if self.redirect else self.status or 500
             extra = {"Location": self.redirect} if self.redirect else {}
+            if self.retry_after is not None and not self.redirect:
+                extra["Retry-After"] = self.retry_after
             return self._answer(Delivery(webhook_id, document, code, path), "failing on purpose", extra)
         with self._lock:
             duplicate = webhook_id in self.processed
@@ -144,12 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail", type=int, default=None, metavar="N", help="fail the first N deliveries")
     parser.add_argument("--hang", type=float, default=0.0, metavar="S", help="failing deliveries wait S seconds first")
     parser.add_argument("--status", type=int, default=None, metavar="CODE", help="failing deliveries answer CODE")
+    parser.add_argument("--retry-after", default=None, metavar="S",
+                        help="failing deliveries carry Retry-After: S (seconds or an HTTP date)")
     parser.add_argument("--redirect", default=None, metavar="URL", help="failing deliveries redirect to URL")
     args = parser.parse_args(argv)
     if not args.secret:
         parser.error("--secret (or RECEIVER_SECRET) is required")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s receiver %(message)s")
-    receiver = Receiver(args.secret, fail=args.fail, hang=args.hang, status=args.status, redirect=args.redirect)
+    receiver = Receiver(args.secret, fail=args.fail, hang=args.hang, status=args.status,
+                        retry_after=args.retry_after, redirect=args.redirect)
     server = receiver.bind(args.host, args.port)
     log.info("listening on %s", receiver.url)
     try:

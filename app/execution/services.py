@@ -12,7 +12,8 @@ One attempt (the job ``app.execution.jobs.execute_case``):
 
 Retry schedule: after the n-th failed attempt in a row, the next one waits
 ``EXECUTION_RETRY_SCHEDULE[n-1]`` seconds (the last entry repeats; defaults 60, 300, 1800,
-7200, 21600, then 43200), ±10% jitter from `jitter_source`, cut to the whole second. An attempt
+7200, 21600, then 43200), ±10% jitter from `jitter_source`, cut to the whole second, and never
+before the receiver's ``Retry-After`` (a 429 or 503 may say how long to wait). An attempt
 that would come later than ``EXECUTION_GIVE_UP_AFTER_SECONDS`` (3 days) after the first attempt
 of the round (``round_started_at``) is not made: the execution fails (with the defaults, after
 about 11 attempts). An admin's retry starts a new round. Each retry is scheduled on RQ
@@ -268,7 +269,8 @@ def finish_attempt(session: Session, attempt: Attempt, result: DeliveryResult) -
     execution = session.get_one(Execution, attempt.execution.id)
     number = attempt.execution.attempts
     now = clock()
-    retry_at = next_attempt_time(number, execution.round_started_at, now) if result.outcome == "retry" else None
+    retry_at = (next_attempt_time(number, execution.round_started_at, now, result.retry_after)
+                if result.outcome == "retry" else None)
     outcome = outcome_of(result, retry_at)
     state = outcome.state
     settled = session.execute(
@@ -295,16 +297,23 @@ def finish_attempt(session: Session, attempt: Attempt, result: DeliveryResult) -
     return outcome
 
 
-def next_attempt_time(failures: int, first_attempt: datetime, now: datetime) -> datetime | None:
-    """When to try again after ``failures`` failed attempts in a row, or None when that would be past
-    the give-up time (see the module's docstring)."""
+def next_attempt_time(failures: int, first_attempt: datetime, now: datetime,
+                      retry_after: float | None = None) -> datetime | None:
+    """When to try again after ``failures`` failed attempts in a row, not before ``retry_after``
+    seconds from now (the receiver's Retry-After), or None when that would be past the give-up time
+    (see the module's docstring)."""
     config = current_app.config
     schedule = config["EXECUTION_RETRY_SCHEDULE"]
     if not schedule:
         return None
     wait = schedule[min(failures, len(schedule)) - 1] * jitter_source.uniform(1 - JITTER, 1 + JITTER)
     at = (now + timedelta(seconds=wait)).replace(microsecond=0)
-    return at if at <= first_attempt + timedelta(seconds=config["EXECUTION_GIVE_UP_AFTER_SECONDS"]) else None
+    give_up_at = first_attempt + timedelta(seconds=config["EXECUTION_GIVE_UP_AFTER_SECONDS"])
+    if retry_after is not None:
+        asked = min(retry_after, (give_up_at - now).total_seconds() + 1)  # a wait of years stays a datetime
+        # rounded up to the whole second, so the attempt is never early
+        at = max(at, (now + timedelta(seconds=asked, microseconds=999_999)).replace(microsecond=0))
+    return at if at <= give_up_at else None
 
 
 def _finish_row(session: Session, attempt_id: int, now: datetime, outcome: str, result: DeliveryResult) -> None:

@@ -129,7 +129,7 @@ def record_notification(session: Session, note: PreparedNotice, result: Delivery
         chain.record(session, AuditAction.UPSTREAM_NOTIFIED, NOTIFIER, case_id=note.case_id,
                      data={**data, "delivered": result.note or "callback", "url": note.url})
         return services.outcome_of(result, None)
-    retry_at = (services.next_attempt_time(note.attempt, note.decided_at, now)
+    retry_at = (services.next_attempt_time(note.attempt, note.decided_at, now, result.retry_after)
                 if result.outcome == "retry" else None)
     status = NoticeStatus.PENDING if retry_at is not None else NoticeStatus.FAILED
     _settle(session, note, status=status.value, next_attempt_at=retry_at, last_error=result.error)
