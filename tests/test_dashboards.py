@@ -9,7 +9,7 @@ C3    finance  credit_limit_change  beta    rejected          03-02 08:00  03-02
 C4    legal    contract_review      beta    pending_review    03-02 12:00  03-03 11:00  -            overdue
 C5    finance  payment_release      alpha   approved          03-03 08:00  03-03 09:00  03-03 08:40  met
 C6    finance  payment_release      beta    in_review (rev.)  03-03 09:00  03-03 10:00  -            overdue
-C7    finance  payment_release      alpha   pending_review    03-03 17:30  03-03 18:30  -            at risk (50 % warned)
+C7    finance  payment_release      alpha   pending_review    03-03 17:30  03-03 18:30  -            at risk (warned)
 C8    finance  payment_release      alpha   ai_failed         03-03 12:00  03-03 20:00  -            on time
 C9    finance  payment_release      alpha   executed          02-20 09:00  02-20 10:00  02-20 10:00  (before the range)
 
@@ -44,6 +44,7 @@ from sqlalchemy import select
 from app.audit.models import AuditEvent
 from app.cases.models import Case, Decision, Queue, Recommendation
 from app.dashboards.ai import ai_dashboard
+from app.dashboards.charts import Series, bars, columns, line
 from app.dashboards.filters import Filters, select_for
 from app.dashboards.models import CaseOpening
 from app.dashboards.oversight import oversight_dashboard
@@ -188,8 +189,8 @@ def test_decisions_per_day_time_to_decision_and_sla_compliance(world, people):
     assert [d.total.value for d in board.decisions] == [2, 2, 2]
     # decided in the range: C1 720 s, C2 86 400 s (a day), C3 3 600 s, C5 2 400 s; sorted 720, 2400, 3600, 86400
     assert board.decided.case_ids == ids(world, 1, 2, 3, 5)
-    assert board.time_to_decision_p50 == 2400  # nearest rank ceil(0.5 × 4) = 2nd
-    assert board.time_to_decision_p90 == 86400  # nearest rank ceil(0.9 × 4) = 4th
+    assert board.time_to_decision_p50 == 2400  # nearest rank ceil(0.5 * 4) = 2nd
+    assert board.time_to_decision_p90 == 86400  # nearest rank ceil(0.9 * 4) = 4th
     # met: C1, C3 (decided at its due time), C5; breached: C2 → 3 / 4 = 75 %
     assert (board.sla_met.value, board.sla_breached.value, board.sla_compliance.percent) == (3, 1, 75.0)
     assert [d.compliance.percent for d in board.sla_days] == [100.0, 50.0, 100.0]
@@ -275,7 +276,7 @@ def test_implausibly_fast_approvals_absolute_and_for_the_case_size(world, people
 
 def test_tokens_cost_latency_and_rates(world, people):
     board = ai_dashboard(db.session, selected(people.admin))
-    assert board.recommendations.value == 6  # R1–R6 (R9 is before the range)
+    assert board.recommendations.value == 6  # R1 to R6 (R9 is before the range)
     assert [(str(d.day), d.total.tokens_in, d.total.tokens_out, d.total.cost_usd) for d in board.days] == [
         ("2026-03-01", 3000, 600, Decimal("0.09")),  # R1 + R2
         ("2026-03-02", 500, 100, Decimal("0.001")),  # R3 + R4
@@ -383,3 +384,31 @@ def test_opening_a_case_records_the_reviewers_first_opening_once(client, upstrea
     db.session.expire_all()
     assert [(o.case_id, o.user_id, o.opened_at) for o in db.session.scalars(select(CaseOpening))] == [
         (case.id, people.reviewer.id, first.opened_at)]
+
+
+def test_the_dashboards_show_the_demos_own_numbers(client, redis_conn, tmp_path):
+    """`make demo` seeds two cases decided by the demo reviewer: one approved as recommended, one rejected."""
+    from app.demo.seed import seed_demo_data
+
+    seed_demo_data(db.session, echo=lambda _line: None, credentials_path=tmp_path / "demo-client.json")
+    admin = db.session.scalars(select(User).where(User.email == "admin@countersign.demo")).one()
+    sign_in(client, admin)
+    status, html = page(client, "/dashboards/oversight")
+    assert status == 200
+    assert "50.0 %" in html  # 1 of the 2 first decisions approved the recommendation
+    board = oversight_dashboard(db.session, select_for(db.session, admin, Filters.default(datetime.now(UTC).date())))
+    assert {k: c.value for k, c in board.agreement_total.outcomes.items()} == {
+        "approve": 1, "edit": 0, "reject": 1, "escalate": 0}
+    assert [r.code for r in board.reasons] == ["customer_risk"]  # the demo's rejection
+    status, html = page(client, "/dashboards")
+    assert status == 200 and "2</a> cases decided in the range" in html
+    status, html = page(client, "/dashboards/ai")
+    assert status == 200 and "2</a> recommendations in the range" in html
+
+
+def test_charts_escape_their_text_and_draw_an_empty_state():
+    drawn = bars("<script>", ["a<b"], [Series("x&y", [2])])
+    assert "<script>" not in drawn and "&lt;script&gt;" in drawn and "a&lt;b" in drawn and "x&amp;y: 2" in drawn
+    assert 'role="img" aria-label="&lt;script&gt;"' in drawn
+    for empty in (bars("t", [], []), columns("t", ["03-01"], [Series("x", [0])]), line("t", ["03-01"], [None])):
+        assert "No data in this range" in empty and empty.startswith("<svg")

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 WIDTH = 360
 PALETTE = ("#2f6fb3", "#3f9a5c", "#c98a1b", "#c0392b", "#7d55b5", "#5f6b7a")
-FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 EMPTY_TEXT = "No data in this range"
 
 
@@ -25,36 +24,48 @@ class Series:
     values: Sequence[float]
 
 
-def _svg(title: str, height: float, body: list[str]) -> Markup:
-    safe = escape(title)
-    return Markup(  # noqa: S704 (every text inside is escaped)
-        f'<svg class="chart" role="img" aria-label="{safe}" viewBox="0 0 {WIDTH} {height:g}" width="100%" '
-        f'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg" {FONT}>'
-        f'<title>{safe}</title>{"".join(body)}</svg>')
+def _svg(title: str, height: float, body: list[Markup]) -> Markup:
+    return Markup(
+        '<svg class="chart" role="img" aria-label="{title}" viewBox="0 0 {width} {height}" width="100%" '
+        'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg" '
+        'font-family="system-ui, sans-serif" font-size="11"><title>{title}</title>{body}</svg>',
+    ).format(title=title, width=WIDTH, height=f"{height:g}", body=Markup("").join(body))
 
 
 def _empty(title: str) -> Markup:
-    return _svg(title, 40, [f'<text x="{WIDTH / 2:g}" y="24" text-anchor="middle" fill="#5f6b7a">{EMPTY_TEXT}</text>'])
+    return _svg(title, 40, [Markup('<text x="{x}" y="24" text-anchor="middle" fill="#5f6b7a">{text}</text>').format(
+        x=f"{WIDTH / 2:g}", text=EMPTY_TEXT)])
 
 
 def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
-def _legend(series: Sequence[Series]) -> tuple[list[str], float]:
+def _legend(series: Sequence[Series]) -> tuple[list[Markup], float]:
     """Swatches and names on one line each, above the chart (none for a single series)."""
     if len(series) < 2:
         return [], 0
-    parts = []
-    for n, one in enumerate(series):
-        y = 4 + n * 16
-        parts.append(f'<rect x="0" y="{y}" width="10" height="10" fill="{PALETTE[n % len(PALETTE)]}"/>'
-                     f'<text x="14" y="{y + 9}">{escape(one.name)}</text>')
+    parts = [Markup('<rect x="0" y="{y}" width="10" height="10" fill="{fill}"/><text x="14" y="{text_y}">{name}'
+                    '</text>').format(y=4 + n * 16, text_y=13 + n * 16, fill=_colour(n), name=one.name)
+             for n, one in enumerate(series)]
     return parts, 8 + len(series) * 16
+
+
+def _colour(n: int) -> str:
+    return PALETTE[n % len(PALETTE)]
 
 
 def _nothing(series: Sequence[Series]) -> bool:
     return not any(value for one in series for value in one.values)
+
+
+_TEXT = Markup('<text x="{x}" y="{y}"{anchor}>{text}</text>')
+_RECT = Markup('<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{fill}">'
+               '<title>{tip}</title></rect>')
+
+
+def _text(x: float, y: float, text: str, *, end: bool = False) -> Markup:
+    return _TEXT.format(x=f"{x:.1f}", y=f"{y:.1f}", text=text, anchor=Markup(' text-anchor="end"') if end else "")
 
 
 def bars(title: str, labels: Sequence[str], series: Sequence[Series]) -> Markup:
@@ -66,16 +77,15 @@ def bars(title: str, labels: Sequence[str], series: Sequence[Series]) -> Markup:
     scale = (WIDTH - 60) / max(totals)
     for n, label in enumerate(labels):
         y = top + n * 32
-        body.append(f'<text x="0" y="{y + 11}">{escape(label)}</text>')
+        body.append(_text(0, y + 11, label))
         x = 0.0
         for k, one in enumerate(series):
             width = one.values[n] * scale
             if width:
-                body.append(f'<rect x="{x:.1f}" y="{y + 15}" width="{width:.1f}" height="12" '
-                            f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(one.name)}: '
-                            f'{_number(one.values[n])}</title></rect>')
+                body.append(_RECT.format(x=x, y=y + 15, width=width, height=12, fill=_colour(k),
+                                         tip=f"{one.name}: {_number(one.values[n])}"))
             x += width
-        body.append(f'<text x="{x + 4:.1f}" y="{y + 25}">{_number(totals[n])}</text>')
+        body.append(_text(x + 4, y + 25, _number(totals[n])))
     return _svg(title, top + len(labels) * 32 + 4, body)
 
 
@@ -89,17 +99,16 @@ def columns(title: str, labels: Sequence[str], series: Sequence[Series]) -> Mark
     step = WIDTH / len(labels)
     scale = plot_height / max(totals)
     base = plot_top + plot_height
-    body.append(f'<text x="0" y="{plot_top - 3}">{_number(max(totals))}</text>')
+    body.append(_text(0, plot_top - 3, _number(max(totals))))
     for n in range(len(labels)):
         y = float(base)
         for k, one in enumerate(series):
             height = one.values[n] * scale
             if height:
                 y -= height
-                body.append(f'<rect x="{n * step + step * 0.1:.1f}" y="{y:.1f}" width="{step * 0.8:.1f}" '
-                            f'height="{height:.1f}" fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(labels[n])} '
-                            f'{escape(one.name)}: {_number(one.values[n])}</title></rect>')
-    body.append(_axis(base, labels))
+                body.append(_RECT.format(x=n * step + step * 0.1, y=y, width=step * 0.8, height=height,
+                                         fill=_colour(k), tip=f"{labels[n]} {one.name}: {_number(one.values[n])}"))
+    body += _axis(base, labels)
     return _svg(title, base + 18, body)
 
 
@@ -113,26 +122,25 @@ def line(title: str, labels: Sequence[str], values: Sequence[float | None], *, t
     highest = top_value if top_value is not None else max(known) or 1
     step = WIDTH / len(labels)
     base = plot_top + plot_height
-    body = [f'<text x="0" y="{plot_top - 3}">{_number(highest)}{escape(unit)}</text>',
-            f'<line x1="0" y1="{base}" x2="{WIDTH}" y2="{base}" stroke="#c7ccd3"/>']
+    body = [_text(0, plot_top - 3, f"{_number(highest)}{unit}"),
+            Markup('<line x1="0" y1="{y}" x2="{x}" y2="{y}" stroke="#c7ccd3"/>').format(x=WIDTH, y=base)]
     segment: list[str] = []
     for n, value in enumerate([*values, None]):
         if value is None:
             if segment:
-                body.append(f'<polyline fill="none" stroke="{PALETTE[0]}" stroke-width="2" '
-                            f'points="{" ".join(segment)}"/>')
+                body.append(Markup('<polyline fill="none" stroke="{stroke}" stroke-width="2" points="{points}"/>'
+                                   ).format(stroke=_colour(0), points=" ".join(segment)))
             segment = []
             continue
         x, y = n * step + step / 2, base - value / highest * plot_height
         segment.append(f"{x:.1f},{y:.1f}")
-        body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{PALETTE[0]}"><title>{escape(labels[n])}: '
-                    f'{_number(value)}{escape(unit)}</title></circle>')
-    body.append(_axis(base, labels))
+        body.append(Markup('<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{fill}"><title>{tip}</title></circle>'
+                           ).format(x=x, y=y, fill=_colour(0), tip=f"{labels[n]}: {_number(value)}{unit}"))
+    body += _axis(base, labels)
     return _svg(title, base + 18, body)
 
 
-def _axis(base: float, labels: Sequence[str]) -> str:
-    first = f'<text x="0" y="{base + 14}">{escape(labels[0])}</text>'
-    if len(labels) == 1:
-        return first
-    return first + f'<text x="{WIDTH}" y="{base + 14}" text-anchor="end">{escape(labels[-1])}</text>'
+def _axis(base: float, labels: Sequence[str]) -> list[Markup]:
+    """The first and the last label under the plot."""
+    first = _text(0, base + 14, labels[0])
+    return [first] if len(labels) == 1 else [first, _text(WIDTH, base + 14, labels[-1], end=True)]
