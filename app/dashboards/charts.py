@@ -22,6 +22,7 @@ EMPTY_TEXT = "No data in this range"
 class Series:
     name: str
     values: Sequence[float]
+    colour: str | None = None  # None: the palette's, by position
 
 
 def _svg(title: str, height: float, body: list[Markup]) -> Markup:
@@ -46,13 +47,14 @@ def _legend(series: Sequence[Series]) -> tuple[list[Markup], float]:
     if len(series) < 2:
         return [], 0
     parts = [Markup('<rect x="0" y="{y}" width="10" height="10" fill="{fill}"/><text x="14" y="{text_y}">{name}'
-                    '</text>').format(y=4 + n * 16, text_y=13 + n * 16, fill=_colour(n), name=one.name)
+                    '</text>').format(y=4 + n * 16, text_y=13 + n * 16, fill=_colour(n, series), name=one.name)
              for n, one in enumerate(series)]
     return parts, 8 + len(series) * 16
 
 
-def _colour(n: int) -> str:
-    return PALETTE[n % len(PALETTE)]
+def _colour(n: int, series: Sequence[Series] = ()) -> str:
+    chosen = series[n].colour if n < len(series) else None
+    return chosen or PALETTE[n % len(PALETTE)]
 
 
 def _nothing(series: Sequence[Series]) -> bool:
@@ -82,7 +84,7 @@ def bars(title: str, labels: Sequence[str], series: Sequence[Series]) -> Markup:
         for k, one in enumerate(series):
             width = one.values[n] * scale
             if width:
-                body.append(_RECT.format(x=x, y=y + 15, width=width, height=12, fill=_colour(k),
+                body.append(_RECT.format(x=x, y=y + 15, width=width, height=12, fill=_colour(k, series),
                                          tip=f"{one.name}: {_number(one.values[n])}"))
             x += width
         body.append(_text(x + 4, y + 25, _number(totals[n])))
@@ -106,8 +108,9 @@ def columns(title: str, labels: Sequence[str], series: Sequence[Series]) -> Mark
             height = one.values[n] * scale
             if height:
                 y -= height
+                tip = f"{labels[n]} {one.name}: {_number(one.values[n])}"
                 body.append(_RECT.format(x=n * step + step * 0.1, y=y, width=step * 0.8, height=height,
-                                         fill=_colour(k), tip=f"{labels[n]} {one.name}: {_number(one.values[n])}"))
+                                         fill=_colour(k, series), tip=tip))
     body += _axis(base, labels)
     return _svg(title, base + 18, body)
 

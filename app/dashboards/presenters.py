@@ -9,6 +9,9 @@ from app.dashboards.charts import Series, bars, columns, line
 from app.dashboards.oversight import AGREEMENT_BY, OUTCOMES, OversightDashboard
 from app.dashboards.queues import DECISION_KINDS, QueuesDashboard
 
+GOOD, WARN, BAD = "#3f9a5c", "#c98a1b", "#c0392b"
+OUTCOME_COLOURS = {"approve": GOOD, "edit": WARN, "reject": BAD, "escalate": "#7d55b5"}
+
 
 def _day(text: object) -> str:
     return str(text)[5:]  # MM-DD: the year is in the filters
@@ -18,8 +21,8 @@ def queues_charts(board: QueuesDashboard) -> dict[str, Markup]:
     days = [_day(d.day) for d in board.decisions]
     return {
         "queues": bars("Open cases per queue: at risk, overdue and the rest", [r.queue for r in board.queues], [
-            Series("overdue", [r.overdue.value for r in board.queues]),
-            Series("at risk", [r.at_risk.value for r in board.queues]),
+            Series("overdue", [r.overdue.value for r in board.queues], BAD),
+            Series("at risk", [r.at_risk.value for r in board.queues], WARN),
             Series("other open", [r.open.value - r.overdue.value - r.at_risk.value for r in board.queues])]),
         "decisions": columns("Decisions per day, by kind", days, [
             Series(label, [d.by_kind[kind].value for d in board.decisions]) for kind, label in DECISION_KINDS.items()]),
@@ -31,17 +34,18 @@ def queues_charts(board: QueuesDashboard) -> dict[str, Markup]:
 
 def oversight_charts(board: OversightDashboard) -> dict[str, Markup]:
     drawn = {f"agreement_{by}": bars(f"AI agreement by {label.lower()}", [r.group for r in board.agreement[by]], [
-        Series(OUTCOMES[kind], [r.outcomes[kind].value for r in board.agreement[by]]) for kind in OUTCOMES])
+        Series(OUTCOMES[kind], [r.outcomes[kind].value for r in board.agreement[by]], OUTCOME_COLOURS[kind])
+        for kind in OUTCOMES])
         for by, label in AGREEMENT_BY.items()}
     drawn["reasons"] = bars("Override reason codes", [r.label for r in board.reasons],
                             [Series("decisions", [r.decisions.value for r in board.reasons])])
     drawn["blind"] = bars("Blind assessments: the reviewer's own action against the AI's",
                           [r.reviewer for r in board.blind], [
-                              Series("same action", [r.same_action.value for r in board.blind]),
+                              Series("same action", [r.same_action.value for r in board.blind], GOOD),
                               Series("another action", [r.assessments.value - r.same_action.value
-                                                        for r in board.blind])])
+                                                        for r in board.blind], BAD)])
     drawn["speed"] = bars("Implausibly fast approvals per reviewer", [r.reviewer for r in board.speed], [
-        Series("fast", [r.fast.value for r in board.speed]),
+        Series("fast", [r.fast.value for r in board.speed], BAD),
         Series("other approvals", [r.approvals.value - r.fast.value for r in board.speed])])
     return drawn
 
