@@ -338,6 +338,9 @@ def test_the_pages_show_the_numbers_with_charts_and_links_to_the_cases(client, w
     ({"since": "2026-03-03", "until": "2026-03-01"}, "until", "before its start"),
     ({"case_type": "horoscope"}, "case_type", "No case type"),
     ({"reviewer": "bob"}, "reviewer", "is not a user id"),
+    ({"reviewer": "99999999999999"}, "reviewer", "is not a user id"),  # past any id column: never a 500
+    ({"reviewer": "4242"}, "reviewer", "No user with id 4242."),
+    ({"model": "gpt-11"}, "model", "No recommendation came from a model &#39;gpt-11&#39;."),
     ({"model": "", "fast_seconds": "-3"}, "fast_seconds", "above 0"),
     ({"fast_seconds_per_kb": "nan"}, "fast_seconds_per_kb", "above 0"),
 ])

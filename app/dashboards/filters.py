@@ -24,6 +24,7 @@ MAX_DAYS = 366
 FAST_SECONDS = 20.0
 FAST_SECONDS_PER_KB = 10.0
 MAX_THRESHOLD = 86_400.0
+MAX_ID = 2**31 - 1  # an id column's largest value: a larger one is no user's
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ def select_for(session: Session, user: User, filters: Filters) -> Selection:
         errors["case_type"] = f"No case type {filters.case_type!r}."
     if filters.reviewer is not None and session.get(User, filters.reviewer) is None:
         errors["reviewer"] = f"No user with id {filters.reviewer}."
+    if filters.model and session.scalar(select(Recommendation.id).where(
+            Recommendation.model == filters.model).limit(1)) is None:
+        errors["model"] = f"No recommendation came from a model {filters.model!r}."
     if errors:
         raise Invalid("check the filters", errors)
     return Selection(filters, queue_ids, _midnight(filters.since), _midnight(filters.until + timedelta(days=1)))
@@ -107,9 +111,11 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
-def models_in_use(session: Session) -> list[str]:
-    """The models that gave recommendations, for the model filter's choices."""
-    return list(session.scalars(select(Recommendation.model).distinct().order_by(Recommendation.model)))
+def models_in_use(session: Session, selection: Selection) -> list[str]:
+    """The models that gave recommendations in the range, for the model filter's choices."""
+    return list(session.scalars(select(Recommendation.model).distinct().where(
+        Recommendation.created_at >= selection.start, Recommendation.created_at < selection.end,
+    ).order_by(Recommendation.model)))
 
 
 def as_filters(args: Mapping[str, str], today: date) -> Filters:
@@ -126,7 +132,7 @@ def as_filters(args: Mapping[str, str], today: date) -> Filters:
     reviewer_text = (args.get("reviewer") or "").strip()
     reviewer = None
     if reviewer_text:
-        if reviewer_text.isdigit() and len(reviewer_text) <= 18:
+        if reviewer_text.isdigit() and int(reviewer_text) <= MAX_ID:
             reviewer = int(reviewer_text)
         else:
             errors["reviewer"] = f"{reviewer_text!r} is not a user id."

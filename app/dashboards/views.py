@@ -76,12 +76,12 @@ def _selection() -> tuple[Selection | None, Filters | None, dict[str, str]]:
         return None, None, exc.by_field
 
 
-def _choices() -> dict[str, list[tuple[str, str]]]:
+def _choices(selection: Selection | None) -> dict[str, list[tuple[str, str]]]:
     reviewers = db.session.scalars(select(User).where(User.role.in_(sorted(DECIDERS))).order_by(User.email))
     return {
         "queue": [(q.name, q.name) for q in permissions.visible_queues(db.session, _user())],
         "case_type": sorted((name, name.replace("_", " ")) for _, name in REGISTRY),
-        "model": [(m, m) for m in models_in_use(db.session)],
+        "model": [(m, m) for m in models_in_use(db.session, selection)] if selection else [],
         "reviewer": [(str(u.id), u.email) for u in reviewers],
     }
 
@@ -97,7 +97,7 @@ def _page(view: str) -> tuple[str, int]:
     return render_template(f"dashboards/{view}.html", view=view, views=VIEWS, title=title, board=board,
                            selection=selection, filters=filters, errors=errors, args=request.args,
                            charts=draw(board) if board is not None else {},
-                           choices=_choices(), link=link, decision_kinds=DECISION_KINDS, outcomes=OUTCOMES,
+                           choices=_choices(selection), link=link, decision_kinds=DECISION_KINDS, outcomes=OUTCOMES,
                            agreement_by=AGREEMENT_BY), 422 if errors else 200
 
 
