@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, render_template, request, url_for
@@ -31,23 +32,20 @@ bp = Blueprint("dashboards", __name__, url_prefix="/dashboards")
 CASES_LISTED = 500
 
 
-def _queues(selection: Selection) -> Any:
-    return queues_dashboard(db.session, selection, utcnow())
+@dataclass(frozen=True)
+class Page:
+    title: str
+    compute: Callable[[Selection], Any]  # the service: the dashboard's numbers
+    draw: Callable[[Any], dict[str, Markup]]  # its charts
 
 
-def _oversight(selection: Selection) -> Any:
-    return oversight_dashboard(db.session, selection)
-
-
-def _ai(selection: Selection) -> Any:
-    return ai_dashboard(db.session, selection)
-
-
-# view name → (title, the service computing it, its charts)
-VIEWS: dict[str, tuple[str, Callable[[Selection], Any], Callable[[Any], dict[str, Markup]]]] = {
-    "queues": ("Queues", _queues, presenters.queues_charts),
-    "oversight": ("Human oversight", _oversight, presenters.oversight_charts),
-    "ai": ("AI cost and quality", _ai, presenters.ai_charts)}
+PAGES = {
+    "queues": Page("Queues", lambda selection: queues_dashboard(db.session, selection, utcnow()),
+                   presenters.queues_charts),
+    "oversight": Page("Human oversight", lambda selection: oversight_dashboard(db.session, selection),
+                      presenters.oversight_charts),
+    "ai": Page("AI cost and quality", lambda selection: ai_dashboard(db.session, selection), presenters.ai_charts),
+}
 
 
 @bp.before_request
@@ -88,15 +86,15 @@ def _choices(selection: Selection | None) -> dict[str, list[tuple[str, str]]]:
 
 def _page(view: str) -> tuple[str, int]:
     selection, filters, errors = _selection()
-    title, compute, draw = VIEWS[view]
-    board = compute(selection) if selection is not None else None
+    shown = PAGES[view]
+    board = shown.compute(selection) if selection is not None else None
 
     def link(count: Count) -> str:
         return url_for("dashboards.cases", view=view, measure=count.key, **filters.query())
 
-    return render_template(f"dashboards/{view}.html", view=view, views=VIEWS, title=title, board=board,
+    return render_template(f"dashboards/{view}.html", view=view, pages=PAGES, title=shown.title, board=board,
                            selection=selection, filters=filters, errors=errors, args=request.args,
-                           charts=draw(board) if board is not None else {},
+                           charts=shown.draw(board) if board is not None else {},
                            choices=_choices(selection), link=link, decision_kinds=DECISION_KINDS, outcomes=OUTCOMES,
                            agreement_by=AGREEMENT_BY), 422 if errors else 200
 
@@ -121,16 +119,16 @@ def cases() -> tuple[str, int]:
     """The cases behind one number: ``view`` and ``measure`` name it, the filters are the page's."""
     view = request.args.get("view", "")
     selection, filters, errors = _selection()
-    if view not in VIEWS:
+    if view not in PAGES:
         errors = {**errors, "view": "Name a dashboard: queues, oversight or ai."}
     found: Count | None = None
     listed: list[Case] = []
     if not errors:
-        cells: Cells = VIEWS[view][1](selection).cells
+        cells: Cells = PAGES[view].compute(selection).cells
         found = cells.get(request.args.get("measure", ""))  # NotFound: a 404 page
         listed = list(db.session.scalars(select(Case).where(Case.id.in_(sorted(found.case_ids)))
                                          .order_by(Case.id.desc()).limit(CASES_LISTED)))
-    return render_template("dashboards/cases.html", view=view, views=VIEWS, count=found, cases=listed,
+    return render_template("dashboards/cases.html", view=view, pages=PAGES, count=found, cases=listed,
                            filters=filters, errors=errors, listed_at_most=CASES_LISTED,
-                           back=url_for(f"dashboards.{view}", **filters.query()) if filters and view in VIEWS
+                           back=url_for(f"dashboards.{view}", **filters.query()) if filters and view in PAGES
                            else url_for("dashboards.queues")), 422 if errors else 200
