@@ -352,6 +352,15 @@ def test_bad_filters_are_a_form_error_not_a_500(client, people, args, field, mes
         assert message in html and 'role="alert"' in html
 
 
+def test_every_bad_filter_is_named_at_once(client, people):
+    sign_in(client, people.admin)
+    status, html = page(client, "/dashboards", queue="nope", since="yesterday", until="2026-03-03", fast_seconds="x")
+    assert status == 422
+    assert "No queue &#39;nope&#39; among your queues." in html and "is not a day" in html
+    assert "A number of seconds above 0" in html
+    assert "The end of the range is before its start." not in html  # the unreadable day is the fault
+
+
 def test_a_senior_reviewer_may_not_filter_on_a_queue_they_do_not_see(client, world, queues):
     legal_senior = make_user("legal_senior", "senior_reviewer", [queues["legal"]])
     db.session.commit()

@@ -129,6 +129,7 @@ def as_filters(args: Mapping[str, str], today: date) -> Filters:
             days[name] = date.fromisoformat(text) if text else getattr(default, name)
         except ValueError:
             errors[name] = f"{text!r} is not a day: write it as YYYY-MM-DD."
+            days[name] = getattr(default, name)
     reviewer_text = (args.get("reviewer") or "").strip()
     reviewer = None
     if reviewer_text:
@@ -138,8 +139,6 @@ def as_filters(args: Mapping[str, str], today: date) -> Filters:
             errors["reviewer"] = f"{reviewer_text!r} is not a user id."
     thresholds = {name: _threshold(args, name, getattr(default, name), errors)
                   for name in ("fast_seconds", "fast_seconds_per_kb")}
-    if errors:
-        raise Invalid("check the filters", errors)
     return Filters(since=days["since"], until=days["until"], queue=(args.get("queue") or "").strip(),
                    case_type=(args.get("case_type") or "").strip(), model=(args.get("model") or "").strip(),
                    reviewer=reviewer, **thresholds)

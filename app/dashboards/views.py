@@ -19,7 +19,7 @@ from app.cases.permissions import DECIDERS
 from app.cases.types import REGISTRY
 from app.dashboards import presenters
 from app.dashboards.ai import ai_dashboard
-from app.dashboards.filters import Filters, Selection, as_filters, models_in_use, select_for
+from app.dashboards.filters import Filters, Selection, models_in_use, read
 from app.dashboards.oversight import AGREEMENT_BY, OUTCOMES, oversight_dashboard
 from app.dashboards.queues import DECISION_KINDS, queues_dashboard
 from app.dashboards.stats import Cells, Count
@@ -68,10 +68,10 @@ def _user() -> User:
 def _selection() -> tuple[Selection | None, Filters | None, dict[str, str]]:
     """The filters of the URL for the current user; or the errors by field."""
     try:
-        filters = as_filters(request.args, utcnow().date())
-        return select_for(db.session, _user(), filters), filters, {}
+        selection = read(db.session, _user(), request.args, utcnow().date())
     except Invalid as exc:
         return None, None, exc.by_field
+    return selection, selection.filters, {}
 
 
 def _choices(selection: Selection | None) -> dict[str, list[tuple[str, str]]]:
