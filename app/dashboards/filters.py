@@ -118,10 +118,26 @@ def models_in_use(session: Session, selection: Selection) -> list[str]:
     ).order_by(Recommendation.model)))
 
 
-def as_filters(args: Mapping[str, str], today: date) -> Filters:
-    """The URL's query as Filters; Invalid, naming the field, for a value that is not even readable."""
-    default = Filters.default(today)
+def read(session: Session, user: User, args: Mapping[str, str], today: date) -> Selection:
+    """The URL's query as a Selection for ``user``; Invalid naming every field at fault at once."""
     errors: dict[str, str] = {}
+    filters = _parse(args, today, errors)
+    try:
+        selection = select_for(session, user, filters)
+    except Invalid as exc:
+        checked = exc.by_field
+        if {"since", "until"} & errors.keys():
+            checked.pop("until", None)  # a range made of a day that could not be read is not at fault
+        errors = {**checked, **errors}
+    else:
+        if not errors:
+            return selection
+    raise Invalid("check the filters", errors)
+
+
+def _parse(args: Mapping[str, str], today: date, errors: dict[str, str]) -> Filters:
+    """The query as Filters: a value that cannot be read goes into ``errors``, and its default is used."""
+    default = Filters.default(today)
     days: dict[str, date] = {}
     for name in ("since", "until"):
         text = (args.get(name) or "").strip()
