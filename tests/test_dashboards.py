@@ -328,7 +328,8 @@ def test_the_pages_show_the_numbers_with_charts_and_links_to_the_cases(client, w
     for path in ("/dashboards", "/dashboards/ai"):
         status, html = page(client, path, **RANGE)
         assert status == 200 and "<svg" in html
-    assert "/dashboards/cases?" in html  # every number links to its cases
+    # every number links to its cases, with the page's range and filters, so the list matches the number
+    assert "/dashboards/cases?view=ai&amp;measure=injections&amp;since=2026-03-01&amp;until=2026-03-03" in html
 
 
 @pytest.mark.parametrize(("args", "field", "message"), [
