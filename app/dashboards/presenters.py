@@ -9,7 +9,7 @@ from app.dashboards.charts import Series, bars, columns, line
 from app.dashboards.oversight import AGREEMENT_BY, OUTCOMES, OversightDashboard
 from app.dashboards.queues import DECISION_KINDS, QueuesDashboard
 
-GOOD, WARN, BAD = "#3f9a5c", "#c98a1b", "#c0392b"
+CALM, GOOD, WARN, BAD = "#2f6fb3", "#3f9a5c", "#c98a1b", "#c0392b"
 OUTCOME_COLOURS = {"approve": GOOD, "edit": WARN, "reject": BAD, "escalate": "#7d55b5"}
 
 
@@ -23,7 +23,7 @@ def queues_charts(board: QueuesDashboard) -> dict[str, Markup]:
         "queues": bars("Open cases per queue: at risk, overdue and the rest", [r.queue for r in board.queues], [
             Series("overdue", [r.overdue.value for r in board.queues], BAD),
             Series("at risk", [r.at_risk.value for r in board.queues], WARN),
-            Series("other open", [r.open.value - r.overdue.value - r.at_risk.value for r in board.queues])]),
+            Series("other open", [r.open.value - r.overdue.value - r.at_risk.value for r in board.queues], CALM)]),
         "decisions": columns("Decisions per day, by kind", days, [
             Series(label, [d.by_kind[kind].value for d in board.decisions]) for kind, label in DECISION_KINDS.items()]),
         "sla": line("SLA compliance per day (% of decided cases decided by their due time)",
