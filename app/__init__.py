@@ -91,6 +91,10 @@ def create_app(config: type[Config] = Config) -> Flask:
     app.register_blueprint(admin_reason_codes_bp)
     app.register_blueprint(controls_bp)
 
+    from app.dashboards.views import bp as dashboards_bp  # /dashboards: queues, oversight, AI cost and quality
+
+    app.register_blueprint(dashboards_bp)
+
     from app.cli import register_cli
 
     register_cli(app)

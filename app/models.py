@@ -13,6 +13,7 @@ from app.cases.models import (
     queue_members,
 )
 from app.controls.models import Pause
+from app.dashboards.models import CaseOpening
 from app.escalation.models import EscalationRule, RuleFiring
 from app.execution.models import UpstreamNotice
 from app.intake.models import ApiClient, WebhookReceipt
@@ -26,6 +27,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "Case",
+    "CaseOpening",
     "Decision",
     "EscalationRule",
     "Execution",

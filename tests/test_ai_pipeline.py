@@ -146,7 +146,7 @@ def test_invalid_output_falls_back_to_local(upstream, redis_conn, fake, content,
     assert rec.provider == "local" and rec.fallback_used
     assert "provider_fallback" in rec.flags
     assert rec.details["attempts"][0]["target"] == "openai:gpt-4o-mini"
-    assert rec.details["attempts"][0]["outcome"] == "error"
+    assert rec.details["attempts"][0]["outcome"] == "invalid_output"
     assert error in rec.details["attempts"][0]["detail"]
 
 

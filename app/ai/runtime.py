@@ -115,6 +115,9 @@ def analyze(snapshot: CaseSnapshot, ctx: RuntimeContext) -> Draft:
         except TransientProviderError as exc:
             attempts.append({"target": str(target), "outcome": "transient", "detail": str(exc)})
             continue
+        except InvalidOutput as exc:  # counted apart: the dashboards' invalid-output rate
+            attempts.append({"target": str(target), "outcome": INVALID_OUTPUT, "detail": str(exc)})
+            continue
         except ProviderError as exc:
             attempts.append({"target": str(target), "outcome": "error", "detail": str(exc)})
             continue
@@ -124,8 +127,9 @@ def analyze(snapshot: CaseSnapshot, ctx: RuntimeContext) -> Draft:
     raise AllProvidersFailed(f"no provider gave a valid recommendation ({summary})", attempts, transient)
 
 
+INVALID_OUTPUT = "invalid_output"  # the provider answered, but not with a valid recommendation
 # Outcomes of a provider in the chain that mean the answer comes from a fallback.
-FALLBACK_OUTCOMES = frozenset({"transient", "error", "budget"})
+FALLBACK_OUTCOMES = frozenset({"transient", "error", INVALID_OUTPUT, "budget"})
 
 
 def _skip_reason(target: Target, snapshot: CaseSnapshot, ctx: RuntimeContext) -> tuple[str, str] | None:

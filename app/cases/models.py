@@ -104,6 +104,7 @@ class Case(Base):
         Index("ix_cases_status_updated", "status", "updated_at"),
         Index("ix_cases_status_sla_due", "status", "sla_due_at"),
         Index("ix_cases_sla_next_at", "sla_next_at"),  # the SLA sweep: a range scan of the steps due
+        Index("ix_cases_sla_stopped_at", "sla_stopped_at"),  # the dashboards: cases decided in a date range
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -192,7 +193,7 @@ class Recommendation(Base):
     latency_ms: Mapped[int] = mapped_column(default=0)
     cache_hit: Mapped[bool] = mapped_column(default=False)
     fallback_used: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # the dashboards read date ranges
 
 
 class Decision(Base):
@@ -212,7 +213,7 @@ class Decision(Base):
     action_hash: Mapped[str | None] = mapped_column(String(64))
     reason_code: Mapped[str | None] = mapped_column(String(40))
     reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # the dashboards read date ranges
 
     reviewer: Mapped[User] = relationship()
 

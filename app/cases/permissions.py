@@ -51,6 +51,7 @@ INTENT_ROLES: dict[str, frozenset[Role]] = {
     "administer": ADMINS,
     "view_controls": ADMINS | AUDITORS | SENIORS,  # the kill switch's page: what is paused, and its history
     "control": ADMINS,  # pause and resume AI analysis or executions
+    "dashboards": ADMINS | AUDITORS | SENIORS,  # senior reviewers: the numbers of the queues they see
 }
 INTENTS = tuple(INTENT_ROLES)
 # A queue's required_role narrows who may claim and decide its cases.
@@ -66,6 +67,7 @@ REFUSALS = {
     "administer": "change the configuration",
     "view_controls": "see the kill switch",
     "control": "pause or resume AI analysis or executions",
+    "dashboards": "see the dashboards",
 }
 
 

@@ -18,6 +18,7 @@ from app.auth.services import user_for_token
 from app.cases import permissions, policy
 from app.cases.models import Case
 from app.cases.types import get_case_type
+from app.dashboards import openings
 from app.errors import Invalid, field_errors, validation_error
 from app.extensions import db
 from app.problems import Problem, problem_response
@@ -112,6 +113,7 @@ def decide(case_id: int) -> tuple[Response, int]:
 def review_case(case_id: int) -> Response:
     case = permissions.get_case_for(db.session, g.reviewer, case_id, "view")
     answer = _review_document(case)
+    openings.record_first_open(db.session, g.reviewer, case)  # the start of the time taken to decide it
     db.session.commit()
     return jsonify(answer.model_dump(mode="json"))
 

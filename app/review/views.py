@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response
 from app.cases import permissions, policy
 from app.cases.models import Case, Decision, Queue, Status
 from app.cases.types import get_case_type
+from app.dashboards import openings
 from app.errors import DomainError, Forbidden, Invalid, NotFound, Stale
 from app.escalation import sla
 from app.extensions import db, login_manager
@@ -113,6 +114,8 @@ def queue(name: str) -> str:
 def case(case_id: int) -> str:
     user = _user()
     found = permissions.get_case_for(db.session, user, case_id, "view")
+    openings.record_first_open(db.session, user, found)  # the start of the time taken to decide it
+    db.session.commit()
     unsent = _take_unsent(user, case_id)
     if unsent is None:
         return render_case(user, found)
