@@ -89,6 +89,10 @@ def create_app(config: type[Config] = Config) -> Flask:
     app.register_blueprint(admin_reason_codes_bp)
     app.register_blueprint(controls_bp)
 
+    from app.oversight.views import bp as oversight_bp  # /oversight: calibration, QA samples
+
+    app.register_blueprint(oversight_bp)
+
     from app.cli import register_cli
 
     register_cli(app)

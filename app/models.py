@@ -17,6 +17,7 @@ from app.escalation.models import EscalationRule, RuleFiring
 from app.execution.models import UpstreamNotice
 from app.intake.models import ApiClient, WebhookReceipt
 from app.notifications.models import InAppNotification
+from app.oversight.models import Calibration, QaReview
 from app.review.models import ReasonCode
 from app.users import ApiToken, User
 
@@ -25,6 +26,7 @@ __all__ = [
     "ApiToken",
     "AuditCheckpoint",
     "AuditEvent",
+    "Calibration",
     "Case",
     "Decision",
     "EscalationRule",
@@ -33,6 +35,7 @@ __all__ = [
     "InAppNotification",
     "Pause",
     "Priority",
+    "QaReview",
     "Queue",
     "ReasonCode",
     "Recommendation",

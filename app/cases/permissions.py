@@ -51,6 +51,8 @@ INTENT_ROLES: dict[str, frozenset[Role]] = {
     "administer": ADMINS,
     "view_controls": ADMINS | AUDITORS | SENIORS,  # the kill switch's page: what is paused, and its history
     "control": ADMINS,  # pause and resume AI analysis or executions
+    "view_quality": ADMINS | AUDITORS | SENIORS,  # the calibration page and the QA samples (of the queues one sees)
+    "qa_verdict": SENIORS,  # a QA verdict on a sampled approval of a queue one sees
 }
 INTENTS = tuple(INTENT_ROLES)
 # A queue's required_role narrows who may claim and decide its cases.
@@ -66,6 +68,8 @@ REFUSALS = {
     "administer": "change the configuration",
     "view_controls": "see the kill switch",
     "control": "pause or resume AI analysis or executions",
+    "view_quality": "see the calibration and QA pages",
+    "qa_verdict": "give QA verdicts",
 }
 
 
