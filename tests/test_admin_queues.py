@@ -186,6 +186,8 @@ def field_errors(text: str) -> list[str]:
     ({"is_default": "y"}, "domain 'finance' already has a default queue ('finance')"),
     ({"dual_approval_threshold": "-1"}, "a positive amount, such as 250000"),
     ({"required_role": "admin"}, "one of reviewer, senior_reviewer"),
+    ({"qa_share": "1.5"}, "a number from 0 (no QA sample) to 1 (every approval)"),
+    ({"qa_share": "some"}, "a number from 0 (no QA sample) to 1 (every approval)"),
     ({"members": ["ghost@example.com"]}, "no user with email ghost@example.com (for a member)"),
 ])
 def test_a_refused_create_shows_why_and_stores_nothing(admin, queues, changes, message):
