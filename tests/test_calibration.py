@@ -35,7 +35,7 @@ TOLERANCE = 0.106
 
 
 def synthetic_labels(seed: int = 20261129) -> list[tuple[float, bool]]:
-    draw = random.Random(seed)  # noqa: S311 (test data, not a secret)
+    draw = random.Random(seed)
     return [(confidence, draw.random() < agreement) for confidence, agreement in KNOWN.items()
             for _ in range(PER_LEVEL)]
 
@@ -222,7 +222,7 @@ def test_the_calibration_page_draws_each_curve_with_its_numbers(client, upstream
     page = client.get("/oversight/calibration").get_data(as_text=True)
     assert "payment_release · rules-v1" in page
     assert page.count("<circle ") == 1  # one non-empty bin
-    assert '<tr data-bin="0.8"><td class="nowrap">0.8–0.9</td><td class="num">4</td>' in page
+    assert '<tr data-bin="0.8"><td class="nowrap">0.8\u20130.9</td><td class="num">4</td>' in page
     assert "<td class=\"num\">80%</td><td class=\"num\">25%</td>" in page
     assert "not enough decided cases (4 of 30)" in page
 

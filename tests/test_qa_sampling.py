@@ -186,6 +186,7 @@ def test_a_disagreement_notifies_the_queue_lead_and_leaves_the_case_alone(client
     assert case_state(sampled.case_id) == before  # the executed action is never changed by QA
     page = client.get("/oversight/qa").get_data(as_text=True)
     assert 'class="tone-bad"' in page and "The beneficiary was on a watch list." in page
+    assert "The beneficiary was on a watch list." in client.get(f"/cases/{sampled.case_id}").get_data(as_text=True)
 
 
 def test_without_a_lead_a_disagreement_goes_to_the_admins(client, people, sampled, queues):
