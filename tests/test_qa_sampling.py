@@ -288,6 +288,9 @@ def test_the_qa_share_on_the_admin_queue_page(client, people, queues):
     response = client.post(path, data=fields)
     assert response.status_code == 302, field_errors(response)
     assert events("queue.updated")[-1].data["changes"] == {"qa_share": [0.0, 0.25]}
+    g.pop("_login_user", None)
+    listing = client.get("/admin/queues").get_data(as_text=True)
+    assert re.search(r'<tr data-queue="finance".*?<td class="num" data-qa-share>25%</td>', listing, re.S)
 
 
 def test_the_qa_flag_through_the_cli_and_the_admin_user_page(runner, client, people):
@@ -301,6 +304,8 @@ def test_the_qa_flag_through_the_cli_and_the_admin_user_page(runner, client, peo
     path = f"/admin/users/{people.reviewer.id}"
     g.pop("csrf_token", None)
     assert re.search(r'<input checked id="qa_all"', client.get(path).get_data(as_text=True))
+    g.pop("_login_user", None)
+    assert "every approval to QA" in client.get("/admin/users").get_data(as_text=True)
     response = client.post(path, data={"csrf_token": token_of(client, path), "name": "Reviewer", "role": "reviewer",
                                        "queues": [q.name for q in people.reviewer.queues]})
     assert response.status_code == 302
