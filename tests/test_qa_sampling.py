@@ -95,6 +95,20 @@ def test_every_approval_of_a_flagged_reviewer_is_drawn(upstream, people, queues)
     assert events("qa.sampled")[0].data["flagged_reviewers"] == ["reviewer@example.com"]
 
 
+def test_a_dual_approval_is_drawn_once_complete_for_its_flagged_first_approver(upstream, people, queues):
+    people.reviewer.qa_all = True
+    db.session.commit()
+    case = claim(people.reviewer, make_case(upstream, data={"amount": "150000.00"}, recommendation=("release", {})))
+    decide(people.reviewer, case, "approve")
+    assert samples() == []  # waiting for the second approval: nothing approved yet
+    second = decide(people.senior, case, "approve")
+    [sample] = samples()
+    assert (sample.decision_id, sample.reasons) == (second.id, ["reviewer"])
+    assert qa.judgeable(db.session, people.senior2, [sample]) == {sample.id}
+    assert qa.judgeable(db.session, people.senior, [sample]) == set()  # the second approver took part
+    assert qa.judgeable(db.session, people.admin, [sample]) == set()
+
+
 def test_rejections_and_a_zero_share_draw_nothing(upstream, people, queues):
     queues["finance"].qa_share = 1.0
     db.session.commit()

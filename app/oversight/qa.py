@@ -23,7 +23,7 @@ from app.actors import Actor
 from app.audit import chain
 from app.audit.actions import AuditAction
 from app.cases.models import Case, Decision, Queue
-from app.cases.permissions import Role, require, sees, visible_queues
+from app.cases.permissions import Role, can, require, sees, visible_queues
 from app.cases.policy import FIRST_APPROVALS
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
@@ -94,12 +94,12 @@ def reviews_for(session: Session, user: User, *, judged: bool, limit: int | None
     return list(session.scalars(stmt))
 
 
-def may_give_verdict(session: Session, user: User, review: QaReview) -> bool:
-    try:
-        _check_verdict_giver(session, user, review)
-    except Forbidden:
-        return False
-    return True
+def judgeable(session: Session, user: User, reviews: list[QaReview]) -> set[int]:
+    """The ids of the ``reviews`` the user may give a verdict on (their queues read once)."""
+    if not can(user, "qa_verdict"):
+        return set()
+    mine = {q.id for q in visible_queues(session, user)}
+    return {r.id for r in reviews if r.queue_id in mine and not _approved_by(session, user, r)}
 
 
 def sample_for_verdict(session: Session, user: User, review_id: int) -> QaReview:
@@ -137,8 +137,12 @@ def _check_verdict_giver(session: Session, user: User, review: QaReview) -> None
     require(user, "qa_verdict")
     if not any(q.id == review.queue_id for q in visible_queues(session, user)):
         raise Forbidden(f"only a senior reviewer of queue {review.queue.name} may review its QA samples")
-    if any(person.id == user.id for person in approvers(session, review.decision)):
+    if _approved_by(session, user, review):
         raise Forbidden("you approved this case: another senior reviewer gives its QA verdict")
+
+
+def _approved_by(session: Session, user: User, review: QaReview) -> bool:
+    return any(person.id == user.id for person in approvers(session, review.decision))
 
 
 def _check_verdict(verdict: str, reason: str | None) -> None:

@@ -23,6 +23,7 @@ from app.oversight.models import Calibration
 from app.review.forms import choices
 
 bp = Blueprint("oversight", __name__, url_prefix="/oversight")
+SHOWN = 200  # samples awaiting a verdict, newest first
 RECENT_VERDICTS = 50
 
 
@@ -121,8 +122,8 @@ def verdict(review_id: int) -> Response | tuple[str, int]:
 
 def _qa_page(submitted: dict[int, VerdictForm]) -> str:
     user = current_user._get_current_object()
-    waiting = qa.reviews_for(db.session, user, judged=False)
+    waiting = qa.reviews_for(db.session, user, judged=False, limit=SHOWN)
     judged = qa.reviews_for(db.session, user, judged=True, limit=RECENT_VERDICTS)
-    forms = {r.id: submitted.get(r.id) or VerdictForm(formdata=None, prefix=f"qa-{r.id}")
-             for r in waiting if qa.may_give_verdict(db.session, user, r)}
-    return render_template("oversight/qa.html", waiting=waiting, judged=judged, forms=forms)
+    forms = {review_id: submitted.get(review_id) or VerdictForm(formdata=None, prefix=f"qa-{review_id}")
+             for review_id in qa.judgeable(db.session, user, waiting)}
+    return render_template("oversight/qa.html", waiting=waiting, judged=judged, forms=forms, shown=SHOWN)
