@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     # Each sweep looks this far behind the previous sweep's lines, for changes committed late.
     SWEEP_OVERLAP_SECONDS: NonNegativeInt = 120
 
+    # Oversight (app/oversight): the confidence calibration is refitted every CALIBRATION_REFRESH_SECONDS
+    # and used once it rests on at least CALIBRATION_MIN_DECISIONS decided cases.
+    CALIBRATION_MIN_DECISIONS: PositiveInt = 30
+    CALIBRATION_REFRESH_SECONDS: PositiveInt = 3600
+
     # Audit log (app/audit): the sealer puts new events in order every AUDIT_SEAL_SECONDS; a signed
     # checkpoint is made every AUDIT_CHECKPOINT_SECONDS and also written to AUDIT_CHECKPOINT_DIR
     # (empty: none outside the database). The Ed25519 key (PEM, or base64 of its 32 bytes) comes

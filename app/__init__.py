@@ -94,6 +94,9 @@ def create_app(config: type[Config] = Config) -> Flask:
     from app.dashboards.views import bp as dashboards_bp  # /dashboards: queues, oversight, AI cost and quality
 
     app.register_blueprint(dashboards_bp)
+    from app.oversight.views import bp as oversight_bp  # /oversight: calibration, QA samples
+
+    app.register_blueprint(oversight_bp)
 
     from app.cli import register_cli
 

@@ -142,14 +142,16 @@ def users_list(as_json: bool) -> None:
 @click.option("--role", default=None, type=click.Choice([r.value for r in Role]))
 @click.option("--queues", default=None, help="Comma-separated queue names: the whole new list; empty: none.")
 @click.option("--name", default=None)
-def users_update(email: str, role: str | None, queues: str | None, name: str | None) -> None:
-    """Change the role, queues or name of user EMAIL."""
-    if role is None and queues is None and name is None:
-        _fail("nothing to change: give --role, --queues or --name")
+@click.option("--qa-all/--no-qa-all", "qa_all", default=None,
+              help="Send every approval of theirs to QA (for a reviewer suspected of rubber-stamping), or stop.")
+def users_update(email: str, role: str | None, queues: str | None, name: str | None, qa_all: bool | None) -> None:
+    """Change the role, queues, name or QA flag of user EMAIL."""
+    if role is None and queues is None and name is None and qa_all is None:
+        _fail("nothing to change: give --role, --queues, --name or --qa-all/--no-qa-all")
     try:
         user = accounts.user_by_email(db.session, email)
         diff = accounts.update_account(db.session, user, CLI_ACTOR, name=name, role=role,
-                                       queues=None if queues is None else _csv(queues))
+                                       queues=None if queues is None else _csv(queues), qa_all=qa_all)
     except DomainError as exc:
         _refused(exc)
     db.session.commit()
@@ -365,6 +367,7 @@ THRESHOLD_HELP = ("Amount at or above which a case of this queue needs two appro
                   "DUAL_APPROVAL_THRESHOLDS).")
 REQUIRED_ROLE = click.Choice([role.value for role in (Role.REVIEWER, Role.SENIOR_REVIEWER)])
 REQUIRED_ROLE_HELP = "Who may claim and decide its cases: reviewer (any reviewer) or senior_reviewer."
+QA_SHARE_HELP = "Share of approved decisions drawn for QA, from 0 (none) to 1 (every one)."
 
 
 @queues.command("create")
@@ -382,16 +385,18 @@ REQUIRED_ROLE_HELP = "Who may claim and decide its cases: reviewer (any reviewer
 @click.option("--case-types", default="", help=CASE_TYPES_HELP)
 @click.option("--dual-approval-threshold", default=None, metavar="AMOUNT", help=THRESHOLD_HELP)
 @click.option("--required-role", type=REQUIRED_ROLE, default="reviewer", show_default=True, help=REQUIRED_ROLE_HELP)
+@click.option("--qa-share", type=float, default=0.0, show_default=True, help=QA_SHARE_HELP)
 def queues_create(name: str, domain: str, sla_minutes: int, is_default: bool, move_default: bool,
                   escalates_to: str | None, lead: str | None, blind_review: bool, business_hours: str | None,
-                  members: str, case_types: str, dual_approval_threshold: str | None, required_role: str) -> None:
+                  members: str, case_types: str, dual_approval_threshold: str | None, required_role: str,
+                  qa_share: float) -> None:
     """Create a review queue."""
     try:
         queue = queue_service.create_queue(
             db.session, name, domain, sla_minutes, is_default=is_default, move_default=move_default,
             escalation_target=escalates_to, lead=lead, blind_review=blind_review, business_hours=business_hours,
             members=_csv(members), case_types=_csv(case_types), dual_approval_threshold=dual_approval_threshold,
-            required_role=required_role, actor=CLI_ACTOR)
+            required_role=required_role, qa_share=qa_share, actor=CLI_ACTOR)
     except DomainError as exc:
         _refused(exc)
     db.session.commit()
@@ -421,12 +426,13 @@ def queues_create(name: str, domain: str, sla_minutes: int, is_default: bool, mo
 @click.option("--dual-approval-threshold", default=None, metavar="AMOUNT", help=THRESHOLD_HELP)
 @click.option("--clear-dual-approval-threshold", is_flag=True, help="The global DUAL_APPROVAL_THRESHOLDS apply.")
 @click.option("--required-role", type=REQUIRED_ROLE, default=None, help=REQUIRED_ROLE_HELP)
+@click.option("--qa-share", type=float, default=None, help=QA_SHARE_HELP)
 def queues_update(name: str, sla_minutes: int | None, is_default: bool | None, move_default: bool,
                   escalates_to: str | None, clear_escalation: bool, lead: str | None, clear_lead: bool,
                   blind_review: bool | None, business_hours: str | None, clear_business_hours: bool,
                   members: str | None, add_members: str | None, remove_members: str | None,
                   case_types: str | None, dual_approval_threshold: str | None, clear_dual_approval_threshold: bool,
-                  required_role: str | None) -> None:
+                  required_role: str | None, qa_share: float | None) -> None:
     """Change some settings of queue NAME; the others stay as they are."""
     changes: dict[str, object] = {}
     for field, value, clear, options in (
@@ -441,7 +447,7 @@ def queues_update(name: str, sla_minutes: int | None, is_default: bool | None, m
         if value is not None or clear:
             changes[field] = None if clear else value
     for field, value in (("sla_minutes", sla_minutes), ("is_default", is_default), ("blind_review", blind_review),
-                         ("required_role", required_role)):
+                         ("required_role", required_role), ("qa_share", qa_share)):
         if value is not None:
             changes[field] = value
     for field, value in (("members", members), ("add_members", add_members), ("remove_members", remove_members),
@@ -533,7 +539,7 @@ def _settings_lines(described: dict) -> list[str]:
             f"lead: {_shown(described['lead'])}, blind review: {_shown(described['blind_review'])}",
             f"business hours: {described['business_hours_summary'] or '24/7'}",
             f"dual approval at: {described['dual_approval_threshold'] or '(global thresholds)'}, "
-            f"decided by: {described['required_role']}",
+            f"decided by: {described['required_role']}, QA share: {described['qa_share']:g}",
             f"members: {_shown(described['members'])}"]
 
 

@@ -18,6 +18,7 @@ from app.escalation.models import EscalationRule, RuleFiring
 from app.execution.models import UpstreamNotice
 from app.intake.models import ApiClient, WebhookReceipt
 from app.notifications.models import InAppNotification
+from app.oversight.models import Calibration, QaReview
 from app.review.models import ReasonCode
 from app.users import ApiToken, User
 
@@ -26,6 +27,7 @@ __all__ = [
     "ApiToken",
     "AuditCheckpoint",
     "AuditEvent",
+    "Calibration",
     "Case",
     "CaseOpening",
     "Decision",
@@ -35,6 +37,7 @@ __all__ = [
     "InAppNotification",
     "Pause",
     "Priority",
+    "QaReview",
     "Queue",
     "ReasonCode",
     "Recommendation",

@@ -27,6 +27,8 @@ class User(UserMixin, Base):
     active: Mapped[bool] = mapped_column(default=True)
     # Set with a one-time password (created or reset by an admin): nothing else until it is changed.
     must_change_password: Mapped[bool] = mapped_column(default=False)
+    # Every approval of theirs goes to QA (set by an admin, e.g. for a reviewer suspected of rubber-stamping).
+    qa_all: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     queues: Mapped[list[Queue]] = relationship(secondary="queue_members", back_populates="members")

@@ -24,10 +24,11 @@ from app.auth.services import create_api_token
 from app.cases.models import Queue
 from app.escalation import rules, services
 from app.extensions import db
+from app.oversight.models import QaReview
 from app.review import reason_codes
 from app.users import User
 from tests.conftest import make_upstream, sign_in
-from tests.review_helpers import People, make_case
+from tests.review_helpers import People, claim, decide, make_case
 
 pytest_plugins = ["tests.review_fixtures"]
 
@@ -98,6 +99,9 @@ BROWSER: list[tuple[str, str, tuple[Any, ...]]] = [
     ("GET", "/dashboards/oversight", (L, 403, 403, OK, OK, OK, L)),
     ("GET", "/dashboards/ai", (L, 403, 403, OK, OK, OK, L)),
     ("GET", "/dashboards/cases?view=queues&measure=decided", (L, 403, 403, OK, OK, OK, L)),
+    ("GET", "/oversight/calibration", (L, 403, 403, OK, OK, OK, L)),
+    ("GET", "/oversight/qa", (L, 403, 403, OK, OK, OK, L)),
+    ("POST", "/oversight/qa/{qa}/verdict", (L, 403, 403, OK, 403, 403, L)),  # seniors of its queue only
     ("GET", "/settings/password", (L, OK, OK, OK, OK, OK, L)),
     ("POST", "/settings/password", (L, OK, OK, OK, OK, OK, L)),
     ("GET", "/settings/tokens", (L, OK, OK, OK, OK, OK, L)),
@@ -143,12 +147,22 @@ def world(client: FlaskClient, upstream, people: People) -> dict[str, Any]:
     rule = services.create_rule(db.session, rules.validate(document, services.catalog(db.session)),
                                 services.RULES_ACTOR)
     token, _ = create_api_token(db.session, people.reviewer, "matrix")
+    qa_sample = sampled_approval(upstream, people)
     other_tenant = make_upstream(client, "another-tenant")
     db.session.commit()
     queue = db.session.scalars(select(Queue).where(Queue.name == "finance-senior")).one()
     return {"case": case.id, "rule": rule.id, "token": token.id, "queue": queue.id, "client": other_tenant,
             "user": people.reviewer2.id, "api_client": other_tenant.id,
-            "reason_code": reason_codes.code_named(db.session, "other").id}
+            "reason_code": reason_codes.code_named(db.session, "other").id, "qa": qa_sample.id}
+
+
+def sampled_approval(upstream, people: People) -> QaReview:
+    """A case of the finance queue approved by the reviewer and drawn for QA (every approval of theirs is)."""
+    people.reviewer.qa_all = True
+    case = claim(people.reviewer, make_case(upstream))
+    decide(people.reviewer, case, "approve")
+    people.reviewer.qa_all = False
+    return db.session.scalars(select(QaReview).where(QaReview.case_id == case.id)).one()
 
 
 def user_of(people: People, caller: str) -> User | None:
@@ -205,7 +219,7 @@ def test_api_routes(client, people, world, method, path, caller, expected):
 
 def test_the_table_covers_every_route(app):
     urls = app.url_map.bind("localhost")
-    sample = {"case": 1, "rule": 1, "token": 1, "queue": 1, "user": 1, "api_client": 1, "reason_code": 1}
+    sample = {"case": 1, "rule": 1, "token": 1, "queue": 1, "user": 1, "api_client": 1, "reason_code": 1, "qa": 1}
     tested = {(method, urls.match(path.format(**sample).split("?")[0], method)[0])
               for method, path, _ in BROWSER + API} | {(method, urls.match(path, method)[0]) for method, path in OPEN}
     routes = {(method, rule.endpoint) for rule in app.url_map.iter_rules() if rule.endpoint not in NOT_IN_TABLE
@@ -233,7 +247,7 @@ AUDITOR_REFUSED_OTHERWISE = {
     "intake.create_case": 401, "intake.answer_info": 401, "intake.withdraw": 401,  # API clients only
 }
 URL_VALUES = {"case_id": "case", "rule_id": "rule", "token_id": "token", "queue_id": "queue", "user_id": "user",
-              "client_id": "api_client", "code_id": "reason_code"}  # filled in from the world
+              "client_id": "api_client", "code_id": "reason_code", "review_id": "qa"}  # filled in from the world
 FIXED_VALUES = {"name": "finance", "kind": "reject"}
 BOOKKEEPING = {("user_sessions", "last_seen_at"), ("api_tokens", "last_used_at")}  # noted on every request
 

@@ -139,7 +139,7 @@ def test_changing_role_and_queues_is_audited_with_before_and_after(admin, people
     [event] = events("user.updated")
     assert event.actor == f"user:{people.admin.id}"
     assert event.data["before"] == {"email": "outsider@example.com", "name": "Outsider", "role": "reviewer",
-                                    "queues": ["legal"], "active": True}
+                                    "queues": ["legal"], "active": True, "qa_all": False}
     assert (event.data["after"]["role"], event.data["after"]["queues"]) == ("senior_reviewer", ["compliance", "legal"])
     assert "password_hash" not in str(event.data)
 

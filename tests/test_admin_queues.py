@@ -83,13 +83,14 @@ def test_the_list_shows_every_queue_with_its_settings(admin, people, queues):
     queues["finance"].business_hours = LONDON
     queues["finance"].case_types = ["payment_release"]
     queues["finance"].dual_approval_threshold = 50000
+    queues["finance"].qa_share = 0.05
     db.session.commit()
     text = page(admin, "/admin/queues")
     row = re.search(r'<tr data-queue="finance">(.*?)</tr>', text, re.S).group(1)
     cells = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-    assert cells[:13] == ["finance", "finance", "Default", "payment_release", "60 min",
+    assert cells[:14] == ["finance", "finance", "Default", "payment_release", "60 min",
                           "Mon-Fri 09:00-17:30 Europe/London, 1 holiday", "finance-senior", NONE, NONE, "50000",
-                          "Any reviewer", "4", "Active"]  # reviewer, reviewer2, senior, senior2
+                          "Any reviewer", "5%", "4", "Active"]  # reviewer, reviewer2, senior, senior2
     assert 'data-queue="finance-senior"' in text and 'data-queue="legal"' in text
     assert "/admin/queues/new" in text
 
@@ -186,6 +187,8 @@ def field_errors(text: str) -> list[str]:
     ({"is_default": "y"}, "domain 'finance' already has a default queue ('finance')"),
     ({"dual_approval_threshold": "-1"}, "a positive amount, such as 250000"),
     ({"required_role": "admin"}, "one of reviewer, senior_reviewer"),
+    ({"qa_share": "1.5"}, "a number from 0 (no QA sample) to 1 (every approval)"),
+    ({"qa_share": "some"}, "a number from 0 (no QA sample) to 1 (every approval)"),
     ({"members": ["ghost@example.com"]}, "no user with email ghost@example.com (for a member)"),
 ])
 def test_a_refused_create_shows_why_and_stores_nothing(admin, queues, changes, message):

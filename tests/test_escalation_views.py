@@ -90,7 +90,8 @@ def test_invalid_rules_come_back_with_precise_errors(client, people, queues):
     assert answer.status_code == 422
     assert errors(answer) == [
         "conditions.colour: unknown key (allowed: domain, case_type, amount_gte, currency, risk_gte, confidence_lt, "
-        "flags_any, ai_failed, status_in, age_minutes_gte, sla_fraction_gte, reopen_count_gte)",
+        "calibrated_agreement_below, flags_any, ai_failed, status_in, age_minutes_gte, sla_fraction_gte, "
+        "reopen_count_gte)",
         "actions[1].set_priority.priority: Input should be 'low', 'normal', 'high' or 'urgent'",
     ]
     assert "colour: EUR" in answer.get_data(as_text=True)  # the text is kept for correcting

@@ -30,8 +30,8 @@ def test_users_list_as_json(runner, people):
     assert result.exit_code == 0, result.output
     found = {u["email"]: u for u in json.loads(result.output)}
     assert found["outsider@example.com"] == {"email": "outsider@example.com", "name": "Outsider", "role": "reviewer",
-                                             "queues": ["legal"], "active": True, "must_change_password": False,
-                                             "last_sign_in": None}
+                                             "queues": ["legal"], "active": True, "qa_all": False,
+                                             "must_change_password": False, "last_sign_in": None}
     table = runner.invoke(args=["users", "list"]).output
     assert table.splitlines()[0].split() == ["EMAIL", "NAME", "ROLE", "QUEUES", "ACTIVE", "LAST", "SIGN-IN"]
 

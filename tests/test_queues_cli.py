@@ -79,9 +79,11 @@ def test_create_with_every_option_is_stored_and_audited(runner, staff):
     result = invoke(runner, "create", "--name", " payments ", "--domain", "finance", "--sla-minutes", "240",
                     "--default", "--escalates-to", "finance-senior", "--lead", "Sam@Example.com",
                     "--blind-review", "--business-hours", json.dumps({**LONDON, "days": [4, 3, 2, 1, 0]}),
-                    "--members", "rita@example.com, sam@example.com", "--case-types", "payment_release")
+                    "--members", "rita@example.com, sam@example.com", "--case-types", "payment_release",
+                    "--qa-share", "0.25")
     assert result.exit_code == 0, result.output
     assert "created queue payments (finance)" in result.output
+    assert "QA share: 0.25" in result.output
     assert "case types routed here: payment_release" in result.output
     assert "business hours: Mon-Fri 09:00-17:30 Europe/London, 1 holiday" in result.output
 
@@ -101,7 +103,7 @@ def test_create_with_every_option_is_stored_and_audited(runner, staff):
                           "escalation_target": "finance-senior", "lead": "sam@example.com",
                           "blind_review": True, "business_hours": LONDON, "dual_approval_threshold": None,
                           "required_role": "reviewer", "members": ["rita@example.com", "sam@example.com"],
-                          "archived": False}
+                          "qa_share": 0.25, "archived": False}
     assert audit_log_intact()
 
 
@@ -134,7 +136,7 @@ def test_list_prints_a_table_and_json(runner, finance_pair):
         "name": "payments", "domain": "finance", "sla_minutes": 240, "is_default": True, "case_types": [],
         "escalation_target": "finance-senior", "lead": "rita@example.com", "blind_review": True,
         "business_hours": LONDON, "dual_approval_threshold": None, "required_role": "reviewer",
-        "members": ["rita@example.com", "sam@example.com"], "archived": False,
+        "members": ["rita@example.com", "sam@example.com"], "qa_share": 0.0, "archived": False,
         "business_hours_summary": "Mon-Fri 09:00-17:30 Europe/London, 1 holiday", "member_count": 2}
     assert [q["name"] for q in json.loads(invoke(runner, "list", "--json", "--domain", "legal").output)] == ["legal"]
 

@@ -44,6 +44,12 @@ class UserForm(FlaskForm):
     queues = Checkboxes("Queues they work")
 
 
+class EditUserForm(UserForm):
+    qa_all = BooleanField("Send every approval of theirs to QA",
+                          description="For a reviewer whose approvals look rubber-stamped: a senior reviewer "
+                                      "takes a second look at each one.")
+
+
 class NewUserForm(UserForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     name = StringField("Name", validators=[Length(max=120)], description="Empty: made from the email.")
@@ -103,6 +109,9 @@ class QueueForm(FlaskForm):
         description="Cases with an amount at or above it need two approvals; empty: the global thresholds apply.")
     required_role = SelectField("Who decides", choices=choices((r, ROLE_LABELS[r]) for r in QUEUE_DECIDERS),
                                 validate_choice=False)
+    qa_share = StringField("QA share", default="0",
+                           description="The share of approved decisions drawn for a senior reviewer's second look: "
+                                       "from 0 (none) to 1 (every one), such as 0.05.")
     members = Checkboxes("Members")
     timezone = StringField("Time zone", description="For example Europe/London; leave every business-hours field "
                                                     "empty for a round-the-clock SLA.")
@@ -133,7 +142,7 @@ class QueueForm(FlaskForm):
             "escalation_target": queue.escalation_target.name if queue.escalation_target else "",
             "lead": queue.lead.email if queue.lead else "", "blind_review": queue.blind_review,
             "dual_approval_threshold": amount_text(queue.dual_approval_threshold) or "",
-            "required_role": queue.required_role,
+            "required_role": queue.required_role, "qa_share": f"{queue.qa_share:g}",
             "members": [u.email for u in queue.members], "timezone": hours.get("timezone", ""),
             "days": hours.get("days", []), "start": hours.get("start", ""), "end": hours.get("end", ""),
             "holidays": "\n".join(hours.get("holidays", [])),
@@ -162,6 +171,7 @@ class QueueForm(FlaskForm):
             "business_hours": self.business_hours(),
             "dual_approval_threshold": (self.dual_approval_threshold.data or "").strip() or None,
             "required_role": self.required_role.data,
+            "qa_share": self.qa_share.data or "",
             "members": list(self.members.data or []),
         }
 

@@ -46,10 +46,11 @@ def new_user() -> Response | str | tuple[str, int]:
 @bp.route("/<int:user_id>", methods=["GET", "POST"])
 def edit_user(user_id: int) -> Response | str | tuple[str, int]:
     user = _user(user_id)
-    initial = {"name": user.name, "role": user.role, "queues": [q.name for q in user.queues]}
-    form = _with_queues(forms.UserForm(data=initial if request.method == "GET" else None))
+    initial = {"name": user.name, "role": user.role, "queues": [q.name for q in user.queues], "qa_all": user.qa_all}
+    form = _with_queues(forms.EditUserForm(data=initial if request.method == "GET" else None))
     done, changed = submitted(form, lambda: accounts.update_account(
-        db.session, user, admin_actor(), name=form.name.data, role=form.role.data, queues=form.queues.data))
+        db.session, user, admin_actor(), name=form.name.data, role=form.role.data, queues=form.queues.data,
+        qa_all=form.qa_all.data))
     if done:
         flash(f"{user.email}: {', '.join(changed) + ' changed' if changed else 'nothing changed'}.", "success")
         return redirect(url_for("admin_users.users"))

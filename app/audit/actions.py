@@ -73,6 +73,10 @@ class AuditAction(enum.StrEnum):
     QUEUE_UPDATED = "queue.updated"
     QUEUE_ARCHIVED = "queue.archived"
     QUEUE_UNARCHIVED = "queue.unarchived"
+    # QA sampling (app/oversight/qa.py)
+    QA_SAMPLED = "qa.sampled"
+    QA_AGREED = "qa.agreed"
+    QA_DISAGREED = "qa.disagreed"
     # the kill switch (app/controls)
     CONTROL_PAUSED = "control.paused"
     CONTROL_RESUMED = "control.resumed"

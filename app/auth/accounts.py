@@ -66,8 +66,9 @@ def create_account(session: Session, email: str, role: str, actor: Actor, *, nam
 
 
 def update_account(session: Session, user: User, actor: Actor, *, name: str | None = None, role: str | None = None,
-                   queues: Iterable[str] | None = None) -> dict[str, list[Any]]:
-    """Change the name, role or queues; returns ``{field: [old, new]}``, audited when not empty."""
+                   queues: Iterable[str] | None = None, qa_all: bool | None = None) -> dict[str, list[Any]]:
+    """Change the name, role, queues or QA flag (every approval of theirs drawn for QA); returns
+    ``{field: [old, new]}``, audited when not empty."""
     values: dict[str, Any] = {}
     if name is not None:
         values["name"] = _name(name)
@@ -77,6 +78,8 @@ def update_account(session: Session, user: User, actor: Actor, *, name: str | No
             _keep_an_admin(session, user, "demote")
     if queues is not None:
         values["queues"] = services.queues_named(session, queues)
+    if qa_all is not None:
+        values["qa_all"] = bool(qa_all)
     return _apply(session, user, values, AuditAction.USER_UPDATED, actor)
 
 
@@ -131,7 +134,7 @@ def change_own_password(session: Session, user: User, current: str, new: str) ->
 def settings_of(user: User) -> dict[str, Any]:
     """What the audit log shows of a user, before and after a change."""
     return {"email": user.email, "name": user.name, "role": user.role,
-            "queues": sorted(q.name for q in user.queues), "active": user.active}
+            "queues": sorted(q.name for q in user.queues), "active": user.active, "qa_all": user.qa_all}
 
 
 def _apply(session: Session, user: User, values: dict[str, Any], action: AuditAction, actor: Actor, *,

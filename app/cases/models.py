@@ -82,6 +82,8 @@ class Queue(Base):
     # The role that may claim and decide its cases: reviewer (any decider) or senior_reviewer
     # (app.cases.permissions).
     required_role: Mapped[str] = mapped_column(String(20), default="reviewer")
+    # The share (0..1) of its approved decisions drawn for QA, a senior reviewer's second look (app.oversight.qa).
+    qa_share: Mapped[float] = mapped_column(default=0.0)
     # An archived queue receives no new cases; its open cases stay workable.
     archived_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -52,6 +52,8 @@ INTENT_ROLES: dict[str, frozenset[Role]] = {
     "view_controls": ADMINS | AUDITORS | SENIORS,  # the kill switch's page: what is paused, and its history
     "control": ADMINS,  # pause and resume AI analysis or executions
     "dashboards": ADMINS | AUDITORS | SENIORS,  # senior reviewers: the numbers of the queues they see
+    "view_quality": ADMINS | AUDITORS | SENIORS,  # the calibration page and the QA samples (of the queues one sees)
+    "qa_verdict": SENIORS,  # a QA verdict on a sampled approval of a queue one sees
 }
 INTENTS = tuple(INTENT_ROLES)
 # A queue's required_role narrows who may claim and decide its cases.
@@ -68,6 +70,8 @@ REFUSALS = {
     "view_controls": "see the kill switch",
     "control": "pause or resume AI analysis or executions",
     "dashboards": "see the dashboards",
+    "view_quality": "see the calibration and QA pages",
+    "qa_verdict": "give QA verdicts",
 }
 
 

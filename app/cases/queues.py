@@ -15,6 +15,8 @@ The rules, for creating and for changing a queue alike:
 - business hours are validated by `BusinessHours` (field by field) and stored normalised.
 - the dual-approval threshold is a positive amount (at most 4 decimals) or None (the global
   DUAL_APPROVAL_THRESHOLDS apply); the required role is reviewer (any decider) or senior_reviewer.
+- ``qa_share``, the share of approved decisions drawn for QA (app.oversight.qa), is a number from
+  0 (none) to 1 (every one).
 - an archived queue receives no new cases (`route` and escalation rules skip it) and keeps its
   history; its open cases stay workable. A domain's default queue cannot be archived, nor a queue
   other queues escalate to; an archived queue cannot be made the default or an escalation target.
@@ -52,7 +54,7 @@ MAX_THRESHOLD = Decimal("1e14")  # what the Numeric(18, 4) column holds
 # What update_queue accepts; a key left out is left unchanged, None clears (lead, escalation_target,
 # business_hours, dual_approval_threshold). members replaces the set; add_members / remove_members change it.
 UPDATABLE = ("sla_minutes", "is_default", "case_types", "escalation_target", "lead", "blind_review", "business_hours",
-             "dual_approval_threshold", "required_role", "members")
+             "dual_approval_threshold", "required_role", "qa_share", "members")
 UPDATE_KEYS = frozenset(UPDATABLE) | {"add_members", "remove_members", "move_default"}
 
 
@@ -72,6 +74,7 @@ def create_queue(
     case_types: Iterable[str] = (),
     dual_approval_threshold: Decimal | int | str | None = None,
     required_role: str = Role.REVIEWER.value,
+    qa_share: float | str = 0.0,
     actor: Actor | None = None,
 ) -> Queue:
     """Create a queue; flushed with its ``queue.created`` audit event, not committed.
@@ -96,6 +99,7 @@ def create_queue(
         "case_types": _checked("case_types", _case_types, session, None, domain, case_types),
         "dual_approval_threshold": _threshold(dual_approval_threshold),
         "required_role": _required_role(required_role),
+        "qa_share": _qa_share(qa_share),
     }
     previous = _checked("is_default", _default_to_move, session, None, domain, _flag("is_default", is_default),
                         move_default)
@@ -140,6 +144,8 @@ def update_queue(session: Session, queue: Queue, changes: Mapping[str, Any], act
         values["dual_approval_threshold"] = _threshold(changes["dual_approval_threshold"])
     if "required_role" in changes:
         values["required_role"] = _required_role(changes["required_role"])
+    if "qa_share" in changes:
+        values["qa_share"] = _qa_share(changes["qa_share"])
     if {"members", "add_members", "remove_members"} & set(changes):
         values["members"] = _checked("members", _new_members, session, queue, changes)
     previous = None
@@ -222,6 +228,7 @@ def settings_of(queue: Queue) -> dict[str, Any]:
         "business_hours": queue.business_hours,
         "dual_approval_threshold": amount_text(queue.dual_approval_threshold),
         "required_role": queue.required_role,
+        "qa_share": queue.qa_share,
         "members": sorted(user.email for user in queue.members),
         "archived": queue.archived_at is not None,
     }
@@ -356,6 +363,18 @@ def _required_role(value: Any) -> str:
         raise Invalid(f"required_role must be one of {', '.join(QUEUE_DECIDERS)} (got {value!r})",
                       {"required_role": f"one of {', '.join(QUEUE_DECIDERS)}"})
     return str(value)
+
+
+def _qa_share(value: Any) -> float:
+    """A share from 0 to 1 (a number, or its text)."""
+    try:
+        share = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        share = None
+    if isinstance(value, bool) or share is None or not 0 <= share <= 1:
+        raise Invalid(f"qa_share must be a number from 0 to 1 (got {value!r})",
+                      {"qa_share": "a number from 0 (no QA sample) to 1 (every approval)"})
+    return share
 
 
 def _flag(field: str, value: Any) -> bool:

@@ -68,13 +68,17 @@ class DemoQueue:
     is_default: bool = False
     escalates_to: str | None = None
     case_types: tuple[str, ...] = ()
+    qa_share: float = 0.0
 
 
 # Escalation targets come before the queues that escalate to them.
 QUEUES = (
     DemoQueue("finance-senior", "finance", 120),
-    DemoQueue("payments", "finance", 240, is_default=True, escalates_to="finance-senior"),
-    DemoQueue("credit", "finance", 1440, escalates_to="finance-senior", case_types=("credit_limit_change",)),
+    # Every approval in payments and credit is drawn for QA, so the QA page has something to show at once
+    # (a production queue would draw a few percent).
+    DemoQueue("payments", "finance", 240, is_default=True, escalates_to="finance-senior", qa_share=1.0),
+    DemoQueue("credit", "finance", 1440, escalates_to="finance-senior", case_types=("credit_limit_change",),
+              qa_share=1.0),
     DemoQueue("legal", "legal", 2880, is_default=True),
     DemoQueue("compliance-senior", "compliance", 480),
     DemoQueue("compliance", "compliance", 1440, is_default=True, escalates_to="compliance-senior"),
@@ -416,7 +420,7 @@ def _seed_queues(session: Session) -> int:
         existing[spec.name] = create_queue(
             session, spec.name, spec.domain, spec.sla_minutes, is_default=spec.is_default,
             escalation_target=existing[spec.escalates_to] if spec.escalates_to else None,
-            case_types=spec.case_types, actor=SEED_ACTOR,
+            case_types=spec.case_types, qa_share=spec.qa_share, actor=SEED_ACTOR,
         )
         added += 1
     return added

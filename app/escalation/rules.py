@@ -80,6 +80,9 @@ class Conditions(_Strict):
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     risk_gte: Fraction | None = None
     confidence_lt: Fraction | None = None
+    # the agreement rate calibrated from reviewers' decisions (app.oversight.calibration); a case
+    # whose model lacks enough decided cases has no rate, and the condition does not hold
+    calibrated_agreement_below: Fraction | None = None
     flags_any: Annotated[list[Flag], Field(min_length=1)] | None = None
     ai_failed: bool | None = None
     status_in: Annotated[list[StatusName], Field(min_length=1)] | None = None
@@ -115,10 +118,16 @@ class Facts:
     age_minutes: float
     reopen_count: int
     sla_reached: Callable[[float], bool]  # whether the SLA clock has used this fraction of its window
+    # read only when a rule asks: the calibrated agreement rate of the recommendation, None when unknown
+    calibrated_agreement: Callable[[], float | None] = lambda: None
 
 
 def _amount_holds(c: Conditions, f: Facts) -> bool:
     return f.amount is not None and f.currency == c.currency and f.amount >= c.amount_gte
+
+
+def _below(value: float | None, limit: float) -> bool:
+    return value is not None and value < limit
 
 
 # Each condition given must hold; a condition left out (None) is not checked.
@@ -129,6 +138,7 @@ CHECKS: dict[str, Callable[[Conditions, Facts], bool]] = {
     "currency": lambda c, f: f.currency == c.currency,
     "risk_gte": lambda c, f: f.risk_score is not None and f.risk_score >= c.risk_gte,
     "confidence_lt": lambda c, f: f.confidence is not None and f.confidence < c.confidence_lt,
+    "calibrated_agreement_below": lambda c, f: _below(f.calibrated_agreement(), c.calibrated_agreement_below),
     "flags_any": lambda c, f: bool(f.flags.intersection(c.flags_any)),
     "ai_failed": lambda c, f: f.ai_failed == c.ai_failed,
     "status_in": lambda c, f: f.status in c.status_in,

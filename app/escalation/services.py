@@ -33,6 +33,7 @@ from app.escalation import sla
 from app.escalation.models import EscalationRule, RuleFiring
 from app.escalation.rules import Catalog, FieldError, RuleInvalid, RuleSpec
 from app.notifications.services import notify
+from app.oversight import calibration
 from app.users import User
 
 log = logging.getLogger(__name__)
@@ -304,7 +305,7 @@ def _fired(session: Session, case_id: int) -> set[tuple[int, int]]:
 def _recommendation(session: Session, case: Case) -> Row[Any] | None:
     if case.recommendation_id is None:
         return None
-    return session.execute(select(Recommendation.confidence, Recommendation.flags)
+    return session.execute(select(Recommendation.confidence, Recommendation.flags, Recommendation.model)
                            .where(Recommendation.id == case.recommendation_id)).first()
 
 
@@ -319,6 +320,8 @@ def _facts(session: Session, case: Case, rec: Row[Any] | None, now: datetime) ->
         flags=frozenset(rec.flags if rec else ()), status=case.status, reopen_count=case.reopen_count,
         ai_failed=case.recommendation_id is None and case.status not in NOT_YET_ANALYSED,
         age_minutes=(now - case.created_at).total_seconds() / 60, sla_reached=sla_reached,
+        calibrated_agreement=lambda: None if rec is None else calibration.agreement_for(
+            session, case.case_type, rec.model, float(rec.confidence)).rate,
     )
 
 

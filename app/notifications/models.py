@@ -7,10 +7,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 
-KINDS = ("assignment", "escalation", "sla_warning", "sla_breach", "second_approval_request", "rule")
+KINDS = ("assignment", "escalation", "sla_warning", "sla_breach", "second_approval_request", "rule",
+         "qa_disagreement")
 TITLES = {"assignment": "Case assigned to you", "escalation": "Case escalated", "sla_warning": "SLA warning",
           "sla_breach": "SLA breached", "second_approval_request": "Second approval requested",
-          "rule": "Escalation rule"}
+          "rule": "Escalation rule", "qa_disagreement": "QA disagreement"}
 
 
 class InAppNotification(Base):

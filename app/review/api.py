@@ -16,16 +16,18 @@ from pydantic import BaseModel, ValidationError
 from app import jsonbody
 from app.auth.services import user_for_token
 from app.cases import permissions, policy
-from app.cases.models import Case
+from app.cases.models import Case, Recommendation
 from app.cases.types import get_case_type
 from app.dashboards import openings
 from app.errors import Invalid, field_errors, validation_error
 from app.extensions import db
+from app.oversight import calibration
 from app.problems import Problem, problem_response
 from app.review import reason_codes, services
 from app.review.inbox import DEFAULT_PER_PAGE, STATUS_GROUPS, InboxFilters, inbox_page
 from app.review.schemas import (
     AssignCommand,
+    CalibratedAgreement,
     CaseSummary,
     CaseVersion,
     DecisionAnswer,
@@ -135,6 +137,11 @@ def _summary_after(case: Case) -> Response:
     return jsonify(answer.model_dump(mode="json"))
 
 
+def _calibrated(rec: Recommendation, case_type: str) -> CalibratedAgreement:
+    found = calibration.agreement_of(db.session, rec, case_type)
+    return CalibratedAgreement(rate=found.rate, decisions=found.decisions, minimum=found.minimum, label=found.label)
+
+
 def _review_document(case: Case) -> ReviewDocument:
     """The case as the reviewer sees it; on a blind queue, nothing of the AI's view before their own assessment."""
     hidden = services.recommendation_hidden(db.session, g.reviewer, case)
@@ -148,6 +155,7 @@ def _review_document(case: Case) -> ReviewDocument:
         data=case.payload,
         recommendation_hidden=hidden,
         recommendation=ReviewRecommendation.model_validate(rec) if rec is not None and not hidden else None,
+        calibrated_agreement=None if rec is None or hidden else _calibrated(rec, case.case_type),
         proposed_action=None if hidden else ProposedAction(action=action, parameters=parameters),
         view_hash=None if hidden else policy.view_hash(case, action, parameters),
         dual_approval=DualApproval(required=required, role=role),

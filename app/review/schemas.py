@@ -105,6 +105,16 @@ class ReviewRecommendation(RecommendationBrief):
     created_at: IsoDateTime
 
 
+class CalibratedAgreement(Document):
+    """How often reviewers approved this model's recommendations of this case type, at this
+    confidence, as recommended; ``rate`` is null with fewer than ``minimum`` decided cases."""
+
+    rate: float | None
+    decisions: int
+    minimum: int
+    label: str
+
+
 class ProposedAction(Document):
     action: str | None
     parameters: dict[str, Any]
@@ -133,6 +143,7 @@ class ReviewDocument(CaseSummary):
     data: dict[str, Any]
     recommendation_hidden: bool
     recommendation: ReviewRecommendation | None
+    calibrated_agreement: CalibratedAgreement | None
     proposed_action: ProposedAction | None
     view_hash: str | None
     dual_approval: DualApproval

@@ -34,6 +34,7 @@ from app.execution import upstream
 from app.execution.jobs import execution_work, notice_work
 from app.jobs import after_commit
 from app.notifications.services import notify
+from app.oversight import qa
 from app.review import reason_codes
 from app.review.inbox import inbox_order_ids
 from app.review.models import DecisionKind
@@ -295,6 +296,7 @@ def _follow_up(session: Session, case: Case, decision: Decision) -> None:
     told to the upstream system (the outbox row is written with the decision, so a lost job is
     found again by the notice sweep)."""
     if case.status == S.APPROVED:
+        qa.sample_approval(session, case, decision)
         after_commit(session, execution_work(session, case.id))
     elif decision.kind in UPSTREAM_EVENTS:
         upstream.open_notice(session, case.id, UPSTREAM_EVENTS[decision.kind], decision.id)

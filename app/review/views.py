@@ -28,6 +28,7 @@ from app.errors import DomainError, Forbidden, Invalid, NotFound, Stale
 from app.escalation import sla
 from app.extensions import db, login_manager
 from app.jobs import redis_connection
+from app.oversight import calibration
 from app.problems import sentence
 from app.review import forms, inbox, presenters, reason_codes
 from app.review import services as review
@@ -386,6 +387,7 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
         can_audit=_can(user, "audit"),
         view=presenters.present_case(case),
         rec=rec,
+        calibrated=calibration.agreement_of(db.session, case.recommendation, case.case_type) if rec else None,
         cites=rec.citations if rec else presenters.Citations(()),
         no_cites=presenters.Citations(()),
         blind_hidden=hidden,

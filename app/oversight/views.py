@@ -1,0 +1,129 @@
+"""Oversight pages: ``/oversight/calibration`` (the reliability diagrams) and ``/oversight/qa``
+(the QA samples and their verdicts). Admins, auditors and senior reviewers read them (seniors:
+the samples of their queues); senior reviewers give QA verdicts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import RadioField, TextAreaField
+
+from app.cases import permissions
+from app.errors import Conflict, Invalid
+from app.extensions import db, login_manager
+from app.forms import show_errors
+from app.oversight import calibration, qa
+from app.oversight.models import Calibration
+from app.review.forms import choices
+
+bp = Blueprint("oversight", __name__, url_prefix="/oversight")
+SHOWN = 200  # samples awaiting a verdict, newest first
+RECENT_VERDICTS = 50
+
+
+class VerdictForm(FlaskForm):
+    verdict = RadioField("Verdict", choices=choices([("agree", "Agree"), ("disagree", "Disagree")]),
+                         validate_choice=False)
+    reason = TextAreaField("Reason", description="Required when you disagree: it goes to the queue lead.")
+
+
+@bp.before_request
+def _require_access() -> Response | None:
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    permissions.require(current_user, "view_quality")
+    return None
+
+
+@bp.app_context_processor
+def _links() -> dict[str, Any]:
+    """``sees_quality``: whether the reviewer workspace links to these pages for the signed-in user."""
+    return {"sees_quality": current_user.is_authenticated and permissions.can(current_user, "view_quality")}
+
+
+# --- calibration -----------------------------------------------------------------------------------------
+
+
+@bp.get("/calibration")
+def calibration_page() -> str:
+    rows = calibration.all_calibrations(db.session)
+    return render_template("oversight/calibration.html", rows=rows, diagrams={r.id: diagram(r) for r in rows},
+                           minimum=calibration.minimum_decisions())
+
+
+SIZE, PAD = 260, 34  # the diagram's square and the margin for its axes
+PLOT = SIZE - 2 * PAD
+
+
+@dataclass(frozen=True)
+class Diagram:
+    """A reliability diagram in SVG coordinates: the bins' dots, the fitted curve, the diagonal."""
+
+    size: int
+    pad: int
+    dots: list[dict[str, Any]]
+    curve: str  # the points of an SVG polyline
+    ticks: list[tuple[float, str]]  # (position along the axis, label)
+
+
+def _x(confidence: float) -> float:
+    return round(PAD + confidence * PLOT, 1)
+
+
+def _y(rate: float) -> float:
+    return round(SIZE - PAD - rate * PLOT, 1)
+
+
+def diagram(row: Calibration) -> Diagram:
+    """Each non-empty bin a dot at (mean confidence, observed agreement), its area growing with its
+    count; the isotonic curve as a line; a well-calibrated model's dots lie on the diagonal."""
+    filled = [b for b in row.bins if b["count"]]
+    largest = max((b["count"] for b in filled), default=1)
+    dots = [{"x": _x(b["mean_confidence"]), "y": _y(b["agreement"]),
+             "r": round(2.5 + 5 * math.sqrt(b["count"] / largest), 1),
+             "title": f"confidence {b['low']:.1f} to {b['high']:.1f}: {b['agreement']:.0%} agreed, n={b['count']}"}
+            for b in filled]
+    curve = " ".join(f"{_x(x)},{_y(block['rate'])}" for block in row.curve for x in (block["low"], block["high"]))
+    ticks = [(PAD + t * PLOT, f"{t:.0%}") for t in (0, 0.5, 1)]
+    return Diagram(SIZE, PAD, dots, curve, ticks)
+
+
+# --- QA ---------------------------------------------------------------------------------------------------
+
+
+@bp.get("/qa")
+def qa_page() -> str:
+    return _qa_page({})
+
+
+@bp.post("/qa/<int:review_id>/verdict")
+def verdict(review_id: int) -> Response | tuple[str, int]:
+    user = current_user._get_current_object()
+    review = qa.sample_for_verdict(db.session, user, review_id)
+    form = VerdictForm(prefix=f"qa-{review.id}")
+    if form.validate_on_submit():
+        try:
+            qa.record_verdict(db.session, user, review.id, form.verdict.data or "", form.reason.data)
+        except (Invalid, Conflict) as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(f"QA verdict on case {review.case_id} recorded.", "success")
+            return redirect(url_for("oversight.qa_page"))
+    return _qa_page({review_id: form}), 422
+
+
+def _qa_page(submitted: dict[int, VerdictForm]) -> str:
+    user = current_user._get_current_object()
+    waiting = qa.reviews_for(db.session, user, judged=False, limit=SHOWN)
+    judged = qa.reviews_for(db.session, user, judged=True, limit=RECENT_VERDICTS)
+    forms = {review_id: submitted.get(review_id) or VerdictForm(formdata=None, prefix=f"qa-{review_id}")
+             for review_id in qa.judgeable(db.session, user, waiting)}
+    return render_template("oversight/qa.html", waiting=waiting, judged=judged, forms=forms, shown=SHOWN)
