@@ -3,10 +3,14 @@ with the exact span of the original string. The end-to-end attack runs are in te
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from app.ai.screening import Finding, screen_case, screen_string, skeleton
 from app.cases.types import REGISTRY, examples
+from tests.test_analyzers import CASES as ANALYZER_CASES
+from tests.test_analyzers import analyze, payload
 from tests.test_governance import enriched
 
 EXAMPLES = examples()
@@ -182,3 +186,46 @@ def test_the_skeleton_maps_each_character_back_to_the_original() -> None:
 
     assert shape.text == "ign0re x".replace("0", "o")
     assert shape.origin == (0, 1, 3, 4, 5, 6, 7, 8)
+
+
+# --- hard flags: the table of each case type ----------------------------------------------------------
+
+CONTRADICTIONS = [
+    ("payment_release", ["possible_sanctions_hit", "pep_hit"], "release", ["possible_sanctions_hit"]),
+    ("payment_release", ["sanctions_hit"], "hold", []),
+    ("payment_release", ["pep_hit", "high_risk_country"], "release", []),
+    ("credit_limit_change", ["dti_above_limit"], "counter_offer", ["dti_above_limit"]),
+    ("contract_review", ["unlimited_liability", "sanctioned_country"], "approve",
+     ["unlimited_liability", "sanctioned_country"]),
+    ("contract_review", ["unlimited_liability"], "request_changes", []),
+    ("aml_alert", ["structuring"], "close_false_positive", ["structuring"]),
+    ("aml_alert", ["structuring"], "open_investigation", []),
+    ("kyc_review", ["pep_match", "possible_sanctions_match"], "approve_onboarding", ["possible_sanctions_match"]),
+    ("kyc_review", ["sanctions_match"], "request_documents", ["sanctions_match"]),
+]
+
+
+@pytest.mark.parametrize(("name", "hard", "action", "contradicted"), CONTRADICTIONS)
+def test_a_hard_flag_rules_out_its_actions(name: str, hard: list[str], action: str, contradicted: list[str]) -> None:
+    assert CASE_TYPES[name].contradicted(hard, action) == contradicted
+
+
+def test_only_hard_flags_are_picked_from_an_analysis() -> None:
+    flags = ["new_beneficiary", "possible_sanctions_hit", "round_amount", "pep_hit"]
+    assert CASE_TYPES["payment_release"].hard_flags_of(flags) == ["possible_sanctions_hit", "pep_hit"]
+
+
+@pytest.mark.parametrize(("name", "changes", "action", "flags"), ANALYZER_CASES)
+def test_the_local_analyzer_never_contradicts_its_own_hard_flags(name: str, changes: dict[str, Any], action: str,
+                                                                 flags: list[str]) -> None:
+    case_type = CASE_TYPES[name]
+    result = analyze(name, payload(name, changes))
+    assert case_type.contradicted(case_type.hard_flags_of(result.risk_flags), result.action) == []
+
+
+def test_the_analyzer_cases_raise_every_hard_flag_that_rules_something_out() -> None:
+    raised = {(name, flag) for param in ANALYZER_CASES for name, changes, _, _ in [param.values]
+              for flag in analyze(name, payload(name, changes)).risk_flags}
+    ruling = {(case_type.name, flag) for case_type in REGISTRY.values()
+              for flag, ruled_out in case_type.hard_flags.items() if ruled_out}
+    assert ruling - raised == set()

@@ -235,12 +235,12 @@ def present_recommendation(rec: Recommendation, currency: str | None,
         precedents=precedents,
         provenance=_provenance(rec),
         hard_flags=tuple(Flag(code, humanize(code), tone="bad") for code in rec.hard_flags or ()),
-        spans=tuple(_span(finding) for finding in details.get("injection", [])),
+        spans=tuple(_screened_span(finding) for finding in details.get("injection", [])),
         second_opinion=_second_opinion(rec, details),
     )
 
 
-def _span(finding: dict[str, Any]) -> Span:
+def _screened_span(finding: dict[str, Any]) -> Span:
     path = str(finding.get("path", ""))
     key = finding.get("part") == "key"
     return Span(where=f"key {path}" if key else path,
