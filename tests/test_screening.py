@@ -159,7 +159,8 @@ ORDINARY_TEXT = [
     "Payment instructions: IBAN DE89 3704 0044 0532 0130 00",
     "Invoice INV-2026-0931: road freight Hamburg-Vilnius, October 2026",
     "Applicant name as written in Persian: \u0645\u0647\u0631\u062f\u0627\u062f\u200c \u0631\u0636\u0627\u06cc\u06cc",
-    "\u0418\u0432\u0430\u043d \u041f\u0435\u0442\u0440\u043e\u0432, \u041e\u041e\u041e \u00ab\u0420\u043e\u043c\u0430\u0448\u043a\u0430\u00bb",
+    "\u0418\u0432\u0430\u043d \u041f\u0435\u0442\u0440\u043e\u0432, "
+    "\u041e\u041e\u041e \u00ab\u0420\u043e\u043c\u0430\u0448\u043a\u0430\u00bb",
     "Soft\u00adware licence, family emoji \U0001f468\u200d\U0001f469\u200d\U0001f467",
 ]
 

@@ -4,7 +4,6 @@ and the check that every cited payload path exists (prompt-injection screening: 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass

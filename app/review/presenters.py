@@ -216,8 +216,8 @@ def present_recommendation(rec: Recommendation, currency: str | None,
                            visible: Callable[[int], bool]) -> RecommendationView:
     details = rec.details or {}
     warnings = tuple(_warning(code, details) for code in rec.flags if code in FLAG_EXPLANATIONS)
-    hard = set(rec.hard_flags or ())
-    signals = tuple(Flag(code, humanize(code)) for code in rec.flags if code not in FLAG_EXPLANATIONS and code not in hard)
+    shown_apart = {*FLAG_EXPLANATIONS, *(rec.hard_flags or ())}
+    signals = tuple(Flag(code, humanize(code)) for code in rec.flags if code not in shown_apart)
     precedents = tuple(
         Precedent(int(p["case_id"]), f"{float(p.get('score', 0)):.0%}", str(p.get("outcome", "")),
                   visible(int(p["case_id"])))
