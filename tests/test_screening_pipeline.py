@@ -17,6 +17,7 @@ from app.audit.models import AuditEvent
 from app.auth.services import create_user
 from app.cases.models import Case, Status
 from app.errors import Forbidden
+from app.escalation.models import EscalationRule
 from app.extensions import db
 from app.review import services
 from devtools.fake_openai import FakeOpenAI, Reply
@@ -273,3 +274,20 @@ def test_the_built_in_rule_is_in_the_rules_list(app, upstream):
     row = page.split('data-rule="screening-doubts-the-answer" data-builtin>', 1)[1].split("</tr>", 1)[0]
     assert "flags_any: [contradicts_screening, prompt_injection]" in row and "require_senior_reviewer" in row
     assert "Always on" in row and "/edit" not in row
+
+
+def test_no_stored_rule_may_take_the_built_in_rules_name(app, upstream):
+    admin = create_user(db.session, "ada.admin@example.com", "correct-horse-battery", "admin")
+    db.session.commit()
+    http = app.test_client()
+    sign_in(http, admin)
+    page = http.get("/admin/rules/new").get_data(as_text=True)
+    token = page.split('name="csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]
+    text = "name: screening-doubts-the-answer\nconditions: {risk_gte: 0.9}\nactions: [{set_priority: {priority: high}}]"
+
+    response = http.post("/admin/rules/new", data={"csrf_token": token, "text": text})
+
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "name: &#39;screening-doubts-the-answer&#39; is the name of a built-in rule" in page
+    assert db.session.scalars(select(EscalationRule)).all() == []

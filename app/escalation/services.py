@@ -3,7 +3,9 @@
 Rules are evaluated in order at intake, after each recommendation and by the periodic sweep;
 every rule whose conditions all hold fires, and each fires at most once per case and rule
 version: a firing is a ``rule_firings`` row (unique per case, rule and version), with its
-``rule.fired`` audit event as evidence. Functions flush; callers commit.
+``rule.fired`` audit event as evidence. The built-in rules (``rules.BUILTIN_RULES``) are part of
+the code: they run after each recommendation, before the stored ones, once for each recommendation,
+with a ``rule.fired`` event marked ``builtin`` and no firing row. Functions flush; callers commit.
 """
 
 from __future__ import annotations
