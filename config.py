@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     AI_JOB_TIMEOUT: PositiveInt = 180
     # Seconds between RQ retries of an analysis whose providers failed transiently.
     AI_RETRY_INTERVALS: Seconds = [30, 120, 600]
+    # The highest confidence an answer may claim when it contradicts a hard flag of the pre-screen or the
+    # case text tries to instruct the model (app/ai/runtime.py).
+    AI_CONTRADICTION_CONFIDENCE_CAP: Annotated[float, EmptyIsDefault, Field(ge=0, le=1, allow_inf_nan=False)] = 0.5
 
     # Intake
     MAX_CONTENT_LENGTH: PositiveInt = Field(1024 * 1024, validation_alias="MAX_BODY_BYTES")

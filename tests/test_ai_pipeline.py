@@ -112,7 +112,7 @@ def test_prompt_injection_is_flagged_never_obeyed(upstream, redis_conn):
     drain(redis_conn)
     rec = recommendation_of(case_id)
     assert "prompt_injection" in rec.flags
-    assert rec.details["injection"][0]["path"] == "purpose"
+    assert rec.details["injection"][0]["path"] == "data.purpose"
 
 
 # --- the OpenAI-compatible provider through the real SDK ---------------------

@@ -66,6 +66,7 @@ def test_every_default(environ):
         "OPENAI_MAX_RETRIES": 2,
         "AI_JOB_TIMEOUT": 180,
         "AI_RETRY_INTERVALS": [30, 120, 600],
+        "AI_CONTRADICTION_CONFIDENCE_CAP": 0.5,
         "MAX_CONTENT_LENGTH": 1_048_576,
         "WEBHOOK_TOLERANCE_SECONDS": 300,
         "INTAKE_RATE_LIMIT": "120 per minute",

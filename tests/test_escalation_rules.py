@@ -331,7 +331,8 @@ def test_a_flagged_recommendation_is_routed_to_the_senior_queue(upstream, people
     assert analyze_case(case_id) == "stored"
     case = db.session.get(Case, case_id)
     assert case.queue_id == senior_queue.id and case.status == Status.PENDING_REVIEW
-    assert [e.data["trigger"] for e in events(case, "rule.fired")] == ["recommendation"]
+    assert [(e.data["rule"], e.data["trigger"]) for e in events(case, "rule.fired")] == [
+        ("screening-doubts-the-answer", "recommendation"), ("injection", "recommendation")]
 
 
 # --- the sweep ----------------------------------------------------------------------------------------

@@ -402,7 +402,9 @@ def test_case_page_shows_the_recommendation_with_flags_citations_and_provenance(
     give_recommendation(case, flags=["prompt_injection", "unverified_citation", "disagreement", "budget_fallback",
                                      "provider_fallback", "new_beneficiary"],
                         citations=["beneficiary.name", "screening.sanctions_hits[0].score", "invoice.number"],
-                        details={"injection": [{"path": "purpose", "pattern": "ignore", "excerpt": "ignore previous"}],
+                        details={"injection": [{"path": "data.purpose", "part": "value",
+                                                "pattern": "ignore_instructions", "start": 11, "end": 26,
+                                                "text": "ignore previous", "before": "Invoice 77.", "after": " instr"}],
                                  "unverified_citations": ["invoice.number"],
                                  "disagreement": {"target": "openai:gpt-4o-mini", "action": "release",
                                                   "confidence": 0.9, "rationale": "Looks routine."},
@@ -415,7 +417,8 @@ def test_case_page_shows_the_recommendation_with_flags_citations_and_provenance(
     visible = text_of(page)
     for flag in ("prompt_injection", "unverified_citation", "disagreement", "budget_fallback", "provider_fallback"):
         assert f'data-flag="{flag}"' in page
-    assert "purpose: “ignore previous”" in visible
+    assert '<button type="button" class="chip" data-cite="purpose">data.purpose</button>' in page
+    assert "Invoice 77.<mark>ignore previous</mark> instr" in page
     assert "Cited but not in the data: invoice.number" in visible
     assert "recommends “Release”" in visible and "Looks routine." in visible
     assert "monthly budget of finance exhausted" in visible and "openai:gpt-4o: timeout" in visible

@@ -1,10 +1,9 @@
 """Governance around a model call, as pure functions: PII redaction (and its inverse) before the call,
-prompt-injection screening of the case's free text, and the check that every cited payload path exists."""
+and the check that every cited payload path exists (prompt-injection screening: app.ai.screening)."""
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -199,90 +198,6 @@ _PATTERN_FINDERS: tuple[Finder, ...] = (
     _regex_finder(NATIONAL_ID, _US_SSN),
     _regex_finder(PHONE, _PHONE, _is_phone),
 )
-
-
-# --- prompt-injection screening --------------------------------------------------------------
-
-_EXCERPT_LENGTH = 120
-_EXCERPT_LEAD = 40
-# Zero-width and bidirectional-control characters and Unicode tags (invisible "ASCII smuggling").
-# Joiners U+200C/U+200D are left out: Persian, Indic scripts and emoji need them.
-_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
-
-
-def _phrase(pattern: str) -> re.Pattern[str]:
-    """Compile a case-insensitive phrase where every literal space stands for any run of whitespace."""
-    return re.compile(pattern.replace(" ", r"\s+"), re.IGNORECASE)
-
-
-_MODEL = r"(?:ai|assistant|chatbot|bot|llm|gpt|(?:large )?language model)"
-_INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("ignore_instructions", _phrase(
-        r"\b(?:ignore|disregard|forget|override) (?:(?:any|every|of|the|these|those) )*"
-        r"(?:all|your|previous|prior|above|earlier|preceding|foregoing|system|original)"
-        r"(?: (?:the|your|previous|prior|above|earlier|preceding|system|original))* "
-        r"(?:instructions?|prompts?|rules|guidelines|directions|directives|messages?)\b"
-        r"|\b(?:ignore|disregard|forget) (?:everything|anything) (?:above|before|prior|previously|you were told)\b"
-    )),
-    ("you_are_now", _phrase(
-        rf"\byou are now (?:(?:a|an|the|in|my|no longer) )?(?:[\w-]+ ){{0,2}}?(?:{_MODEL}|model|dan|mode)\b"
-    )),
-    ("act_as", _phrase(
-        rf"\b(?:(?:act|behave|function|roleplay) as|pretend (?:to be|you are)) (?:(?:a|an|the|my|your) )?"
-        rf"(?:[\w-]+ ){{0,2}}?(?:{_MODEL}|model)\b"
-    )),
-    ("system_prompt", _phrase(r"\b(?:system|hidden|developer) prompt\b")),
-    ("new_instructions", _phrase(
-        r"\bnew instructions?(?: for (?:the |you )?(?:ai|assistant|model))?\s*:"
-        r"|\b(?:your|these|following) new instructions\b"
-    )),
-    ("as_an_ai", _phrase(
-        rf"\bas an? {_MODEL}(?: (?:language model|model|assistant|system))?(?:\s*,|,? (?:you|your|it is|i)\b)"
-    )),
-    ("respond_with", _phrase(
-        r"\b(?:respond|reply|answer|output) (?:only )?with (?:only )?"
-        r"(?:[\"'`{]|json\b|the (?:word|action|json)\b|(?:approve|approved|release|yes|no|true)\b)"
-        r"|\b(?:respond|reply|answer|output) only\s*[:\"']"
-    )),
-    ("approve_without_review", _phrase(
-        r"\bapprove (?:this|the) (?:payment|case|transaction|transfer|contract|application|alert|request)"
-        r" (?:immediately|right away|now|without (?:any )?(?:further )?(?:review|checks?|verification|escalation))"
-        r"|\b(?:release|clear|close) (?:this|the) (?:payment|case|transaction|transfer|contract|application|alert)"
-        r" without (?:any )?(?:further )?(?:review|checks?|verification|escalation)"
-    )),
-    ("do_not_flag", _phrase(r"\b(?:do not|don['\u2019]t|never) (?:flag|escalate)\b")),
-    ("role_marker", re.compile(r"(?<![a-z]\s)\b(?:system|assistant)\s*:", re.IGNORECASE)),
-    ("chat_template", re.compile(r"<\|[a-z_]+\|>|\[/?INST\]|<</?SYS>>|###\s*(?:instruction|system|response)s?\b",
-                                 re.IGNORECASE)),
-    ("hidden_characters", _INVISIBLE),
-    # 40+ base64 characters mixing upper case, lower case and digits: an encoded payload, not a word or a hash.
-    ("base64_blob", re.compile(r"(?<![A-Za-z0-9+/])(?=[A-Za-z0-9+/]*[a-z])(?=[A-Za-z0-9+/]*[A-Z])"
-                               r"(?=[A-Za-z0-9+/]*\d)[A-Za-z0-9+/]{40,}={0,2}")),
-)
-
-
-@dataclass(frozen=True)
-class InjectionFinding:
-    path: str  # the free-text field, e.g. "purpose" or "clauses[2].text"
-    pattern: str  # e.g. "ignore_instructions", "role_marker", "hidden_characters"
-    excerpt: str  # at most 120 characters around the match, invisible characters shown as <U+200B>
-
-
-def screen_injection(texts: dict[str, str]) -> list[InjectionFinding]:
-    """Flag text that addresses the model instead of the reviewer: at most one finding per field and pattern."""
-    findings = []
-    for path, text in texts.items():
-        normalized = unicodedata.normalize("NFKC", text)  # fold full-width and other look-alike forms
-        for name, pattern in _INJECTION_PATTERNS:
-            match = pattern.search(normalized)
-            if match:
-                findings.append(InjectionFinding(path, name, _excerpt(normalized, match.start())))
-    return findings
-
-
-def _excerpt(text: str, start: int) -> str:
-    window = " ".join(text[max(0, start - _EXCERPT_LEAD) : start + _EXCERPT_LENGTH].split())
-    return _INVISIBLE.sub(lambda m: f"<U+{ord(m[0]):04X}>", window)[:_EXCERPT_LENGTH]
 
 
 # --- citation check --------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from app.ai import governance
+from app.ai import governance, screening
 from app.ai.cache import ResultCache
 from app.ai.providers.base import (
     InvalidOutput,
@@ -29,7 +29,7 @@ from app.ai.routing import RoutingConfig, Target
 from app.ai.schemas import Recommendation, parse_recommendation, response_schema
 from app.cases.types import REGISTRY, CaseType, get_case_type
 from app.cases.types.base import Analysis
-from app.db import json_digest
+from app.db import json_digest, sha256_hex
 from app.metrics import provider_call
 
 TEMPLATE_VERSION = "v1"
@@ -52,6 +52,13 @@ class CaseSnapshot:
     title: str
     data: dict[str, Any]
     confidential: bool
+    external_id: str = ""
+    callback_url: str | None = None
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        """The free strings of the envelope the client posted (the data aside): screened like the data."""
+        return {"external_id": self.external_id, "title": self.title, "callback_url": self.callback_url}
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class RuntimeContext:
     cache: ResultCache
     precedents: list[Precedent] = field(default_factory=list)
     budget_exhausted: str | None = None  # why paid providers may not be used this month
+    confidence_cap: float = 0.5  # AI_CONTRADICTION_CONFIDENCE_CAP: the most an answer the screening doubts may claim
 
 
 @dataclass
@@ -82,6 +90,8 @@ class Draft:
     risk_score: float
     flags: list[str]
     details: dict[str, Any]
+    screen_action: str  # the local analyzer's action: the second opinion shown beside the answer
+    hard_flags: list[str] = field(default_factory=list)
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: Decimal = Decimal(0)
@@ -103,6 +113,7 @@ def analyze(snapshot: CaseSnapshot, ctx: RuntimeContext) -> Draft:
     case_type = get_case_type(snapshot.domain, snapshot.case_type)
     data = case_type.validate_data(snapshot.data)
     screen = case_type.analyze(data)
+    findings = screening.screen_case(snapshot.envelope, snapshot.data)
     chain = ctx.routing.chain_for(snapshot.domain, snapshot.case_type, screen.risk_score, snapshot.confidential)
     attempts: list[dict[str, str]] = []
     for target in chain:
@@ -111,7 +122,7 @@ def analyze(snapshot: CaseSnapshot, ctx: RuntimeContext) -> Draft:
             attempts.append({"target": str(target), "outcome": skip[0], "detail": skip[1]})
             continue
         try:
-            draft = _ask(ctx.providers[target.provider], target, snapshot, case_type, screen, ctx)
+            draft = _ask(ctx.providers[target.provider], target, snapshot, case_type, screen, findings, ctx)
         except TransientProviderError as exc:
             attempts.append({"target": str(target), "outcome": "transient", "detail": str(exc)})
             continue
@@ -121,7 +132,7 @@ def analyze(snapshot: CaseSnapshot, ctx: RuntimeContext) -> Draft:
         except ProviderError as exc:
             attempts.append({"target": str(target), "outcome": "error", "detail": str(exc)})
             continue
-        return _finish(draft, attempts, snapshot, case_type, data, screen, ctx)
+        return _finish(draft, attempts, snapshot, case_type, screen, findings, ctx)
     summary = "; ".join(f"{a['target']}: {a['outcome']}: {a['detail']}" for a in attempts)
     transient = any(a["outcome"] == "transient" for a in attempts)
     raise AllProvidersFailed(f"no provider gave a valid recommendation ({summary})", attempts, transient)
@@ -145,14 +156,14 @@ def _skip_reason(target: Target, snapshot: CaseSnapshot, ctx: RuntimeContext) ->
 
 
 def _ask(provider: Provider, target: Target, snapshot: CaseSnapshot, case_type: CaseType[Any],
-         screen: Analysis, ctx: RuntimeContext) -> Draft:
+         screen: Analysis, findings: list[screening.Finding], ctx: RuntimeContext) -> Draft:
     redaction = None if provider.private else governance.redact(snapshot.data)
     visible = redaction.data if redaction else snapshot.data
     request = ProviderRequest(
         case_type=case_type,
         model=target.model,
         system_prompt=SYSTEM_PROMPT,
-        user_prompt=render_prompt(snapshot, case_type, visible, screen, ctx.precedents),
+        user_prompt=render_prompt(snapshot, case_type, visible, screen, ctx.precedents, findings),
         data=visible,
         response_schema=response_schema(case_type),
     )
@@ -181,7 +192,9 @@ def _ask(provider: Provider, target: Target, snapshot: CaseSnapshot, case_type: 
         risk_score=screen.risk_score,
         flags=[],
         details={"redactions": redaction.applied if redaction else {},
-                 "screen": {"action": screen.action, "risk_score": screen.risk_score}},
+                 "screen": {"action": screen.action, "confidence": screen.confidence,
+                            "risk_score": screen.risk_score, "flags": screen.risk_flags}},
+        screen_action=screen.action,
         tokens_in=response.tokens_in,
         tokens_out=response.tokens_out,
         cost_usd=ctx.routing.cost(target.model, response.tokens_in, response.tokens_out),
@@ -191,14 +204,14 @@ def _ask(provider: Provider, target: Target, snapshot: CaseSnapshot, case_type: 
 
 
 def _finish(draft: Draft, attempts: list[dict[str, str]], snapshot: CaseSnapshot, case_type: CaseType[Any],
-            data: Any, screen: Analysis, ctx: RuntimeContext) -> Draft:
-    """Governance after the call: flags, citation check, disagreement, attribution."""
+            screen: Analysis, findings: list[screening.Finding], ctx: RuntimeContext) -> Draft:
+    """Governance after the call: screening, hard flags, citation check, disagreement, attribution."""
     flags = set(draft.recommendation.risk_flags)
     details = draft.details
-    findings = governance.screen_injection(case_type.free_text(data))
     if findings:
         flags.add("prompt_injection")
-        details["injection"] = [{"path": f.path, "pattern": f.pattern, "excerpt": f.excerpt} for f in findings]
+        details["injection"] = [finding.to_json() for finding in findings]
+    _hold_to_screening(draft, case_type, screen, flags, ctx)
     citations = governance.check_citations(draft.recommendation.citations, snapshot.data)
     if citations.invalid:
         flags.add("unverified_citation")
@@ -215,7 +228,7 @@ def _finish(draft: Draft, attempts: list[dict[str, str]], snapshot: CaseSnapshot
     if ctx.precedents:
         details["precedents"] = [{"case_id": p.case_id, "score": p.score, "outcome": p.outcome}
                                  for p in ctx.precedents]
-    disagreement = _second_opinion(draft, snapshot, case_type, screen, ctx)
+    disagreement = _second_opinion(draft, snapshot, case_type, screen, findings, ctx)
     if disagreement:
         details["disagreement"] = disagreement
         if disagreement.get("action") not in (None, draft.recommendation.action):
@@ -224,8 +237,26 @@ def _finish(draft: Draft, attempts: list[dict[str, str]], snapshot: CaseSnapshot
     return draft
 
 
+def _hold_to_screening(draft: Draft, case_type: CaseType[Any], screen: Analysis, flags: set[str],
+                       ctx: RuntimeContext) -> None:
+    """Attach the pre-screen's hard flags, whichever provider answered; an answer the screening doubts
+    (it takes an action a hard flag rules out, or the case text tries to instruct the model) may
+    claim no more than the confidence cap, and the local analyzer's action stays beside it."""
+    draft.hard_flags = case_type.hard_flags_of(screen.risk_flags)
+    flags.update(draft.hard_flags)
+    rec = draft.recommendation
+    contradicted = case_type.contradicted(draft.hard_flags, rec.action)
+    if contradicted:
+        flags.add("contradicts_screening")
+        draft.details["contradiction"] = {"action": rec.action, "hard_flags": contradicted,
+                                          "screen_action": screen.action}
+    if (contradicted or "prompt_injection" in flags) and rec.confidence > ctx.confidence_cap:
+        draft.details["confidence_capped"] = {"from": rec.confidence, "to": ctx.confidence_cap}
+        draft.recommendation = rec.model_copy(update={"confidence": ctx.confidence_cap})
+
+
 def _second_opinion(draft: Draft, snapshot: CaseSnapshot, case_type: CaseType[Any], screen: Analysis,
-                    ctx: RuntimeContext) -> dict[str, Any] | None:
+                    findings: list[screening.Finding], ctx: RuntimeContext) -> dict[str, Any] | None:
     second = ctx.routing.disagreement.second
     if not ctx.routing.disagreement.enabled or second is None:
         return None
@@ -235,7 +266,7 @@ def _second_opinion(draft: Draft, snapshot: CaseSnapshot, case_type: CaseType[An
     if skip:
         return {"target": str(second), "error": skip[1]}
     try:
-        other = _ask(ctx.providers[second.provider], second, snapshot, case_type, screen, ctx)
+        other = _ask(ctx.providers[second.provider], second, snapshot, case_type, screen, findings, ctx)
     except ProviderError as exc:
         return {"target": str(second), "error": str(exc)}
     return {"target": str(second), "action": other.recommendation.action,
@@ -244,15 +275,23 @@ def _second_opinion(draft: Draft, snapshot: CaseSnapshot, case_type: CaseType[An
 
 
 def render_prompt(snapshot: CaseSnapshot, case_type: CaseType[Any], visible_data: dict[str, Any],
-                  screen: Analysis, precedents: list[Precedent]) -> str:
+                  screen: Analysis, precedents: list[Precedent],
+                  findings: list[screening.Finding] | None = None) -> str:
+    """The user prompt: trusted guidance around the case's untrusted text, fenced as JSON between markers
+    tagged with a digest of that JSON (so no text in the case can close the fence: it would have to
+    contain the digest of itself)."""
+    case_json = json.dumps({"title": snapshot.title, "data": visible_data},
+                           indent=2, sort_keys=True, ensure_ascii=False)
     return _PROMPTS.get_template("case.j2").render(
         domain=snapshot.domain,
         case_type=snapshot.case_type,
-        title=snapshot.title,
         guidance=case_type.prompt(TEMPLATE_VERSION).strip(),  # prompt.<version>.md in the type's folder
         actions=case_type.action_names,
-        data_json=json.dumps(visible_data, indent=2, sort_keys=True, ensure_ascii=False),
+        case_json=case_json,
+        fence=sha256_hex(case_json)[:16],
         screening=", ".join(screen.risk_flags),
+        hard_flags=", ".join(case_type.hard_flags_of(screen.risk_flags)),
+        injection=", ".join(dict.fromkeys(finding.path for finding in findings or [])),
         precedents=precedents,
     )
 

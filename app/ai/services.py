@@ -34,7 +34,7 @@ PRECEDENT_POOL = 500
 
 def snapshot(case: Case) -> CaseSnapshot:
     return CaseSnapshot(case.id, case.version, case.client_id, case.domain, case.case_type, case.title,
-                        dict(case.payload), case.confidential)
+                        dict(case.payload), case.confidential, case.external_id, case.callback_url)
 
 
 def routing() -> RoutingConfig:
@@ -132,6 +132,7 @@ def context_for(session: Session, case: Case) -> RuntimeContext:
         cache=ResultCache(redis_connection(), routing_config.cache_ttl_seconds),
         precedents=find_precedents(session, case),
         budget_exhausted=over_budget(session, routing_config, utcnow(), case.client_id, case.domain),
+        confidence_cap=float(current_app.config["AI_CONTRADICTION_CONFIDENCE_CAP"]),
     )
 
 
@@ -158,7 +159,8 @@ def store_recommendation(session: Session, case_id: int, version: int, draft: Dr
         action=rec.action, parameters=rec.parameters, rationale=rec.rationale, confidence=rec.confidence,
         flags=draft.flags, citations=rec.citations, details=draft.details, tokens_in=draft.tokens_in,
         tokens_out=draft.tokens_out, cost_usd=draft.cost_usd, latency_ms=draft.latency_ms,
-        cache_hit=draft.cache_hit, fallback_used=draft.fallback_used,
+        cache_hit=draft.cache_hit, fallback_used=draft.fallback_used, hard_flags=draft.hard_flags,
+        screen_action=draft.screen_action,
     )
     session.add(row)
     try:

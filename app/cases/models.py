@@ -195,6 +195,10 @@ class Recommendation(Base):
     latency_ms: Mapped[int] = mapped_column(default=0)
     cache_hit: Mapped[bool] = mapped_column(default=False)
     fallback_used: Mapped[bool] = mapped_column(default=False)
+    # The local analyzer's hard flags for this case (also among ``flags``), whichever provider answered,
+    # and its action: the second opinion shown beside the answer. (NULL: stored before screening existed.)
+    hard_flags: Mapped[list[str]] = mapped_column(default=list)
+    screen_action: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # the dashboards read date ranges
 
 

@@ -369,3 +369,19 @@ def validate(document: Any, catalog: Catalog | None = None) -> RuleSpec:
     except ValidationError as exc:
         raise RuleInvalid(field_errors(exc)) from None
 
+
+
+# --- built-in rules --------------------------------------------------------------------------------
+
+# Part of the code, not of the rules table: always on, evaluated after each AI recommendation before
+# the stored rules, listed on the rules page, never edited, disabled or moved. An answer the screening
+# doubts (it contradicts a hard flag of the pre-screen, or the case text addresses the model) is
+# decided by a senior reviewer.
+BUILTIN_RULES: tuple[RuleSpec, ...] = (
+    validate({
+        "name": "screening-doubts-the-answer",
+        "conditions": {"flags_any": ["contradicts_screening", "prompt_injection"]},
+        "actions": [{"require_senior_reviewer": {}}],
+    }),
+)
+BUILTIN_NAMES = frozenset(rule.name for rule in BUILTIN_RULES)

@@ -3,7 +3,9 @@
 Rules are evaluated in order at intake, after each recommendation and by the periodic sweep;
 every rule whose conditions all hold fires, and each fires at most once per case and rule
 version: a firing is a ``rule_firings`` row (unique per case, rule and version), with its
-``rule.fired`` audit event as evidence. Functions flush; callers commit.
+``rule.fired`` audit event as evidence. The built-in rules (``rules.BUILTIN_RULES``) are part of
+the code: they run after each recommendation, before the stored ones, once for each recommendation,
+with a ``rule.fired`` event marked ``builtin`` and no firing row. Functions flush; callers commit.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def yaml_of(documents: dict[str, Any] | list[dict[str, Any]]) -> str:
 
 
 def _check_name(session: Session, name: str, rule_id: int | None = None) -> None:
+    if name in schema.BUILTIN_NAMES:
+        raise RuleInvalid([FieldError("name", f"{name!r} is the name of a built-in rule")])
     clash = session.scalar(select(EscalationRule.id).where(EscalationRule.name == name))
     if clash is not None and clash != rule_id:
         raise RuleInvalid([FieldError("name", f"a rule named {name!r} already exists")])
@@ -217,7 +221,7 @@ def load_rules(session: Session, specs: list[RuleSpec], actor: Actor,
 
 @dataclass(frozen=True)
 class ActiveRule:
-    id: int
+    id: int | None  # None: a built-in rule (schema.BUILTIN_RULES)
     name: str
     version: int
     spec: RuleSpec
@@ -225,7 +229,7 @@ class ActiveRule:
 
 @dataclass(frozen=True)
 class Firing:
-    rule_id: int
+    rule_id: int | None
     name: str
     version: int
     actions: list[dict[str, Any]]
@@ -263,7 +267,18 @@ def apply_rules(session: Session, case: Case, trigger: str, *, now: datetime | N
     if trigger != "intake":
         _lock(session, case.id)
     fired = set() if trigger == "intake" else _fired(session, case.id)
-    return _apply(session, case, active_rules(session) if active is None else active, trigger, now, fired)
+    builtin = _apply_builtin(session, case, now) if trigger == "recommendation" else []
+    return builtin + _apply(session, case, active_rules(session) if active is None else active, trigger, now, fired)
+
+
+BUILTIN = tuple(ActiveRule(None, spec.name, 1, spec) for spec in schema.BUILTIN_RULES)
+
+
+def _apply_builtin(session: Session, case: Case, now: datetime) -> list[Firing]:
+    """The built-in rules look at the recommendation just stored: they fire once for each one."""
+    rec = _recommendation(session, case)
+    return [_act(session, case, rule, "recommendation", now) for rule in BUILTIN
+            if schema.matches(rule.spec.conditions, _facts(session, case, rec, now))]
 
 
 def _lock(session: Session, case_id: int) -> None:
@@ -342,11 +357,17 @@ def _fire(session: Session, case: Case, rule: ActiveRule, trigger: str, now: dat
     session.add(RuleFiring(case_id=case.id, rule_id=rule.id, rule_version=rule.version, fired_at=now,
                            trigger=trigger))
     session.flush()
+    return _act(session, case, rule, trigger, now)
+
+
+def _act(session: Session, case: Case, rule: ActiveRule, trigger: str, now: datetime) -> Firing:
+    """Apply the rule's actions in order and audit them."""
     firing = _Firing(session, case, rule, now)
     applied = [{action.name: APPLY[action.name](firing, action.params)} for action in rule.spec.parsed_actions]
+    builtin = {"builtin": True} if rule.id is None else {}
     chain.record(session, AuditAction.RULE_FIRED, RULES_ACTOR, case_id=case.id, data={
         "rule_id": rule.id, "rule": rule.name, "version": rule.version, "trigger": trigger, "actions": applied,
-        **firing.audit})
+        **builtin, **firing.audit})
     return Firing(rule.id, rule.name, rule.version, applied)
 
 

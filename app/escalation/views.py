@@ -12,7 +12,7 @@ from app.actors import Actor
 from app.cases import permissions
 from app.escalation import forms, services
 from app.escalation.models import EscalationRule
-from app.escalation.rules import RuleInvalid
+from app.escalation.rules import BUILTIN_RULES, RuleInvalid
 from app.extensions import db, login_manager
 
 bp = Blueprint("escalation", __name__, url_prefix="/admin/rules")
@@ -52,6 +52,7 @@ def _actor() -> Actor:
 @bp.get("")
 def rules() -> str:
     return render_template("escalation/rules.html", rules=services.ordered_rules(db.session), describe=describe,
+                           builtin=[spec.to_document() for spec in BUILTIN_RULES],
                            can_edit=permissions.can(current_user, "administer"), enabled_form=forms.EnabledForm(),
                            move_form=forms.MoveForm())
 

@@ -51,7 +51,8 @@ STATUS_GROUPS: dict[str, tuple[Status, ...]] = {
     "withdrawn": (S.WITHDRAWN,),
     "all": tuple(Status),
 }
-FLAGS = ("prompt_injection", "unverified_citation", "disagreement", "budget_fallback", "provider_fallback")
+FLAGS = ("contradicts_screening", "prompt_injection", "unverified_citation", "disagreement", "budget_fallback",
+         "provider_fallback")
 
 
 # --- My queues -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.ai.screening import REMOVED as INVISIBLE
 from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
 from app.cases.models import Case, Recommendation
@@ -134,9 +135,12 @@ FILTER_EMPTY = {
 # --- the recommendation ---------------------------------------------------------------------------------
 
 FLAG_EXPLANATIONS: dict[str, tuple[str, str]] = {
+    "contradicts_screening": ("Contradicts the screening",
+                              "The AI chose an action that a hard flag of the deterministic pre-screen rules out. "
+                              "Its confidence is capped, and a senior reviewer must approve this case."),
     "prompt_injection": ("Possible prompt injection",
-                         "The case text contains instructions aimed at the AI. Read the flagged fields yourself "
-                         "and do not rely on the recommendation."),
+                         "The case text contains instructions aimed at the AI (marked below, in the field where "
+                         "they were found). Read those fields yourself and do not rely on the recommendation."),
     "unverified_citation": ("Unverified citation",
                             "The AI cited fields that do not exist in the case data: a possible hallucination."),
     "disagreement": ("Models disagree", "A second model recommended a different action."),
@@ -153,6 +157,26 @@ class Flag:
     explanation: str = ""
     details: tuple[str, ...] = ()
     tone: str = ""
+
+
+@dataclass(frozen=True)
+class Span:
+    """Text the screening found in a field, with some of the field around it."""
+
+    where: str  # "title", "data.purpose", or "key data.notes.…" for an object's key
+    cite: str | None  # the data path, to show the field in the case data (None: an envelope field)
+    pattern: str
+    before: str
+    text: str
+    after: str
+
+
+@dataclass(frozen=True)
+class SecondOpinion:
+    action: str  # the local analyzer's action
+    confidence: float | None
+    contradicted: tuple[str, ...]  # the hard flags that rule the AI's action out
+    capped_from: float | None  # the AI's own confidence, when it was capped
 
 
 @dataclass(frozen=True)
@@ -175,6 +199,9 @@ class RecommendationView:
     unverified: tuple[str, ...]  # cited paths that do not exist in the data
     precedents: tuple[Precedent, ...]
     provenance: tuple[Item, ...]
+    hard_flags: tuple[Flag, ...] = ()  # the pre-screen's hard flags, whichever provider answered
+    spans: tuple[Span, ...] = ()  # what the injection screening found, where
+    second_opinion: SecondOpinion | None = None
 
     @property
     def confidence_label(self) -> str:
@@ -189,7 +216,8 @@ def present_recommendation(rec: Recommendation, currency: str | None,
                            visible: Callable[[int], bool]) -> RecommendationView:
     details = rec.details or {}
     warnings = tuple(_warning(code, details) for code in rec.flags if code in FLAG_EXPLANATIONS)
-    signals = tuple(Flag(code, humanize(code)) for code in rec.flags if code not in FLAG_EXPLANATIONS)
+    shown_apart = {*FLAG_EXPLANATIONS, *(rec.hard_flags or ())}
+    signals = tuple(Flag(code, humanize(code)) for code in rec.flags if code not in shown_apart)
     precedents = tuple(
         Precedent(int(p["case_id"]), f"{float(p.get('score', 0)):.0%}", str(p.get("outcome", "")),
                   visible(int(p["case_id"])))
@@ -206,14 +234,43 @@ def present_recommendation(rec: Recommendation, currency: str | None,
         unverified=tuple(details.get("unverified_citations", [])),
         precedents=precedents,
         provenance=_provenance(rec),
+        hard_flags=tuple(Flag(code, humanize(code), tone="bad") for code in rec.hard_flags or ()),
+        spans=tuple(_screened_span(finding) for finding in details.get("injection", [])),
+        second_opinion=_second_opinion(rec, details),
     )
+
+
+def _screened_span(finding: dict[str, Any]) -> Span:
+    path = str(finding.get("path", ""))
+    key = finding.get("part") == "key"
+    return Span(where=f"key {path}" if key else path,
+                cite=path.removeprefix("data.") if path.startswith("data.") and not key else None,
+                pattern=humanize(finding.get("pattern")), before=visible(finding.get("before", "")),
+                text=visible(finding.get("text", "")), after=visible(finding.get("after", "")))
+
+
+def visible(value: Any) -> str:
+    """Text with its invisible characters (zero-width, soft hyphen, bidi controls) written out as <U+200B>."""
+    return "".join(f"<U+{ord(char):04X}>" if char in INVISIBLE else char for char in str(value))
+
+
+def _second_opinion(rec: Recommendation, details: dict[str, Any]) -> SecondOpinion | None:
+    if rec.screen_action is None:
+        return None
+    screen = details.get("screen", {})
+    contradiction = details.get("contradiction", {})
+    capped = details.get("confidence_capped", {})
+    return SecondOpinion(rec.screen_action, screen.get("confidence"), tuple(contradiction.get("hard_flags", ())),
+                         capped.get("from"))
 
 
 def _warning(code: str, details: dict[str, Any]) -> Flag:
     label, explanation = FLAG_EXPLANATIONS[code]
     lines: tuple[str, ...] = ()
-    if code == "prompt_injection":
-        lines = tuple(f"{f.get('path')}: “{f.get('excerpt')}”" for f in details.get("injection", []))
+    if code == "contradicts_screening":
+        contradiction = details.get("contradiction", {})
+        lines = (f"“{humanize(contradiction.get('action'))}” is ruled out by: "
+                 f"{', '.join(humanize(flag) for flag in contradiction.get('hard_flags', []))}",)
     elif code == "unverified_citation":
         lines = tuple(f"Cited but not in the data: {path}" for path in details.get("unverified_citations", []))
     elif code == "disagreement":
@@ -226,7 +283,7 @@ def _warning(code: str, details: dict[str, Any]) -> Flag:
         lines = (str(details["budget"]),)
     elif code == "provider_fallback":
         lines = tuple(f"{a.get('target')}: {a.get('error') or a.get('skipped')}" for a in details.get("attempts", []))
-    tone = "bad" if code in ("prompt_injection", "unverified_citation") else "warn"
+    tone = "bad" if code in ("contradicts_screening", "prompt_injection", "unverified_citation") else "warn"
     return Flag(code, label, explanation, lines, tone)
 
 
@@ -250,6 +307,7 @@ def _provenance(rec: Recommendation) -> tuple[Item, ...]:
     return (
         Item("Provider", rec.provider),
         Item("Model", rec.model),
+        Item("Local pre-screen", humanize(rec.screen_action) if rec.screen_action else DASH),
         Item("Prompt template", rec.template_version),
         Item("Cost", f"USD {Decimal(rec.cost_usd):.4f}"),
         Item("Latency", f"{rec.latency_ms:,} ms"),

@@ -101,6 +101,8 @@ class DecisionAnswer(Document):
 
 class ReviewRecommendation(RecommendationBrief):
     id: int
+    hard_flags: list[str]  # the pre-screen's hard flags (also among flags), whichever provider answered
+    screen_action: str | None  # the local analyzer's action: the second opinion
     details: dict[str, Any]
     created_at: IsoDateTime
 

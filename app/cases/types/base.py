@@ -6,11 +6,12 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import reduce
 from operator import or_
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -185,6 +186,14 @@ class CaseType(Generic[D]):
     # amount at stake (or a credit limit an action sets) at or above its currency's threshold does.
     dual_approval_actions: frozenset[str] = frozenset()
     dual_approval_over_threshold: bool = False
+    # The local analyzer's hard flags: attached to every recommendation whichever provider answered,
+    # each with the actions it rules out (an answer taking one contradicts the screening).
+    hard_flags: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        unknown = {action for ruled_out in self.hard_flags.values() for action in ruled_out} - set(self.actions)
+        if unknown:
+            raise ValueError(f"case type {self.name!r}: hard flags rule out unknown actions {sorted(unknown)}")
 
     @classmethod
     def in_folder(
@@ -201,6 +210,7 @@ class CaseType(Generic[D]):
         free_text: Callable[[D], dict[str, str]] = collect_free_text,
         dual_approval_actions: frozenset[str] = frozenset(),
         dual_approval_over_threshold: bool = False,
+        hard_flags: Mapping[str, frozenset[str]] = MappingProxyType({}),
     ) -> CaseType[D]:
         """The case type whose package is ``package_file`` (its ``__file__``): the folder must be
         called ``name`` and hold at least one ``prompt.<version>.md`` and an ``example.json``."""
@@ -219,6 +229,7 @@ class CaseType(Generic[D]):
             amount=amount, analyze=analyze, present=present, folder=folder, prompts=prompts,
             example_json=(folder / EXAMPLE_FILE).read_text(encoding="utf-8"), free_text=free_text,
             dual_approval_actions=dual_approval_actions, dual_approval_over_threshold=dual_approval_over_threshold,
+            hard_flags=MappingProxyType(dict(hard_flags)),
         )
 
     @property
@@ -241,6 +252,14 @@ class CaseType(Generic[D]):
     @property
     def action_names(self) -> tuple[str, ...]:
         return tuple(self.actions)
+
+    def hard_flags_of(self, flags: list[str]) -> list[str]:
+        """The hard flags among an analysis's risk flags, in their order."""
+        return [flag for flag in flags if flag in self.hard_flags]
+
+    def contradicted(self, hard_flags: list[str], action: str) -> list[str]:
+        """The hard flags that rule ``action`` out."""
+        return [flag for flag in hard_flags if action in self.hard_flags.get(flag, ())]
 
     def validate_data(self, raw: Any) -> D:
         return self.data_schema.model_validate(raw)

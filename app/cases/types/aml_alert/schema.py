@@ -85,3 +85,12 @@ ACTIONS = {
     "open_investigation": NoParams,
     "file_sar": FileSar,
 }
+
+# The analyzer's hard flags and the actions each rules out: structuring, a pass-through of funds or
+# sanctioned-country exposure is never closed as a false positive; an FATF high-risk country is always shown.
+HARD_FLAGS = {
+    "structuring": frozenset({"close_false_positive"}),
+    "rapid_movement": frozenset({"close_false_positive"}),
+    "sanctioned_country": frozenset({"close_false_positive"}),
+    "high_risk_country": frozenset(),
+}

@@ -72,3 +72,13 @@ def amount(data: ContractReview) -> tuple[Decimal, str]:
 
 
 ACTIONS = {"approve": NoParams, "request_changes": RequestChanges, "reject": Reason}
+
+# The analyzer's hard flags and the actions each rules out: unlimited liability or an uncapped
+# indemnity is never signed as it stands, a counterparty in a sanctioned jurisdiction never at all;
+# an FATF high-risk country is always shown.
+HARD_FLAGS = {
+    "unlimited_liability": frozenset({"approve"}),
+    "uncapped_indemnity": frozenset({"approve"}),
+    "sanctioned_country": frozenset({"approve", "request_changes"}),
+    "high_risk_country": frozenset(),
+}

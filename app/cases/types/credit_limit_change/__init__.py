@@ -4,7 +4,7 @@ from app.cases.types.base import CaseType
 
 from .analyzer import analyze
 from .presenter import present
-from .schema import ACTIONS, CreditLimitChange, amount
+from .schema import ACTIONS, HARD_FLAGS, CreditLimitChange, amount
 
 CASE_TYPE = CaseType.in_folder(
     __file__,
@@ -15,5 +15,6 @@ CASE_TYPE = CaseType.in_folder(
     amount=amount,
     analyze=analyze,
     present=present,
+    hard_flags=HARD_FLAGS,
     dual_approval_over_threshold=True,
 )

@@ -40,3 +40,12 @@ def amount(data: CreditLimitChange) -> tuple[Decimal, str]:
 
 
 ACTIONS = {"approve": Limit, "counter_offer": Limit, "decline": Reason}
+
+# The analyzer's hard flags (its hard decline rules) and the actions each rules out: no credit is
+# granted, at the requested limit or a lower one, below the minimum score, without income or above
+# the debt-to-income maximum.
+HARD_FLAGS = {
+    "low_credit_score": frozenset({"approve", "counter_offer"}),
+    "no_income": frozenset({"approve", "counter_offer"}),
+    "dti_above_limit": frozenset({"approve", "counter_offer"}),
+}

@@ -83,3 +83,16 @@ ACTIONS = {
     "request_documents": RequestDocuments,
     "reject_onboarding": Reason,
 }
+
+# The analyzer's hard flags and the actions each rules out: a sanctions match is refused, a possible
+# one or a missing document never onboarded; a PEP match, an expired document and a sanctioned or
+# FATF high-risk nationality or residence are always shown.
+HARD_FLAGS = {
+    "sanctions_match": frozenset({"approve_onboarding", "request_documents"}),
+    "possible_sanctions_match": frozenset({"approve_onboarding"}),
+    "missing_document": frozenset({"approve_onboarding"}),
+    "pep_match": frozenset(),
+    "expired_document": frozenset(),
+    "sanctioned_country": frozenset(),
+    "high_risk_country": frozenset(),
+}

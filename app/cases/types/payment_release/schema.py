@@ -70,3 +70,13 @@ def amount(data: PaymentRelease) -> tuple[Decimal, str]:
 
 
 ACTIONS = {"release": NoParams, "hold": Reason, "reject": Reason}
+
+# The analyzer's hard flags and the actions each rules out: a sanctions match (strong or possible) or a
+# sanctioned jurisdiction is never released; a PEP hit or an FATF high-risk country is always shown.
+HARD_FLAGS = {
+    "sanctions_hit": frozenset({"release"}),
+    "possible_sanctions_hit": frozenset({"release"}),
+    "sanctioned_country": frozenset({"release"}),
+    "pep_hit": frozenset(),
+    "high_risk_country": frozenset(),
+}
