@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -26,9 +26,9 @@ class User(UserMixin, Base):
     role: Mapped[str] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(default=True)
     # Set with a one-time password (created or reset by an admin): nothing else until it is changed.
-    must_change_password: Mapped[bool] = mapped_column(default=False)
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Every approval of theirs goes to QA (set by an admin, e.g. for a reviewer suspected of rubber-stamping).
-    qa_all: Mapped[bool] = mapped_column(default=False)
+    qa_all: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     queues: Mapped[list[Queue]] = relationship(secondary="queue_members", back_populates="members")

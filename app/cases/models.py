@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Numeric, String, Table, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Numeric, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, utcnow
@@ -81,9 +81,9 @@ class Queue(Base):
     dual_approval_threshold: Mapped[Decimal | None] = mapped_column(Money)
     # The role that may claim and decide its cases: reviewer (any decider) or senior_reviewer
     # (app.cases.permissions).
-    required_role: Mapped[str] = mapped_column(String(20), default="reviewer")
+    required_role: Mapped[str] = mapped_column(String(20), default="reviewer", server_default="reviewer")
     # The share (0..1) of its approved decisions drawn for QA, a senior reviewer's second look (app.oversight.qa).
-    qa_share: Mapped[float] = mapped_column(default=0.0)
+    qa_share: Mapped[float] = mapped_column(default=0.0, server_default=text("0"))
     # An archived queue receives no new cases; its open cases stay workable.
     archived_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -197,7 +197,7 @@ class Recommendation(Base):
     fallback_used: Mapped[bool] = mapped_column(default=False)
     # The local analyzer's hard flags for this case (also among ``flags``), whichever provider answered,
     # and its action: the second opinion shown beside the answer. (NULL: stored before screening existed.)
-    hard_flags: Mapped[list[str]] = mapped_column(default=list)
+    hard_flags: Mapped[list[str]] = mapped_column(default=list, server_default=text("'[]'"))
     screen_action: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # the dashboards read date ranges
 

@@ -25,7 +25,8 @@ def upgrade():
         batch_op.add_column(sa.Column('archived_at', sa.DateTime(timezone=True), nullable=True))
     op.execute("UPDATE queues SET required_role = 'reviewer'")
     with op.batch_alter_table('queues', schema=None) as batch_op:
-        batch_op.alter_column('required_role', existing_type=sa.String(length=20), nullable=False)
+        batch_op.alter_column('required_role', existing_type=sa.String(length=20), nullable=False,
+                              server_default='reviewer')
 
 
 def downgrade():

@@ -39,7 +39,8 @@ def upgrade():
         batch_op.add_column(sa.Column('must_change_password', sa.Boolean(), nullable=True))
     op.execute("UPDATE users SET must_change_password = false")
     with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.alter_column('must_change_password', existing_type=sa.Boolean(), nullable=False)
+        batch_op.alter_column('must_change_password', existing_type=sa.Boolean(), nullable=False,
+                              server_default=sa.false())
 
     table = op.create_table(
         'reason_codes',

@@ -22,13 +22,13 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgres
 
 
 def upgrade():
-    for table, column, kind, value in (('queues', 'qa_share', sa.Double(), '0'),
-                                       ('users', 'qa_all', sa.Boolean(), 'false')):
+    for table, column, kind, value, default in (('queues', 'qa_share', sa.Double(), '0', sa.text('0')),
+                                                ('users', 'qa_all', sa.Boolean(), 'false', sa.false())):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column(column, kind, nullable=True))
         op.execute(f"UPDATE {table} SET {column} = {value}")
         with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.alter_column(column, existing_type=kind, nullable=False)
+            batch_op.alter_column(column, existing_type=kind, nullable=False, server_default=default)
     op.create_table(
         'calibrations',
         sa.Column('id', sa.Integer(), nullable=False),

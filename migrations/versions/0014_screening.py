@@ -27,7 +27,7 @@ def upgrade():
         batch_op.add_column(sa.Column('screen_action', sa.String(length=40), nullable=True))
     op.execute("UPDATE recommendations SET hard_flags = '[]'")
     with op.batch_alter_table('recommendations', schema=None) as batch_op:
-        batch_op.alter_column('hard_flags', existing_type=JSON, nullable=False)
+        batch_op.alter_column('hard_flags', existing_type=JSON, nullable=False, server_default=sa.text("'[]'"))
 
 
 def downgrade():
