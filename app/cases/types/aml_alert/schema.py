@@ -31,6 +31,7 @@ class Customer(Strict):
     risk_rating: Literal["low", "medium", "high"]
     country: Country
     occupation: ShortText | None = None
+    employer: ShortText | None = None  # who pays the customer's salary, when known
 
 
 class RuleHit(Strict):
@@ -48,6 +49,7 @@ class Transaction(Strict):
     counterparty: ShortText
     counterparty_country: Country
     channel: NonEmptyStr
+    reference: ShortText | None = None  # the payment reference or remittance information
 
 
 class AmlAlert(Strict):
