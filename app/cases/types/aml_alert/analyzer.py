@@ -13,6 +13,7 @@ from app.cases.types.signals import (
     conclude,
     country_signal,
     describe,
+    doubts,
     in_eur,
     is_round,
     just_below_cash_threshold,
@@ -259,20 +260,25 @@ def analyze(data: AmlAlert) -> Analysis:
     risk = risk_score(signals)
     typology = any(signal.flag in TYPOLOGIES for signal in signals)
     paths = ["customer.risk_rating", "prior_alerts_12m", "transactions"]
+    missing = [] if indexed else ["the alert lists no transactions to judge it by"]
+    uncertain = doubts(risk, (CLOSE_BELOW, SAR_AT), signals, missing)
     if risk >= SAR_AT and typology:
         narrative = FileSar(narrative=_narrative(data, indexed, signals))
         summary = f"File a SAR: risk {risk:.2f} reaches {SAR_AT:.2f} with a money-laundering typology."
         confidence = margin_confidence(risk, SAR_AT, 0.3)
-        return conclude("file_sar", narrative, summary, signals, confidence=confidence, paths=paths)
+        return conclude("file_sar", narrative, summary, signals, confidence=confidence, paths=paths,
+                        uncertain=uncertain)
     if risk >= CLOSE_BELOW or typology:
         summary = f"Open an investigation: risk {risk:.2f}"
         summary += " with a typology short of a SAR." if typology else " in the middle band, no typology found."
         confidence = min(margin_confidence(risk, CLOSE_BELOW, 0.3), margin_confidence(risk, SAR_AT, 0.3))
-        return conclude("open_investigation", NoParams(), summary, signals, confidence=confidence, paths=paths)
+        return conclude("open_investigation", NoParams(), summary, signals, confidence=confidence, paths=paths,
+                        uncertain=uncertain)
     mitigating = [signal for signal in signals if signal.weight < 0]
     reason = f"Weak evidence: risk {risk:.2f} is below {CLOSE_BELOW:.2f} and the {len(indexed)} transactions show no"
     reason += " structuring, pass-through, sanctioned-country exposure or activity out of profile"
     reason += f"; explained by {describe(mitigating)}." if mitigating else "."
     summary = "Close as a false positive: the evidence is weak."
     confidence = margin_confidence(risk, CLOSE_BELOW, 0.3)
-    return conclude("close_false_positive", Reason(reason=reason), summary, signals, confidence=confidence, paths=paths)
+    return conclude("close_false_positive", Reason(reason=reason), summary, signals, confidence=confidence, paths=paths,
+                    uncertain=uncertain)

@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.cases.types.base import Analysis, NoParams, Reason
-from app.cases.types.signals import Signal, conclude, country_signal, describe, loc, margin_confidence, risk_score
+from app.cases.types.signals import (
+    Signal,
+    conclude,
+    country_signal,
+    describe,
+    doubts,
+    loc,
+    margin_confidence,
+    risk_score,
+)
 from app.cases.types.text import affirmed, affirms, denies, sentences, without_negated
 
 from .schema import ContractReview, Redline, RequestChanges
@@ -20,6 +29,8 @@ from .schema import ContractReview, Redline, RequestChanges
 DEFAULT_LIABILITY_MULTIPLE = 1.0
 DEFAULT_PAYMENT_DAYS = 60
 MAX_TERMINATION_NOTICE_DAYS = 90
+MIDDLE_BAND = (0.25, 0.6)  # the risk of a contract whose findings are all within policy, yet not clean
+NEAR_THE_LINE = 0.25  # a departure less than this far past its policy line (25 %) is a judgement call
 DAYS = {"day": 1, "month": 30, "year": 360}
 WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -367,10 +378,19 @@ def analyze(data: ContractReview) -> Analysis:
         return conclude("reject", Reason(reason=reason), summary, signals, confidence=0.9, paths=paths)
     if findings:
         summary = f"Request changes to {len({f.clause_id for f in findings})} clause(s) outside policy."
-        confidence = min(0.9, margin_confidence(max(f.excess for f in findings), 0, 0.5))
+        furthest = max(f.excess for f in findings)
+        confidence = min(0.9, margin_confidence(furthest, 0, 0.5))
         changes = RequestChanges(redlines=_redlines(findings))
-        return conclude("request_changes", changes, summary, signals, confidence=confidence, paths=paths)
+        uncertain = (
+            [f"every departure is within {NEAR_THE_LINE:.0%} of its policy line (at most {furthest:.0%} past it)"]
+            if furthest < NEAR_THE_LINE else []
+        )
+        return conclude("request_changes", changes, summary, signals, confidence=confidence, paths=paths,
+                        uncertain=uncertain)
     summary = f"Approve: none of the {len(clauses)} clause(s) departs from policy."
     confidence = min(0.85, margin_confidence(risk_score(signals), 0.5, 0.5))
     paths += ["clauses", *(["policy"] if data.policy else [])]
-    return conclude("approve", NoParams(), summary, signals, confidence=confidence, paths=paths)
+    # Held only to the defaults, a clean reading says less: the customer's own limits may be stricter.
+    missing = [] if data.policy else ["no contract policy given, so the clauses were held to the defaults"]
+    uncertain = doubts(risk_score(signals), MIDDLE_BAND, signals, missing)
+    return conclude("approve", NoParams(), summary, signals, confidence=confidence, paths=paths, uncertain=uncertain)
