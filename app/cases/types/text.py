@@ -16,9 +16,10 @@ NEGATOR = re.compile(
     r"\b(?:not|no|never|neither|nor|without|cannot|nothing|none|non)\b|n['\u2019]t\b",
     re.IGNORECASE,
 )
-# Where a clause ends: a negation before it does not reach past it.
+# Where a clause ends: a negation before it does not reach past it ("shall not be unlimited and is capped").
 CLAUSE_BREAK = re.compile(
-    r"[,;:.()]|\b(?:but|unless|except|save\s+(?:for|as|that)|provided\s+that|other\s+than|excluding|however|whereas)\b",
+    r"[,;:.()]|\b(?:and|but|unless|except|save\s+(?:for|as|that)|provided\s+that|other\s+than|excluding|however"
+    r"|whereas)\b",
     re.IGNORECASE,
 )
 # What opens an exception: the words after it, up to the end of the clause, are the exception.
@@ -88,9 +89,10 @@ def affirms(pattern: re.Pattern[str], text: str) -> bool:
 
 
 def denies(pattern: re.Pattern[str], text: str) -> bool:
-    """Whether `text` mentions `pattern` only negated (and at least once)."""
+    """Whether `text` mentions `pattern` yet affirms it nowhere: each mention negated or an exception
+    ("neither party may terminate for convenience", "may terminate on notice, other than for convenience")."""
     found = readings(pattern, text)
-    return bool(found) and all(reading.negated for reading in found)
+    return bool(found) and not any(reading.affirmed for reading in found)
 
 
 def without_negated(pattern: re.Pattern[str], text: str) -> str:

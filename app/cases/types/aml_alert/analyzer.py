@@ -30,6 +30,7 @@ from .schema import AmlAlert, FileSar, Transaction
 
 CLOSE_BELOW = 0.35  # combined risk under this closes the alert as a false positive
 SAR_AT = 0.7  # at or above this, with a typology present, a SAR is drafted
+CORROBORATED_SAR = 0.9  # confidence in a SAR on sanctioned-country exposure or two typologies
 STRUCTURING_WINDOW_DAYS = 14
 PASS_THROUGH_DAYS = 7  # an outflow this soon after inflows of about the same size is a pass-through
 PASS_THROUGH_RATIO = (Decimal("0.8"), Decimal("1.25"))
@@ -265,7 +266,10 @@ def analyze(data: AmlAlert) -> Analysis:
     if risk >= SAR_AT and typology:
         narrative = FileSar(narrative=_narrative(data, indexed, signals))
         summary = f"File a SAR: risk {risk:.2f} reaches {SAR_AT:.2f} with a money-laundering typology."
-        confidence = margin_confidence(risk, SAR_AT, 0.3)
+        # Sanctioned-country exposure, or two typologies that corroborate each other, is no judgement call.
+        found = {signal.flag for signal in signals} & TYPOLOGIES
+        corroborated = "sanctioned_country" in found or len(found) >= 2
+        confidence = max(margin_confidence(risk, SAR_AT, 0.3), CORROBORATED_SAR if corroborated else 0)
         return conclude("file_sar", narrative, summary, signals, confidence=confidence, paths=paths,
                         uncertain=uncertain)
     if risk >= CLOSE_BELOW or typology:

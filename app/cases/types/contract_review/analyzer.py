@@ -65,10 +65,12 @@ CAP_TIMES = _re(_NUMBER + r"\s*(?:times|x)\s+(?:the\s+)?(total\s+|annual\s+)?")
 CAP_PERCENT = _re(r"(\d+(?:\.\d+)?)\s*(?:%|per\s*cent)\s+of\s+the\s+(total\s+|annual\s+)?")
 CAP_PERIOD = _re(r"(?:fees|charges|amounts)\s+(?:paid|payable)[^.]*?" + _DURATION)
 CAP_TOTAL = _re(r"(?:fees|charges)\s+(?:paid\s+or\s+)?payable\s+under\s+this\s+agreement|contract\s+value")
-# "shall not be limited" is itself unlimited; "not limited to" lists examples ("including but not limited to").
+# "shall not be limited" and "is not limited to X" are themselves unlimited; "including but not limited to"
+# only lists examples.
 UNLIMITED = _re(
     r"\bunlimited\b|\buncapped\b|without\s+(?:any\s+)?(?:limit|cap)"
     r"|(?:shall|will|is|are)\s+not\s+(?:be\s+)?(?:limited|capped)(?!\s+to\b)"
+    r"|(?<!but\s)\bnot\s+(?:be\s+)?limited\s+to\b"
 )
 CARVE_OUT = _re(r"death|personal\s+injury|fraud|wil+ful|gross\s+negligence|cannot\s+be\s+(?:limited|excluded)")
 INDEMNITY = _re(r"indemn|hold\s+harmless")
@@ -213,8 +215,9 @@ def _liability(clause: ClauseText, data: ContractReview, rules: Rules) -> list[F
     cap = "" if rules.liability_multiple == 1 else f"{rules.liability_multiple:g} times "
     proposed = LIABILITY_TEXT.format(cap=cap)
     for sentence in sentences(clause.body):
-        # "liability for fraud is unlimited" is a carve-out; "unlimited, except for fraud" is not.
-        if affirms(UNLIMITED, sentence) and not affirms(CARVE_OUT, sentence):
+        # Unlimited for death, injury or fraud is the usual carve-out, however it is worded: a negation before
+        # those nouns ("nothing limits liability for death") is about the verb, so any mention of them counts.
+        if affirms(UNLIMITED, sentence) and not CARVE_OUT.search(sentence):
             return [clause.finding("unlimited_liability", 0.6, "liability is unlimited", proposed)]
         multiple = _cap_multiple(sentence, data) if affirms(IS_CAP, sentence) else None
         if multiple is not None and multiple > rules.liability_multiple:
@@ -268,7 +271,8 @@ def _has_convenience_exit(text: str) -> bool:
     """A right to terminate without cause: said so, or a right to terminate on notice that names no cause."""
     return any(
         affirms(CONVENIENCE, sentence)
-        or (affirms(TERMINATION_RIGHT, sentence) and _notices(sentence) and not affirms(FOR_CAUSE, sentence))
+        or (affirms(TERMINATION_RIGHT, sentence) and _notices(sentence) and not affirms(FOR_CAUSE, sentence)
+            and not denies(CONVENIENCE, sentence))
         for sentence in sentences(text)
     )
 
