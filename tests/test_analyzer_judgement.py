@@ -92,7 +92,8 @@ LIABILITY_WORDING = [
     ("The Supplier's liability for all losses, including but not limited to legal costs, shall not exceed the fees"
      " paid in the twelve (12) months preceding the claim.", []),
     # excepted
-    ("The Supplier's liability shall be unlimited, except for indirect or consequential loss.", ["unlimited_liability"]),
+    ("The Supplier's liability shall be unlimited, except for indirect or consequential loss.",
+     ["unlimited_liability"]),
     ("The Supplier's liability shall not exceed the fees paid in the twelve (12) months preceding the claim, except for"
      " death, personal injury or fraud, for which it is unlimited.", []),
     ("Nothing in this Agreement limits liability for death or personal injury, which is unlimited.", []),
@@ -473,6 +474,7 @@ def test_the_pep_match_is_never_approved_by_the_analyzer() -> None:
     assert result.action == "request_documents"
     assert result.parameters["documents"] == ["source_of_wealth", "source_of_funds"]
     assert "enhanced due diligence and senior-management approval required" in result.rationale
+    assert result.confidence >= CLEAR  # the rule is plain: no approval before the due diligence
 
 
 def test_a_case_type_needs_a_consistency_rule_for_each_ruling_hard_flag() -> None:

@@ -15,7 +15,6 @@ import pytest
 
 from app.cases.types import REGISTRY, examples
 from app.cases.types.base import Analysis
-from app.cases.types.credit_limit_change import analyzer as credit_limit_analyzer
 from app.cases.types.kyc_review import analyzer as kyc_analyzer
 from app.cases.types.signals import (
     MAX_CITATIONS,

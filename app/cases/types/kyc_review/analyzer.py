@@ -169,7 +169,8 @@ def analyze(data: KycReview, *, today: date | None = None) -> Analysis:
         wanted += [document for document in EDD_DOCUMENTS if document not in wanted]
     if wanted:
         summary = f"Request documents: {', '.join(wanted)} missing, expired or not acceptable."
-        confidence = min((clear for _, clear in problems), default=0.7)
+        # Nothing invalid on file: a PEP's due diligence (a plain rule) or a possible hit (capped as uncertain).
+        confidence = min((clear for _, clear in problems), default=0.85)
         return conclude("request_documents", RequestDocuments(documents=wanted), summary, signals,
                         confidence=confidence, paths=paths, uncertain=uncertain)
     risk = risk_score(signals)
