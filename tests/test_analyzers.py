@@ -15,7 +15,6 @@ import pytest
 
 from app.cases.types import REGISTRY, examples
 from app.cases.types.base import Analysis
-from app.cases.types.credit_limit_change import analyzer as credit_limit_analyzer
 from app.cases.types.kyc_review import analyzer as kyc_analyzer
 from app.cases.types.signals import (
     MAX_CITATIONS,
@@ -33,11 +32,12 @@ EXAMPLES = examples()
 
 CASE_TYPES = {case_type.name: case_type for case_type in REGISTRY.values()}
 TODAY = date(2026, 11, 25)
+# Each type's analyzer through CaseType.analyze (the consistency pass included), on a fixed today.
 ANALYZERS: dict[str, Callable[[Any], Analysis]] = {
     name: case_type.analyze for name, case_type in CASE_TYPES.items()
 } | {
-    "credit_limit_change": partial(credit_limit_analyzer.analyze, today=TODAY),
-    "kyc_review": partial(kyc_analyzer.analyze, today=TODAY),
+    "credit_limit_change": partial(CASE_TYPES["credit_limit_change"].analyze, today=TODAY),
+    "kyc_review": partial(CASE_TYPES["kyc_review"].analyze, today=TODAY),
 }
 _DELETE = object()
 PATH_STYLE = re.compile(r"^[a-z_][a-z0-9_]*(\[\d+\])*(\.[a-z_][a-z0-9_]*(\[\d+\])*)*$")
@@ -116,6 +116,8 @@ PAYMENT_CASES = [
     ("russian_bank_behind_lithuanian_beneficiary", {"beneficiary.bank_bic": "SABRRUMM", "screening": CLEAN_SCREENING},
      "reject", ["sanctioned_country", "bank_country_mismatch"]),
     # holds
+    ("pep_hit_on_routine_payment", {"beneficiary": KNOWN_DHL, "amount": "14900.00", "screening": {
+        "sanctions_hits": [], "pep_hits": [{"matched_name": "Klaus Weber", "score": 0.86}]}}, "hold", ["pep_hit"]),
     ("example_possible_sanctions_hit", {}, "hold", ["possible_sanctions_hit", "new_beneficiary", "amount_above_usual"]),
     ("lookalike_of_known_beneficiary",
      {"beneficiary.name": "Baltic Freight Services", "screening": CLEAN_SCREENING,
@@ -332,10 +334,10 @@ KYC_CASES = [
     ("custom_requirement_passport_only", {"required_documents": ["passport"]}, "approve_onboarding", []),
     ("namesake_with_other_birth_date", {**COMPLETE, "screening.sanctions_hits": [
         sanctions_hit("ANDERSSON, Sofia", 0.97, "1968-02-11")]}, "approve_onboarding", ["sanctions_hit_excluded"]),
-    # borderline approval: a PEP match calls for enhanced due diligence, not a refusal
+    # a PEP match is not refused, nor approved outright: the enhanced due diligence evidence is asked for
     ("pep_match", {**COMPLETE, "screening.pep_hits": [
         {"matched_name": "Sofia Andersson", "score": 0.93, "position": "Member of the Riksdag"}]},
-     "approve_onboarding", ["pep_match"]),
+     "request_documents", ["pep_match"]),
     # document requests
     ("example_without_proof_of_address", {}, "request_documents", ["missing_document"]),
     ("expired_passport", {**COMPLETE, "documents.0.expires_on": "2025-01-31"}, "request_documents",
@@ -406,7 +408,7 @@ def test_analyzer(name: str, changes: dict[str, Any], action: str, flags: list[s
 @pytest.mark.parametrize("name", sorted(CASE_TYPES))
 def test_every_case_type_has_its_analyzer(name: str) -> None:
     module_analyze = __import__(f"app.cases.types.{name}.analyzer", fromlist=["analyze"]).analyze
-    assert CASE_TYPES[name].analyze is module_analyze
+    assert CASE_TYPES[name].analyzer is module_analyze
 
 
 # --- what the answers say --------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_every_case_type_has_schema_analyzer_presenter_prompt_and_example(name: 
     assert all((folder / part).is_file() for part in PARTS)
     assert case_type.data_schema.__module__ == f"{package}.schema"
     assert {model.__module__ for model in case_type.actions.values()} <= {f"{package}.schema", "app.cases.types.base"}
-    assert case_type.analyze.__module__ == f"{package}.analyzer"
+    assert case_type.analyzer.__module__ == f"{package}.analyzer"
     assert case_type.present.__module__ == f"{package}.presenter"
     assert case_type.prompt_path(TEMPLATE_VERSION) == folder / f"prompt.{TEMPLATE_VERSION}.md"
     assert case_type.prompt(TEMPLATE_VERSION) == case_type.prompt_path(TEMPLATE_VERSION).read_text()

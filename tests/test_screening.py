@@ -192,16 +192,22 @@ def test_the_skeleton_maps_each_character_back_to_the_original() -> None:
 # --- hard flags: the table of each case type ----------------------------------------------------------
 
 CONTRADICTIONS = [
-    ("payment_release", ["possible_sanctions_hit", "pep_hit"], "release", ["possible_sanctions_hit"]),
+    ("payment_release", ["possible_sanctions_hit", "pep_hit"], "release", ["possible_sanctions_hit", "pep_hit"]),
     ("payment_release", ["sanctions_hit"], "hold", []),
-    ("payment_release", ["pep_hit", "high_risk_country"], "release", []),
+    ("payment_release", ["pep_hit", "high_risk_country"], "release", ["pep_hit"]),
+    ("payment_release", ["pep_hit"], "hold", []),
+    ("payment_release", ["high_risk_country"], "release", []),
     ("credit_limit_change", ["dti_above_limit"], "counter_offer", ["dti_above_limit"]),
     ("contract_review", ["unlimited_liability", "sanctioned_country"], "approve",
      ["unlimited_liability", "sanctioned_country"]),
     ("contract_review", ["unlimited_liability"], "request_changes", []),
     ("aml_alert", ["structuring"], "close_false_positive", ["structuring"]),
     ("aml_alert", ["structuring"], "open_investigation", []),
-    ("kyc_review", ["pep_match", "possible_sanctions_match"], "approve_onboarding", ["possible_sanctions_match"]),
+    ("kyc_review", ["pep_match", "possible_sanctions_match"], "approve_onboarding",
+     ["pep_match", "possible_sanctions_match"]),
+    ("kyc_review", ["pep_match", "expired_document"], "request_documents", []),
+    ("kyc_review", ["expired_document"], "approve_onboarding", ["expired_document"]),
+    ("kyc_review", ["high_risk_country", "sanctioned_country"], "approve_onboarding", []),
     ("kyc_review", ["sanctions_match"], "request_documents", ["sanctions_match"]),
 ]
 
@@ -222,6 +228,7 @@ def test_the_local_analyzer_never_contradicts_its_own_hard_flags(name: str, chan
     case_type = CASE_TYPES[name]
     result = analyze(name, payload(name, changes))
     assert case_type.contradicted(case_type.hard_flags_of(result.risk_flags), result.action) == []
+    assert "action_corrected" not in result.risk_flags, result.rationale  # the analyzer itself kept to them
 
 
 def test_the_analyzer_cases_raise_every_hard_flag_that_rules_something_out() -> None:

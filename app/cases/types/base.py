@@ -6,7 +6,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import reduce
 from operator import or_
@@ -155,6 +155,25 @@ class Analysis:
     citations: list[str]  # the payload paths the conclusion rests on, e.g. "beneficiary.country"
 
 
+CORRECTED_CONFIDENCE = 0.6  # at most this sure of an action the consistency pass had to correct
+CORRECTED = "action_corrected"  # the flag of an analysis whose action the consistency pass corrected
+
+
+@dataclass(frozen=True)
+class ConsistencyRule:
+    """A check a compliance analyst insists on: an analysis that carries ``flag`` must not take an action
+    the flag rules out (the type's hard flags say which); if it does, its action becomes ``safe_action``
+    for the reason ``why``. ``parameters`` are the safe action's (default: ``{"reason": why}``)."""
+
+    flag: str
+    safe_action: str
+    why: str
+    parameters: Mapping[str, Any] | None = None
+
+    def safe_parameters(self) -> dict[str, Any]:
+        return {"reason": self.why} if self.parameters is None else dict(self.parameters)
+
+
 class UnknownAction(ValueError):
     """The action is not in the case type's closed list."""
 
@@ -176,7 +195,7 @@ class CaseType(Generic[D]):
     data_schema: type[D]  # the pydantic model of the case's `data`
     actions: Mapping[str, type[BaseModel]]  # the closed list of actions and the model of each one's parameters
     amount: Callable[[D], tuple[Decimal, str] | None]  # the amount at stake and its currency, if any
-    analyze: Callable[[D], Analysis]  # the deterministic local analyzer
+    analyzer: Callable[..., Analysis]  # the deterministic local analyzer: analyzer(data) (see `analyze`)
     present: Callable[[dict[str, Any]], CaseView]  # how the case page shows the stored (JSON) data
     folder: Path  # where the type lives: its prompt templates and example are files there
     prompts: Mapping[str, str]  # prompt template text by template version (prompt.<version>.md)
@@ -189,11 +208,23 @@ class CaseType(Generic[D]):
     # The local analyzer's hard flags: attached to every recommendation whichever provider answered,
     # each with the actions it rules out (an answer taking one contradicts the screening).
     hard_flags: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    # What the action becomes when the analysis takes one its own hard flags rule out: one rule for each
+    # hard flag that rules an action out (`reconcile`).
+    consistency_rules: tuple[ConsistencyRule, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = {action for ruled_out in self.hard_flags.values() for action in ruled_out} - set(self.actions)
         if unknown:
             raise ValueError(f"case type {self.name!r}: hard flags rule out unknown actions {sorted(unknown)}")
+        ruling = {flag for flag, ruled_out in self.hard_flags.items() if ruled_out}
+        covered = [rule.flag for rule in self.consistency_rules]
+        if sorted(covered) != sorted(ruling):
+            raise ValueError(f"case type {self.name!r}: one consistency rule for each hard flag that rules actions"
+                             f" out ({sorted(ruling)}), found {covered}")
+        for rule in self.consistency_rules:
+            if rule.safe_action in self.hard_flags[rule.flag]:
+                raise ValueError(f"case type {self.name!r}: {rule.flag} rules out its own safe action")
+            self.validate_action(rule.safe_action, rule.safe_parameters())
 
     @classmethod
     def in_folder(
@@ -205,12 +236,13 @@ class CaseType(Generic[D]):
         data_schema: type[D],
         actions: Mapping[str, type[BaseModel]],
         amount: Callable[[D], tuple[Decimal, str] | None],
-        analyze: Callable[[D], Analysis],
+        analyze: Callable[..., Analysis],
         present: Callable[[dict[str, Any]], CaseView],
         free_text: Callable[[D], dict[str, str]] = collect_free_text,
         dual_approval_actions: frozenset[str] = frozenset(),
         dual_approval_over_threshold: bool = False,
         hard_flags: Mapping[str, frozenset[str]] = MappingProxyType({}),
+        consistency_rules: tuple[ConsistencyRule, ...] = (),
     ) -> CaseType[D]:
         """The case type whose package is ``package_file`` (its ``__file__``): the folder must be
         called ``name`` and hold at least one ``prompt.<version>.md`` and an ``example.json``."""
@@ -226,10 +258,10 @@ class CaseType(Generic[D]):
             raise FileNotFoundError(f"case type {name!r} has no prompt template ({folder}/prompt.<version>.md)")
         return cls(
             domain=domain, name=name, data_schema=data_schema, actions=actions,
-            amount=amount, analyze=analyze, present=present, folder=folder, prompts=prompts,
+            amount=amount, analyzer=analyze, present=present, folder=folder, prompts=prompts,
             example_json=(folder / EXAMPLE_FILE).read_text(encoding="utf-8"), free_text=free_text,
             dual_approval_actions=dual_approval_actions, dual_approval_over_threshold=dual_approval_over_threshold,
-            hard_flags=MappingProxyType(dict(hard_flags)),
+            hard_flags=MappingProxyType(dict(hard_flags)), consistency_rules=consistency_rules,
         )
 
     @property
@@ -260,6 +292,28 @@ class CaseType(Generic[D]):
     def contradicted(self, hard_flags: list[str], action: str) -> list[str]:
         """The hard flags that rule ``action`` out."""
         return [flag for flag in hard_flags if action in self.hard_flags.get(flag, ())]
+
+    def analyze(self, data: D, **options: Any) -> Analysis:
+        """The local analyzer's analysis of ``data``, its action made consistent with its own evidence."""
+        return self.reconcile(self.analyzer(data, **options))
+
+    def reconcile(self, analysis: Analysis) -> Analysis:
+        """``analysis`` with every action its hard flags rule out replaced by the consistency rule's safe
+        action, the reason appended to the rationale, the flag `CORRECTED` added and the confidence capped."""
+        for _ in range(len(self.consistency_rules) + 1):
+            rule = next((rule for rule in self.consistency_rules if rule.flag in analysis.risk_flags
+                         and analysis.action in self.hard_flags[rule.flag]), None)
+            if rule is None:
+                return analysis
+            analysis = replace(
+                analysis,
+                action=rule.safe_action,
+                parameters=self.validate_action(rule.safe_action, rule.safe_parameters()).model_dump(mode="json"),
+                rationale=f"{analysis.rationale} Corrected from {analysis.action} to {rule.safe_action}: {rule.why}",
+                confidence=min(analysis.confidence, CORRECTED_CONFIDENCE),
+                risk_flags=list(dict.fromkeys([*analysis.risk_flags, CORRECTED])),
+            )
+        raise ValueError(f"case type {self.name!r}: its consistency rules send an action round in a circle")
 
     def validate_data(self, raw: Any) -> D:
         return self.data_schema.model_validate(raw)

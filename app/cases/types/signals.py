@@ -253,6 +253,30 @@ def _bounded(paths: list[str]) -> list[str]:
     return _unique(re.sub(r"(\[\d+\])\..*$", r"\1", path) for path in paths)[:MAX_CITATIONS]
 
 
+# --- ambiguity -------------------------------------------------------------------------------
+
+AMBIGUOUS_CONFIDENCE = 0.65  # the most an ambiguous case may carry: an expert could go either way
+CONFLICT_WEIGHT = 0.3  # an aggravating signal this strong, beside a mitigating one, is a conflict
+
+
+def doubts(
+    risk: float, middle_band: tuple[float, float], signals: Sequence[Signal], missing: Iterable[str] = ()
+) -> list[str]:
+    """Why a case is ambiguous: its risk in the type's middle band, aggravating and mitigating signals
+    that pull against each other, or evidence the decision needs that the case lacks."""
+    found = []
+    low, high = middle_band
+    if low <= risk < high:
+        found.append(f"risk {risk:.2f} lies in the middle band {low:.2f}-{high:.2f}, where an expert could go"
+                     " either way")
+    against = [signal.flag for signal in signals if signal.weight >= CONFLICT_WEIGHT]
+    mitigating = [signal.flag for signal in signals if signal.weight < 0]
+    if against and mitigating:
+        found.append(f"conflicting signals: {', '.join(against)} against {', '.join(mitigating)}")
+    found += [f"missing evidence: {what}" for what in missing]
+    return found
+
+
 def conclude(
     action: str,
     parameters: BaseModel,
@@ -261,13 +285,18 @@ def conclude(
     *,
     confidence: float,
     paths: Iterable[str] = (),
+    uncertain: Sequence[str] = (),
 ) -> Analysis:
-    """The Analysis: flags and citations from the signals, a rationale of the summary plus the evidence."""
+    """The Analysis: flags and citations from the signals, a rationale of the summary plus the evidence.
+    Each reason the case is `uncertain` (see `doubts`) is stated, and caps the confidence."""
     evidence = f" Evidence: {describe(signals)}." if signals else ""
+    doubt = f" Uncertain: {'; '.join(uncertain)}." if uncertain else ""
+    if uncertain:
+        confidence = min(confidence, AMBIGUOUS_CONFIDENCE)
     return Analysis(
         action=action,
         parameters=parameters.model_dump(mode="json"),
-        rationale=f"{summary}{evidence}",
+        rationale=f"{summary}{evidence}{doubt}",
         confidence=min(round(confidence, 2), 0.95),
         risk_score=risk_score(signals),
         risk_flags=_unique(signal.flag for signal in signals),

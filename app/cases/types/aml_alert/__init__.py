@@ -4,7 +4,7 @@ from app.cases.types.base import CaseType
 
 from .analyzer import analyze
 from .presenter import present
-from .schema import ACTIONS, HARD_FLAGS, AmlAlert, amount
+from .schema import ACTIONS, CONSISTENCY_RULES, HARD_FLAGS, AmlAlert, amount
 
 CASE_TYPE = CaseType.in_folder(
     __file__,
@@ -16,5 +16,6 @@ CASE_TYPE = CaseType.in_folder(
     analyze=analyze,
     present=present,
     hard_flags=HARD_FLAGS,
+    consistency_rules=CONSISTENCY_RULES,
     dual_approval_actions=frozenset({"file_sar"}),
 )

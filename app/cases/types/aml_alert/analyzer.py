@@ -8,29 +8,46 @@ from itertools import pairwise
 
 from app.cases.types.base import Analysis, NoParams, Reason
 from app.cases.types.signals import (
+    NAME_MATCH,
     Signal,
     conclude,
     country_signal,
     describe,
+    doubts,
     in_eur,
     is_round,
     just_below_cash_threshold,
     loc,
     margin_confidence,
     money,
+    name_similarity,
     normalize_name,
     risk_score,
 )
+from app.cases.types.text import affirms
 
 from .schema import AmlAlert, FileSar, Transaction
 
 CLOSE_BELOW = 0.35  # combined risk under this closes the alert as a false positive
 SAR_AT = 0.7  # at or above this, with a typology present, a SAR is drafted
+CORROBORATED_SAR = 0.9  # confidence in a SAR on sanctioned-country exposure or two typologies
 STRUCTURING_WINDOW_DAYS = 14
 PASS_THROUGH_DAYS = 7  # an outflow this soon after inflows of about the same size is a pass-through
 PASS_THROUGH_RATIO = (Decimal("0.8"), Decimal("1.25"))
 PASS_THROUGH_MIN_EUR = Decimal(5_000)
 LOW_INCOME_OCCUPATION = re.compile(r"student|unemployed|retired|pensioner|homemaker|housewife", re.IGNORECASE)
+RETIRED = re.compile(r"retired|pensioner", re.IGNORECASE)
+# State and statutory pension payers a retiree's pension comes from: only these explain a pension, not
+# any payer whose name mentions one ("Pension Holdings Ltd" is a private company).
+STATE_PENSION_PAYERS = (
+    "Deutsche Rentenversicherung", "Pensionsversicherungsanstalt", "Department for Work and Pensions",
+    "Social Security Administration", "Caisse nationale d'assurance vieillesse", "Sociale Verzekeringsbank",
+    "Pensionsmyndigheten", "Instituto Nacional de la Seguridad Social", "Istituto Nazionale della Previdenza Sociale",
+    "Zaklad Ubezpieczen Spolecznych", "Office national des pensions", "Ausgleichskasse AHV", "Service Canada",
+    "Centrelink", "Kela", "Udbetaling Danmark", "Social Insurance Agency",
+)
+REFUND = re.compile(r"refund|reimburs|chargeback|returned\s+(?:goods|order|purchase)", re.IGNORECASE)
+EXPLAINED_SHARE = Decimal("0.8")  # inflows at least this share explained by legitimate sources mitigate
 LOW_INCOME_MAX_EUR = Decimal(20_000)  # inflows above this do not fit such an occupation
 SALARY_GAP_DAYS = range(25, 36)
 SALARY_SPREAD = Decimal("0.15")  # amounts within 15 % of their median
@@ -129,12 +146,60 @@ def _profile_signals(data: AmlAlert, indexed: Indexed) -> list[Signal]:
     if len(rounds) >= 2:
         signals.append(Signal("round_amounts", 0.1, f"round amounts ({_ids(rounds)})", _paths(rounds, "amount")))
     occupation = data.customer.occupation
-    inflow = _eur_total([(i, t) for i, t in indexed if t.direction == "in"])
-    if occupation and LOW_INCOME_OCCUPATION.search(occupation) and inflow > LOW_INCOME_MAX_EUR:
-        detail = f"inflows of about EUR {inflow:,.0f} do not fit the occupation '{occupation}'"
-        paths = ("customer.occupation", *_paths(indexed, "amount"))
+    explained = {i for i, _ in _legitimate_sources(data, indexed)}
+    unexplained = [(i, t) for i, t in indexed if t.direction == "in" and i not in explained]
+    inflow = _eur_total(unexplained)
+    if occupation and affirms(LOW_INCOME_OCCUPATION, occupation) and inflow > LOW_INCOME_MAX_EUR:
+        detail = f"inflows of about EUR {inflow:,.0f} from sources that do not explain them do not fit the"
+        detail += f" occupation '{occupation}'"
+        paths = ("customer.occupation", *_paths(unexplained, "amount"))
         signals.append(Signal("activity_inconsistent_with_occupation", 0.3, detail, paths))
     return signals
+
+
+def _source_of(data: AmlAlert, indexed: Indexed, index: int, credit: Transaction) -> str | None:
+    """Why an inflow is legitimate, in an analyst's words; None when nothing on file explains it."""
+    customer = data.customer
+    if customer.employer and name_similarity(credit.counterparty, customer.employer) >= NAME_MATCH:
+        return f"salary from the customer's employer {customer.employer}"
+    retired = customer.occupation and affirms(RETIRED, customer.occupation)
+    if retired and any(name_similarity(credit.counterparty, payer) >= NAME_MATCH for payer in STATE_PENSION_PAYERS):
+        return f"state pension from {credit.counterparty}"
+    if credit.reference and affirms(REFUND, credit.reference):
+        purchases = [
+            t for j, t in indexed[:index]
+            if t.direction == "out" and t.currency == credit.currency and t.amount >= credit.amount
+            and name_similarity(t.counterparty, credit.counterparty) >= NAME_MATCH
+        ]
+        if purchases:
+            paid = money(purchases[0].amount, purchases[0].currency)
+            return f"refund from {credit.counterparty}, a merchant the customer paid {paid}"
+    return None
+
+
+def _legitimate_sources(data: AmlAlert, indexed: Indexed) -> list[tuple[int, str]]:
+    """The inflows a known legitimate source explains (employer, state pension payer, refunding merchant)."""
+    found = []
+    for position, (i, t) in enumerate(indexed):
+        source = _source_of(data, indexed, position, t) if t.direction == "in" and not _is_cash(t) else None
+        if source:
+            found.append((i, source))
+    return found
+
+
+def _explained_inflows(data: AmlAlert, indexed: Indexed) -> Signal | None:
+    """Mitigating: most of the inflow comes from sources an analyst would accept as legitimate."""
+    sources = _legitimate_sources(data, indexed)
+    explained = {i for i, _ in sources}
+    credits = [(i, t) for i, t in indexed if t.direction == "in"]
+    total = _eur_total(credits)
+    explained_total = _eur_total([(i, t) for i, t in credits if i in explained])
+    if not sources or total <= 0 or explained_total < EXPLAINED_SHARE * total:
+        return None
+    reasons = "; ".join(dict.fromkeys(source for _, source in sources))
+    paths = _paths([(i, t) for i, t in credits if i in explained], "counterparty", "reference")
+    detail = f"{len(explained)} of {len(credits)} inflows come from legitimate sources ({reasons})"
+    return Signal("explained_inflows", -0.6, detail, ("customer.occupation", "customer.employer", *paths))
 
 
 def _regular_income(indexed: Indexed) -> Signal | None:
@@ -184,7 +249,9 @@ def _narrative(data: AmlAlert, indexed: Indexed, signals: list[Signal]) -> str:
 def analyze(data: AmlAlert) -> Analysis:
     """Close weak alerts, investigate the middle band, draft a SAR when a typology makes the evidence strong."""
     indexed = sorted(enumerate(data.transactions), key=lambda item: (item[1].date, item[0]))
-    found = [_structuring(indexed), _rapid_movement(indexed), _regular_income(indexed)]
+    found = [
+        _structuring(indexed), _rapid_movement(indexed), _regular_income(indexed), _explained_inflows(data, indexed)
+    ]
     signals = [
         _rule_signal(data),
         *filter(None, found),
@@ -194,20 +261,28 @@ def analyze(data: AmlAlert) -> Analysis:
     risk = risk_score(signals)
     typology = any(signal.flag in TYPOLOGIES for signal in signals)
     paths = ["customer.risk_rating", "prior_alerts_12m", "transactions"]
+    missing = [] if indexed else ["the alert lists no transactions to judge it by"]
+    uncertain = doubts(risk, (CLOSE_BELOW, SAR_AT), signals, missing)
     if risk >= SAR_AT and typology:
         narrative = FileSar(narrative=_narrative(data, indexed, signals))
         summary = f"File a SAR: risk {risk:.2f} reaches {SAR_AT:.2f} with a money-laundering typology."
-        confidence = margin_confidence(risk, SAR_AT, 0.3)
-        return conclude("file_sar", narrative, summary, signals, confidence=confidence, paths=paths)
+        # Sanctioned-country exposure, or two typologies that corroborate each other, is no judgement call.
+        found = {signal.flag for signal in signals} & TYPOLOGIES
+        corroborated = "sanctioned_country" in found or len(found) >= 2
+        confidence = max(margin_confidence(risk, SAR_AT, 0.3), CORROBORATED_SAR if corroborated else 0)
+        return conclude("file_sar", narrative, summary, signals, confidence=confidence, paths=paths,
+                        uncertain=uncertain)
     if risk >= CLOSE_BELOW or typology:
         summary = f"Open an investigation: risk {risk:.2f}"
         summary += " with a typology short of a SAR." if typology else " in the middle band, no typology found."
         confidence = min(margin_confidence(risk, CLOSE_BELOW, 0.3), margin_confidence(risk, SAR_AT, 0.3))
-        return conclude("open_investigation", NoParams(), summary, signals, confidence=confidence, paths=paths)
+        return conclude("open_investigation", NoParams(), summary, signals, confidence=confidence, paths=paths,
+                        uncertain=uncertain)
     mitigating = [signal for signal in signals if signal.weight < 0]
     reason = f"Weak evidence: risk {risk:.2f} is below {CLOSE_BELOW:.2f} and the {len(indexed)} transactions show no"
     reason += " structuring, pass-through, sanctioned-country exposure or activity out of profile"
     reason += f"; explained by {describe(mitigating)}." if mitigating else "."
     summary = "Close as a false positive: the evidence is weak."
     confidence = margin_confidence(risk, CLOSE_BELOW, 0.3)
-    return conclude("close_false_positive", Reason(reason=reason), summary, signals, confidence=confidence, paths=paths)
+    return conclude("close_false_positive", Reason(reason=reason), summary, signals, confidence=confidence, paths=paths,
+                    uncertain=uncertain)

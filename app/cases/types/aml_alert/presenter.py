@@ -12,12 +12,14 @@ def present(data: dict[str, Any]) -> CaseView:
     rating = customer.get("risk_rating") or ""
     rating_tone = {"high": "bad", "medium": "warn"}.get(rating, "")
     transaction_columns = (Column("ID"), Column("Date"), Column("Direction"), Column("Amount", numeric=True),
-                           Column("Counterparty", wrap=True), Column("Country"), Column("Channel"))
+                           Column("Counterparty", wrap=True), Column("Country"), Column("Channel"),
+                           Column("Reference", wrap=True))
     sections = (
         Section("Customer", (
             *items_of(customer, "customer", ("id", "Customer ID", text), ("name", "Name", text)),
             Item("Risk rating", rating.capitalize() or DASH, "customer.risk_rating", rating_tone),
-            *items_of(customer, "customer", ("country", "Country", text), ("occupation", "Occupation", text)),
+            *items_of(customer, "customer", ("country", "Country", text), ("occupation", "Occupation", text),
+                       ("employer", "Employer", text)),
         )),
         Section("Alert", tuple(items_of(data, "", ("alert_id", "Alert ID", text),
                                         ("prior_alerts_12m", "Prior alerts, 12 months", text)))),
@@ -40,7 +42,8 @@ def present(data: dict[str, Any]) -> CaseView:
 def _transaction_cells(t: dict[str, Any]) -> tuple[str, ...]:
     return (text(t.get("id")), text(t.get("date")), "In" if t.get("direction") == "in" else "Out",
             money(t.get("amount"), t.get("currency")), text(t.get("counterparty")),
-            text(t.get("counterparty_country")), text(t.get("channel")))
+            text(t.get("counterparty_country")), text(t.get("channel")),
+            text(t.get("reference")))
 
 
 def _flows(transactions: list[dict[str, Any]]) -> str:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from app.cases.types.base import (
+    ConsistencyRule,
     Count,
     Country,
     Currency,
@@ -31,6 +32,7 @@ class Customer(Strict):
     risk_rating: Literal["low", "medium", "high"]
     country: Country
     occupation: ShortText | None = None
+    employer: ShortText | None = None  # who pays the customer's salary, when known
 
 
 class RuleHit(Strict):
@@ -48,6 +50,7 @@ class Transaction(Strict):
     counterparty: ShortText
     counterparty_country: Country
     channel: NonEmptyStr
+    reference: ShortText | None = None  # the payment reference or remittance information
 
 
 class AmlAlert(Strict):
@@ -94,3 +97,11 @@ HARD_FLAGS = {
     "sanctioned_country": frozenset({"close_false_positive"}),
     "high_risk_country": frozenset(),
 }
+
+# What an analysis that takes a ruled-out action is corrected to (app.cases.types.base.ConsistencyRule).
+CONSISTENCY_RULES = tuple(
+    ConsistencyRule(flag, "open_investigation", f"an alert showing {what} is investigated, never closed as a"
+                    " false positive.", parameters={})
+    for flag, what in (("structuring", "structuring"), ("rapid_movement", "a pass-through of funds"),
+                       ("sanctioned_country", "sanctioned-country exposure"))
+)

@@ -4,7 +4,7 @@ from app.cases.types.base import CaseType
 
 from .analyzer import analyze
 from .presenter import present
-from .schema import ACTIONS, HARD_FLAGS, ContractReview, amount
+from .schema import ACTIONS, CONSISTENCY_RULES, HARD_FLAGS, ContractReview, amount
 
 CASE_TYPE = CaseType.in_folder(
     __file__,
@@ -16,4 +16,5 @@ CASE_TYPE = CaseType.in_folder(
     analyze=analyze,
     present=present,
     hard_flags=HARD_FLAGS,
+    consistency_rules=CONSISTENCY_RULES,
 )

@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.cases.types.base import Analysis, NoParams, Reason
-from app.cases.types.signals import Signal, conclude, country_signal, describe, loc, margin_confidence, risk_score
+from app.cases.types.signals import (
+    Signal,
+    conclude,
+    country_signal,
+    describe,
+    doubts,
+    loc,
+    margin_confidence,
+    risk_score,
+)
+from app.cases.types.text import affirmed, affirms, denies, sentences, without_negated
 
 from .schema import ContractReview, Redline, RequestChanges
 
@@ -19,6 +29,8 @@ from .schema import ContractReview, Redline, RequestChanges
 DEFAULT_LIABILITY_MULTIPLE = 1.0
 DEFAULT_PAYMENT_DAYS = 60
 MAX_TERMINATION_NOTICE_DAYS = 90
+MIDDLE_BAND = (0.25, 0.6)  # the risk of a contract whose findings are all within policy, yet not clean
+NEAR_THE_LINE = 0.25  # a departure less than this far past its policy line (25 %) is a judgement call
 DAYS = {"day": 1, "month": 30, "year": 360}
 WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -53,7 +65,13 @@ CAP_TIMES = _re(_NUMBER + r"\s*(?:times|x)\s+(?:the\s+)?(total\s+|annual\s+)?")
 CAP_PERCENT = _re(r"(\d+(?:\.\d+)?)\s*(?:%|per\s*cent)\s+of\s+the\s+(total\s+|annual\s+)?")
 CAP_PERIOD = _re(r"(?:fees|charges|amounts)\s+(?:paid|payable)[^.]*?" + _DURATION)
 CAP_TOTAL = _re(r"(?:fees|charges)\s+(?:paid\s+or\s+)?payable\s+under\s+this\s+agreement|contract\s+value")
-UNLIMITED = _re(r"\bunlimited\b|\buncapped\b|without\s+(?:any\s+)?(?:limit|cap)|shall\s+not\s+be\s+(?:limited|capped)")
+# "shall not be limited" and "is not limited to X" are themselves unlimited; "including but not limited to"
+# only lists examples.
+UNLIMITED = _re(
+    r"\bunlimited\b|\buncapped\b|without\s+(?:any\s+)?(?:limit|cap)"
+    r"|(?:shall|will|is|are)\s+not\s+(?:be\s+)?(?:limited|capped)(?!\s+to\b)"
+    r"|(?<!but\s)\bnot\s+(?:be\s+)?limited\s+to\b"
+)
 CARVE_OUT = _re(r"death|personal\s+injury|fraud|wil+ful|gross\s+negligence|cannot\s+be\s+(?:limited|excluded)")
 INDEMNITY = _re(r"indemn|hold\s+harmless")
 UNCAPPED_INDEMNITY = _re(
@@ -171,10 +189,6 @@ def _spoken(number: int) -> str:
     return f"{word} ({number})" if word else str(number)
 
 
-def _sentences(text: str) -> list[str]:
-    return re.split(r"(?<=[.;])\s+", text)
-
-
 def _notices(text: str) -> list[re.Match[str]]:
     return [match for pattern in NOTICE for match in pattern.finditer(text)]
 
@@ -200,10 +214,12 @@ def _liability(clause: ClauseText, data: ContractReview, rules: Rules) -> list[F
         return []
     cap = "" if rules.liability_multiple == 1 else f"{rules.liability_multiple:g} times "
     proposed = LIABILITY_TEXT.format(cap=cap)
-    for sentence in _sentences(clause.body):
-        if UNLIMITED.search(sentence) and not CARVE_OUT.search(sentence):
+    for sentence in sentences(clause.body):
+        # Unlimited for death, injury or fraud is the usual carve-out, however it is worded: a negation before
+        # those nouns ("nothing limits liability for death") is about the verb, so any mention of them counts.
+        if affirms(UNLIMITED, sentence) and not CARVE_OUT.search(sentence):
             return [clause.finding("unlimited_liability", 0.6, "liability is unlimited", proposed)]
-        multiple = _cap_multiple(sentence, data) if IS_CAP.search(sentence) else None
+        multiple = _cap_multiple(sentence, data) if affirms(IS_CAP, sentence) else None
         if multiple is not None and multiple > rules.liability_multiple:
             issue = f"liability cap of {multiple:.2f}x the annual fees exceeds the {rules.liability_multiple:g}x"
             issue += " maximum"
@@ -214,17 +230,17 @@ def _liability(clause: ClauseText, data: ContractReview, rules: Rules) -> list[F
 
 
 def _indemnity(clause: ClauseText, data: ContractReview, rules: Rules) -> list[Finding]:
-    if not INDEMNITY.search(clause.body):
+    if not affirms(INDEMNITY, clause.body):
         return []
-    if UNCAPPED_INDEMNITY.search(clause.body):
+    if affirms(UNCAPPED_INDEMNITY, clause.body):
         return [clause.finding("uncapped_indemnity", 0.5, "the indemnity is not capped", INDEMNITY_TEXT)]
-    if BROAD_INDEMNITY.search(clause.body):
+    if affirms(BROAD_INDEMNITY, clause.body):
         return [clause.finding("broad_indemnity", 0.3, "the indemnity covers any and all losses", INDEMNITY_TEXT)]
     return []
 
 
 def _auto_renewal(clause: ClauseText, data: ContractReview, rules: Rules) -> list[Finding]:
-    if not AUTO_RENEWAL.search(clause.body):
+    if not affirms(AUTO_RENEWAL, clause.body):
         return []
     notices = _notices(clause.body)
     periods = [
@@ -254,15 +270,16 @@ def _auto_renewal(clause: ClauseText, data: ContractReview, rules: Rules) -> lis
 def _has_convenience_exit(text: str) -> bool:
     """A right to terminate without cause: said so, or a right to terminate on notice that names no cause."""
     return any(
-        CONVENIENCE.search(sentence)
-        or (TERMINATION_RIGHT.search(sentence) and _notices(sentence) and not FOR_CAUSE.search(sentence))
-        for sentence in _sentences(text)
+        affirms(CONVENIENCE, sentence)
+        or (affirms(TERMINATION_RIGHT, sentence) and _notices(sentence) and not affirms(FOR_CAUSE, sentence)
+            and not denies(CONVENIENCE, sentence))
+        for sentence in sentences(text)
     )
 
 
 def _termination(clause: ClauseText, data: ContractReview, rules: Rules) -> list[Finding]:
     is_termination = TERMINATION.search(clause.heading) or TERMINATION_RIGHT.search(clause.body)
-    if not is_termination or AUTO_RENEWAL.search(clause.body):
+    if not is_termination or affirms(AUTO_RENEWAL, clause.body):
         return []
     findings = []
     notice = max((_days(match) for match in _notices(clause.body)), default=0)
@@ -271,7 +288,8 @@ def _termination(clause: ClauseText, data: ContractReview, rules: Rules) -> list
         excess = notice / MAX_TERMINATION_NOTICE_DAYS - 1
         findings.append(clause.finding("long_termination_notice", 0.2, issue, TERMINATION_TEXT, excess=excess))
     locked_in = data.term_months > 12 and not _has_convenience_exit(clause.body)
-    if NO_CONVENIENCE.search(clause.body) or locked_in:
+    ruled_out = affirms(NO_CONVENIENCE, clause.body) or denies(CONVENIENCE, clause.body)
+    if ruled_out or locked_in:
         issue = f"no termination for convenience over a {data.term_months}-month term"
         flag = "no_termination_for_convenience"
         findings.append(clause.finding(flag, 0.2, issue, TERMINATION_TEXT, "term_months"))
@@ -281,7 +299,9 @@ def _termination(clause: ClauseText, data: ContractReview, rules: Rules) -> list
 def _payment_terms(clause: ClauseText, data: ContractReview, rules: Rules) -> list[Finding]:
     if not (PAYMENT_HEADING.search(clause.heading) or PAYMENT_BODY.search(clause.body)):
         return []
-    days = max((_days(match) for pattern in PAYMENT_DAYS for match in pattern.finditer(clause.body)), default=0)
+    # A longer period in an exception ("unless paid by cheque, within 120 days") is still a period to pay in.
+    periods = [affirmed(pattern, clause.body, with_exceptions=True) for pattern in PAYMENT_DAYS]
+    days = max((_days(match) for found in periods for match in found), default=0)
     if days <= rules.payment_days:
         return []
     issue = f"payment terms of {days} days exceed the {rules.payment_days}-day maximum"
@@ -310,7 +330,7 @@ def _governing_law(clauses: list[ClauseText], data: ContractReview, rules: Rules
         clause.finding("governing_law_not_allowed", 0.3, f"it names none of the allowed laws ({listed})", proposed,
                        *paths)
         for clause in governing
-        if not any(law in _law_key(clause.body) for law in allowed)
+        if not any(law in _law_key(without_negated(GOVERNING, clause.body)) for law in allowed)
     ]
     if _law_key(data.governing_law) not in allowed and not findings:
         issue = f"governing law {data.governing_law} is not allowed ({listed})"
@@ -362,10 +382,19 @@ def analyze(data: ContractReview) -> Analysis:
         return conclude("reject", Reason(reason=reason), summary, signals, confidence=0.9, paths=paths)
     if findings:
         summary = f"Request changes to {len({f.clause_id for f in findings})} clause(s) outside policy."
-        confidence = min(0.9, margin_confidence(max(f.excess for f in findings), 0, 0.5))
+        furthest = max(f.excess for f in findings)
+        confidence = min(0.9, margin_confidence(furthest, 0, 0.5))
         changes = RequestChanges(redlines=_redlines(findings))
-        return conclude("request_changes", changes, summary, signals, confidence=confidence, paths=paths)
+        uncertain = (
+            [f"every departure is within {NEAR_THE_LINE:.0%} of its policy line (at most {furthest:.0%} past it)"]
+            if furthest < NEAR_THE_LINE else []
+        )
+        return conclude("request_changes", changes, summary, signals, confidence=confidence, paths=paths,
+                        uncertain=uncertain)
     summary = f"Approve: none of the {len(clauses)} clause(s) departs from policy."
     confidence = min(0.85, margin_confidence(risk_score(signals), 0.5, 0.5))
     paths += ["clauses", *(["policy"] if data.policy else [])]
-    return conclude("approve", NoParams(), summary, signals, confidence=confidence, paths=paths)
+    # Held only to the defaults, a clean reading says less: the customer's own limits may be stricter.
+    missing = [] if data.policy else ["no contract policy given, so the clauses were held to the defaults"]
+    uncertain = doubts(risk_score(signals), MIDDLE_BAND, signals, missing)
+    return conclude("approve", NoParams(), summary, signals, confidence=confidence, paths=paths, uncertain=uncertain)

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from app.cases.types.base import (
+    ConsistencyRule,
     Count,
     Country,
     Currency,
@@ -82,3 +83,13 @@ HARD_FLAGS = {
     "sanctioned_country": frozenset({"approve", "request_changes"}),
     "high_risk_country": frozenset(),
 }
+
+# What an analysis that takes a ruled-out action is corrected to (app.cases.types.base.ConsistencyRule).
+CONSISTENCY_RULES = (
+    ConsistencyRule("sanctioned_country", "reject",
+                    "a contract with a counterparty in a sanctioned jurisdiction is not signed."),
+    ConsistencyRule("unlimited_liability", "reject",
+                    "a contract with unlimited liability is not signed as it stands; it needs a cap first."),
+    ConsistencyRule("uncapped_indemnity", "reject",
+                    "a contract with an uncapped indemnity is not signed as it stands; it needs a cap first."),
+)

@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from app.cases.types.base import Analysis, Reason
-from app.cases.types.signals import Signal, conclude, describe, margin_confidence, money, risk_score
+from app.cases.types.signals import Signal, conclude, describe, doubts, margin_confidence, money, risk_score
 
 from .schema import CreditLimitChange, Limit
 
@@ -22,6 +22,7 @@ MAX_DTI = Decimal("0.45")  # debt-to-income above this is declined
 ELEVATED_DTI = Decimal("0.36")
 MAX_MISSED = 3  # missed payments in 12 months that decline
 DECLINE_RISK = 0.6  # combined risk of the soft signals that declines
+MIDDLE_BAND = (0.45, 0.75)  # soft risk where granting or declining is a judgement call
 STEP = Decimal(100)  # limits are offered in whole hundreds, rounded down
 CENTS = Decimal("0.01")
 
@@ -124,20 +125,24 @@ def analyze(data: CreditLimitChange, *, today: date | None = None) -> Analysis:
     band = _band(data.credit_score)[0]
     context = f"affordable limit {money(limit, data.currency)} ({band} score {data.credit_score}, debt-to-income"
     context += f" {dti:.1%}, risk {risk:.2f})"
+    uncertain = doubts(risk, MIDDLE_BAND, signals)
     if risk >= DECLINE_RISK:
         reason = f"Declined: combined risk {risk:.2f} reaches the {DECLINE_RISK:.2f} line ({describe(signals)})."
         summary = f"Decline: the risk signals outweigh the {context}."
         confidence = margin_confidence(risk, DECLINE_RISK, 0.3)
-        return conclude("decline", Reason(reason=reason), summary, signals, confidence=confidence, paths=paths)
+        return conclude("decline", Reason(reason=reason), summary, signals, confidence=confidence, paths=paths,
+                        uncertain=uncertain)
     if limit <= data.current_limit:
         reason = f"Declined: the {context} does not exceed the current {current}."
         summary = f"Decline: no affordable increase on the current {current}."
-        return conclude("decline", Reason(reason=reason), summary, signals, confidence=0.8, paths=paths)
+        return conclude("decline", Reason(reason=reason), summary, signals, confidence=0.8, paths=paths,
+                        uncertain=uncertain)
     headroom = float((limit - data.requested_limit) / limit)
     confidence = min(_closeness(data, dti, risk), margin_confidence(headroom, 0, 0.3))
     if headroom >= 0:
         summary = f"Approve {requested}: within the {context}."
         return conclude("approve", Limit(limit=data.requested_limit), summary, signals, confidence=confidence,
-                        paths=paths)
+                        paths=paths, uncertain=uncertain)
     summary = f"Counter-offer {money(limit, data.currency)} instead of {requested}: the {context}."
-    return conclude("counter_offer", Limit(limit=limit), summary, signals, confidence=confidence, paths=paths)
+    return conclude("counter_offer", Limit(limit=limit), summary, signals, confidence=confidence, paths=paths,
+                    uncertain=uncertain)

@@ -8,7 +8,18 @@ from typing import Annotated
 
 from pydantic import Field
 
-from app.cases.types.base import Count, Currency, LongText, Money, NonEmptyStr, PositiveMoney, Reason, ShortText, Strict
+from app.cases.types.base import (
+    ConsistencyRule,
+    Count,
+    Currency,
+    LongText,
+    Money,
+    NonEmptyStr,
+    PositiveMoney,
+    Reason,
+    ShortText,
+    Strict,
+)
 
 
 class Customer(Strict):
@@ -49,3 +60,10 @@ HARD_FLAGS = {
     "no_income": frozenset({"approve", "counter_offer"}),
     "dti_above_limit": frozenset({"approve", "counter_offer"}),
 }
+
+# What an analysis that takes a ruled-out action is corrected to (app.cases.types.base.ConsistencyRule).
+CONSISTENCY_RULES = (
+    ConsistencyRule("low_credit_score", "decline", "a credit score below the minimum declines any increase."),
+    ConsistencyRule("no_income", "decline", "without a declared income no increase is affordable."),
+    ConsistencyRule("dti_above_limit", "decline", "a debt-to-income ratio above the maximum declines any increase."),
+)

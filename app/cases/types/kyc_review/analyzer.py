@@ -11,6 +11,7 @@ from app.cases.types.signals import (
     conclude,
     country_signal,
     describe,
+    doubts,
     loc,
     margin_confidence,
     name_similarity,
@@ -18,6 +19,7 @@ from app.cases.types.signals import (
 )
 
 from .schema import (
+    EDD_DOCUMENTS,
     IDENTITY_DOCUMENT,
     IDENTITY_DOCUMENT_TYPES,
     Document,
@@ -33,6 +35,7 @@ NAME_CHECKED = {
     "business": frozenset({"company_registration", "proof_of_address"}),
 }
 PEP_MATCH = 0.8  # screening score from which a PEP hit whose name agrees is taken as a match
+MIDDLE_BAND = (0.25, 0.6)  # combined risk of a complete application where onboarding is a judgement call
 
 
 def _satisfies(document: Document, requirement: str) -> bool:
@@ -157,14 +160,21 @@ def analyze(data: KycReview, *, today: date | None = None) -> Analysis:
     if possible and (data.applicant.type == "business" or _dates_of_birth(data)):
         # The list entries carry no date of birth, or there is none to compare: nothing settles them.
         return _refuse(possible, signals, paths, confirmed=False)
+    uncertain = [] if not possible else ["missing evidence: no date of birth to confirm or exclude the possible"
+                                         " sanctions match"]
     if possible and IDENTITY_DOCUMENT not in wanted:
         wanted.append(IDENTITY_DOCUMENT)  # its date of birth will confirm or exclude the hit
+    if any(signal.flag == "pep_match" for signal in signals):
+        # A PEP is onboarded only after enhanced due diligence and a senior manager's approval.
+        wanted += [document for document in EDD_DOCUMENTS if document not in wanted]
     if wanted:
         summary = f"Request documents: {', '.join(wanted)} missing, expired or not acceptable."
-        confidence = min((clear for _, clear in problems), default=0.7)
+        # Nothing invalid on file: a PEP's due diligence (a plain rule) or a possible hit (capped as uncertain).
+        confidence = min((clear for _, clear in problems), default=0.85)
         return conclude("request_documents", RequestDocuments(documents=wanted), summary, signals,
-                        confidence=confidence, paths=paths)
+                        confidence=confidence, paths=paths, uncertain=uncertain)
     risk = risk_score(signals)
     summary = f"Approve onboarding: required documents valid, no sanctions match, risk {risk:.2f}."
-    return conclude("approve_onboarding", NoParams(), summary, signals,
-                    confidence=margin_confidence(risk, 1.0, 1.0), paths=paths)
+    confidence = margin_confidence(risk, 1.0, 1.0)
+    return conclude("approve_onboarding", NoParams(), summary, signals, confidence=confidence, paths=paths,
+                    uncertain=doubts(risk, MIDDLE_BAND, signals))

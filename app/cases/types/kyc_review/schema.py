@@ -7,7 +7,18 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field
 
-from app.cases.types.base import Count, Country, NonEmptyStr, NoParams, PepHit, Reason, SanctionsHit, ShortText, Strict
+from app.cases.types.base import (
+    ConsistencyRule,
+    Count,
+    Country,
+    NonEmptyStr,
+    NoParams,
+    PepHit,
+    Reason,
+    SanctionsHit,
+    ShortText,
+    Strict,
+)
 
 IdentityDocumentType = Literal["passport", "national_id", "driving_licence"]
 DocumentType = Literal[
@@ -84,15 +95,35 @@ ACTIONS = {
     "reject_onboarding": Reason,
 }
 
-# The analyzer's hard flags and the actions each rules out: a sanctions match is refused, a possible
-# one or a missing document never onboarded; a PEP match, an expired document and a sanctioned or
-# FATF high-risk nationality or residence are always shown.
+# Enhanced due diligence a PEP match calls for: the evidence asked for before a senior approves.
+EDD_DOCUMENTS = ("source_of_wealth", "source_of_funds")
+
+# The analyzer's hard flags and the actions each rules out: a sanctions match is refused; a possible
+# one, a missing or expired document or a PEP match (enhanced due diligence and senior-management
+# approval first) never onboarded; a sanctioned or FATF high-risk nationality or residence is always shown.
 HARD_FLAGS = {
     "sanctions_match": frozenset({"approve_onboarding", "request_documents"}),
     "possible_sanctions_match": frozenset({"approve_onboarding"}),
     "missing_document": frozenset({"approve_onboarding"}),
-    "pep_match": frozenset(),
-    "expired_document": frozenset(),
+    "pep_match": frozenset({"approve_onboarding"}),
+    "expired_document": frozenset({"approve_onboarding"}),
     "sanctioned_country": frozenset(),
     "high_risk_country": frozenset(),
 }
+
+# What an analysis that takes a ruled-out action is corrected to (app.cases.types.base.ConsistencyRule).
+CONSISTENCY_RULES = (
+    ConsistencyRule("sanctions_match", "reject_onboarding", "a confirmed sanctions match is never onboarded."),
+    ConsistencyRule("possible_sanctions_match", "request_documents",
+                    "a potential sanctions match not yet dispositioned cannot be onboarded; an identity document"
+                    " with a date of birth confirms or excludes it.", parameters={"documents": ["identity_document"]}),
+    ConsistencyRule("pep_match", "request_documents",
+                    "a PEP match requires enhanced due diligence and senior-management approval before onboarding.",
+                    parameters={"documents": list(EDD_DOCUMENTS)}),
+    ConsistencyRule("missing_document", "request_documents",
+                    "an application is not onboarded while a required document is missing.",
+                    parameters={"documents": ["required_documents"]}),
+    ConsistencyRule("expired_document", "request_documents",
+                    "an application is not onboarded on an expired document.",
+                    parameters={"documents": ["valid_replacement_document"]}),
+)

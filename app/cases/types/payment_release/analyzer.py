@@ -14,6 +14,7 @@ from app.cases.types.signals import (
     conclude,
     country_signal,
     describe,
+    doubts,
     from_eur,
     is_round,
     loc,
@@ -26,9 +27,11 @@ from .schema import Beneficiary, History, PaymentRelease, Screening
 
 LARGE_VALUE_EUR = Decimal(50_000)  # large-value line, converted to the payment's currency
 HOLD_AT = 0.4  # combined risk at or above which the payment is held for review
+MIDDLE_BAND = (0.3, 0.5)  # combined risk where holding or releasing is a judgement call
 STRONG_SANCTIONS_HIT = 0.9  # a screening score at or above this rejects
 POSSIBLE_SANCTIONS_HIT = 0.6  # from here up to STRONG the payment is held
 PEP_HIT = 0.8
+MUST_HOLD = ("possible_sanctions_hit", "pep_hit")  # screening hits held until compliance dispositions them
 UNUSUAL_MULTIPLE = Decimal(3)  # amount vs the customer's average payment
 EXTREME_MULTIPLE = Decimal(10)
 IBAN = re.compile(r"^([A-Z]{2})\d{2}[A-Z0-9]{10,30}$")
@@ -136,6 +139,16 @@ def _velocity_signals(history: History | None, amount: Decimal) -> list[Signal]:
     return signals
 
 
+def _missing_evidence(data: PaymentRelease) -> list[str]:
+    """What a release or a hold would rest on that the case does not carry."""
+    missing = []
+    if data.history is None:
+        missing.append("no payment history to compare the amount and the beneficiary with")
+    if data.screening is None:
+        missing.append("no sanctions or PEP screening result")
+    return missing
+
+
 def analyze(data: PaymentRelease) -> Analysis:
     """Release, hold or reject, from countries, screening, beneficiary history, size and velocity."""
     signals = [
@@ -155,9 +168,16 @@ def analyze(data: PaymentRelease) -> Analysis:
         return conclude("reject", Reason(reason=reason), summary, signals, confidence=0.95, paths=paths)
     risk = risk_score(signals)
     confidence = margin_confidence(risk, HOLD_AT, 0.3)
+    undispositioned = [signal for signal in signals if signal.flag in MUST_HOLD]
+    if undispositioned and risk < HOLD_AT:
+        reason = f"Held until compliance dispositions the screening: {describe(undispositioned)}."
+        summary = f"Hold: an open screening hit holds the payment whatever its combined risk ({risk:.2f})."
+        return conclude("hold", Reason(reason=reason), summary, signals, confidence=0.85, paths=paths)
+    uncertain = doubts(risk, MIDDLE_BAND, signals, _missing_evidence(data))
     if risk >= HOLD_AT:
         reason = f"Held for review: {describe(signals)}."
         summary = f"Hold: combined risk {risk:.2f} reaches the {HOLD_AT:.2f} hold line."
-        return conclude("hold", Reason(reason=reason), summary, signals, confidence=confidence, paths=paths)
+        return conclude("hold", Reason(reason=reason), summary, signals, confidence=confidence, paths=paths,
+                        uncertain=uncertain)
     summary = f"Release: combined risk {risk:.2f} is below the {HOLD_AT:.2f} hold line."
-    return conclude("release", NoParams(), summary, signals, confidence=confidence, paths=paths)
+    return conclude("release", NoParams(), summary, signals, confidence=confidence, paths=paths, uncertain=uncertain)

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import StrictBool
 
 from app.cases.types.base import (
+    ConsistencyRule,
     Count,
     Country,
     Currency,
@@ -72,11 +73,23 @@ def amount(data: PaymentRelease) -> tuple[Decimal, str]:
 ACTIONS = {"release": NoParams, "hold": Reason, "reject": Reason}
 
 # The analyzer's hard flags and the actions each rules out: a sanctions match (strong or possible) or a
-# sanctioned jurisdiction is never released; a PEP hit or an FATF high-risk country is always shown.
+# sanctioned jurisdiction is never released, nor a payment with a PEP hit nobody has looked at yet; an
+# FATF high-risk country is always shown.
 HARD_FLAGS = {
     "sanctions_hit": frozenset({"release"}),
     "possible_sanctions_hit": frozenset({"release"}),
     "sanctioned_country": frozenset({"release"}),
-    "pep_hit": frozenset(),
+    "pep_hit": frozenset({"release"}),
     "high_risk_country": frozenset(),
 }
+
+# What an analysis that takes a ruled-out action is corrected to (app.cases.types.base.ConsistencyRule).
+CONSISTENCY_RULES = (
+    ConsistencyRule("sanctions_hit", "reject", "a strong sanctions match is never released."),
+    ConsistencyRule("sanctioned_country", "reject", "a payment touching a sanctioned jurisdiction is never released."),
+    ConsistencyRule("possible_sanctions_hit", "hold",
+                    "a potential sanctions match not yet dispositioned cannot be released; hold it until compliance"
+                    " clears or confirms the match."),
+    ConsistencyRule("pep_hit", "hold",
+                    "a PEP hit is held until compliance confirms the payment fits the customer's known profile."),
+)
