@@ -89,6 +89,10 @@ def create_app(config: type[Config] = Config) -> Flask:
     app.register_blueprint(admin_reason_codes_bp)
     app.register_blueprint(controls_bp)
 
+    from app.agents import tools as agent_tools  # the agent_action analyzer reads the tools' policies
+
+    agent_tools.install()
+
     from app.cli import register_cli
 
     register_cli(app)

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from functools import reduce
 from operator import or_
@@ -161,6 +162,17 @@ class UnknownAction(ValueError):
 D = TypeVar("D", bound=BaseModel)
 
 
+EVERY_DOMAIN = "*"  # a case type's domain when it is allowed in every domain (the registry lists it in each)
+
+
+def never_expires(data: Any) -> datetime | None:
+    return None
+
+
+def no_action_problems(data: Any, action: str, parameters: dict[str, Any]) -> dict[str, str]:
+    return {}
+
+
 PROMPT_PREFIX, PROMPT_SUFFIX = "prompt.", ".md"  # a type's prompt template: prompt.<version>.md
 EXAMPLE_FILE = "example.json"
 
@@ -185,6 +197,13 @@ class CaseType(Generic[D]):
     # amount at stake (or a credit limit an action sets) at or above its currency's threshold does.
     dual_approval_actions: frozenset[str] = frozenset()
     dual_approval_over_threshold: bool = False
+    # When a case of the type expires for good, undecided or unexecuted (None: never).
+    expires_at: Callable[[D], datetime | None] = never_expires
+    # What is wrong with an action's (already valid) parameters for this case's own data, as
+    # {"parameters.<path>": message}: e.g. a tool call's arguments against the tool's JSON Schema.
+    action_problems: Callable[[D, str, dict[str, Any]], dict[str, str]] = no_action_problems
+    # Whether a reviewer may answer the case instead of deciding it (the "respond" decision).
+    answerable: bool = False
 
     @classmethod
     def in_folder(
@@ -201,6 +220,9 @@ class CaseType(Generic[D]):
         free_text: Callable[[D], dict[str, str]] = collect_free_text,
         dual_approval_actions: frozenset[str] = frozenset(),
         dual_approval_over_threshold: bool = False,
+        expires_at: Callable[[D], datetime | None] = never_expires,
+        action_problems: Callable[[D, str, dict[str, Any]], dict[str, str]] = no_action_problems,
+        answerable: bool = False,
     ) -> CaseType[D]:
         """The case type whose package is ``package_file`` (its ``__file__``): the folder must be
         called ``name`` and hold at least one ``prompt.<version>.md`` and an ``example.json``."""
@@ -219,6 +241,7 @@ class CaseType(Generic[D]):
             amount=amount, analyze=analyze, present=present, folder=folder, prompts=prompts,
             example_json=(folder / EXAMPLE_FILE).read_text(encoding="utf-8"), free_text=free_text,
             dual_approval_actions=dual_approval_actions, dual_approval_over_threshold=dual_approval_over_threshold,
+            expires_at=expires_at, action_problems=action_problems, answerable=answerable,
         )
 
     @property
