@@ -8,11 +8,12 @@ call that its schema accepts, and a reviewer's edit is checked against the same 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from app.cases.types.base import LongText, NonEmptyStr, Reason, ShortText, Strict
 
@@ -32,7 +33,20 @@ def check_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-JsonSchema = Annotated[dict[str, Any], AfterValidator(check_json_schema)]
+def plain_json(value: Any) -> Any:
+    """JSON numbers as int or float: the intake reads them exactly (Decimal), but arguments and
+    schemas are stored and checked as the agent's JSON has them."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain_json(item) for item in value]
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], BeforeValidator(plain_json)]
+JsonSchema = Annotated[dict[str, Any], BeforeValidator(plain_json), AfterValidator(check_json_schema)]
 
 
 def argument_problems(schema: dict[str, Any], arguments: dict[str, Any]) -> dict[str, str]:
@@ -54,7 +68,7 @@ class Agent(Strict):
 class Tool(Strict):
     name: ToolName
     description: LongText
-    arguments: dict[str, Any]
+    arguments: JsonObject
     arguments_schema: JsonSchema
 
     @model_validator(mode="after")
@@ -89,6 +103,11 @@ class ToolArguments(Strict):
     against the case (`argument_problems`)."""
 
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_numbers(cls, value: Any) -> Any:
+        return plain_json(value)
 
 
 def amount(data: AgentAction) -> None:
