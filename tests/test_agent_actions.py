@@ -26,7 +26,7 @@ from app.execution.models import UpstreamNotice
 from app.extensions import db
 from tests.conftest import assert_problem
 from tests.review_helpers import EXAMPLES, People, claim, decide, make_case
-from tests.test_review_api import Api, api, tokens  # noqa: F401 (fixtures)
+from tests.test_review_api import api, tokens  # noqa: F401 (fixtures)
 
 pytest_plugins = ["tests.review_fixtures"]
 
@@ -44,6 +44,10 @@ POLICY_YAML = """
   arguments:
     reason_code: {allowed_values: [gdpr_request]}
 """
+
+
+def bearer(upstream) -> dict[str, str]:
+    return {"Authorization": f"Bearer {upstream.token}"}
 
 
 @pytest.fixture
@@ -139,7 +143,8 @@ def test_intake_routes_by_the_policy_and_flags_two_approvals(upstream, policies)
 
 
 @pytest.mark.parametrize(("tool", "message"), [
-    ({"arguments_schema": {"type": "object", "properties": {"amount": {"type": "nonsense"}}}}, "not a valid JSON Schema"),
+    ({"arguments_schema": {"type": "object", "properties": {"amount": {"type": "nonsense"}}}},
+     "not a valid JSON Schema"),
     ({"arguments_schema": {"type": "array"}}, "must describe an object"),
     ({"arguments": {"order_id": "ORD-1", "amount": "lots", "currency": "EUR"}}, "is not of type 'number'"),
 ])
@@ -156,7 +161,7 @@ def test_intake_refuses_a_bad_schema_or_arguments_outside_it(upstream, tool, mes
 # --- schema-checked edits -----------------------------------------------------------------------------------
 
 
-def test_an_edit_outside_the_tools_schema_is_422_and_stores_nothing(api, upstream, people: People):
+def test_an_edit_outside_the_tools_schema_is_422_and_stores_nothing(api, upstream, people: People):  # noqa: F811
     case = agent_case(upstream)
     claim(people.reviewer, case)
     bad = {**CALL[1], "amount": -3, "currency": "JPY"}
@@ -246,8 +251,9 @@ def test_an_approval_that_races_the_expiry_is_never_executed(upstream, people: P
         services.clock = utcnow
     db.session.expire_all()
     assert db.session.get(Case, case.id).status == Status.EXPIRED
-    assert db.session.scalar(select(func.count()).select_from(UpstreamNotice)
-                             .where(UpstreamNotice.case_id == case.id, UpstreamNotice.event_type == "case.expired")) == 1
+    notices = select(func.count()).select_from(UpstreamNotice).where(UpstreamNotice.case_id == case.id,
+                                                                      UpstreamNotice.event_type == "case.expired")
+    assert db.session.scalar(notices) == 1
     assert execute_case(case.id) == "refused"
 
 
@@ -272,7 +278,7 @@ def test_wait_answers_within_a_second_of_the_decision(app, upstream, people: Peo
     claim(people.reviewer, case)
     answered: dict[str, object] = {}
 
-    url, headers = f"/api/v1/cases/{case.id}?wait=30", {"Authorization": f"Bearer {upstream.token}"}
+    url, headers = f"/api/v1/cases/{case.id}?wait=30", bearer(upstream)
 
     def wait() -> None:
         with app.test_client() as http:
@@ -294,7 +300,7 @@ def test_wait_answers_within_a_second_of_the_decision(app, upstream, people: Peo
 def test_wait_ends_with_the_case_as_it_is_when_nobody_decides(upstream):
     case = agent_case(upstream)
     started = time.monotonic()
-    response = upstream.http.get(f"/api/v1/cases/{case.id}?wait=1", headers={"Authorization": f"Bearer {upstream.token}"})
+    response = upstream.http.get(f"/api/v1/cases/{case.id}?wait=1", headers=bearer(upstream))
     assert response.status_code == 200 and response.get_json()["status"] == "pending_review"
     assert 1.0 <= time.monotonic() - started < 3
 
@@ -302,8 +308,7 @@ def test_wait_ends_with_the_case_as_it_is_when_nobody_decides(upstream):
 @pytest.mark.parametrize("wait", ["61", "-1", "1.5", "abc", "", "٣"])
 def test_a_bad_wait_is_a_422_problem(upstream, wait):
     case = agent_case(upstream)
-    response = upstream.http.get(f"/api/v1/cases/{case.id}?wait={wait}",
-                                 headers={"Authorization": f"Bearer {upstream.token}"})
+    response = upstream.http.get(f"/api/v1/cases/{case.id}?wait={wait}", headers=bearer(upstream))
     assert_problem(response, 422, "invalid")
 
 
@@ -312,6 +317,6 @@ def test_a_decided_case_is_answered_at_once(upstream, people: People):
     claim(people.reviewer, case)
     decide(people.reviewer, case, "reject", reason="No refunds without a photo.")
     started = time.monotonic()
-    response = upstream.http.get(f"/api/v1/cases/{case.id}?wait=60", headers={"Authorization": f"Bearer {upstream.token}"})
+    response = upstream.http.get(f"/api/v1/cases/{case.id}?wait=60", headers=bearer(upstream))
     assert response.get_json()["status"] == "rejected"
     assert time.monotonic() - started < 1

@@ -21,7 +21,7 @@ from app.ai.jobs import analyze_case
 from app.ai.runtime import TEMPLATE_VERSION, CaseSnapshot, render_prompt, warm_templates
 from app.auth.services import create_user
 from app.cases.models import Case, Queue, Status
-from app.cases.types import get_case_type, CASE_TYPES, REGISTRY, CaseType, examples, load, named
+from app.cases.types import CASE_TYPES, REGISTRY, CaseType, examples, get_case_type, load, named
 from app.extensions import db
 from app.review import presenters
 from tests.conftest import sign_in

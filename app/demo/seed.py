@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.actors import Actor
+from app.agents import tools as agent_tools
 from app.ai.jobs import analyze_case
 from app.audit import chain
 from app.audit.actions import AuditAction
@@ -369,7 +370,20 @@ CASES = (
         ),
         priority="high", confidential=True,
     ),
+    # every domain / agent_action: a support agent asks to refund more than the refund tool's limit
+    DemoCase(
+        "AGENT-RFD-58213", "agent_action", "Support agent: refund EUR 180.00 on order ORD-58213",
+        variant("agent_action", expires_at=(utcnow() + timedelta(days=2)).replace(microsecond=0).isoformat()),
+        priority="high",
+    ),
 )
+# The demo's tool policies: the refund tool's limit makes the analyzer propose a smaller refund.
+DEMO_TOOL_POLICIES = """
+- name: issue_refund
+  arguments:
+    amount: {max: 150}
+    notify_email: {allowed_domains: [example.com]}
+"""
 
 
 # --- seeding ---------------------------------------------------------------------------------------
@@ -388,6 +402,7 @@ def seed_demo_data(session: Session, echo: Echo = print, *, credentials_path: Pa
     if new_credentials:
         _write_credentials(credentials_path, new_credentials)
     rules = _seed_rules(session)
+    _seed_tool_policies(session)
     cases = _seed_cases(session, client)
     session.commit()
 
@@ -405,6 +420,12 @@ def _seed_rules(session: Session) -> int:
         return 0
     specs = validate_file(session, yaml.safe_load(EXAMPLE_RULES.read_text()))
     return len(load_rules(session, specs, SEED_ACTOR))
+
+
+def _seed_tool_policies(session: Session) -> None:
+    """The demo's agent tool policies, when no tool has one yet (an admin's edits are kept)."""
+    if not agent_tools.all_tools(session):
+        agent_tools.load(session, agent_tools.parse_yaml(DEMO_TOOL_POLICIES), SEED_ACTOR)
 
 
 def _seed_queues(session: Session) -> int:

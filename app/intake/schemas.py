@@ -76,6 +76,7 @@ class UpstreamCase(CaseHead):
     """``GET /api/v1/cases/<id>``: the case as the client that posted it sees it."""
 
     created_at: IsoDateTime
+    expires_at: IsoDateTime | None  # an agent's tool call: when it expires undecided (never executed after)
     recommendation: RecommendationBrief | None
     decisions: list[DecisionRecord]
     execution: ExecutionState | None

@@ -4,10 +4,9 @@ Everything else (intake, the AI runtime, the case page, the demo, the tests) fin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import import_module
 from typing import Any
-
-from dataclasses import replace
 
 from .base import EVERY_DOMAIN, CaseType, UnknownAction
 

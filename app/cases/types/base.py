@@ -173,6 +173,10 @@ def no_action_problems(data: Any, action: str, parameters: dict[str, Any]) -> di
     return {}
 
 
+def no_parameters_schema(data: Any, action: str) -> dict[str, Any] | None:
+    return None
+
+
 PROMPT_PREFIX, PROMPT_SUFFIX = "prompt.", ".md"  # a type's prompt template: prompt.<version>.md
 EXAMPLE_FILE = "example.json"
 
@@ -202,6 +206,9 @@ class CaseType(Generic[D]):
     # What is wrong with an action's (already valid) parameters for this case's own data, as
     # {"parameters.<path>": message}: e.g. a tool call's arguments against the tool's JSON Schema.
     action_problems: Callable[[D, str, dict[str, Any]], dict[str, str]] = no_action_problems
+    # The JSON Schema of an action's parameters when the case's own data defines it (a tool call's
+    # arguments): the decision form is built from it. None: the action's model in `actions` alone.
+    parameters_schema: Callable[[D, str], dict[str, Any] | None] = no_parameters_schema
     # Whether a reviewer may answer the case instead of deciding it (the "respond" decision).
     answerable: bool = False
 
@@ -222,6 +229,7 @@ class CaseType(Generic[D]):
         dual_approval_over_threshold: bool = False,
         expires_at: Callable[[D], datetime | None] = never_expires,
         action_problems: Callable[[D, str, dict[str, Any]], dict[str, str]] = no_action_problems,
+        parameters_schema: Callable[[D, str], dict[str, Any] | None] = no_parameters_schema,
         answerable: bool = False,
     ) -> CaseType[D]:
         """The case type whose package is ``package_file`` (its ``__file__``): the folder must be
@@ -241,7 +249,8 @@ class CaseType(Generic[D]):
             amount=amount, analyze=analyze, present=present, folder=folder, prompts=prompts,
             example_json=(folder / EXAMPLE_FILE).read_text(encoding="utf-8"), free_text=free_text,
             dual_approval_actions=dual_approval_actions, dual_approval_over_threshold=dual_approval_over_threshold,
-            expires_at=expires_at, action_problems=action_problems, answerable=answerable,
+            expires_at=expires_at, action_problems=action_problems, parameters_schema=parameters_schema,
+            answerable=answerable,
         )
 
     @property

@@ -4,7 +4,7 @@ from app.cases.types.base import EVERY_DOMAIN, CaseType
 
 from .analyzer import analyze
 from .presenter import present
-from .schema import ACTIONS, AgentAction, action_problems, amount, expires_at
+from .schema import ACTIONS, AgentAction, action_problems, amount, expires_at, parameters_schema
 
 CASE_TYPE = CaseType.in_folder(
     __file__,
@@ -17,5 +17,6 @@ CASE_TYPE = CaseType.in_folder(
     present=present,
     expires_at=expires_at,
     action_problems=action_problems,
+    parameters_schema=parameters_schema,
     answerable=True,
 )

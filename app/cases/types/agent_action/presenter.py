@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.cases.types.view import Block, CaseView, Item, Section, items_of, text
 from app.cases.types.signals import loc
+from app.cases.types.view import Block, CaseView, Item, Section, items_of, text
 
 
 def _json(value: Any) -> str:

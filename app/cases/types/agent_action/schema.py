@@ -13,7 +13,15 @@ from typing import Annotated, Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from app.cases.types.base import LongText, NonEmptyStr, Reason, ShortText, Strict
 
@@ -129,3 +137,8 @@ def action_problems(data: AgentAction, action: str, parameters: dict[str, Any]) 
         return {}
     problems = argument_problems(data.tool.arguments_schema, parameters)
     return {path.replace("arguments", "parameters", 1): message for path, message in problems.items()}
+
+
+def parameters_schema(data: AgentAction, action: str) -> dict[str, Any] | None:
+    """The decision form of "execute" is the tool's own arguments' schema."""
+    return data.tool.arguments_schema if action == "execute" else None

@@ -69,10 +69,10 @@ def findings(policy: ToolPolicy, arguments: Mapping[str, Any]) -> list[Finding]:
 
 
 def _check(name: str, limit: ArgumentLimit, value: Any) -> Finding | None:
-    if limit.max is not None and isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        if Decimal(str(value)) > limit.max:
-            clamped = int(limit.max) if isinstance(value, int) and limit.max == int(limit.max) else float(limit.max)
-            return Finding(name, f"{name} {value} is above the limit of {limit.max}", clamped, fixable=True)
+    number = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+    if limit.max is not None and number and Decimal(str(value)) > limit.max:
+        clamped = int(limit.max) if isinstance(value, int) and limit.max == int(limit.max) else float(limit.max)
+        return Finding(name, f"{name} {value} is above the limit of {limit.max}", clamped, fixable=True)
     if isinstance(value, str):
         if limit.allowed_values and value not in limit.allowed_values:
             return Finding(name, f"{name} {value!r} is not one of {', '.join(limit.allowed_values)}")
