@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the imported pytest fixtures are redefined as test arguments)
 """AI agents' tool calls (agent_action): tool policies, schema-checked edits, the respond
 decision, expiry (also racing an approval) and waiting for a decision."""
 
@@ -161,7 +162,7 @@ def test_intake_refuses_a_bad_schema_or_arguments_outside_it(upstream, tool, mes
 # --- schema-checked edits -----------------------------------------------------------------------------------
 
 
-def test_an_edit_outside_the_tools_schema_is_422_and_stores_nothing(api, upstream, people: People):  # noqa: F811
+def test_an_edit_outside_the_tools_schema_is_422_and_stores_nothing(api, upstream, people: People):
     case = agent_case(upstream)
     claim(people.reviewer, case)
     bad = {**CALL[1], "amount": -3, "currency": "JPY"}
