@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.actors import Actor
 from app.agents import tools
@@ -258,17 +259,50 @@ def test_an_approval_that_races_the_expiry_is_never_executed(upstream, people: P
     assert execute_case(case.id) == "refused"
 
 
-def test_a_retry_after_the_expiry_delivers_nothing(upstream, people: People):
-    case = agent_case(upstream)
+def test_a_call_changed_while_the_sweep_runs_is_left_to_the_next_sweep(upstream):
+    case = agent_case(upstream, expires_at=(utcnow() - timedelta(minutes=1)).isoformat())
+    loaded = db.session.get(Case, case.id)
+    set_committed_value(loaded, "version", loaded.version - 1)  # another writer moved it since this copy was read
+    assert expiry.expire_due(db.session) == []
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.PENDING_REVIEW
+    assert [notice.case_id for notice in expiry.expire_due(db.session)] == [case.id]
+    db.session.commit()
+    assert db.session.get(Case, case.id).status == Status.EXPIRED
+
+
+def test_a_decision_after_the_expiry_is_refused(api, upstream, people: People):
+    case = agent_case(upstream, expires_at=(utcnow() + timedelta(minutes=5)).isoformat())
+    claim(people.reviewer, case)
+    version = db.session.get(Case, case.id).version
+    services.clock = lambda: utcnow() + timedelta(minutes=6)
+    try:
+        assert expire_due_calls() == 1
+    finally:
+        services.clock = utcnow
+    response = api.post(people.reviewer, f"/cases/{case.id}/decisions", {"kind": "approve", "case_version": version})
+    assert response.status_code == 409
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.EXPIRED
+    assert db.session.scalar(select(func.count(Decision.id))) == 0
+
+
+def test_a_retry_after_the_expiry_delivers_nothing(upstream, people: People, receiver):
+    soon = utcnow() + timedelta(minutes=2)
+    case = agent_case(upstream, expires_at=soon.isoformat(), callback_url=receiver.url + "/hooks")
     claim(people.reviewer, case)
     decide(people.reviewer, case, "approve")
-    case = db.session.get(Case, case.id)
-    case.expires_at = utcnow() - timedelta(seconds=1)  # set-up: the first attempt started before the deadline
-    db.session.commit()
-    with pytest.raises(services.CallExpired):
-        services.refuse_expired(case)
-    outcome, notice = expiry.expire_or_refuse(db.session, case.id, "expired")
-    assert (outcome, notice is not None) == ("expired", True)
+    receiver.fail = 1  # the first delivery, before the deadline, fails: a retry is due after a minute
+    assert execute_case(case.id) == "retrying"
+    services.clock = lambda: soon + timedelta(seconds=1)
+    try:
+        assert execute_case(case.id) == "refused"
+    finally:
+        services.clock = utcnow
+    assert len(receiver.deliveries) == 1 and not receiver.processed
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.EXECUTION_FAILED
 
 
 # --- waiting ---------------------------------------------------------------------------------------------

@@ -265,8 +265,10 @@ def run_step(argv: Sequence[str], env: Mapping[str, str]) -> None:
 def service_commands(port: int) -> dict[str, list[str]]:
     python = sys.executable
     if importlib.util.find_spec("gunicorn"):
+        # 100 threads a worker: agents waiting for a decision (GET ?wait=) each hold one, idle
+        # (docs/agent-approvals.md), and reviewers still find free ones.
         web = [python, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-               "--threads", "4", "--access-logfile", "-"]
+               "--threads", "100", "--timeout", "90", "--access-logfile", "-"]
     else:
         web = [python, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port)]
     return {

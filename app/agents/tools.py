@@ -96,7 +96,7 @@ def policy_of(tool: AgentTool) -> ToolPolicy:
                                   allowed_values=tuple(limit.get("allowed_values", ())),
                                   allowed_domains=tuple(limit.get("allowed_domains", ())))
               for name, limit in tool.arguments.items()}
-    return ToolPolicy(tool.name, limits, tool.two_approvals, tool.queue.name if tool.queue else None)
+    return ToolPolicy(tool.name, limits)
 
 
 def _current_policy(tool_name: str) -> ToolPolicy | None:
@@ -113,22 +113,23 @@ def install() -> None:
 # --- applying: where a call goes and what it needs --------------------------------------------------------
 
 
-def receiving_queue(session: Session, domain: str, case_type: str, data: BaseModel) -> Queue | None:
-    """The queue the tool's policy names for a call of this domain, if any (else the usual routing)."""
+def tool_of_call(session: Session, case_type: str, data: BaseModel) -> AgentTool | None:
+    """At intake: the policy of the tool an agent_action calls, if it has one (None for other types)."""
     if case_type != AGENT_ACTION:
         return None
-    tool = tool_named(session, data.tool.name)  # type: ignore[attr-defined]
+    return tool_named(session, data.tool.name)  # type: ignore[attr-defined]  (an AgentAction)
+
+
+def receiving_queue(tool: AgentTool | None, domain: str) -> Queue | None:
+    """The queue the tool's policy names, when it takes calls of this domain (else the usual routing)."""
     queue = tool.queue if tool is not None else None
     if queue is None or queue.domain != domain or queue.archived_at is not None:
         return None
     return queue
 
 
-def apply_policy(session: Session, case: Case, data: BaseModel) -> None:
-    """At intake: a tool that always needs two approvals flags its call so."""
-    if case.case_type != AGENT_ACTION:
-        return
-    tool = tool_named(session, data.tool.name)  # type: ignore[attr-defined]
+def apply_policy(tool: AgentTool | None, case: Case) -> None:
+    """A tool that always needs two approvals flags its call so (the second by a senior reviewer)."""
     if tool is not None and tool.two_approvals:
         case.requires_dual_approval = True
 

@@ -33,10 +33,18 @@ def expire(session: Session, case: Case) -> UpstreamNotice:
 
 
 def expire_due(session: Session, now: datetime | None = None) -> list[UpstreamNotice]:
-    """Expire the cases whose time is up (a batch; rows other sweeps hold are skipped)."""
+    """Expire the cases whose time is up (a batch; rows other sweeps hold are skipped, and a case that
+    a decision or the executor changed meanwhile is left to the next sweep or to the executor)."""
     stmt = (select(Case).where(Case.expires_at <= (now or services.clock()), Case.status.in_(EXPIRABLE))
             .order_by(Case.expires_at, Case.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True))
-    return [expire(session, case) for case in session.scalars(stmt).all()]
+    notices = []
+    for case in session.scalars(stmt).all():
+        try:
+            with session.begin_nested():
+                notices.append(expire(session, case))
+        except lifecycle.StaleVersion:
+            session.expire(case)
+    return notices
 
 
 def expire_or_refuse(session: Session, case_id: int, reason: str) -> tuple[str, UpstreamNotice | None]:

@@ -225,11 +225,12 @@ def submit_case(
     envelope, data = _parse(raw_body, client, callbacks)
     if look_first:
         _refuse_duplicate(session, client, envelope.external_id)
-    queue = (agent_tools.receiving_queue(session, envelope.domain, envelope.case_type, data)
-             or queues.receiving(session, envelope.domain, envelope.case_type))
+    tool = agent_tools.tool_of_call(session, envelope.case_type, data)
+    queue = agent_tools.receiving_queue(tool, envelope.domain) or queues.receiving(session, envelope.domain,
+                                                                                   envelope.case_type)
     rules = active_rules(session)
     case = _new_case(session, client, envelope, data, queue)
-    agent_tools.apply_policy(session, case, data)
+    agent_tools.apply_policy(tool, case)
     body = _answer(session, client, webhook_id, body_hash, case, case.status, case_url.format(id=case.id))
     chain.record(
         session,

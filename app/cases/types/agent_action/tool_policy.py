@@ -24,10 +24,10 @@ class ArgumentLimit:
 
 @dataclass(frozen=True)
 class ToolPolicy:
+    """What the analyzer checks a call of the tool against: its arguments' limits, by name."""
+
     name: str
     limits: Mapping[str, ArgumentLimit] = field(default_factory=dict)
-    two_approvals: bool = False
-    queue: str | None = None
 
 
 @dataclass(frozen=True)
