@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import yaml
+from flask import has_app_context
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -100,7 +101,10 @@ def policy_of(tool: AgentTool) -> ToolPolicy:
 
 
 def _current_policy(tool_name: str) -> ToolPolicy | None:
-    """The analyzer's lookup (installed by `install`): the policy as stored now."""
+    """The analyzer's lookup (installed by `install`): the policy as stored now. Outside the app (the
+    analyzer called on its own, as the case-type tests do) there is no table, so no policy."""
+    if not has_app_context():
+        return None
     tool = tool_named(db.session, tool_name)
     return policy_of(tool) if tool is not None else None
 
