@@ -199,6 +199,9 @@ def test_respond_answers_the_agent_and_runs_nothing(upstream, people: People, re
     [delivery] = receiver.attempts_of(f"notify_{case.id}_{decision.id}")
     assert delivery.document["answer"] == "Refund only the tank: 35 EUR, see the price list."
     assert delivery.document["case"]["status"] == "responded"
+    document = upstream.get_case(case.id).get_json()
+    assert document["status"] == "responded"
+    assert document["answer"] == "Refund only the tank: 35 EUR, see the price list."
 
 
 def test_respond_needs_an_answer_and_an_agent_case(upstream, people: People):

@@ -77,6 +77,7 @@ class UpstreamCase(CaseHead):
 
     created_at: IsoDateTime
     expires_at: IsoDateTime | None  # an agent's tool call: when it expires undecided (never executed after)
+    answer: str | None  # a reviewer's answer instead of running the agent's tool (a respond decision)
     recommendation: RecommendationBrief | None
     decisions: list[DecisionRecord]
     execution: ExecutionState | None
