@@ -77,6 +77,7 @@ def create_app(config: type[Config] = Config) -> Flask:
     app.register_blueprint(audit_export_bp)
     app.register_blueprint(openapi_bp)
 
+    from app.admin.agent_tools import bp as admin_agent_tools_bp  # /admin/agent-tools: agents' tool policies
     from app.admin.clients import bp as admin_clients_bp  # /admin/clients: upstream API clients
     from app.admin.controls import bp as controls_bp  # /admin/controls: the kill switch, and its banner
     from app.admin.queues import bp as admin_queues_bp  # /admin/queues: create, edit, archive
@@ -89,6 +90,7 @@ def create_app(config: type[Config] = Config) -> Flask:
     app.register_blueprint(admin_users_bp)
     app.register_blueprint(admin_clients_bp)
     app.register_blueprint(admin_reason_codes_bp)
+    app.register_blueprint(admin_agent_tools_bp)
     app.register_blueprint(controls_bp)
 
     from app.dashboards.views import bp as dashboards_bp  # /dashboards: queues, oversight, AI cost and quality
@@ -97,6 +99,9 @@ def create_app(config: type[Config] = Config) -> Flask:
     from app.oversight.views import bp as oversight_bp  # /oversight: calibration, QA samples
 
     app.register_blueprint(oversight_bp)
+    from app.agents import tools as agent_tools  # the agent_action analyzer reads the tools' policies
+
+    agent_tools.install()
 
     from app.cli import register_cli
 

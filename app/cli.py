@@ -608,8 +608,51 @@ def seed_demo() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (users, clients, queues, reason_codes_cli, audit, control, seed, setup):
+    for group in (users, clients, queues, reason_codes_cli, audit, control, seed, setup, agent_tools_cli):
         app.cli.add_command(group)
+
+
+# --- agents' tool policies --------------------------------------------------------------------------------
+
+agent_tools_cli = AppGroup("agent-tools", help="Load and export the policies of agents' tools (YAML).")
+
+
+@agent_tools_cli.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def agent_tools_load(path: str) -> None:
+    """Upsert the tool policies of a YAML file by name; all or nothing."""
+    from pathlib import Path
+
+    from app.agents import tools
+
+    try:
+        outcomes = tools.load(db.session, tools.parse_yaml(Path(path).read_text(encoding="utf-8")),
+                              Actor.system("cli"))
+    except DomainError as exc:
+        for field, problem in exc.by_field.items():
+            click.echo(f"  {field}: {problem}", err=True)
+        _fail(f"{path}: {exc.message}; no tool policy was loaded")
+    db.session.commit()
+    for name, outcome in outcomes.items():
+        click.echo(f"  {name}: {outcome}")
+    click.echo(f"{len(outcomes)} tool policy(ies) loaded")
+
+
+@agent_tools_cli.command("export")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file instead of standard output.")
+def agent_tools_export(output: str | None) -> None:
+    """Print every tool policy as YAML that `agent-tools load` accepts."""
+    from pathlib import Path
+
+    from app.agents import tools
+
+    text = tools.export_yaml(db.session)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).write_text(text, encoding="utf-8")
+    click.echo(f"exported to {output}", err=True)
 
 
 # --- escalation rules (registered by create_app) ------------------------------------------------------

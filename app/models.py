@@ -1,5 +1,6 @@
 """Every model, imported in one place so that metadata (and Alembic) sees them all."""
 
+from app.agents.models import AgentTool
 from app.audit.models import AuditCheckpoint, AuditEvent
 from app.cases.models import (
     Case,
@@ -23,6 +24,7 @@ from app.review.models import ReasonCode
 from app.users import ApiToken, User
 
 __all__ = [
+    "AgentTool",
     "ApiClient",
     "ApiToken",
     "AuditCheckpoint",

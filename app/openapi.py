@@ -62,7 +62,10 @@ OPERATIONS = (
     Operation("post", "/cases", UPSTREAM, "Submit a case for review (signed)", (202, CaseAccepted), (*SIGNED, 503),
               CaseEnvelope, SIGNATURE_HEADERS),
     Operation("get", "/cases/{case_id}", UPSTREAM, "Read one of your cases: its status, recommendation, "
-              "decisions and execution", (200, UpstreamCase), (401, 404), None, [CASE_ID]),
+              "decisions and execution; with wait, once it leaves review", (200, UpstreamCase), (401, 404, 422), None,
+              [CASE_ID, {"name": "wait", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 0, "maximum": 60},
+                         "description": "Answer as soon as the case is decided, or after this many seconds"}]),
     Operation("post", "/cases/{case_id}/info", UPSTREAM, "Answer a request for more information (signed)",
               (202, CaseAccepted), SIGNED, InfoAnswer, [CASE_ID, *SIGNATURE_HEADERS]),
     Operation("post", "/cases/{case_id}/withdraw", UPSTREAM, "Withdraw a case not yet approved (signed)",

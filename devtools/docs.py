@@ -162,7 +162,9 @@ def _dual_approval(case_type: CaseType[Any]) -> str:
 
 def case_types_markdown() -> str:
     """docs/case-types.md, from the registry."""
-    types = list(REGISTRY.values())
+    types = list({t.name: t for t in REGISTRY.values()}.values())  # a type of every domain: once, as its first
+    every = {name for name in {t.name for t in types}
+             if sum(1 for _, registered in REGISTRY if registered == name) == len(DOMAINS)}
     lines = [
         "# Case types",
         "",
@@ -185,21 +187,24 @@ def case_types_markdown() -> str:
         "| case type | domain | actions | second approval |",
         "| --- | --- | --- | --- |",
     ]
-    lines += [f"| [`{t.name}`](#{t.name}) | {t.domain} | "
+    lines += [f"| [`{t.name}`](#{t.name}) | {'every domain' if t.name in every else t.domain} | "
               f"{', '.join(f'`{a}`' for a in t.actions)} | {_dual_approval(t)} |" for t in types]
     for domain in DOMAINS:
-        for case_type in (t for t in types if t.domain == domain):
+        for case_type in (t for t in types if t.domain == domain and t.name not in every):
             lines += _case_type_section(case_type)
+    for case_type in (t for t in types if t.name in every):
+        lines += _case_type_section(case_type, "every domain")
     return "\n".join(lines) + "\n"
 
 
-def _case_type_section(case_type: CaseType[Any]) -> list[str]:
+def _case_type_section(case_type: CaseType[Any], domain: str | None = None) -> list[str]:
     folder = case_type.folder.relative_to(ROOT).as_posix()
+    where = domain or f"Domain `{case_type.domain}`"
     lines = [
         "",
         f"## {case_type.name}",
         "",
-        f"Domain `{case_type.domain}`. Schema and actions: [`{folder}/schema.py`](../{folder}/schema.py); "
+        f"{where[0].upper()}{where[1:]}. Schema and actions: [`{folder}/schema.py`](../{folder}/schema.py); "
         f"a second approval is needed {_dual_approval(case_type)}.",
         "",
         "### Data",

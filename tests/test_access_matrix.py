@@ -102,6 +102,9 @@ BROWSER: list[tuple[str, str, tuple[Any, ...]]] = [
     ("GET", "/oversight/calibration", (L, 403, 403, OK, OK, OK, L)),
     ("GET", "/oversight/qa", (L, 403, 403, OK, OK, OK, L)),
     ("POST", "/oversight/qa/{qa}/verdict", (L, 403, 403, OK, 403, 403, L)),  # seniors of its queue only
+    ("GET", "/admin/agent-tools", (L, 403, 403, 403, OK, OK, L)),
+    ("GET", "/admin/agent-tools/edit", (L, 403, 403, 403, OK, 403, L)),
+    ("POST", "/admin/agent-tools/edit", (L, 403, 403, 403, OK, 403, L)),
     ("GET", "/settings/password", (L, OK, OK, OK, OK, OK, L)),
     ("POST", "/settings/password", (L, OK, OK, OK, OK, OK, L)),
     ("GET", "/settings/tokens", (L, OK, OK, OK, OK, OK, L)),
@@ -119,6 +122,7 @@ API: list[tuple[str, str, tuple[Any, ...]]] = [
     ("POST", "/api/v1/cases/{case}/decisions", (401, OK, 404, OK, 403, 403, 401)),
     ("POST", "/api/v1/cases/{case}/assign", (401, 403, 404, OK, OK, 403, 401)),
     ("GET", "/api/v1/cases/{case}", (401, 401, 401, 401, 401, 401, 404)),  # another tenant's case
+    ("GET", "/api/v1/cases/{case}?wait=1", (401, 401, 401, 401, 401, 401, 404)),  # waiting: refused first
     ("POST", "/api/v1/cases/{case}/info", (401, 401, 401, 401, 401, 401, 404)),
     ("POST", "/api/v1/cases/{case}/withdraw", (401, 401, 401, 401, 401, 401, 404)),
 ]

@@ -346,7 +346,7 @@ def test_a_duplicate_or_malformed_code_changes_nothing(admin):
                            "Lower-case letters, digits and _, starting with a letter, at most 40."),
                           ({"code": "fine", "label": "Fine", "kinds": []},
                            "Decision kinds must be a non-empty subset of approve, edit, reject, escalate, "
-                           "request_info, blind.")):
+                           "request_info, blind, respond.")):
         response = post(admin, "/admin/reason-codes/new", form, page="/admin/reason-codes/new")
         assert response.status_code == 422 and field_errors(response) == [message]
     assert (count(ReasonCode), count(AuditEvent)) == (codes, audited)

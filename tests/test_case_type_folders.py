@@ -21,7 +21,7 @@ from app.ai.jobs import analyze_case
 from app.ai.runtime import TEMPLATE_VERSION, CaseSnapshot, render_prompt, warm_templates
 from app.auth.services import create_user
 from app.cases.models import Case, Queue, Status
-from app.cases.types import CASE_TYPES, REGISTRY, CaseType, examples, load, named
+from app.cases.types import CASE_TYPES, REGISTRY, CaseType, examples, get_case_type, load, named
 from app.extensions import db
 from app.review import presenters
 from tests.conftest import sign_in
@@ -41,7 +41,12 @@ def snapshot_of(case_type: CaseType[Any], data: dict[str, Any]) -> CaseSnapshot:
 def test_every_folder_is_registered_once() -> None:
     folders = sorted(path.parent.name for path in TYPES_DIR.glob("*/__init__.py"))
     assert sorted(CASE_TYPES) == folders
-    assert [name for _, name in REGISTRY] == list(CASE_TYPES)
+    assert list(dict.fromkeys(name for _, name in REGISTRY)) == list(CASE_TYPES)
+
+
+def test_a_type_of_every_domain_is_registered_in_each_domain() -> None:
+    assert sorted(domain for domain, name in REGISTRY if name == "agent_action") == ["compliance", "finance", "legal"]
+    assert get_case_type("legal", "agent_action").domain == "legal"
 
 
 @pytest.mark.parametrize("name", CASE_TYPES)

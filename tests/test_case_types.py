@@ -276,6 +276,8 @@ GOOD_ACTIONS = [
     ("kyc_review", "approve_onboarding", {}),
     ("kyc_review", "request_documents", {"documents": ["proof_of_address"]}),
     ("kyc_review", "reject_onboarding", REASON),
+    ("agent_action", "execute", {"order_id": "ORD-1", "amount": 20}),
+    ("agent_action", "refuse", REASON),
 ]
 BAD_ACTIONS = [
     ("payment_release", "release", {"reason": "looks fine"}),
@@ -301,6 +303,7 @@ BAD_ACTIONS = [
     ("kyc_review", "request_documents", {"documents": []}),
     ("kyc_review", "request_documents", {"documents": [""]}),
     ("kyc_review", "reject_onboarding", {}),
+    ("agent_action", "refuse", {}),
 ]
 
 
@@ -374,18 +377,18 @@ def test_get_case_type(domain: str, name: str) -> None:
             "aml_alert",
             (
                 "belongs to domain 'compliance', not 'finance'; "
-                "allowed in 'finance': payment_release, credit_limit_change"
+                "allowed in 'finance': payment_release, credit_limit_change, agent_action"
             ),
         ),
         (
             "legal",
             "payment_release",
-            "belongs to domain 'finance', not 'legal'; allowed in 'legal': contract_review",
+            "belongs to domain 'finance', not 'legal'; allowed in 'legal': contract_review, agent_action",
         ),
         (
             "legal",
             "lease_review",
-            "unknown case type 'lease_review'; allowed in 'legal': contract_review",
+            "unknown case type 'lease_review'; allowed in 'legal': contract_review, agent_action",
         ),
         (
             "hr",

@@ -39,8 +39,10 @@ def enriched(name: str) -> dict[str, Any]:
         )
     elif name == "aml_alert":
         data["rule_hits"][0]["description"] += "; depositor SSN 123-45-6789 seen on 3 other accounts"
-    else:
+    elif name == "kyc_review":
         data["screening"]["pep_hits"][0]["position"] = "Councillor; registry contact sofie.a@aarhus.example"
+    else:
+        data["context"]["messages"][0]["content"] += " Call me on +44 20 7946 0321 or write to anna@home.example."
     CASE_TYPES[name].validate_data(data)
     return data
 
@@ -55,6 +57,7 @@ HIDDEN = {
     "aml_alert": ["Marco Bellini", "Cash deposit, Milano Centrale branch", "Cash deposit, Milano Brera branch",
                   "Golden Crescent Trading FZE"],
     "kyc_review": ["Sofia Andersson", "AA1234567", "Sofie Andersen", "Drottninggatan 71", "111 36", "1991-06-02"],
+    "agent_action": ["anna.berg@example.com"],
 }
 HIDDEN_IN_TEXT = {
     "payment_release": ["ap@baltic-freight.lt", "+370 5 212 3456"],
@@ -62,6 +65,7 @@ HIDDEN_IN_TEXT = {
     "contract_review": ["legal@northwind.example", "(555) 123-4567", "GB82 WEST 1234 5698 7654 32"],
     "aml_alert": ["123-45-6789"],
     "kyc_review": ["sofie.a@aarhus.example"],
+    "agent_action": ["+44 20 7946 0321", "anna@home.example"],
 }
 # The leaves redaction may change in each example: every other leaf (ids, amounts, dates, countries,
 # currencies, scores, free text without PII) must reach the model unchanged.
@@ -76,6 +80,7 @@ CHANGED = {
     "kyc_review": {"applicant.name", "documents[0].number", "documents[0].name_on_document",
                    "screening.pep_hits[0].matched_name", "applicant.date_of_birth", "applicant.address.line1",
                    "applicant.address.postcode", "documents[0].date_of_birth_on_document"},
+    "agent_action": {"tool.arguments.notify_email"},
 }
 
 

@@ -22,6 +22,7 @@ CODES = {
     "rcv": S.RECEIVED, "ana": S.ANALYZING, "pnd": S.PENDING_REVIEW, "aif": S.AI_FAILED, "inr": S.IN_REVIEW,
     "aw2": S.AWAITING_SECOND_APPROVAL, "nin": S.NEEDS_INFO, "apr": S.APPROVED, "rej": S.REJECTED,
     "exg": S.EXECUTING, "exd": S.EXECUTED, "exf": S.EXECUTION_FAILED, "wdn": S.WITHDRAWN,
+    "rsp": S.RESPONDED, "exp": S.EXPIRED,
 }
 CODE_OF = {status: code for code, status in CODES.items()}
 
@@ -29,26 +30,28 @@ CODE_OF = {status: code for code, status in CODES.items()}
 # "pnd/aif": back to an inbox, pending_review when the case has an AI recommendation, else ai_failed.
 # Not written from app/cases/lifecycle.py: a wrong entry there must fail here.
 MATRIX = """
-event                  rcv  ana  pnd      aif      inr      aw2  nin  apr  rej  exg  exd  exf  wdn
-analysis_started       ana  -    -        -        -        -    -    -    -    -    -    -    -
-recommendation_stored  -    pnd  -        -        -        -    -    -    -    -    -    -    -
-analysis_failed        -    aif  -        -        -        -    -    -    -    -    -    -    -
-analysis_retried       -    -    -        ana      -        -    -    -    -    -    -    -    -
-claimed                -    -    inr      inr      -        -    -    -    -    -    -    -    -
-assigned               -    -    inr      inr      inr      -    -    -    -    -    -    -    -
-released               -    -    -        -        pnd/aif  -    -    -    -    -    -    -    -
-approved               -    -    -        -        apr      -    -    -    -    -    -    -    -
-first_approval         -    -    -        -        aw2      -    -    -    -    -    -    -    -
-second_approval        -    -    -        -        -        apr  -    -    -    -    -    -    -
-rejected               -    -    -        -        rej      rej  -    -    -    -    -    -    -
-info_requested         -    -    -        -        nin      -    -    -    -    -    -    -    -
-info_received          -    -    -        -        -        -    ana  -    -    -    -    -    -
-escalated              -    -    pnd/aif  pnd/aif  pnd/aif  -    -    -    -    -    -    -    -
-execution_started      -    -    -        -        -        -    -    exg  -    -    -    -    -
-executed               -    -    -        -        -        -    -    -    -    exd  -    -    -
-execution_failed       -    -    -        -        -        -    -    -    -    exf  -    -    -
-execution_retried      -    -    -        -        -        -    -    -    -    -    -    exg  -
-withdrawn              wdn  wdn  wdn      wdn      wdn      wdn  wdn  -    -    -    -    -    -
+event                  rcv  ana  pnd      aif      inr      aw2  nin  apr  rej  exg  exd  exf  wdn  rsp  exp
+analysis_started       ana  -    -        -        -        -    -    -    -    -    -    -    -    -    -
+recommendation_stored  -    pnd  -        -        -        -    -    -    -    -    -    -    -    -    -
+analysis_failed        -    aif  -        -        -        -    -    -    -    -    -    -    -    -    -
+analysis_retried       -    -    -        ana      -        -    -    -    -    -    -    -    -    -    -
+claimed                -    -    inr      inr      -        -    -    -    -    -    -    -    -    -    -
+assigned               -    -    inr      inr      inr      -    -    -    -    -    -    -    -    -    -
+released               -    -    -        -        pnd/aif  -    -    -    -    -    -    -    -    -    -
+approved               -    -    -        -        apr      -    -    -    -    -    -    -    -    -    -
+first_approval         -    -    -        -        aw2      -    -    -    -    -    -    -    -    -    -
+second_approval        -    -    -        -        -        apr  -    -    -    -    -    -    -    -    -
+rejected               -    -    -        -        rej      rej  -    -    -    -    -    -    -    -    -
+info_requested         -    -    -        -        nin      -    -    -    -    -    -    -    -    -    -
+info_received          -    -    -        -        -        -    ana  -    -    -    -    -    -    -    -
+escalated              -    -    pnd/aif  pnd/aif  pnd/aif  -    -    -    -    -    -    -    -    -    -
+execution_started      -    -    -        -        -        -    -    exg  -    -    -    -    -    -    -
+executed               -    -    -        -        -        -    -    -    -    exd  -    -    -    -    -
+execution_failed       -    -    -        -        -        -    -    -    -    exf  -    -    -    -    -
+execution_retried      -    -    -        -        -        -    -    -    -    -    -    exg  -    -    -
+withdrawn              wdn  wdn  wdn      wdn      wdn      wdn  wdn  -    -    -    -    -    -    -    -
+responded              -    -    -        -        rsp      -    -    -    -    -    -    -    -    -    -
+expired                exp  exp  exp      exp      exp      exp  exp  exp  -    -    -    -    -    -    -
 """
 
 # Who may make each move: "x" where that actor may, "-" where it is refused.
@@ -73,6 +76,8 @@ executed               x       -       -         -                -      -
 execution_failed       x       -       -         -                -      -
 execution_retried      -       -       -         -                x      -
 withdrawn              -       x       -         -                -      -
+responded              -       -       x         x                -      -
+expired                x       -       -         -                -      -
 """
 
 

@@ -71,6 +71,8 @@ def test_fuzzed_requests_are_answered_as_documented(case, client, upstream, fuzz
     case_id = (case.path_parameters or {}).get("case_id")
     if type(case_id) is int and case_id % 2 == 0:
         case.path_parameters["case_id"] = fuzz_world["case"]  # half the time, a case that exists
+    if type((case.query or {}).get("wait")) is int:
+        case.query["wait"] = min(case.query["wait"], 1)  # waiting itself: tests/test_agent_actions.py
     raw = _raw_body(case)
     headers = {key: str(value) for key, value in (case.headers or {}).items()
                if not key.lower().startswith("webhook-")}

@@ -366,6 +366,7 @@ KEY_DATA = {
                         "Clauses"],
     "aml_alert": ["Marco Bellini", "STRUCT-01", "TX-88305", "USD 21,000.00", "Golden Crescent Trading FZE"],
     "kyc_review": ["Sofia Andersson", "AA1234567", "Proof of address", "Missing", "Sofie Andersen"],
+    "agent_action": ["issue_refund", "Support agent 2.3.1", "cracked water tank", "ORD-58213", "Conversation"],
 }
 
 

@@ -317,8 +317,9 @@ def service_commands(port: int) -> dict[str, list[str]]:
     """The processes, started as in production (`countersign web|worker|scheduler`, the Procfile)."""
     countersign = [sys.executable, "-m", "workers.cli"]
     return {
-        # gunicorn.conf.py, but 2 workers on loopback whatever the machine.
-        "web": [*countersign, "web", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        # gunicorn.conf.py, but 2 workers on loopback whatever the machine, with 100 threads each: agents
+        # waiting for a decision (GET ?wait=) each hold one, idle (docs/agent-approvals.md).
+        "web": [*countersign, "web", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "100"],
         "worker": [*countersign, "worker", "--with-scheduler"],
         "sched": [*countersign, "scheduler"],
     }

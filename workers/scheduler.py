@@ -21,7 +21,7 @@ from app import create_app
 from app.ai.jobs import requeue_stuck_cases
 from app.audit.jobs import checkpoint_audit_log, run_sealer
 from app.escalation.jobs import rules_sweep, sla_sweep
-from app.execution.jobs import retry_due_executions, retry_due_notices
+from app.execution.jobs import expire_due_calls, retry_due_executions, retry_due_notices
 from app.jobs import redis_connection
 from app.oversight.jobs import refresh_calibrations
 from app.review.jobs import release_expired_claims
@@ -34,6 +34,7 @@ PERIODIC_JOBS: list[tuple[Callable[[], object], str, str]] = [
     (release_expired_claims, "default", "SWEEP_INTERVAL_SECONDS"),
     (retry_due_executions, "execute", "SWEEP_INTERVAL_SECONDS"),
     (retry_due_notices, "execute", "SWEEP_INTERVAL_SECONDS"),
+    (expire_due_calls, "execute", "SWEEP_INTERVAL_SECONDS"),
     (checkpoint_audit_log, "default", "AUDIT_CHECKPOINT_SECONDS"),
     (refresh_calibrations, "default", "CALIBRATION_REFRESH_SECONDS"),
 ]

@@ -80,6 +80,12 @@ class NewReasonCodeForm(ReasonCodeForm):
                        description="Lower-case letters, digits and _: what decisions store. It cannot change later.")
 
 
+class AgentToolsForm(FlaskForm):
+    document = TextAreaField("Tool policies (YAML)", validators=[Length(max=1_000_000)],
+                             description="A list of tools; each named tool is created or replaced. Tools not "
+                                         "listed stay as they are.")
+
+
 class ActiveForm(FlaskForm):
     active = BooleanField()
 

@@ -29,6 +29,8 @@ _FIELD_KINDS: dict[str, str] = {
     ".date_of_birth": DATE_OF_BIRTH,
     ".date_of_birth_on_document": DATE_OF_BIRTH,
 }
+# Names that are no one's: an AI agent's and its tool's (agent_action).
+_NOT_PERSONAL = frozenset({".agent.name", ".tool.name"})
 # A one-character field value is still replaced in its own field, but not searched for in other text.
 _MIN_PROPAGATED_LENGTH = 2
 _PLACEHOLDER = re.compile(r"\[[A-Z_]+_\d+\]")
@@ -101,7 +103,7 @@ def _map_strings(value: Any, fn: Callable[[str, str], str], shape: str = "") -> 
 
 
 def _field_kind(shape: str, text: str) -> str | None:
-    if not text.strip():
+    if not text.strip() or shape in _NOT_PERSONAL:
         return None
     return next((kind for suffix, kind in _FIELD_KINDS.items() if shape.endswith(suffix)), None)
 

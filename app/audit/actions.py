@@ -32,6 +32,8 @@ class AuditAction(enum.StrEnum):
     CASE_EXECUTION_FAILED = "case.execution_failed"
     CASE_EXECUTION_RETRIED = "case.execution_retried"
     CASE_WITHDRAWN = "case.withdrawn"
+    CASE_RESPONDED = "case.responded"
+    CASE_EXPIRED = "case.expired"
     # other events of a case
     CASE_RECEIVED = "case.received"
     CASE_BLIND_ASSESSMENT = "case.blind_assessment"
@@ -77,6 +79,9 @@ class AuditAction(enum.StrEnum):
     QA_SAMPLED = "qa.sampled"
     QA_AGREED = "qa.agreed"
     QA_DISAGREED = "qa.disagreed"
+    # agents' tool policies (app/agents)
+    AGENT_TOOL_CREATED = "agent_tool.created"
+    AGENT_TOOL_UPDATED = "agent_tool.updated"
     # the kill switch (app/controls)
     CONTROL_PAUSED = "control.paused"
     CONTROL_RESUMED = "control.resumed"

@@ -31,7 +31,9 @@ S = Status
 BEFORE_APPROVAL = frozenset(
     {S.RECEIVED, S.ANALYZING, S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL, S.NEEDS_INFO}
 )
-TERMINAL = frozenset({S.REJECTED, S.EXECUTED, S.WITHDRAWN})
+TERMINAL = frozenset({S.REJECTED, S.EXECUTED, S.WITHDRAWN, S.RESPONDED, S.EXPIRED})
+# A case with an expires_at expires from these: undecided, or approved and not yet executing.
+EXPIRABLE = BEFORE_APPROVAL | {S.APPROVED}
 
 
 def _back_to_inbox(case: Case) -> Status:
@@ -82,6 +84,8 @@ TRANSITIONS: dict[str, Move] = {
     "execution_failed": _move(S.EXECUTING, S.EXECUTION_FAILED, kinds={"system"}),
     "execution_retried": _move(S.EXECUTION_FAILED, S.EXECUTING, roles=ADMINS),
     "withdrawn": _move(set(BEFORE_APPROVAL), S.WITHDRAWN, kinds={"client"}),
+    "responded": _move(S.IN_REVIEW, S.RESPONDED, roles=DECIDERS),
+    "expired": _move(set(EXPIRABLE), S.EXPIRED, kinds={"system"}),
 }
 
 

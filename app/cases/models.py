@@ -29,6 +29,8 @@ class Status(enum.StrEnum):
     EXECUTED = "executed"
     EXECUTION_FAILED = "execution_failed"
     WITHDRAWN = "withdrawn"
+    RESPONDED = "responded"  # a reviewer answered instead of approving: nothing is executed
+    EXPIRED = "expired"  # not decided (or not executed) by the case's expires_at: never executed
 
 
 class Priority(enum.IntEnum):
@@ -107,6 +109,7 @@ class Case(Base):
         Index("ix_cases_status_sla_due", "status", "sla_due_at"),
         Index("ix_cases_sla_next_at", "sla_next_at"),  # the SLA sweep: a range scan of the steps due
         Index("ix_cases_sla_stopped_at", "sla_stopped_at"),  # the dashboards: cases decided in a date range
+        Index("ix_cases_expires_at", "expires_at"),  # the expiry sweep: a range scan of the cases due
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -141,6 +144,9 @@ class Case(Base):
     # When the executor last refused to execute the case (no valid approval): the execution sweep
     # leaves an approved case alone until it changes again (updated_at moves past this).
     execution_refused_at: Mapped[datetime | None]
+    # When an undecided or unexecuted case expires for good (an agent's tool call: its case type
+    # says); NULL for cases that do not expire. app.agents.expiry sweeps them.
+    expires_at: Mapped[datetime | None]
     requires_dual_approval: Mapped[bool] = mapped_column(default=False)
     second_approval_role: Mapped[str | None] = mapped_column(String(20))
     reopen_count: Mapped[int] = mapped_column(default=0)

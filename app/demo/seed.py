@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.actors import Actor
+from app.agents import tools as agent_tools
 from app.ai.jobs import analyze_case
 from app.audit import chain
 from app.audit.actions import AuditAction
@@ -134,10 +135,12 @@ class DemoCase:
     # Analysed and decided at seeding by the demo reviewer, so the decided list, executions and the
     # auditor's decision log have something in them: "approve", or "reject" with a reason.
     decided: str | None = None
+    # The domain to post it in, for a type allowed in every domain (agent_action).
+    in_domain: str | None = None
 
     @property
     def domain(self) -> str:
-        return named(self.case_type).domain
+        return self.in_domain or named(self.case_type).domain
 
     def body(self, callback_url: str | None) -> bytes:
         document = {
@@ -373,7 +376,43 @@ CASES = (
         ),
         priority="high", confidential=True,
     ),
+    # every domain / agent_action: a support agent asks to refund more than the refund tool's limit
+    DemoCase(
+        "AGENT-RFD-58213", "agent_action", "Support agent: refund EUR 180.00 on order ORD-58213",
+        variant("agent_action", expires_at=(utcnow() + timedelta(days=2)).replace(microsecond=0).isoformat()),
+        priority="high",
+    ),
+    # a legal assistant agent asks to e-mail a draft NDA outside the company
+    DemoCase(
+        "AGENT-NDA-0412", "agent_action", "Legal assistant: e-mail the draft NDA to outside counsel",
+        variant(
+            "agent_action", expires_at=(utcnow() + timedelta(days=1)).replace(microsecond=0).isoformat(),
+            agent={"id": "legal-assistant-2", "name": "Legal assistant", "version": "0.9.4", "model": "gpt-4.1"},
+            tool={"name": "send_email", "description": "Send an e-mail with attachments from the legal team's mailbox.",
+                  "arguments": {"to": "m.keller@keller-partners.example", "subject": "Draft NDA: Northwind / Acme",
+                                "attachments": ["nda-northwind-acme-v3.docx"], "urgent": False},
+                  "arguments_schema": {"type": "object", "required": ["to", "subject"], "properties": {
+                      "to": {"type": "string"}, "subject": {"type": "string"},
+                      "attachments": {"type": "array", "items": {"type": "string"}},
+                      "urgent": {"type": "boolean"}}, "additionalProperties": False}},
+            context={"goal": "Get outside counsel's comments on the draft NDA with Acme before Friday.",
+                     "messages": [
+                         {"role": "user", "content": "Send the latest NDA draft to Martina Keller for review."},
+                         {"role": "tool", "content": "find_document('NDA Acme'): nda-northwind-acme-v3.docx"},
+                     ],
+                     "reasoning": "Martina Keller is the outside counsel named in the matter file."},
+            risk_hints=["the recipient is outside the company"],
+        ),
+        in_domain="legal",
+    ),
 )
+# The demo's tool policies: the refund tool's limit makes the analyzer propose a smaller refund.
+DEMO_TOOL_POLICIES = """
+- name: issue_refund
+  arguments:
+    amount: {max: 150}
+    notify_email: {allowed_domains: [example.com]}
+"""
 
 
 # --- seeding ---------------------------------------------------------------------------------------
@@ -392,6 +431,7 @@ def seed_demo_data(session: Session, echo: Echo = print, *, credentials_path: Pa
     if new_credentials:
         _write_credentials(credentials_path, new_credentials)
     rules = _seed_rules(session)
+    _seed_tool_policies(session)
     cases = _seed_cases(session, client)
     session.commit()
 
@@ -409,6 +449,12 @@ def _seed_rules(session: Session) -> int:
         return 0
     specs = validate_file(session, yaml.safe_load(EXAMPLE_RULES.read_text()))
     return len(load_rules(session, specs, SEED_ACTOR))
+
+
+def _seed_tool_policies(session: Session) -> None:
+    """The demo's agent tool policies, when no tool has one yet (an admin's edits are kept)."""
+    if not agent_tools.all_tools(session):
+        agent_tools.load(session, agent_tools.parse_yaml(DEMO_TOOL_POLICIES), SEED_ACTOR)
 
 
 def _seed_queues(session: Session) -> int:

@@ -52,9 +52,9 @@ STEPS = (50, 75, 100)
 WARNING_STEP = STEPS[0]  # from the first warning on, a case is "at risk"
 CLOCK_STATUSES = tuple(s.value for s in (S.RECEIVED, S.ANALYZING, S.PENDING_REVIEW, S.AI_FAILED, S.IN_REVIEW,
                                          S.AWAITING_SECOND_APPROVAL))
-# Decided or withdrawn: the clock has stopped for good.
+# Decided, answered, expired or withdrawn: the clock has stopped for good.
 STOPPED_STATUSES = frozenset(s.value for s in (S.APPROVED, S.REJECTED, S.EXECUTING, S.EXECUTED,
-                                               S.EXECUTION_FAILED, S.WITHDRAWN))
+                                               S.EXECUTION_FAILED, S.WITHDRAWN, S.RESPONDED, S.EXPIRED))
 ESCALATABLE = frozenset(s.value for s in lifecycle.TRANSITIONS["escalated"].sources)
 SLA_ACTOR = Actor.system("sla")
 # The audit events that give a case a new window (rule.fired, case.sla_breached) say so under this key.

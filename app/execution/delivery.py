@@ -22,6 +22,7 @@ from app.execution.schemas import (
     CaseWithStatus,
     DecidedNotice,
     DeliveryAttempt,
+    ExpiredNotice,
     NeedsInfoNotice,
 )
 from app.intake.models import ApiClient
@@ -61,16 +62,23 @@ def callback_document(case: Case, decision: Decision, execution: Execution,
     )
 
 
-def notice_document(event_type: str, case: Case, decision: Decision, msg_id: str,
-                    attempt: int) -> DecidedNotice:
-    """The ``case.decided`` or ``case.needs_info`` notification of a decision (the latter with the question)."""
+def notice_document(event_type: str, case: Case, decision: Decision | None, msg_id: str,
+                    attempt: int) -> DecidedNotice | ExpiredNotice:
+    """The ``case.decided`` or ``case.needs_info`` notification of a decision (the latter with the
+    question; a respond decision's with the answer), or the ``case.expired`` one of the case."""
+    notification = DeliveryAttempt(idempotency_key=msg_id, attempt=attempt)
+    if decision is None:
+        return ExpiredNotice(case=CaseWithStatus.model_validate(case), expires_at=case.expires_at,
+                             notification=notification)
     fields: dict[str, Any] = {
         "case": CaseWithStatus.model_validate(case),
         "decision": DecisionNotice.model_validate(decision),
-        "notification": DeliveryAttempt(idempotency_key=msg_id, attempt=attempt),
+        "notification": notification,
     }
     if event_type == "case.needs_info":
         return NeedsInfoNotice(**fields, question=decision.reason)
+    if decision.kind == "respond":
+        return DecidedNotice(**fields, answer=decision.reason)
     return DecidedNotice(**fields)
 
 

@@ -16,10 +16,10 @@ from app.cases.lifecycle import StaleVersion
 from app.cases.models import Case
 from app.controls.models import What
 from app.controls.switch import pause_for
-from app.execution import services, upstream
+from app.execution import expiry, services, upstream
 from app.execution.delivery import deliver_approval
 from app.extensions import db
-from app.jobs import Work, enqueue, job
+from app.jobs import Work, after_commit, enqueue, job
 from app.metrics import EXECUTION_OUTCOMES
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,14 @@ def _attempt(case_id: int) -> str:
         return "paused"
     try:
         attempt = services.start_attempt(db.session, case_id)
+    except services.CallExpired as exc:
+        db.session.rollback()
+        outcome, notice = expiry.expire_or_refuse(db.session, case_id, str(exc))
+        if notice is not None:
+            after_commit(db.session, notice_work(case_id, notice.event_type, None))
+        db.session.commit()
+        log.warning("execution of case %s refused: %s", case_id, exc)
+        return outcome
     except services.ExecutionRefused as exc:
         db.session.rollback()
         services.refuse(db.session, case_id, str(exc))
@@ -68,7 +76,7 @@ def _attempt(case_id: int) -> str:
 
 
 @job
-def notify_upstream(case_id: int, event_type: str, decision_id: int, attempt: int = 1) -> str:
+def notify_upstream(case_id: int, event_type: str, decision_id: int | None, attempt: int = 1) -> str:
     """Attempt ``attempt`` of a ``case.decided`` / ``case.needs_info`` notification: ``delivered``,
     ``retrying``, ``failed`` or ``skipped`` (delivered or given up already, or that attempt was made)."""
     note = upstream.prepare_notification(db.session, case_id, event_type, decision_id, attempt)
@@ -110,6 +118,19 @@ def _enqueue_executions(case_ids: list[int]) -> int:
 
 
 @job
+def expire_due_calls() -> int:
+    """Periodic: expire the cases past their expires_at (agents' tool calls) and tell their upstream
+    systems. Returns how many expired."""
+    notices = expiry.expire_due(db.session)
+    for notice in notices:
+        after_commit(db.session, notice_work(notice.case_id, notice.event_type, None))
+    db.session.commit()
+    if notices:
+        log.info("expired %d case(s)", len(notices))
+    return len(notices)
+
+
+@job
 def retry_due_notices() -> int:
     """Periodic: enqueue the upstream notifications that are due but whose job is missing (Redis lost
     it, or a worker died mid-attempt). Returns how many were enqueued."""
@@ -140,9 +161,11 @@ def attempt_work(case_id: int, execution_id: int, number: int) -> Work:
                 _within_the_lease())
 
 
-def notice_work(case_id: int, event_type: str, decision_id: int, attempt: int = 1) -> Work:
-    """A ``case.decided`` / ``case.needs_info`` notification to the upstream system."""
-    return Work(notify_upstream, f"notify-{decision_id}-{attempt}", (case_id, event_type, decision_id, attempt),
+def notice_work(case_id: int, event_type: str, decision_id: int | None, attempt: int = 1) -> Work:
+    """A ``case.decided`` / ``case.needs_info`` notification of a decision, or a ``case.expired``
+    one (no decision), to the upstream system."""
+    about = decision_id if decision_id is not None else f"expired-{case_id}"
+    return Work(notify_upstream, f"notify-{about}-{attempt}", (case_id, event_type, decision_id, attempt),
                 services.QUEUE, _within_the_lease())
 
 

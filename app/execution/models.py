@@ -16,7 +16,7 @@ class NoticeStatus(enum.StrEnum):
 
 
 class UpstreamNotice(Base):
-    """The outbox of ``case.decided`` / ``case.needs_info`` notifications to the upstream system.
+    """The outbox of ``case.decided`` / ``case.needs_info`` / ``case.expired`` notifications to the upstream system.
 
     Written in the transaction of the decision; the job sends it and records the outcome here, and
     the periodic sweep re-enqueues pending notices that are due, should Redis lose their job."""
@@ -26,7 +26,7 @@ class UpstreamNotice(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"))
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))  # None: a case.expired notice
     event_type: Mapped[str] = mapped_column(String(40))
     webhook_id: Mapped[str] = mapped_column(String(255), unique=True)  # the same on every attempt
     status: Mapped[str] = mapped_column(String(20), default=NoticeStatus.PENDING.value)

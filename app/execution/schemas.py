@@ -4,6 +4,7 @@ the ``case.approved`` callback that carries an approved action, and the ``case.d
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from app.cases.schemas import CaseRef, DecisionBrief, DecisionNotice
@@ -40,11 +41,21 @@ class CaseWithStatus(CaseRef):
 
 
 class DecidedNotice(Document):
-    """A rejection or an escalation."""
+    """A rejection, an escalation, or an answer to an agent (a respond decision: ``answer``)."""
 
     type: Literal["case.decided"] = "case.decided"
     case: CaseWithStatus
     decision: DecisionNotice
+    notification: DeliveryAttempt
+    answer: str | None = None
+
+
+class ExpiredNotice(Document):
+    """The case was not decided, or not executed, by its expires_at: it never will be."""
+
+    type: Literal["case.expired"] = "case.expired"
+    case: CaseWithStatus
+    expires_at: datetime | None
     notification: DeliveryAttempt
 
 

@@ -88,6 +88,17 @@ class ExecutionRefused(Exception):
     """No valid human approval authorises executing the case; the message says why."""
 
 
+class CallExpired(ExecutionRefused):
+    """The case's expires_at has passed: it is never executed, whatever approval it has."""
+
+
+def refuse_expired(case: Case) -> None:
+    """The check that makes an expired case unexecutable: made right before every attempt, so an
+    approval that raced the expiry (or a retry after it) delivers nothing."""
+    if case.expires_at is not None and clock() >= case.expires_at:
+        raise CallExpired(f"case {case.id} expired at {case.expires_at.isoformat()}: it is never executed")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How an attempt went, as recorded: the new state, and when to try again when retrying."""
@@ -197,6 +208,7 @@ def start_attempt(session: Session, case_id: int) -> Attempt | None:
     case = session.get(Case, case_id)
     if case is None or case.status in (S.EXECUTED, S.EXECUTION_FAILED):
         return None
+    refuse_expired(case)
     if case.status == S.EXECUTING:
         execution = waiting_execution(session, case_id)
         if execution is None:

@@ -30,16 +30,18 @@ from app.webhooks import DeliveryResult
 
 NOTIFIER = Actor.system("notifier")
 # event type → the decision kinds it reports
-NOTIFY_EVENTS = {"case.decided": frozenset({"reject", "escalate"}), "case.needs_info": frozenset({"request_info"})}
+NOTIFY_EVENTS = {"case.decided": frozenset({"reject", "escalate", "respond"}),
+                 "case.needs_info": frozenset({"request_info"})}
+EXPIRED = "case.expired"  # the one notice that no decision causes: the case ran out of time
 SWEEP_BATCH = 500
 
 
-def webhook_id(case_id: int, decision_id: int) -> str:
-    """The idempotency key of a decision's notification: the same on every attempt."""
-    return f"notify_{case_id}_{decision_id}"
+def webhook_id(case_id: int, decision_id: int | None) -> str:
+    """The idempotency key of a decision's notification (or of the case's expiry): the same on every attempt."""
+    return f"notify_{case_id}_{decision_id}" if decision_id is not None else f"notify_{case_id}_expired"
 
 
-def open_notice(session: Session, case_id: int, event_type: str, decision_id: int, *,
+def open_notice(session: Session, case_id: int, event_type: str, decision_id: int | None, *,
                 made: int = 0) -> UpstreamNotice:
     """The outbox row of a decision's notification (flushed), due at once; the caller enqueues
     its job once the transaction commits. ``made``: attempts made before the row existed."""
@@ -61,7 +63,7 @@ class PreparedNotice:
     notice_id: int
     case_id: int
     event_type: str
-    decision_id: int
+    decision_id: int | None
     attempt: int
     msg_id: str
     client: ApiClient  # detached
@@ -75,13 +77,14 @@ class PreparedNotice:
         return sender.send(self.client, self.url, self.msg_id, self.document)
 
 
-def prepare_notification(session: Session, case_id: int, event_type: str, decision_id: int,
+def prepare_notification(session: Session, case_id: int, event_type: str, decision_id: int | None,
                          attempt: int) -> PreparedNotice | None:
     """Claim attempt number ``attempt`` of the notification (flushed; the caller commits) and
     return what to send; None when there is nothing to send: delivered already, failed for good,
     or that attempt was made (or claimed) already."""
-    decision = session.get(Decision, decision_id)
-    if decision is None or decision.case_id != case_id or decision.kind not in NOTIFY_EVENTS.get(event_type, ()):
+    decision = session.get(Decision, decision_id) if decision_id is not None else None
+    if (event_type, decision) != (EXPIRED, None) and (
+            decision is None or decision.case_id != case_id or decision.kind not in NOTIFY_EVENTS.get(event_type, ())):
         raise ValueError(f"no {event_type!r} notification for decision {decision_id} of case {case_id}")
     notice = _notice(session, case_id, event_type, decision_id, attempt)
     if notice.status != NoticeStatus.PENDING or not _claim(session, notice, attempt):
@@ -91,10 +94,11 @@ def prepare_notification(session: Session, case_id: int, event_type: str, decisi
     client = case.client
     session.expunge(client)
     return PreparedNotice(notice.id, case_id, event_type, decision_id, attempt, notice.webhook_id, client,
-                          case.callback_url, document, decision.created_at)
+                          case.callback_url, document, decision.created_at if decision else notice.created_at)
 
 
-def _notice(session: Session, case_id: int, event_type: str, decision_id: int, attempt: int) -> UpstreamNotice:
+def _notice(session: Session, case_id: int, event_type: str, decision_id: int | None,
+            attempt: int) -> UpstreamNotice:
     """The decision's outbox row; opened here for a job enqueued without one (before the outbox
     existed), the attempts before this one counted as made."""
     notice = session.scalar(select(UpstreamNotice).where(UpstreamNotice.webhook_id == webhook_id(case_id, decision_id)))
@@ -147,7 +151,7 @@ def _settle(session: Session, note: PreparedNotice, **values: Any) -> None:
 # --- what to enqueue again ----------------------------------------------------------------------------
 
 
-def due_notices(session: Session, now: datetime | None = None) -> list[tuple[int, str, int, int]]:
+def due_notices(session: Session, now: datetime | None = None) -> list[tuple[int, str, int | None, int]]:
     """(case id, event type, decision id, next attempt) of the pending notices that are due: their
     job was lost with Redis, or their worker died mid-attempt (its lease ran out)."""
     now = now or services.clock()

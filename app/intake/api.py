@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
 
 from app import jsonbody, webhooks
+from app.agents import waiting
 from app.cases.types import CASE_TYPES
-from app.errors import DomainError
+from app.errors import DomainError, Invalid
 from app.extensions import db, limiter
 from app.intake import services
 from app.intake.models import ApiClient
@@ -119,8 +121,29 @@ def _answered(result: services.IntakeResult) -> tuple[Response, int]:
 
 @bp.get("/cases/<int:case_id>")
 def get_case(case_id: int) -> Response:
+    """The case; with ``?wait=SECONDS`` (0 to 60), once it is decided or the wait ends (app.agents.waiting)."""
     client = services.authenticate(db.session, request.headers.get("Authorization"))
-    return jsonify(case_document(db.session, client, case_id).model_dump(mode="json"))
+    seconds = _wait_seconds(request.args.get("wait"))
+    client_id = client.id
+
+    def read() -> dict[str, Any]:
+        return case_document(db.session, db.session.get_one(ApiClient, client_id), case_id).model_dump(mode="json")
+
+    def release() -> None:
+        db.session.rollback()
+        db.session.close()  # the connection goes back to the pool while the request waits
+
+    document = waiting.wait_for_decision(case_id, seconds, read, lambda doc: doc["status"], release)
+    return jsonify(document)
+
+
+def _wait_seconds(raw: str | None) -> int:
+    if raw is None:
+        return 0
+    if not raw.isascii() or not raw.isdigit() or int(raw) > waiting.MAX_WAIT_SECONDS:
+        raise Invalid(f"wait is a whole number of seconds from 0 to {waiting.MAX_WAIT_SECONDS}",
+                      {"wait": f"0 to {waiting.MAX_WAIT_SECONDS}"})
+    return int(raw)
 
 
 # --- the upstream system answers a request for information ---------------------------------------------

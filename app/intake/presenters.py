@@ -23,6 +23,8 @@ def case_document(session: Session, client: ApiClient, case_id: int) -> Upstream
     return UpstreamCase.of(
         case,
         created_at=case.created_at,
+        expires_at=case.expires_at,
+        answer=next((d.reason for d in reversed(decisions) if d.kind == "respond"), None),
         recommendation=None if rec is None else RecommendationBrief.model_validate(rec),
         decisions=[DecisionRecord.model_validate(d) for d in decisions],
         execution=None if execution is None else ExecutionState.model_validate(execution),

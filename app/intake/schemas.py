@@ -76,6 +76,8 @@ class UpstreamCase(CaseHead):
     """``GET /api/v1/cases/<id>``: the case as the client that posted it sees it."""
 
     created_at: IsoDateTime
+    expires_at: IsoDateTime | None  # an agent's tool call: when it expires undecided (never executed after)
+    answer: str | None  # a reviewer's answer instead of running the agent's tool (a respond decision)
     recommendation: RecommendationBrief | None
     decisions: list[DecisionRecord]
     execution: ExecutionState | None

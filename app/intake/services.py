@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app import jsonbody, webhooks
 from app.actors import Actor
+from app.agents import tools as agent_tools
 from app.ai.jobs import analysis
 from app.audit import chain
 from app.audit.actions import AuditAction
@@ -224,9 +225,12 @@ def submit_case(
     envelope, data = _parse(raw_body, client, callbacks)
     if look_first:
         _refuse_duplicate(session, client, envelope.external_id)
-    queue = queues.receiving(session, envelope.domain, envelope.case_type)
+    tool = agent_tools.tool_of_call(session, envelope.case_type, data)
+    queue = agent_tools.receiving_queue(tool, envelope.domain) or queues.receiving(session, envelope.domain,
+                                                                                   envelope.case_type)
     rules = active_rules(session)
     case = _new_case(session, client, envelope, data, queue)
+    agent_tools.apply_policy(tool, case)
     body = _answer(session, client, webhook_id, body_hash, case, case.status, case_url.format(id=case.id))
     chain.record(
         session,
@@ -334,7 +338,8 @@ def _callback_errors(url: Any, client: ApiClient, callbacks: webhooks.CallbackPo
 
 def _new_case(session: Session, client: ApiClient, envelope: CaseEnvelope, data: BaseModel,
               queue: Queue) -> Case:
-    amount = get_case_type(envelope.domain, envelope.case_type).amount(data)
+    case_type = get_case_type(envelope.domain, envelope.case_type)
+    amount = case_type.amount(data)
     now = utcnow()
     case = Case(
         client=client,
@@ -349,6 +354,7 @@ def _new_case(session: Session, client: ApiClient, envelope: CaseEnvelope, data:
         confidential=envelope.confidential,
         amount=amount[0] if amount else None,
         currency=amount[1] if amount else None,
+        expires_at=case_type.expires_at(data),
         callback_url=envelope.callback_url,
         queue=queue,
         created_at=now,

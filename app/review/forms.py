@@ -10,6 +10,7 @@ are attached to these forms, so the forms themselves check little beyond CSRF.
 
 from __future__ import annotations
 
+import json
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ from app.review.services import MAX_REASON_LENGTH
 from app.users import User
 
 LONG_TEXT_FROM = 257  # strings allowed to be longer than this are free text: a textarea
-ParamKind = Literal["text", "textarea", "decimal", "list", "rows"]
+ParamKind = Literal["text", "textarea", "decimal", "list", "rows", "number", "integer", "boolean", "choice", "json"]
+SCHEMA_KINDS: dict[str, ParamKind] = {"string": "text", "number": "number", "integer": "integer", "boolean": "boolean"}
 
 
 def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
@@ -46,6 +48,7 @@ class ParamSpec:
     label: str
     kind: ParamKind
     columns: tuple[ParamSpec, ...] = ()  # the fields of each row, for kind "rows"
+    choices: tuple[str, ...] = ()  # the values of kind "choice" (a JSON Schema enum)
 
     def input_name(self, action: str, column: str | None = None) -> str:
         return f"p.{action}.{self.name}" + (f".{column}" if column else "")
@@ -58,8 +61,27 @@ class ActionSpec:
     params: tuple[ParamSpec, ...]
 
 
-def action_specs(case_type: CaseType[Any]) -> list[ActionSpec]:
-    return [ActionSpec(name, _label(name), _params(schema)) for name, schema in case_type.actions.items()]
+def action_specs(case_type: CaseType[Any], data: BaseModel | None = None) -> list[ActionSpec]:
+    """Each action's fields: from the JSON Schema the case's ``data`` gives for it, else from its model."""
+    specs = []
+    for name, schema in case_type.actions.items():
+        json_schema = case_type.parameters_schema(data, name) if data is not None else None
+        specs.append(ActionSpec(name, _label(name), _params(schema) if json_schema is None
+                                else _schema_params(json_schema)))
+    return specs
+
+
+def _schema_params(schema: dict[str, Any]) -> tuple[ParamSpec, ...]:
+    """Inputs for a JSON Schema's properties: simple types and enums get their own input, anything
+    else (objects, arrays, unions) a JSON text area."""
+    return tuple(_schema_param(name, prop if isinstance(prop, dict) else {})
+                 for name, prop in schema.get("properties", {}).items())
+
+
+def _schema_param(name: str, prop: dict[str, Any]) -> ParamSpec:
+    if isinstance(prop.get("enum"), list) and all(isinstance(v, str) for v in prop["enum"]):
+        return ParamSpec(name, _label(name), "choice", choices=tuple(prop["enum"]))
+    return ParamSpec(name, _label(name), SCHEMA_KINDS.get(prop.get("type"), "json"))  # type: ignore[arg-type]
 
 
 def _params(schema: type[BaseModel]) -> tuple[ParamSpec, ...]:
@@ -90,11 +112,29 @@ def parse_parameters(spec: ActionSpec, form: MultiDict[str, str]) -> dict[str, A
             params[param.name] = [v.strip() for v in form.getlist(param.input_name(spec.name)) if v.strip()]
         elif param.kind == "rows":
             params[param.name] = _rows(spec.name, param, form)
+        elif param.kind == "boolean":
+            params[param.name] = form.get(param.input_name(spec.name)) == "true"
         else:
             value = form.get(param.input_name(spec.name), "").strip()
             if value:
-                params[param.name] = value
+                params[param.name] = _typed(param.kind, value)
     return params
+
+
+def _typed(kind: ParamKind, value: str) -> Any:
+    """A schema-built input's text as its JSON type; text that is not one stays text, for the
+    schema to refuse with a message under its field."""
+    try:
+        if kind in ("number", "integer"):
+            number = Decimal(value)
+            if not number.is_finite():
+                return value
+            return int(number) if kind == "integer" and number == number.to_integral_value() else float(number)
+        if kind == "json":
+            return json.loads(value)
+    except (ArithmeticError, ValueError):
+        return value
+    return value
 
 
 def _rows(action: str, param: ParamSpec, form: MultiDict[str, str]) -> list[dict[str, str]]:
@@ -163,6 +203,10 @@ class RequestInfoForm(ReasonedForm):
     pass
 
 
+class RespondForm(ReasonedForm):
+    """An answer to the agent instead of running its tool: the explanation is the answer."""
+
+
 class EscalateForm(ReasonedForm):
     target_queue = SelectField("Escalate to", validate_choice=False)
 
@@ -174,6 +218,7 @@ DECISION_FORMS: dict[str, type[DecisionForm]] = {
     "escalate": EscalateForm,
     "request_info": RequestInfoForm,
     "blind": BlindForm,
+    "respond": RespondForm,
 }
 
 

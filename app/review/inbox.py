@@ -47,7 +47,7 @@ STATUS_GROUPS: dict[str, tuple[Status, ...]] = {
     "open": WITH_REVIEWERS,
     **{s.value: (s,) for s in (*WITH_REVIEWERS, S.NEEDS_INFO)},
     "processing": (S.RECEIVED, S.ANALYZING),
-    "decided": (S.APPROVED, S.REJECTED, S.EXECUTING, S.EXECUTED, S.EXECUTION_FAILED),
+    "decided": (S.APPROVED, S.REJECTED, S.EXECUTING, S.EXECUTED, S.EXECUTION_FAILED, S.RESPONDED, S.EXPIRED),
     "withdrawn": (S.WITHDRAWN,),
     "all": tuple(Status),
 }

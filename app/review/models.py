@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 
-DecisionKind = Literal["approve", "edit", "reject", "escalate", "request_info", "blind"]
+DecisionKind = Literal["approve", "edit", "reject", "escalate", "request_info", "blind", "respond"]
 DECISION_KINDS: tuple[str, ...] = get_args(DecisionKind)
 
 

@@ -4,7 +4,8 @@ Every function takes the acting user, checks the rule, changes the case through 
 lifecycle (which audits the move) or appends to the audit log itself, and flushes;
 the request or job commits once. Stored ``Decision.kind`` values: ``approve`` and
 ``edit`` (the first, or only, approval), ``second_approval``, ``reject``, ``escalate``,
-``request_info`` and ``blind_assessment``.
+``request_info``, ``blind_assessment`` and ``respond`` (an answer to an agent's question instead
+of running its tool: final, nothing is executed).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ CLAIMABLE_STATUSES = (S.PENDING_REVIEW, S.AI_FAILED)
 CLAIMABLE = tuple(status.value for status in CLAIMABLE_STATUSES)
 INBOX_ORDER = (Case.priority.desc(), Case.sla_due_at.asc().nulls_last(), Case.id.asc())
 CLAIM_BATCH = 20
-UPSTREAM_EVENTS = {"reject": "case.decided", "escalate": "case.decided", "request_info": "case.needs_info"}
+UPSTREAM_EVENTS = {"reject": "case.decided", "escalate": "case.decided", "respond": "case.decided",
+                   "request_info": "case.needs_info"}
 STALE = "the case changed while you were looking at it: reload"
 MAX_REASON_LENGTH = 5000
 SCHEDULER = Actor.system("scheduler")
@@ -388,8 +390,21 @@ def _blind(r: _Request) -> Decision:
     return decision
 
 
+def _respond(r: _Request) -> Decision:
+    """Answer the agent's question instead of running its tool: the answer is the reason."""
+    _require_assignee(r)
+    _require_blind_assessment(r)
+    if not get_case_type(r.case.domain, r.case.case_type).answerable:
+        raise Invalid(f"a {r.case.case_type} case cannot be answered instead of decided",
+                      {"kind": "respond is for an agent's tool call"})
+    _check_reason(r, required=False)
+    if not (r.command.reason or "").strip():
+        raise Invalid("write the answer to the agent", {"reason": "the answer is required"})
+    return _record(r, "responded", "respond", None)
+
+
 _HANDLERS = {"approve": _approve, "edit": _edit, "reject": _reject, "escalate": _escalate,
-             "request_info": _request_info, "blind": _blind}
+             "request_info": _request_info, "blind": _blind, "respond": _respond}
 
 
 def _record(r: _Request, event: str, kind: str, final: Final | None, data: dict[str, Any] | None = None, *,
@@ -456,14 +471,19 @@ def _validated_action(case: Case, command: DecisionCommand) -> tuple[str, dict[s
     """The reviewer's own action, checked by the case type's schema and normalised."""
     if not command.action:
         raise Invalid("choose an action", {"action": "required"})
+    case_type = get_case_type(case.domain, case.case_type)
     try:
-        params = get_case_type(case.domain, case.case_type).validate_action(command.action, command.parameters)
+        params = case_type.validate_action(command.action, command.parameters)
     except UnknownAction as exc:
         raise Invalid(str(exc), {"action": str(exc)}) from None
     except ValidationError as exc:
         errors = {".".join(str(p) for p in ("parameters", *err["loc"])): err["msg"] for err in exc.errors()}
         raise Invalid(f"the parameters of {command.action} are invalid", errors) from None
-    return command.action, params.model_dump(mode="json")
+    parameters = params.model_dump(mode="json")
+    problems = case_type.action_problems(case_type.validate_data(case.payload), command.action, parameters)
+    if problems:
+        raise Invalid(f"the parameters of {command.action} do not fit this case", problems)
+    return command.action, parameters
 
 
 def _check_view(r: _Request, final: Final) -> None:

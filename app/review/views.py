@@ -365,6 +365,7 @@ class DecisionPanel:
     claimed_by: str | None = None
     first_approval: Decision | None = None
     waiting_for: str | None = None  # the role a second approval needs
+    answerable: bool = False  # the reviewer may answer instead of deciding (respond)
     forms: dict[str, forms.DecisionForm] = field(default_factory=dict)
 
 
@@ -430,6 +431,7 @@ def _decision_panel(user: User, case: Case, submitted: dict[str, forms.DecisionF
         can_decide=deciding and status == Status.IN_REVIEW and mine,
         can_retry=status == Status.AI_FAILED and _can(user, "retry_analysis"),
         claimed_by=case.assignee.name if status == Status.IN_REVIEW and case.assignee and not mine else None,
+        answerable=get_case_type(case.domain, case.case_type).answerable,
     )
     if status == Status.AWAITING_SECOND_APPROVAL:
         panel.first_approval = policy.pending_approval(db.session, case)
@@ -503,7 +505,8 @@ def _escalation_targets(case: Case) -> list[tuple[str, str]]:
 
 
 def _specs(case: Case) -> list[forms.ActionSpec]:
-    return forms.action_specs(get_case_type(case.domain, case.case_type))
+    case_type = get_case_type(case.domain, case.case_type)
+    return forms.action_specs(case_type, case_type.validate_data(case.payload))
 
 
 def _spec(case: Case, action: str | None) -> forms.ActionSpec | None:

@@ -4,10 +4,11 @@ Everything else (intake, the AI runtime, the case page, the demo, the tests) fin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import import_module
 from typing import Any
 
-from .base import CaseType, UnknownAction
+from .base import EVERY_DOMAIN, CaseType, UnknownAction
 
 __all__ = [
     "CASE_TYPES",
@@ -31,6 +32,7 @@ CASE_TYPES = (
     "contract_review",
     "aml_alert",
     "kyc_review",
+    "agent_action",
 )
 
 
@@ -41,16 +43,19 @@ class UnknownCaseType(LookupError):
 def load(folder: str) -> CaseType[Any]:
     """The CASE_TYPE that the folder (package) ``folder`` of this package defines."""
     case_type = import_module(f"{__name__}.{folder}").CASE_TYPE
-    if not isinstance(case_type, CaseType) or case_type.name != folder or case_type.domain not in DOMAINS:
-        raise TypeError(f"{__name__}.{folder}.CASE_TYPE must be a CaseType named {folder!r} in one of {DOMAINS}")
+    allowed = (*DOMAINS, EVERY_DOMAIN)
+    if not isinstance(case_type, CaseType) or case_type.name != folder or case_type.domain not in allowed:
+        raise TypeError(f"{__name__}.{folder}.CASE_TYPE must be a CaseType named {folder!r} in one of {allowed}")
     return case_type
 
 
 def _index(case_types: list[CaseType[Any]]) -> dict[tuple[str, str], CaseType[Any]]:
+    """By (domain, name); a type of EVERY_DOMAIN is listed once in each domain, as that domain's."""
     names = [case_type.name for case_type in case_types]
     if len(set(names)) != len(names):
         raise ValueError(f"case type names must be unique across domains: {names}")
-    return {(case_type.domain, case_type.name): case_type for case_type in case_types}
+    return {(domain, case_type.name): replace(case_type, domain=domain) for case_type in case_types
+            for domain in (DOMAINS if case_type.domain == EVERY_DOMAIN else (case_type.domain,))}
 
 
 REGISTRY: dict[tuple[str, str], CaseType[Any]] = _index([load(folder) for folder in CASE_TYPES])

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from functools import reduce
 from operator import or_
@@ -181,6 +182,21 @@ class UnknownAction(ValueError):
 D = TypeVar("D", bound=BaseModel)
 
 
+EVERY_DOMAIN = "*"  # a case type's domain when it is allowed in every domain (the registry lists it in each)
+
+
+def never_expires(data: Any) -> datetime | None:
+    return None
+
+
+def no_action_problems(data: Any, action: str, parameters: dict[str, Any]) -> dict[str, str]:
+    return {}
+
+
+def no_parameters_schema(data: Any, action: str) -> dict[str, Any] | None:
+    return None
+
+
 PROMPT_PREFIX, PROMPT_SUFFIX = "prompt.", ".md"  # a type's prompt template: prompt.<version>.md
 EXAMPLE_FILE = "example.json"
 
@@ -211,6 +227,17 @@ class CaseType(Generic[D]):
     # What the action becomes when the analysis takes one its own hard flags rule out: one rule for each
     # hard flag that rules an action out (`reconcile`).
     consistency_rules: tuple[ConsistencyRule, ...] = ()
+
+    # When a case of the type expires for good, undecided or unexecuted (None: never).
+    expires_at: Callable[[D], datetime | None] = never_expires
+    # What is wrong with an action's (already valid) parameters for this case's own data, as
+    # {"parameters.<path>": message}: e.g. a tool call's arguments against the tool's JSON Schema.
+    action_problems: Callable[[D, str, dict[str, Any]], dict[str, str]] = no_action_problems
+    # The JSON Schema of an action's parameters when the case's own data defines it (a tool call's
+    # arguments): the decision form is built from it. None: the action's model in `actions` alone.
+    parameters_schema: Callable[[D, str], dict[str, Any] | None] = no_parameters_schema
+    # Whether a reviewer may answer the case instead of deciding it (the "respond" decision).
+    answerable: bool = False
 
     def __post_init__(self) -> None:
         unknown = {action for ruled_out in self.hard_flags.values() for action in ruled_out} - set(self.actions)
@@ -243,6 +270,10 @@ class CaseType(Generic[D]):
         dual_approval_over_threshold: bool = False,
         hard_flags: Mapping[str, frozenset[str]] = MappingProxyType({}),
         consistency_rules: tuple[ConsistencyRule, ...] = (),
+        expires_at: Callable[[D], datetime | None] = never_expires,
+        action_problems: Callable[[D, str, dict[str, Any]], dict[str, str]] = no_action_problems,
+        parameters_schema: Callable[[D, str], dict[str, Any] | None] = no_parameters_schema,
+        answerable: bool = False,
     ) -> CaseType[D]:
         """The case type whose package is ``package_file`` (its ``__file__``): the folder must be
         called ``name`` and hold at least one ``prompt.<version>.md`` and an ``example.json``."""
@@ -262,6 +293,8 @@ class CaseType(Generic[D]):
             example_json=(folder / EXAMPLE_FILE).read_text(encoding="utf-8"), free_text=free_text,
             dual_approval_actions=dual_approval_actions, dual_approval_over_threshold=dual_approval_over_threshold,
             hard_flags=MappingProxyType(dict(hard_flags)), consistency_rules=consistency_rules,
+            expires_at=expires_at, action_problems=action_problems, parameters_schema=parameters_schema,
+            answerable=answerable,
         )
 
     @property
