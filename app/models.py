@@ -1,5 +1,6 @@
 """Every model, imported in one place so that metadata (and Alembic) sees them all."""
 
+from app.ai.models import ShadowRecommendation
 from app.audit.models import AuditCheckpoint, AuditEvent
 from app.cases.models import (
     Case,
@@ -40,6 +41,7 @@ __all__ = [
     "QaReview",
     "Queue",
     "ReasonCode",
+    "ShadowRecommendation",
     "Recommendation",
     "RuleFiring",
     "Status",

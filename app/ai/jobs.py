@@ -13,7 +13,7 @@ from flask import current_app
 from rq import Retry, get_current_job
 from sqlalchemy import Select, or_, select
 
-from app.ai import services
+from app.ai import services, shadow
 from app.ai.runtime import AllProvidersFailed, analyze
 from app.cases.models import Case, Status
 from app.controls.models import What
@@ -57,7 +57,35 @@ def analyze_case(case_id: int) -> str:
         return "ai_failed"
     stored = services.store_recommendation(db.session, case_id, version, draft)
     db.session.commit()
-    return "stored" if stored is not None else "superseded"
+    if stored is None:
+        return "superseded"
+    if shadow.target_for(context.routing, case) is not None:
+        enqueue(shadow_analysis(case_id, version))
+    return "stored"
+
+
+@job
+def shadow_case(case_id: int, version: int) -> str:
+    """Analyse one version of a case with its route's shadow model and store the answer (or the failure)
+    apart from the recommendations; ``skipped`` when there is nothing (left) to do."""
+    case = db.session.get(Case, case_id)
+    routing = services.routing()
+    target = shadow.target_for(routing, case) if case is not None else None
+    if (case is None or target is None or case.version != version or case.recommendation is None
+            or case.recommendation.case_version != version or shadow.already_shadowed(db.session, case_id, version)):
+        db.session.rollback()
+        return "skipped"
+    snapshot, recommendation_id = services.snapshot(case), case.recommendation.id
+    context = shadow.shadow_context(services.context_for(db.session, case),
+                                    shadow.over_budget(db.session, routing, utcnow()))
+    db.session.commit()  # nothing held open during the provider call
+    try:
+        draft, error = analyze(snapshot, context, [target]), None
+    except AllProvidersFailed as exc:
+        draft, error = None, str(exc)
+    stored = shadow.store(db.session, case, recommendation_id, target, draft, error)
+    db.session.commit()
+    return "skipped" if stored is None else "failed" if error else "stored"
 
 
 @job
@@ -100,6 +128,12 @@ def _awaiting_analysis() -> Select[tuple[int, int]]:
                        (Case.status == Status.ANALYZING.value) & (Case.updated_at < stale_before)),
                    running(What.AI, Case.queue_id))
             .order_by(Case.id))
+
+
+def shadow_analysis(case_id: int, version: int) -> Work:
+    """The shadow model's analysis of one version of a case: tried once (a failure is stored, not retried)."""
+    return Work(shadow_case, f"shadow-{case_id}-{version}", (case_id, version), "ai",
+                {"job_timeout": current_app.config["AI_JOB_TIMEOUT"]})
 
 
 def analysis(case_id: int, version: int) -> Work:
