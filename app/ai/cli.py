@@ -11,8 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.ai import evals, services, shadow
-from app.ai.cache import ResultCache
+from app.ai import evals, shadow
 from app.ai.routing import RoutingFileError, Target
 from app.ai.runtime import RuntimeContext
 from app.extensions import db
@@ -39,7 +38,7 @@ def ai_eval(cases_path: str, provider: str | None, model: str | None, route: str
     """Run labelled cases through the AI runtime (nothing stored or enqueued) and report how it did."""
     try:
         cases = evals.load_cases(cases_path)
-        ctx = _context()
+        ctx = evals.runtime_context()
     except (evals.EvalFileError, RoutingFileError) as exc:
         _fail(str(exc))
     chain, target = _chain(ctx, provider, model, route)
@@ -58,13 +57,6 @@ def ai_eval(cases_path: str, provider: str | None, model: str | None, route: str
         json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
         html_path.write_text(render_html(document), encoding="utf-8")
         click.echo(f"report written to {json_path} and {html_path}")
-
-
-def _context() -> RuntimeContext:
-    routing = services.routing()
-    return RuntimeContext(routing=routing, providers=services.providers(current_app.config, routing),
-                          cache=ResultCache(None, 0),
-                          confidence_cap=float(current_app.config["AI_CONTRADICTION_CONFIDENCE_CAP"]))
 
 
 def _chain(ctx: RuntimeContext, provider: str | None, model: str | None,
@@ -122,6 +114,10 @@ def render_text(report: dict[str, Any]) -> str:
     lines += ["", "calibration (confidence → agreement)"]
     lines += [f"  {b['low']:.1f}-{b['high']:.1f}  {b['count']:>4} cases  mean confidence {_pct(b['mean_confidence'])}"
               f"  agreement {_pct(b['agreement'])}" for b in report["calibration"]]
+    gate = report["gate"]
+    lines += ["", f"gate: {'passed' if not gate['failures'] else 'FAILED'}"]
+    lines += [f"  {failure}" for failure in gate["failures"]]
+    lines += [f"  known gap: {failure}" for failure in gate["known_gaps_failed"]]
     if report["known_gaps"]:
         lines += ["", "known gaps (reported apart)"]
         lines += [f"  {g['id']}: {g['action']} ({'agreed' if g['agreed'] else 'differs'}): {g['known_gap']}"
