@@ -153,7 +153,7 @@ def test_a_bad_line_is_named_and_nothing_runs(app, runner, tmp_path, kind, messa
     (["--provider", "local"], "--provider and --model go together"),
     (["--provider", "nope", "--model", "rules-v1"], "no provider 'nope' in the routing file"),
     (["--provider", "openai", "--model", "gpt-4o-mini"], "provider 'openai' is not enabled"),
-    (["--route", "9"], "no route '9'"),
+    (["--route", "9"], "no route '9' (routes: confidential, compliance-high-risk, default)"),
 ])
 def test_a_bad_choice_of_target_is_a_clear_error(app, runner, args, message):
     result = runner.invoke(args=["ai", "eval", "--cases", str(CASES), *args])
@@ -162,11 +162,12 @@ def test_a_bad_choice_of_target_is_a_clear_error(app, runner, args, message):
     assert message in result.output
 
 
-def test_a_route_by_position_uses_its_chain(app, runner, redis_conn):
-    result = runner.invoke(args=["ai", "eval", "--cases", str(CASES), "--route", "1"])  # confidential: local only
+@pytest.mark.parametrize("route", ["1", "confidential"])
+def test_a_route_by_position_or_name_uses_its_chain(app, runner, redis_conn, route):
+    result = runner.invoke(args=["ai", "eval", "--cases", str(CASES), "--route", route])  # local only
 
     assert result.exit_code == 0, result.output
-    assert "(route 1: local:rules-v1)" in result.stdout
+    assert f"(route {route}: local:rules-v1)" in result.stdout
 
 
 # --- a model that obeys the text injected into the case ------------------------------------------------

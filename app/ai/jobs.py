@@ -15,7 +15,7 @@ from sqlalchemy import Select, or_, select
 
 from app.ai import services, shadow
 from app.ai.runtime import AllProvidersFailed, analyze
-from app.cases.models import Case, Status
+from app.cases.models import Case, Recommendation, Status
 from app.controls.models import What
 from app.controls.switch import pause_for, running
 from app.db import utcnow
@@ -60,22 +60,24 @@ def analyze_case(case_id: int) -> str:
     if stored is None:
         return "superseded"
     if shadow.target_for(context.routing, case) is not None:
-        enqueue(shadow_analysis(case_id, version))
+        enqueue(shadow_analysis(stored.id))
     return "stored"
 
 
 @job
-def shadow_case(case_id: int, version: int) -> str:
-    """Analyse one version of a case with its route's shadow model and store the answer (or the failure)
-    apart from the recommendations; ``skipped`` when there is nothing (left) to do."""
-    case = db.session.get(Case, case_id)
+def shadow_case(recommendation_id: int) -> str:
+    """Analyse the case of a recommendation with its route's shadow model and store the answer (or the
+    failure) apart from the recommendations; ``skipped`` when there is nothing (left) to do: the case
+    has moved on to another recommendation, its route has no shadow, or a twin job stored it."""
+    rec = db.session.get(Recommendation, recommendation_id)
+    case = db.session.get(Case, rec.case_id) if rec is not None else None
     routing = services.routing()
     target = shadow.target_for(routing, case) if case is not None else None
-    if (case is None or target is None or case.version != version or case.recommendation is None
-            or case.recommendation.case_version != version or shadow.already_shadowed(db.session, case_id, version)):
+    if case is None or target is None or case.recommendation_id != recommendation_id \
+            or shadow.already_shadowed(db.session, recommendation_id):
         db.session.rollback()
         return "skipped"
-    snapshot, recommendation_id = services.snapshot(case), case.recommendation.id
+    snapshot = services.snapshot(case)
     context = shadow.shadow_context(services.context_for(db.session, case),
                                     shadow.over_budget(db.session, routing, utcnow()))
     db.session.commit()  # nothing held open during the provider call
@@ -83,7 +85,7 @@ def shadow_case(case_id: int, version: int) -> str:
         draft, error = analyze(snapshot, context, [target]), None
     except AllProvidersFailed as exc:
         draft, error = None, str(exc)
-    stored = shadow.store(db.session, case, recommendation_id, target, draft, error)
+    stored = shadow.store(db.session, rec, target, draft, error)
     db.session.commit()
     return "skipped" if stored is None else "failed" if error else "stored"
 
@@ -130,9 +132,9 @@ def _awaiting_analysis() -> Select[tuple[int, int]]:
             .order_by(Case.id))
 
 
-def shadow_analysis(case_id: int, version: int) -> Work:
-    """The shadow model's analysis of one version of a case: tried once (a failure is stored, not retried)."""
-    return Work(shadow_case, f"shadow-{case_id}-{version}", (case_id, version), "ai",
+def shadow_analysis(recommendation_id: int) -> Work:
+    """The shadow model's analysis of a recommended case: tried once (a failure is stored, not retried)."""
+    return Work(shadow_case, f"shadow-{recommendation_id}", (recommendation_id,), "ai",
                 {"job_timeout": current_app.config["AI_JOB_TIMEOUT"]})
 
 

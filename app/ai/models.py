@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -16,12 +16,11 @@ class ShadowRecommendation(Base):
     ``flask ai compare-shadow``. ``error`` is set (and the answer columns empty) when the shadow failed."""
 
     __tablename__ = "shadow_recommendations"
-    __table_args__ = (UniqueConstraint("case_id", "case_version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     case_version: Mapped[int]
-    recommendation_id: Mapped[int] = mapped_column(ForeignKey("recommendations.id"))  # the primary's answer
+    recommendation_id: Mapped[int] = mapped_column(ForeignKey("recommendations.id"), unique=True)  # the primary's
     provider: Mapped[str] = mapped_column(String(40))
     model: Mapped[str] = mapped_column(String(120))
     template_version: Mapped[str] = mapped_column(String(40))

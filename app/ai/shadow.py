@@ -19,7 +19,6 @@ from app.ai.models import ShadowRecommendation
 from app.ai.routing import Disagreement, RoutingConfig, Target, month_start
 from app.ai.runtime import TEMPLATE_VERSION, Draft, RuntimeContext
 from app.cases.models import Case, Decision, Recommendation
-from app.db import json_digest
 
 
 def target_for(config: RoutingConfig, case: Case) -> Target | None:
@@ -43,17 +42,19 @@ def shadow_context(ctx: RuntimeContext, budget_exhausted: str | None) -> Runtime
     return dataclasses.replace(ctx, routing=routing, budget_exhausted=budget_exhausted)
 
 
-def already_shadowed(session: Session, case_id: int, version: int) -> bool:
-    return session.scalar(select(ShadowRecommendation.id).where(
-        ShadowRecommendation.case_id == case_id, ShadowRecommendation.case_version == version)) is not None
+def already_shadowed(session: Session, recommendation_id: int) -> bool:
+    return session.scalar(select(ShadowRecommendation.id)
+                          .where(ShadowRecommendation.recommendation_id == recommendation_id)) is not None
 
 
-def store(session: Session, case: Case, recommendation_id: int, target: Target, draft: Draft | None = None,
+def store(session: Session, primary: Recommendation, target: Target, draft: Draft | None = None,
           error: str | None = None) -> ShadowRecommendation | None:
-    """Store the shadow's answer (``draft``) or its failure (``error``); None when a twin job stored it."""
-    row = ShadowRecommendation(case_id=case.id, case_version=case.version, recommendation_id=recommendation_id,
-                               provider=target.provider, model=target.model, template_version=TEMPLATE_VERSION,
-                               input_hash=json_digest(case.payload), error=error[:2000] if error else None)
+    """Store the shadow's answer (``draft``) or its failure (``error``) beside ``primary``; None when a twin
+    job stored it."""
+    row = ShadowRecommendation(case_id=primary.case_id, case_version=primary.case_version,
+                               recommendation_id=primary.id, provider=target.provider, model=target.model,
+                               template_version=TEMPLATE_VERSION, input_hash=primary.input_hash,
+                               error=error[:2000] if error else None)
     if draft is not None:
         rec = draft.recommendation
         row.provider, row.model, row.prompt_hash = draft.provider, draft.model, draft.prompt_hash
@@ -92,18 +93,18 @@ class Comparison:
 
 def compare(session: Session, since: datetime | None = None) -> dict[str, Comparison]:
     """By shadow model: how often the primary's and the shadow's actions match the human decision (the
-    action of the last decision on that version of the case that carries one: an approval or an edit)."""
+    action of the last decision on the primary's recommendation that carries one: an approval or an edit)."""
     query = (select(ShadowRecommendation, Recommendation.action)
              .join(Recommendation, Recommendation.id == ShadowRecommendation.recommendation_id)
              .order_by(ShadowRecommendation.id))
     if since is not None:
         query = query.where(ShadowRecommendation.created_at >= since)
     rows = session.execute(query).all()
-    human = _human_actions(session, {(s.case_id, s.case_version) for s, _ in rows})
+    human = _human_actions(session, {shadow.recommendation_id for shadow, _ in rows})
     results: dict[str, Comparison] = {}
     for shadow, primary_action in rows:
         tally = results.setdefault(f"{shadow.provider}:{shadow.model}", Comparison())
-        decided = human.get((shadow.case_id, shadow.case_version))
+        decided = human.get(shadow.recommendation_id)
         if shadow.error is not None:
             tally.shadow_failed += 1
         elif decided is None:
@@ -116,11 +117,11 @@ def compare(session: Session, since: datetime | None = None) -> dict[str, Compar
     return results
 
 
-def _human_actions(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
-    if not keys:
+def _human_actions(session: Session, recommendation_ids: set[int]) -> dict[int, str]:
+    """Recommendation id → the action of the last decision on it that carries one."""
+    if not recommendation_ids:
         return {}
-    rows = session.execute(select(Decision.case_id, Decision.case_version, Decision.action)
-                           .where(Decision.case_id.in_({case_id for case_id, _ in keys}),
-                                  Decision.action.is_not(None))
+    rows = session.execute(select(Decision.recommendation_id, Decision.action)
+                           .where(Decision.recommendation_id.in_(recommendation_ids), Decision.action.is_not(None))
                            .order_by(Decision.id))
-    return {(case_id, version): action for case_id, version, action in rows if (case_id, version) in keys}
+    return {recommendation_id: action for recommendation_id, action in rows}

@@ -51,7 +51,7 @@ def upgrade():
         sa.ForeignKeyConstraint(['recommendation_id'], ['recommendations.id'],
                                 name=op.f('fk_shadow_recommendations_recommendation_id_recommendations')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_shadow_recommendations')),
-        sa.UniqueConstraint('case_id', 'case_version', name=op.f('uq_shadow_recommendations_case_id_case_version')),
+        sa.UniqueConstraint('recommendation_id', name=op.f('uq_shadow_recommendations_recommendation_id')),
     )
     with op.batch_alter_table('shadow_recommendations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_shadow_recommendations_case_id'), ['case_id'], unique=False)
