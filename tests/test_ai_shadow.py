@@ -14,10 +14,13 @@ import yaml
 from rq import SimpleWorker
 from sqlalchemy import select
 
+from app.actors import Actor
+from app.ai import jobs
 from app.ai.models import ShadowRecommendation
 from app.ai.routing import RoutingConfig, RoutingFileError, load_routing
 from app.auth.services import create_api_token
 from app.cases.models import Case, Decision, Status
+from app.controls import services as controls
 from app.execution import services as execution
 from app.extensions import db
 from devtools.fake_openai import FakeOpenAI, Reply
@@ -185,3 +188,19 @@ def test_the_routing_file_checks_the_shadow(tmp_path, change, message):
 def test_a_negative_shadow_budget_is_refused():
     with pytest.raises(ValueError, match="shadow_monthly_usd"):
         RoutingConfig.model_validate(routing("-1"))
+
+
+def test_the_kill_switch_stops_the_shadow_too(app, upstream, redis_conn, fake, tmp_path):
+    config = routing()
+    plain = {**config, "routes": [{**config["routes"][0], "shadow": None}]}
+    path = tmp_path / "plain.yaml"
+    path.write_text(yaml.safe_dump(plain))
+    shadowed = app.config["AI_ROUTING_FILE"]
+    app.config["AI_ROUTING_FILE"] = str(path)
+    case = analysed(upstream, redis_conn)  # the primary answers while no route has a shadow
+    app.config["AI_ROUTING_FILE"] = shadowed
+    controls.pause(db.session, "ai", None, "Provider incident", Actor.system("cli"))
+    db.session.commit()
+
+    assert jobs.shadow_case(case.recommendation_id) == "paused"
+    assert shadows() == [] and fake.chat_requests == []

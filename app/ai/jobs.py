@@ -68,15 +68,19 @@ def analyze_case(case_id: int) -> str:
 def shadow_case(recommendation_id: int) -> str:
     """Analyse the case of a recommendation with its route's shadow model and store the answer (or the
     failure) apart from the recommendations; ``skipped`` when there is nothing (left) to do: the case
-    has moved on to another recommendation, its route has no shadow, or a twin job stored it."""
+    has moved on to another recommendation, its route has no shadow, or a twin job stored it;
+    ``paused`` (not tried again) while the kill switch stops analysis for the case's queue."""
     rec = db.session.get(Recommendation, recommendation_id)
     case = db.session.get(Case, rec.case_id) if rec is not None else None
     routing = services.routing()
     target = shadow.target_for(routing, case) if case is not None else None
-    if case is None or target is None or case.recommendation_id != recommendation_id \
+    if rec is None or case is None or target is None or case.recommendation_id != recommendation_id \
             or shadow.already_shadowed(db.session, recommendation_id):
         db.session.rollback()
         return "skipped"
+    if pause_for(db.session, What.AI, case.queue_id) is not None:  # the kill switch stops shadows too
+        db.session.rollback()
+        return "paused"
     snapshot = services.snapshot(case)
     context = shadow.shadow_context(services.context_for(db.session, case),
                                     shadow.over_budget(db.session, routing, utcnow()))
