@@ -132,7 +132,7 @@ def _parse_line(number: int, line: str) -> EvalCase:
 
 def _describe(exc: ValidationError, prefix: str = "") -> str:
     return "; ".join(
-        f"{'.'.join(str(p) for p in (prefix, *e['loc']) if p != '') or 'line'}: {e['msg']}" for e in exc.errors())
+        f"{'.'.join(str(p) for p in (prefix, *e['loc']) if p != '') or 'the line'}: {e['msg']}" for e in exc.errors())
 
 
 # --- running -----------------------------------------------------------------------------------------
