@@ -1,6 +1,7 @@
 """Every model, imported in one place so that metadata (and Alembic) sees them all."""
 
 from app.agents.models import AgentTool
+from app.ai.models import ShadowRecommendation
 from app.audit.models import AuditCheckpoint, AuditEvent
 from app.cases.models import (
     Case,
@@ -44,6 +45,7 @@ __all__ = [
     "ReasonCode",
     "Recommendation",
     "RuleFiring",
+    "ShadowRecommendation",
     "Status",
     "UpstreamNotice",
     "User",

@@ -94,6 +94,8 @@ def test_every_default(environ):
         "AUDIT_CHECKPOINT_DIR": f"{config.BASE_DIR}/instance/audit-checkpoints",
         "AUDIT_SEAL_SECONDS": 2,
         "AUDIT_CHECKPOINT_SECONDS": 60,
+        "CALIBRATION_MIN_DECISIONS": 30,
+        "CALIBRATION_REFRESH_SECONDS": 3600,
         "SMTP_HOST": "",
         "SMTP_PORT": 25,
         "SMTP_FROM": "countersign@localhost",

@@ -13,9 +13,9 @@ from flask import current_app
 from rq import Retry, get_current_job
 from sqlalchemy import Select, or_, select
 
-from app.ai import services
+from app.ai import services, shadow
 from app.ai.runtime import AllProvidersFailed, analyze
-from app.cases.models import Case, Status
+from app.cases.models import Case, Recommendation, Status
 from app.controls.models import What
 from app.controls.switch import pause_for, running
 from app.db import utcnow
@@ -57,7 +57,41 @@ def analyze_case(case_id: int) -> str:
         return "ai_failed"
     stored = services.store_recommendation(db.session, case_id, version, draft)
     db.session.commit()
-    return "stored" if stored is not None else "superseded"
+    if stored is None:
+        return "superseded"
+    if shadow.target_for(context.routing, case) is not None:
+        enqueue(shadow_analysis(stored.id))
+    return "stored"
+
+
+@job
+def shadow_case(recommendation_id: int) -> str:
+    """Analyse the case of a recommendation with its route's shadow model and store the answer (or the
+    failure) apart from the recommendations; ``skipped`` when there is nothing (left) to do: the case
+    has moved on to another recommendation, its route has no shadow, or a twin job stored it;
+    ``paused`` (not tried again) while the kill switch stops analysis for the case's queue."""
+    rec = db.session.get(Recommendation, recommendation_id)
+    case = db.session.get(Case, rec.case_id) if rec is not None else None
+    routing = services.routing()
+    target = shadow.target_for(routing, case) if case is not None else None
+    if rec is None or case is None or target is None or case.recommendation_id != recommendation_id \
+            or shadow.already_shadowed(db.session, recommendation_id):
+        db.session.rollback()
+        return "skipped"
+    if pause_for(db.session, What.AI, case.queue_id) is not None:  # the kill switch stops shadows too
+        db.session.rollback()
+        return "paused"
+    snapshot = services.snapshot(case)
+    context = shadow.shadow_context(services.context_for(db.session, case),
+                                    shadow.over_budget(db.session, routing, utcnow()))
+    db.session.commit()  # nothing held open during the provider call
+    try:
+        draft, error = analyze(snapshot, context, [target]), None
+    except AllProvidersFailed as exc:
+        draft, error = None, str(exc)
+    stored = shadow.store(db.session, rec, target, draft, error)
+    db.session.commit()
+    return "skipped" if stored is None else "failed" if error else "stored"
 
 
 @job
@@ -100,6 +134,12 @@ def _awaiting_analysis() -> Select[tuple[int, int]]:
                        (Case.status == Status.ANALYZING.value) & (Case.updated_at < stale_before)),
                    running(What.AI, Case.queue_id))
             .order_by(Case.id))
+
+
+def shadow_analysis(recommendation_id: int) -> Work:
+    """The shadow model's analysis of a recommended case: tried once (a failure is stored, not retried)."""
+    return Work(shadow_case, f"shadow-{recommendation_id}", (recommendation_id,), "ai",
+                {"job_timeout": current_app.config["AI_JOB_TIMEOUT"]})
 
 
 def analysis(case_id: int, version: int) -> Work:

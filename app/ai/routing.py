@@ -61,18 +61,28 @@ class Target(_Strict):
 
 
 class Route(_Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=60)  # for `flask ai eval --route`
     match: Match = Match()
     chain: list[Target] = Field(min_length=1)
+    # Analyses the same cases after the primary answered, apart: never shown to reviewers, never executed.
+    shadow: Target | None = None
 
     @field_validator("chain", mode="before")
     @classmethod
     def _parse_chain(cls, value: list[str]) -> list[Target]:
         return [Target.parse(v) if isinstance(v, str) else v for v in value]
 
+    @field_validator("shadow", mode="before")
+    @classmethod
+    def _parse_shadow(cls, value: str | None) -> Target | None:
+        return Target.parse(value) if isinstance(value, str) else value
+
 
 class Budgets(_Strict):
     per_client_monthly_usd: Decimal | None = Field(default=None, ge=0)
     per_domain_monthly_usd: dict[str, Decimal] = {}
+    # Shadow analyses have their own monthly cap (None: no cap); when it is spent, paid shadows are skipped.
+    shadow_monthly_usd: Decimal | None = Field(default=None, ge=0)
 
 
 class Disagreement(_Strict):
@@ -95,7 +105,7 @@ class RoutingConfig(_Strict):
 
     @model_validator(mode="after")
     def _targets_are_known(self) -> RoutingConfig:
-        targets = [t for r in self.routes for t in r.chain]
+        targets = [t for r in self.routes for t in [*r.chain, *([r.shadow] if r.shadow else [])]]
         if self.disagreement.second:
             targets.append(self.disagreement.second)
         for target in targets:
@@ -106,11 +116,24 @@ class RoutingConfig(_Strict):
                 raise ValueError(f"no price for model {target.model!r}: add it under prices")
         if not any(r.match == Match() for r in self.routes):
             raise ValueError("the last route must match everything (match: {}) so no case goes unrouted")
+        names = [r.name for r in self.routes if r.name]
+        if len(set(names)) != len(names):
+            raise ValueError(f"route names must be unique: {', '.join(names)}")
         return self
 
+    def route_for(self, domain: str, case_type: str, risk: float, confidential: bool) -> Route:
+        return next(r for r in self.routes if r.match.matches(domain, case_type, risk, confidential))
+
     def chain_for(self, domain: str, case_type: str, risk: float, confidential: bool) -> list[Target]:
-        route = next(r for r in self.routes if r.match.matches(domain, case_type, risk, confidential))
-        return list(route.chain)
+        return list(self.route_for(domain, case_type, risk, confidential).chain)
+
+    def named_route(self, name: str) -> Route:
+        """The route called ``name``, or the route at that 1-based position in the file."""
+        for position, route in enumerate(self.routes, start=1):
+            if name in (route.name, str(position)):
+                return route
+        known = ", ".join(r.name or str(i) for i, r in enumerate(self.routes, start=1))
+        raise LookupError(f"no route {name!r} (routes: {known})")
 
     def cost(self, model: str, tokens_in: int, tokens_out: int) -> Decimal:
         price = self.prices[model]

@@ -108,13 +108,15 @@ class AllProvidersFailed(ProviderError):
         self.transient = transient
 
 
-def analyze(snapshot: CaseSnapshot, ctx: RuntimeContext) -> Draft:
-    """Ask the routed providers in order until one gives a valid recommendation."""
+def analyze(snapshot: CaseSnapshot, ctx: RuntimeContext, chain: list[Target] | None = None) -> Draft:
+    """Ask the routed providers in order until one gives a valid recommendation; ``chain`` replaces the
+    routed one (a shadow model, or the evaluation of one provider)."""
     case_type = get_case_type(snapshot.domain, snapshot.case_type)
     data = case_type.validate_data(snapshot.data)
     screen = case_type.analyze(data)
     findings = screening.screen_case(snapshot.envelope, snapshot.data)
-    chain = ctx.routing.chain_for(snapshot.domain, snapshot.case_type, screen.risk_score, snapshot.confidential)
+    if chain is None:
+        chain = ctx.routing.chain_for(snapshot.domain, snapshot.case_type, screen.risk_score, snapshot.confidential)
     attempts: list[dict[str, str]] = []
     for target in chain:
         skip = _skip_reason(target, snapshot, ctx)
