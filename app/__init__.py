@@ -65,7 +65,7 @@ def create_app(config: type[Config] = Config) -> Flask:
     app.register_blueprint(notifications_bp)
     app.cli.add_command(rules_cli)
 
-    from app.ai.cli import ai as ai_cli  # flask ai eval, flask ai compare-shadow
+    from app.evaluation.cli import ai as ai_cli  # flask ai eval, flask ai compare-shadow
 
     app.cli.add_command(ai_cli)
 

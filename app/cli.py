@@ -21,10 +21,10 @@ from app.auth.services import create_api_token, create_user, end_all_sessions
 from app.cases import queues as queue_service
 from app.cases.models import Queue
 from app.cases.permissions import Role
-from app.controls.cli import control
 from app.errors import DomainError
 from app.extensions import db
 from app.intake import services as intake
+from app.kill_switch.cli import control
 from app.review import reason_codes
 from app.review.models import DECISION_KINDS
 from app.users import User

@@ -1,10 +1,11 @@
-"""What every form page shares: the services' refusals shown on the form they refused."""
+"""What every form page shares: select options, and the services' refusals shown on the form they refused."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from flask_wtf import FlaskForm
+from wtforms.fields.choices import SelectChoice
 
 from app.errors import DomainError
 from app.problems import sentence
@@ -22,3 +23,8 @@ def show_errors(form: FlaskForm, exc: DomainError, field_of: Callable[[str], str
         else:
             unplaced.append(sentence(error["message"] if named and field_of(named) else exc.message))
     form.form_errors = [*form.form_errors, *dict.fromkeys(unplaced)]
+
+
+def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    """``(value, label)`` pairs as select options."""
+    return [SelectChoice(value, label) for value, label in pairs]

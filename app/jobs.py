@@ -18,14 +18,17 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, current_app, has_app_context
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
+from redis.lock import Lock
 from rq import Queue, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -185,3 +188,54 @@ def _enqueue_intents(session: Session) -> None:
 def _drop_intents(session: Session, previous_transaction: Any) -> None:
     if previous_transaction.parent is None:  # the outermost transaction: nothing of it was committed
         session.info.pop(_INTENTS, None)
+
+
+# --- one run at a time: the periodic sweeps -------------------------------------------------------
+
+SWEEP_LOCK_PREFIX = "countersign:escalation:lock"  # the key the sweeps have always locked under
+
+
+def run_exclusive(name: str, sweep: Callable[[Redis], Any]) -> dict[str, Any]:
+    """Run ``sweep(redis)`` unless another run holds the lock; its report, or ``{"skipped": ...}``."""
+    redis = redis_connection()
+    ttl = current_app.config["SWEEP_LOCK_SECONDS"]
+    # Not thread-local: the thread that renews the lock must know its token.
+    lock = redis.lock(f"{SWEEP_LOCK_PREFIX}:{name}", timeout=ttl, blocking=False, thread_local=False)
+    if not lock.acquire():
+        log.info("%s skipped: another run holds the lock", name)
+        return {"skipped": "another run holds the lock"}
+    try:
+        with _renewed(lock, ttl, name):
+            report = sweep(redis)
+    finally:
+        _release(lock, name)
+    return asdict(report)
+
+
+@contextmanager
+def _renewed(lock: Lock, ttl: float, name: str) -> Iterator[None]:
+    """Reset the lock's TTL every third of it while the block runs."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(ttl / 3):
+            try:
+                lock.reacquire()
+            except (LockError, RedisError) as exc:
+                log.warning("%s could not renew its lock (%s): another run may start", name, exc.__class__.__name__)
+                return
+
+    renewer = threading.Thread(target=renew, name=f"{name}-lock", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join()
+
+
+def _release(lock: Any, name: str) -> None:
+    try:
+        lock.release()
+    except LockError:
+        log.warning("%s outlived its lock (SWEEP_LOCK_SECONDS): another run may have started", name)

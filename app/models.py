@@ -15,13 +15,12 @@ from app.cases.models import (
     queue_members,
 )
 from app.controls.models import Pause
-from app.dashboards.models import CaseOpening
 from app.escalation.models import EscalationRule, RuleFiring
 from app.execution.models import UpstreamNotice
 from app.intake.models import ApiClient, WebhookReceipt
 from app.notifications.models import InAppNotification
 from app.oversight.models import Calibration, QaReview
-from app.review.models import ReasonCode
+from app.review.models import CaseOpening, ReasonCode
 from app.users import ApiToken, User
 
 __all__ = [

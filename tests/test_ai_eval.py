@@ -15,10 +15,10 @@ import pytest
 from rq import Queue
 from sqlalchemy import func, select
 
-from app.ai import evals
 from app.ai.routing import Target
 from app.audit.models import AuditEvent
 from app.cases.models import Case
+from app.evaluation import evals
 from app.extensions import db
 from devtools.fake_openai import FakeOpenAI, Reply, valid_answer
 

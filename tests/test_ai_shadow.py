@@ -20,9 +20,9 @@ from app.ai.models import ShadowRecommendation
 from app.ai.routing import RoutingConfig, RoutingFileError, load_routing
 from app.auth.services import create_api_token
 from app.cases.models import Case, Decision, Status
-from app.controls import services as controls
 from app.execution import services as execution
 from app.extensions import db
+from app.kill_switch import services as controls
 from devtools.fake_openai import FakeOpenAI, Reply
 from devtools.fake_openai import Status as HttpStatus
 from tests.conftest import case_body, sign_in

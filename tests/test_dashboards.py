@@ -46,11 +46,11 @@ from app.cases.models import Case, Decision, Queue, Recommendation
 from app.dashboards.ai import ai_dashboard
 from app.dashboards.charts import Series, bars, columns, line
 from app.dashboards.filters import Filters, select_for
-from app.dashboards.models import CaseOpening
 from app.dashboards.oversight import oversight_dashboard
 from app.dashboards.queues import queues_dashboard
 from app.extensions import db
 from app.intake.services import create_client
+from app.review.models import CaseOpening
 from app.users import User
 from tests.conftest import sign_in
 from tests.review_helpers import People, make_user

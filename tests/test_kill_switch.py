@@ -17,11 +17,11 @@ from app.actors import Actor
 from app.ai.jobs import analyze_case, requeue_stuck_cases
 from app.audit.models import AuditEvent
 from app.cases.models import Case, Status
-from app.controls import services
 from app.controls.models import Pause
 from app.errors import Conflict, Invalid, NotFound
 from app.execution.jobs import execute_case, retry_due_executions
 from app.extensions import db
+from app.kill_switch import services
 from tests.conftest import audit_log_intact, case_body, sign_in
 from tests.review_helpers import claim, decide, make_case
 

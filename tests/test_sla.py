@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app import jobs as app_jobs
 from app.actors import Actor
 from app.audit.models import AuditEvent
 from app.cases.models import Case, Priority, Status
@@ -344,7 +345,7 @@ def test_the_job_reads_what_is_due_from_the_database_and_skips_while_another_run
     assert report == {"warned": 0, "breached": 1, "left_for_next_run": 0}  # T0 is long past
     assert not redis_conn.exists(f"{jobs.KEY_PREFIX}:marks:sla-sweep")  # no marks: sla_next_at says what is due
     assert jobs.sla_sweep() == {"warned": 0, "breached": 0, "left_for_next_run": 0}
-    lock = redis_conn.lock(f"{jobs.KEY_PREFIX}:lock:sla-sweep", timeout=30)
+    lock = redis_conn.lock(f"{app_jobs.SWEEP_LOCK_PREFIX}:sla-sweep", timeout=30)
     assert lock.acquire(blocking=False)
     try:
         assert jobs.sla_sweep() == {"skipped": "another run holds the lock"}
@@ -366,9 +367,9 @@ def test_a_sweep_keeps_its_lock_while_it_runs_however_short_the_lock_lives(app, 
 
     def long_sweep(_redis):
         time.sleep(2.5)  # the lock would have expired twice over
-        beside.append(jobs.run_exclusive("long-sweep", lambda _: pytest.fail("a second run started")))
+        beside.append(app_jobs.run_exclusive("long-sweep", lambda _: pytest.fail("a second run started")))
         return _Done()
 
-    assert jobs.run_exclusive("long-sweep", long_sweep) == {"done": True}
+    assert app_jobs.run_exclusive("long-sweep", long_sweep) == {"done": True}
     assert beside == [{"skipped": "another run holds the lock"}]
-    assert not redis_conn.exists(f"{jobs.KEY_PREFIX}:lock:long-sweep")  # released at the end
+    assert not redis_conn.exists(f"{app_jobs.SWEEP_LOCK_PREFIX}:long-sweep")  # released at the end

@@ -17,12 +17,13 @@ from wtforms.validators import InputRequired, Length
 from app.admin.access import admin_actor, protect
 from app.cases import permissions
 from app.cases.queues import list_queues
-from app.controls import services, switch
+from app.controls import switch
 from app.controls.models import What
 from app.errors import Conflict, DomainError
 from app.extensions import db
+from app.forms import choices
+from app.kill_switch import services
 from app.problems import sentence
-from app.review.forms import choices
 
 log = logging.getLogger(__name__)
 bp = Blueprint("controls", __name__, url_prefix="/admin/controls")

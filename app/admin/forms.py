@@ -15,7 +15,7 @@ from app.cases.models import Queue
 from app.cases.permissions import QUEUE_DECIDERS, Role
 from app.cases.queues import amount_text
 from app.cases.types import DOMAINS, REGISTRY
-from app.review.forms import choices
+from app.forms import choices
 from app.review.models import DECISION_KINDS
 from app.users import User
 

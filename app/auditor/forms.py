@@ -12,7 +12,7 @@ from wtforms.validators import Length, NumberRange, Optional, StopValidation, Va
 from app.audit.actions import AuditAction
 from app.auditor.export import OUTCOMES
 from app.auditor.search import AuditFilters
-from app.review.forms import choices
+from app.forms import choices
 
 LARGEST_CASE_ID = 2**31 - 1  # cases.id is a 32-bit integer on PostgreSQL
 LARGEST_EVENT_ID = 2**63 - 1

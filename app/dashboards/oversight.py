@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.cases.models import Case, Decision, Recommendation
 from app.dashboards.filters import Selection
-from app.dashboards.models import CaseOpening
 from app.dashboards.stats import Cells, Count, Rate, percentile
 from app.db import canonical_json
-from app.review.models import ReasonCode
+from app.review.models import CaseOpening, ReasonCode
 from app.users import User
 
 # A reviewer's first decision on a recommendation, as the agreement measures name it.

@@ -7,9 +7,8 @@ from typing import Any
 
 from redis import Redis
 
-from app.escalation.jobs import run_exclusive
 from app.extensions import db
-from app.jobs import job
+from app.jobs import job, run_exclusive
 from app.oversight import calibration
 
 

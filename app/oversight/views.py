@@ -17,10 +17,9 @@ from wtforms import RadioField, TextAreaField
 from app.cases import permissions
 from app.errors import Conflict, Invalid
 from app.extensions import db, login_manager
-from app.forms import show_errors
+from app.forms import choices, show_errors
 from app.oversight import calibration, qa
 from app.oversight.models import Calibration
-from app.review.forms import choices
 
 bp = Blueprint("oversight", __name__, url_prefix="/oversight")
 SHOWN = 200  # samples awaiting a verdict, newest first

@@ -18,12 +18,11 @@ from app.auth.services import user_for_token
 from app.cases import permissions, policy
 from app.cases.models import Case, Recommendation
 from app.cases.types import get_case_type
-from app.dashboards import openings
 from app.errors import Invalid, field_errors, validation_error
 from app.extensions import db
 from app.oversight import calibration
 from app.problems import Problem, problem_response
-from app.review import reason_codes, services
+from app.review import openings, reason_codes, services
 from app.review.inbox import DEFAULT_PER_PAGE, STATUS_GROUPS, InboxFilters, inbox_page
 from app.review.schemas import (
     AssignCommand,

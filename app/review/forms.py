@@ -21,10 +21,10 @@ from flask_wtf import FlaskForm
 from pydantic import BaseModel
 from werkzeug.datastructures import MultiDict
 from wtforms import HiddenField, IntegerField, SearchField, SelectField, TextAreaField
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from app.cases.types import CaseType
+from app.forms import choices
 from app.review import inbox
 from app.review.services import MAX_REASON_LENGTH
 from app.users import User
@@ -32,11 +32,6 @@ from app.users import User
 LONG_TEXT_FROM = 257  # strings allowed to be longer than this are free text: a textarea
 ParamKind = Literal["text", "textarea", "decimal", "list", "rows", "number", "integer", "boolean", "choice", "json"]
 SCHEMA_KINDS: dict[str, ParamKind] = {"string": "text", "number": "number", "integer": "integer", "boolean": "boolean"}
-
-
-def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
-    """``(value, label)`` pairs as select options."""
-    return [SelectChoice(value, label) for value, label in pairs]
 
 
 # --- action parameters, generated from the case type's schemas ---------------------------------------

@@ -1,11 +1,12 @@
-"""Reason codes: why a reviewer decided as they did, offered per decision kind."""
+"""The review workspace's own tables: reason codes (why a reviewer decided as they did, offered per
+decision kind), and when each reviewer first opened a case."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal, get_args
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -29,3 +30,15 @@ class ReasonCode(Base):
 
     def __repr__(self) -> str:
         return f"<ReasonCode {self.code}>"
+
+
+class CaseOpening(Base):
+    """When a reviewer first opened a case (its page, or the reviewer API's case view): the start of
+    the time they took to decide it. One row per (case, reviewer), written once, never changed."""
+
+    __tablename__ = "case_openings"
+    __table_args__ = (Index("ix_case_openings_opened_at", "opened_at"),)
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -23,14 +23,13 @@ from werkzeug.wrappers import Response
 from app.cases import permissions, policy
 from app.cases.models import Case, Decision, Queue, Status
 from app.cases.types import get_case_type
-from app.dashboards import openings
 from app.errors import DomainError, Forbidden, Invalid, NotFound, Stale
 from app.escalation import sla
 from app.extensions import db, login_manager
 from app.jobs import redis_connection
 from app.oversight import calibration
 from app.problems import sentence
-from app.review import forms, inbox, presenters, reason_codes
+from app.review import forms, inbox, openings, presenters, reason_codes
 from app.review import services as review
 from app.review.models import ReasonCode
 from app.users import User

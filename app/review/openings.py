@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from app.cases.models import Case
 from app.cases.permissions import can
-from app.dashboards.models import CaseOpening
 from app.db import utcnow
+from app.review.models import CaseOpening
 from app.users import User
 
 

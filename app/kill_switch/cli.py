@@ -9,10 +9,11 @@ import click
 from flask.cli import AppGroup
 
 from app.actors import Actor
-from app.controls import services, switch
+from app.controls import switch
 from app.controls.models import Pause, What
 from app.errors import DomainError
 from app.extensions import db
+from app.kill_switch import services
 
 control = AppGroup("control", help="Pause and resume AI analysis or executions (the kill switch).")
 CLI_ACTOR = Actor.system("cli")

@@ -11,9 +11,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.ai import evals, shadow
+from app.ai import shadow
 from app.ai.routing import RoutingFileError, Target
 from app.ai.runtime import RuntimeContext
+from app.evaluation import evals
 from app.extensions import db
 
 ai = AppGroup("ai", help="Evaluate the AI on labelled cases; compare shadow models with the primary.")
