@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -52,6 +53,16 @@ def _fail(message: str) -> None:
 def _refused(exc: DomainError) -> None:
     db.session.rollback()
     _fail(str(exc))
+
+
+@contextmanager
+def _committing() -> Iterator[None]:
+    """The block's changes committed, or its refusal printed (nothing stored) and exit 2."""
+    try:
+        yield
+    except DomainError as exc:
+        _refused(exc)
+    db.session.commit()
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -148,13 +159,10 @@ def users_update(email: str, role: str | None, queues: str | None, name: str | N
     """Change the role, queues, name or QA flag of user EMAIL."""
     if role is None and queues is None and name is None and qa_all is None:
         _fail("nothing to change: give --role, --queues, --name or --qa-all/--no-qa-all")
-    try:
+    with _committing():
         user = accounts.user_by_email(db.session, email)
         diff = accounts.update_account(db.session, user, CLI_ACTOR, name=name, role=role,
                                        queues=None if queues is None else _csv(queues), qa_all=qa_all)
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     _changes(f"user {user.email}", diff)
 
 
@@ -162,12 +170,9 @@ def users_update(email: str, role: str | None, queues: str | None, name: str | N
 @click.argument("email")
 def users_deactivate(email: str) -> None:
     """Deactivate user EMAIL: their sessions end and their API tokens are revoked at once."""
-    try:
+    with _committing():
         user = accounts.user_by_email(db.session, email)
         ended = accounts.deactivate(db.session, user, CLI_ACTOR)
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     click.echo(f"{user.email} deactivated: {ended['sessions_ended']} session(s) ended, "
                f"{ended['tokens_revoked']} API token(s) revoked")
 
@@ -176,12 +181,9 @@ def users_deactivate(email: str) -> None:
 @click.argument("email")
 def users_reactivate(email: str) -> None:
     """Let user EMAIL sign in again (revoked API tokens stay revoked)."""
-    try:
+    with _committing():
         user = accounts.user_by_email(db.session, email)
         accounts.reactivate(db.session, user, CLI_ACTOR)
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     click.echo(f"{user.email} reactivated")
 
 
@@ -189,12 +191,9 @@ def users_reactivate(email: str) -> None:
 @click.argument("email")
 def users_reset_password(email: str) -> None:
     """Give user EMAIL a one-time password (printed once); their sessions end."""
-    try:
+    with _committing():
         user = accounts.user_by_email(db.session, email)
         password = accounts.reset_password(db.session, user, CLI_ACTOR)
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     click.echo(password)
     click.echo(f"one-time password for {user.email}: give it to them now, it is not shown again; "
                "they choose their own at the next sign-in", err=True)
@@ -243,12 +242,9 @@ def clients_create(name: str, domains: str, callback_hosts: tuple[str, ...], as_
 @click.option("--json", "as_json", is_flag=True)
 def clients_rotate_secret(name: str, grace_hours: int, as_json: bool) -> None:
     """Add a new signing secret; the previous one keeps working for the grace period."""
-    try:
+    with _committing():
         client = intake.client_named(db.session, name)
-    except DomainError as exc:
-        _refused(exc)
-    secret = intake.rotate_secret(db.session, client, timedelta(hours=grace_hours), actor=CLI_ACTOR)
-    db.session.commit()
+        secret = intake.rotate_secret(db.session, client, timedelta(hours=grace_hours), actor=CLI_ACTOR)
     if as_json:
         click.echo(json.dumps({"client_id": client.id, "signing_secret": secret}))
     else:
@@ -278,14 +274,11 @@ def clients_update(name: str, domains: str | None, callback_hosts: str | None) -
     """Change the allowed domains or callback hosts of API client NAME."""
     if domains is None and callback_hosts is None:
         _fail("nothing to change: give --domains or --callback-hosts")
-    try:
+    with _committing():
         client = intake.client_named(db.session, name)
         diff = intake.update_client(db.session, client, CLI_ACTOR,
                                     domains=None if domains is None else _csv(domains),
                                     callback_hosts=None if callback_hosts is None else _csv(callback_hosts))
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     _changes(f"API client {client.name}", diff)
 
 
@@ -293,12 +286,9 @@ def clients_update(name: str, domains: str | None, callback_hosts: str | None) -
 @click.argument("name")
 def clients_revoke(name: str) -> None:
     """Revoke API client NAME: its token is refused (401) from now on."""
-    try:
+    with _committing():
         client = intake.client_named(db.session, name)
         intake.revoke_client(db.session, client, CLI_ACTOR)
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     click.echo(f"API client {client.name} revoked")
 
 
@@ -321,11 +311,8 @@ def reason_codes_list(as_json: bool) -> None:
 @click.option("--kinds", default=",".join(DECISION_KINDS), show_default=True, help=KINDS_HELP)
 def reason_codes_add(code: str, label: str, kinds: str) -> None:
     """Add reason code CODE, offered with decisions of the given kinds."""
-    try:
+    with _committing():
         added = reason_codes.add_code(db.session, code, label, _csv(kinds), CLI_ACTOR)
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     click.echo(f"added reason code {added.code} ({added.label}) for {', '.join(added.kinds)}")
 
 
@@ -349,12 +336,9 @@ def reason_codes_deactivate(code: str) -> None:
 
 
 def _update_reason_code(code: str, **changes: object) -> None:
-    try:
+    with _committing():
         reason = reason_codes.code_named(db.session, code)
         diff = reason_codes.update_code(db.session, reason, CLI_ACTOR, **changes)
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     _changes(f"reason code {reason.code}", diff)
 
 
@@ -391,15 +375,12 @@ def queues_create(name: str, domain: str, sla_minutes: int, is_default: bool, mo
                   members: str, case_types: str, dual_approval_threshold: str | None, required_role: str,
                   qa_share: float) -> None:
     """Create a review queue."""
-    try:
+    with _committing():
         queue = queue_service.create_queue(
             db.session, name, domain, sla_minutes, is_default=is_default, move_default=move_default,
             escalation_target=escalates_to, lead=lead, blind_review=blind_review, business_hours=business_hours,
             members=_csv(members), case_types=_csv(case_types), dual_approval_threshold=dual_approval_threshold,
             required_role=required_role, qa_share=qa_share, actor=CLI_ACTOR)
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     click.echo(f"created queue {queue.name} ({queue.domain}) id={queue.id}")
     for line in _settings_lines(queue_service.describe(queue)):
         click.echo(f"  {line}")
@@ -458,12 +439,9 @@ def queues_update(name: str, sla_minutes: int | None, is_default: bool | None, m
         changes["move_default"] = True
     if not changes:
         _fail("nothing to change: give at least one option (see --help)")
-    try:
+    with _committing():
         queue = queue_service.queue_named(db.session, name)
         diff = queue_service.update_queue(db.session, queue, changes, CLI_ACTOR)
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     _changes(f"queue {queue.name}", diff)
 
 
@@ -482,12 +460,9 @@ def queues_unarchive(name: str) -> None:
 
 
 def _archiving(name: str, change: Callable[[Session, Queue, Actor], dict[str, list[Any]]], done: str) -> None:
-    try:
+    with _committing():
         queue = queue_service.queue_named(db.session, name)
         diff = change(db.session, queue, CLI_ACTOR)
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     _changes(f"queue {queue.name}", diff, done)
 
 
@@ -579,11 +554,8 @@ def setup(admin_email: str | None, admin_password: str | None, admin_password_st
         click.echo(f"  the queue {name} (default of the {name} domain, SLA {_duration(sla_minutes)})")
     if not non_interactive and not click.confirm("Go ahead?", default=True):
         _fail("nothing was created")
-    try:
+    with _committing():
         done = install.install(db.session, plan, admin_password)
-    except DomainError as exc:
-        _refused(exc)
-    db.session.commit()
     for line in done:
         click.echo(line)
     click.echo("sign in at /login; change queues at /admin/queues or with flask --app wsgi queues")

@@ -126,7 +126,7 @@ def test_reason_codes_add_update_deactivate_and_list(runner, app):
     assert listed["duplicate_payment"] == {"code": "duplicate_payment", "label": "Paid twice",
                                            "kinds": ["reject", "request_info"], "active": True}
     assert listed["other"]["active"] is False
-    assert count(ReasonCode) == 9
+    assert count(ReasonCode) == 11  # 8 configured + 2 of the respond decision (migration 0015) + the one added
     assert last_action() == "reason_code.updated"
 
 

@@ -414,7 +414,7 @@ def test_a_case_type_routed_to_a_queue_arrives_there_and_the_rest_at_the_default
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--case-types", "kyc_review"], "unknown case type(s) kyc_review for the finance domain: choose from "
-                                     "credit_limit_change, payment_release"),
+                                     "agent_action, credit_limit_change, payment_release"),
     (["--case-types", "payment_release"], "payment_release already routed to queue 'credit'"),
 ])
 def test_case_types_must_be_of_the_domain_and_routed_once(runner, finance_pair, args, message):
