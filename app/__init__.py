@@ -98,6 +98,10 @@ def create_app(config: type[Config] = Config) -> Flask:
 
     app.register_blueprint(oversight_bp)
 
+    from app.navigation import init_navigation  # the one menu of every page, the duration filters
+
+    init_navigation(app)
+
     from app.cli import register_cli
 
     register_cli(app)
