@@ -10,7 +10,6 @@ page is part of what that role sees. axe-core is vendored in tests/axe/ (see its
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,8 @@ def samples(client, upstream, people: People) -> dict[str, list[Any]]:
     """Each path argument's sample values: a case of every type (one decided), and one of each object."""
     cases = [make_case(upstream, case_type).id for case_type in RECOMMENDED]
     decided = decided_case(upstream, people)
-    document = {"name": "pages", "conditions": {"domain": "finance"}, "actions": [{"set_priority": {"priority": "high"}}]}
+    document = {"name": "pages", "conditions": {"domain": "finance"},
+                "actions": [{"set_priority": {"priority": "high"}}]}
     rule = services.create_rule(db.session, rules.validate(document, services.catalog(db.session)),
                                 services.RULES_ACTOR)
     other_client = make_upstream(client, "another-tenant")
@@ -82,7 +82,8 @@ def page_paths(app: Flask, samples: dict[str, list[Any]]) -> list[str]:
             paths.append(rule.rule + QUERIES.get(rule.endpoint, ""))
             continue
         assert len(rule.arguments) == 1 and argument in samples, f"{rule.rule}: add its arguments to the samples"
-        paths.extend(app.url_map.bind("localhost").build(rule.endpoint, {argument: value}) for value in samples[argument])
+        urls = app.url_map.bind("localhost")
+        paths.extend(urls.build(rule.endpoint, {argument: value}) for value in samples[argument])
     return paths
 
 
@@ -93,8 +94,8 @@ def axe_source() -> str:
 
 def signed_in_context(browser, base: str, email: str | None) -> Any:
     # bypass_csp: the page's script-src 'self' would refuse the injected axe-core (test_browser.py checks the CSP)
-    context = browser.new_context(base_url=base, viewport=dict(zip(("width", "height"), WIDTHS["desktop"])),
-                                  bypass_csp=True)
+    width, height = WIDTHS["desktop"]
+    context = browser.new_context(base_url=base, viewport={"width": width, "height": height}, bypass_csp=True)
     context.set_default_timeout(test_browser.TIMEOUT_MS)
     if email is not None:
         page = context.new_page()
@@ -112,8 +113,8 @@ def problems_of(page: Any, axe_source: str, label: str) -> Iterator[str]:
     width, scroll_width = page.evaluate("[window.innerWidth, document.documentElement.scrollWidth]")
     if scroll_width > width:
         wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
-            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
-            .slice(0, 3).map(e => e.tagName.toLowerCase() + (e.className ? '.' + String(e.className).split(' ').join('.') : ''))""")
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 3)
+            .map(e => e.tagName.toLowerCase() + (e.className ? '.' + String(e.className).split(' ').join('.') : ''))""")
         yield f"{label}: {scroll_width} px wide in a {width} px window ({', '.join(wide)})"
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(content=axe_source)
@@ -145,16 +146,12 @@ def check_pages(context: Any, paths: list[str], axe_source: str, who: str) -> li
     found: list[str] = []
     page = context.new_page()
     for path in shown(context, paths):
-        for width_name, (width, height) in WIDTHS.items():
+        page.goto(path)
+        for width_name, (width, height) in WIDTHS.items():  # one load, laid out at each width in turn
             page.set_viewport_size({"width": width, "height": height})
-            page.goto(path)
-            label = f"{who} {path} at {width} px"
-            t0 = time.monotonic()
-            found.extend(problems_of(page, axe_source, label))
-            t1 = time.monotonic()
+            found.extend(problems_of(page, axe_source, f"{who} {path} at {width} px"))
             shot = ARTIFACTS / who / f"{path.strip('/').replace('/', '_').replace('?', '_') or 'root'}-{width_name}.png"
             page.screenshot(path=str(shot), full_page=True)
-            print(label, round(t1 - t0, 2), round(time.monotonic() - t1, 2))
     page.close()
     return found
 

@@ -82,7 +82,8 @@ def test_a_queue_sla_reads_the_same_on_every_page(client, people):
     """The finance queue's SLA is 60 minutes (conftest): one hour, in the same words everywhere."""
     assert minutes(240) == "4 h 00 min"
     pages = []
-    for user, path in [(people.admin, "/admin/queues"), (people.reviewer, "/queues"), (people.reviewer, "/queues/finance")]:
+    visits = [(people.admin, "/admin/queues"), (people.reviewer, "/queues"), (people.reviewer, "/queues/finance")]
+    for user, path in visits:
         sign_in(client, user)
         g.pop("_login_user", None)
         pages.append(client.get(path).get_data(as_text=True))
