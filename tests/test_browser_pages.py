@@ -194,3 +194,23 @@ def test_signed_out_pages_fit_a_phone_and_pass_axe(browser, live_server, app, ax
         context.close()
     print(f"screenshots: {ARTIFACTS / 'anonymous'}")
     assert found == [], "\n".join(found)
+
+
+def test_at_phone_width_rows_are_labelled_and_the_decision_comes_before_the_data(browser, live_server, people,
+                                                                                   upstream):
+    case = make_case(upstream, "aml_alert")  # a long case: its data is many screens on a phone
+    context = signed_in_context(browser, live_server, people.reviewer.email)
+    page = context.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/queues/compliance")
+    row = page.locator(f"tr[data-case-id='{case.id}']")
+    assert row.locator("td[data-label='Status']").count() == 1
+    assert row.evaluate("tr => getComputedStyle(tr).display") == "block"  # stacked, not a row of columns
+    page.goto(f"/cases/{case.id}")
+    decision_top = page.locator("#decision").bounding_box()["y"]
+    data_top = page.locator(".case-main").bounding_box()["y"]
+    page.set_viewport_size({"width": 1440, "height": 900})
+    side_by_side = page.locator(".case-main").bounding_box()["y"] <= page.locator("#decision").bounding_box()["y"]
+    context.close()
+    assert decision_top < data_top and decision_top < 844 * 2
+    assert side_by_side  # on a wide screen the data stays on the left, the decision on the right
