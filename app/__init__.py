@@ -107,6 +107,10 @@ def create_app(config: type[Config] = Config) -> Flask:
 
     agent_tools.install()
 
+    from app.navigation import init_navigation  # the one menu of every page, the duration filters
+
+    init_navigation(app)
+
     from app.cli import register_cli
 
     register_cli(app)

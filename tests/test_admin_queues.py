@@ -88,7 +88,7 @@ def test_the_list_shows_every_queue_with_its_settings(admin, people, queues):
     text = page(admin, "/admin/queues")
     row = re.search(r'<tr data-queue="finance">(.*?)</tr>', text, re.S).group(1)
     cells = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-    assert cells[:14] == ["finance", "finance", "Default", "payment_release", "60 min",
+    assert cells[:14] == ["finance", "finance", "Default", "payment_release", "1 h 00 min",
                           "Mon-Fri 09:00-17:30 Europe/London, 1 holiday", "finance-senior", NONE, NONE, "50000",
                           "Any reviewer", "5%", "4", "Active"]  # reviewer, reviewer2, senior, senior2
     assert 'data-queue="finance-senior"' in text and 'data-queue="legal"' in text

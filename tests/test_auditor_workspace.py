@@ -107,7 +107,7 @@ def test_reviewers_are_refused_and_anonymous_callers_sent_to_sign_in(client, peo
 @pytest.mark.parametrize("role", ["auditor", "admin"])
 def test_admins_and_auditors_find_the_page_from_every_page(client, people, role):
     sign_in(client, getattr(people, role))
-    assert 'href="/audit">Audit log</a>' in client.get("/queues").get_data(as_text=True)
+    assert 'href="/audit">Audit</a>' in client.get("/queues").get_data(as_text=True)
     assert client.get("/audit").status_code == 200
 
 

@@ -32,11 +32,6 @@ def _require_login() -> Response | None:
     return None if current_user.is_authenticated else login_manager.unauthorized()
 
 
-@bp.app_context_processor
-def _nav() -> dict[str, bool]:
-    return {"may_audit": current_user.is_authenticated and permissions.can(current_user, "audit")}
-
-
 def _require_audit() -> None:
     permissions.require(current_user._get_current_object(), "audit")
 

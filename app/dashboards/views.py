@@ -56,11 +56,6 @@ def _require_access() -> Response | None:
     return None
 
 
-@bp.app_context_processor
-def _menu() -> dict[str, Any]:
-    return {"may_see_dashboards": current_user.is_authenticated and permissions.can(current_user, "dashboards")}
-
-
 def _user() -> User:
     return current_user._get_current_object()
 

@@ -40,12 +40,6 @@ def _require_access() -> Response | None:
     return None
 
 
-@bp.app_context_processor
-def _links() -> dict[str, Any]:
-    """``sees_quality``: whether the reviewer workspace links to these pages for the signed-in user."""
-    return {"sees_quality": current_user.is_authenticated and permissions.can(current_user, "view_quality")}
-
-
 # --- calibration -----------------------------------------------------------------------------------------
 
 

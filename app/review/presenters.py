@@ -40,6 +40,7 @@ from app.cases.types.view import (
 )
 from app.db import utcnow
 from app.intake.models import ApiClient
+from app.units import duration
 from app.users import User
 
 # --- citations -----------------------------------------------------------------------------------------
@@ -75,23 +76,14 @@ def when(value: datetime | None) -> str:
 
 
 def relative(moment: datetime | None, now: datetime | None = None) -> str:
-    """``in 3 h 05 m`` / ``2 d 4 h ago``: coarse and readable."""
+    """``in 3 h 05 min`` / ``2 d 4 h ago``: coarse and readable."""
     if moment is None:
         return DASH
     seconds = int((moment - (now or utcnow())).total_seconds())
     if abs(seconds) < 60:
         return "just now"
-    span = _span(abs(seconds))
+    span = duration(abs(seconds))
     return f"in {span}" if seconds >= 0 else f"{span} ago"
-
-
-def _span(seconds: int) -> str:
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if days:
-        return f"{days} d {hours % 24} h"
-    if hours:
-        return f"{hours} h {minutes % 60:02d} m"
-    return f"{minutes} m"
 
 
 def raw_json(value: Any) -> str:
