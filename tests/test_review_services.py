@@ -124,7 +124,7 @@ def test_decided_case_cannot_be_claimed(upstream, people):
     case = make_case(upstream)
     claim(people.reviewer, case)
     decide(people.reviewer, case, "approve")
-    with pytest.raises(Conflict, match="status approved cannot be claimed"):
+    with pytest.raises(Conflict, match="this case is approved: it cannot be claimed"):
         services.claim(db.session, people.reviewer2, case.id)
 
 
@@ -501,7 +501,7 @@ def test_the_editor_cannot_give_the_second_approval(upstream, people):
 
 
 @pytest.mark.parametrize(("role", "match"), [("admin", "admin may not decide"),
-                                             ("reviewer", "second approval needs the role senior_reviewer"),
+                                             ("reviewer", "this needs a senior reviewer's second approval"),
                                              ("auditor", "auditor may not decide")])
 def test_second_approval_needs_the_required_role(awaiting, people, role, match):
     refused(people.by_role(role), awaiting, "approve", Forbidden, match)
@@ -517,7 +517,7 @@ def test_second_approval_refuses_a_changed_action(awaiting, people):
 
 def test_a_qualified_second_reviewer_may_reject(awaiting, people):
     refused(people.senior, awaiting, "reject", Conflict, "separation of duties")
-    refused(people.reviewer, awaiting, "reject", Forbidden, "needs the role senior_reviewer")
+    refused(people.reviewer, awaiting, "reject", Forbidden, "needs a senior reviewer's second approval")
     decision = decide(people.senior2, awaiting, "reject", reason_code="customer_risk", reason="Not convinced.")
     assert awaiting.status == Status.REJECTED and decision.kind == "reject"
 
