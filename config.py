@@ -256,4 +256,8 @@ class TestConfig(Config):
     METRICS_TOKEN = ""
     METRICS_ALLOW_NETWORKS = LOOPBACK_NETWORKS  # the test client's 127.0.0.1
     AUDIT_SIGNING_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-    REVIEW_UNDO_SECONDS = 0  # approvals execute at once; the undo tests set a window
+    # Approvals execute at once and need no confirmation step unless hard flags ask for one; the
+    # safe-speed tests set these themselves.
+    REVIEW_UNDO_SECONDS = 0
+    REVIEW_CONFIRM_AMOUNT = Decimal(10) ** 12
+    REVIEW_CONFIRM_CONFIDENCE = 0.0

@@ -491,7 +491,7 @@ def test_claim_then_approve_as_recommended(http, upstream, reviewer):
     case = post_case(upstream)
     login(http, reviewer)
     claim(http, case)
-    response = decide(http, case.id, "approve")
+    response = decide(http, case.id, "approve", {"approve-confirmed": "1"})  # it has a hard flag: confirmed
     assert response.status_code == 302
     db.session.expire_all()
     decided = db.session.get(Case, case.id)
@@ -540,7 +540,8 @@ def test_edit_with_invalid_parameters_shows_the_field_error(http, upstream, revi
     response = decide(http, case.id, "edit", {"edit-action": "counter_offer", "edit-reason_code": "customer_risk",
                                               "edit-reason": "Lower limit", "p.counter_offer.limit": "-5"})
     page = shown_after_refusal(http, response, case.id, "edit")
-    assert re.search(r'has-error[^>]*>\s*<label>Limit<input[^>]*value="-5"', page)
+    assert re.search(r'has-error[^>]*>\s*<label>Limit <span[^>]*>\(GBP\)</span>\s*<span class="input-unit">'
+                     r'<span[^>]*>GBP</span><input[^>]*value="-5"', page)  # with its currency
     assert "Input should be greater than 0" in page
     assert "The parameters of counter_offer are invalid." in page
     db.session.expire_all()
@@ -628,7 +629,7 @@ def test_dual_approval_shows_the_first_approver_and_second_controls_to_qualified
     analyze_case(case_id)
     login(http, reviewer)
     claim(http, db.session.get(Case, case_id))
-    assert decide(http, case_id, "approve").status_code == 302
+    assert decide(http, case_id, "approve", {"approve-confirmed": "1"}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Case, case_id).status == Status.AWAITING_SECOND_APPROVAL
     first_view = http.get(f"/cases/{case_id}").get_data(as_text=True)
@@ -639,7 +640,7 @@ def test_dual_approval_shows_the_first_approver_and_second_controls_to_qualified
     login(second, senior)
     page = second.get(f"/cases/{case_id}").get_data(as_text=True)
     assert "First approval" in page and "Give second approval" in page
-    assert decide(second, case_id, "approve", page=page).status_code == 302
+    assert decide(second, case_id, "approve", {"approve-confirmed": "1"}, page=page).status_code == 302
     db.session.expire_all()
     assert db.session.get(Case, case_id).status == Status.APPROVED
     kinds = [d.kind for d in db.session.scalars(select(Decision).where(Decision.case_id == case_id)

@@ -10,6 +10,7 @@ are attached to these forms, so the forms themselves check little beyond CSRF.
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -93,8 +94,18 @@ def parse_parameters(spec: ActionSpec, form: MultiDict[str, str]) -> dict[str, A
         else:
             value = form.get(param.input_name(spec.name), "").strip()
             if value:
-                params[param.name] = value
+                params[param.name] = plain_amount(value) if param.kind == "decimal" else value
     return params
+
+
+GROUPED_AMOUNT = re.compile(r"-?\d{1,3}(,\d{3})+(\.\d+)?")
+
+
+def plain_amount(value: str) -> str:
+    """An amount as typed, thousands separators dropped when they group correctly: "1,250,000.00" →
+    "1250000.00". Anything else is left for the action's schema to accept or refuse ("1,25" is refused,
+    not read as 125)."""
+    return value.replace(",", "") if GROUPED_AMOUNT.fullmatch(value) else value
 
 
 def _rows(action: str, param: ParamSpec, form: MultiDict[str, str]) -> list[dict[str, str]]:
@@ -125,6 +136,7 @@ class DecisionForm(FlaskForm):
 
     case_version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
     view_hash = HiddenField()
+    confirmed = HiddenField()  # "1": the reviewer saw and confirmed why this approval is risky
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -37,6 +37,7 @@ from app.jobs import after_commit
 from app.notifications.services import notify
 from app.oversight import qa
 from app.review import reason_codes
+from app.review import signals as signal_words
 from app.review.inbox import inbox_order_ids
 from app.review.models import DecisionKind
 from app.users import User
@@ -272,7 +273,8 @@ def confirmation_reasons(case: Case, final: Final) -> list[str]:
     if rec is not None and rec.confidence < config["REVIEW_CONFIRM_CONFIDENCE"]:
         reasons.append(f"the AI is only {rec.confidence:.0%} confident")
     if rec is not None and rec.hard_flags:
-        reasons.append("the pre-screen raised hard flags: " + ", ".join(f.replace("_", " ") for f in rec.hard_flags))
+        reasons.append("the pre-screen raised hard flags: "
+                       + ", ".join(signal_words.in_words(flag).label.lower() for flag in rec.hard_flags))
     return reasons
 
 
@@ -571,3 +573,9 @@ def _notify_second_approvers(r: _Request, role: str) -> None:
     approvers = [m for m in r.case.queue.members if m.role == role and m.id != r.user.id]
     notify(r.session, approvers, "second_approval_request", r.case,
            f"{r.user.name} approved case {r.case.id}; it needs your second approval")
+
+
+def set_auto_next(session: Session, user: User, on: bool) -> None:
+    """The reviewer's preference: after a decision, claim and open the queue's next case."""
+    user.auto_next = on
+    session.flush()
