@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import g, request_started
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.ai.jobs import analyze_case
 from app.audit.models import AuditEvent
@@ -712,3 +712,71 @@ def test_reviewers_and_auditors_cannot_assign(http, upstream, reviewer, senior, 
                                                        "assign-reason": "No token"}).status_code == 400
     db.session.expire_all()
     assert db.session.get(Case, case.id).assignee_id is None
+
+
+# --- the case page, second pass: confirmation, amounts, plain words ---------------------------------------
+
+
+def test_a_risky_approval_without_confirmation_executes_nothing_and_asks_to_confirm(http, upstream, reviewer):
+    case = post_case(upstream)  # the example payment: a possible sanctions match, a hard flag
+    login(http, reviewer)
+    claim(http, case)
+    response = decide(http, case.id, "approve")
+    page = shown_after_refusal(http, response, case.id, "approve")
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.IN_REVIEW
+    assert db.session.scalars(select(Decision).where(Decision.case_id == case.id)).all() == []
+    confirm = text_of(page.split('data-confirm="approve"', 1)[1].split("</div>", 1)[0])
+    assert "The pre-screen raised hard flags: possible sanctions list match" in confirm
+    assert "Approve as recommended" not in page  # the one key is not offered again: Confirm is
+    assert decide(http, case.id, "approve", {"approve-confirmed": "1"}, page=page).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.APPROVED
+
+
+def test_an_amount_with_thousands_separators_is_accepted(http, upstream, reviewer):
+    case = post_case(upstream, "credit_limit_change")
+    login(http, reviewer)
+    claim(http, case)
+    fields = {"edit-action": "counter_offer", "edit-reason_code": "customer_risk", "edit-reason": "Smaller step",
+              "p.counter_offer.limit": "1,250,000.00", "edit-confirmed": "1"}
+    assert decide(http, case.id, "edit", fields).status_code == 302
+    decision = db.session.scalars(select(Decision).where(Decision.case_id == case.id)).one()
+    assert decision.parameters == {"limit": "1250000.00"}
+
+
+def test_a_misgrouped_amount_is_refused_not_guessed(http, upstream, reviewer):
+    case = post_case(upstream, "credit_limit_change")
+    login(http, reviewer)
+    claim(http, case)
+    fields = {"edit-action": "counter_offer", "edit-reason_code": "customer_risk", "edit-reason": "Smaller step",
+              "p.counter_offer.limit": "1,25"}
+    page = shown_after_refusal(http, decide(http, case.id, "edit", fields), case.id, "edit")
+    assert re.search(r'has-error.*?value="1,25"', page, re.S)
+    assert db.session.scalars(select(Decision).where(Decision.case_id == case.id)).all() == []
+
+
+def test_refusals_and_labels_read_in_plain_words(http, upstream, reviewer):
+    case = post_case(upstream)
+    login(http, reviewer)
+    claim(http, case)
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    visible = text_of(page)
+    assert "Unclaim" in visible and "Release back" not in visible
+    assert "Reject recommendation" in visible
+    http.post(f"/cases/{case.id}/release", data={"csrf_token": token_of(page)})
+    db.session.execute(update(Case).where(Case.id == case.id).values(status=Status.REJECTED.value))
+    db.session.commit()
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    response = http.post(f"/cases/{case.id}/claim", data={"csrf_token": token_of(page)}, follow_redirects=True)
+    shown = text_of(response.get_data(as_text=True))
+    assert "This case is rejected: it cannot be claimed" in shown
+
+
+def test_the_inbox_row_and_case_page_say_why_two_approvals_are_needed(http, upstream, reviewer):
+    case = post_case(upstream, data={**case_body("payment_release")["data"], "amount": "250000.00"})
+    login(http, reviewer)
+    needed = "Needs 2 approvals: this amount is over EUR 100,000"
+    row = http.get("/queues/finance").get_data(as_text=True).split(f'data-case-id="{case.id}"', 1)[1].split("</tr>")[0]
+    assert needed in text_of(row)
+    assert needed in text_of(http.get(f"/cases/{case.id}").get_data(as_text=True))

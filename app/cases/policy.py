@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from app.cases.models import Case, Decision, Status
 from app.cases.permissions import Role
 from app.cases.types import get_case_type
+from app.cases.types.view import humanize
 from app.db import json_digest
 from app.errors import Conflict, Forbidden
 
@@ -71,7 +72,7 @@ def dual_approval_reasons(case: Case, action: str | None, parameters: dict[str, 
     if case.requires_dual_approval:
         reasons.append("an escalation rule asked for a second approval")
     if action in kind.dual_approval_actions:
-        reasons.append(f"{action.replace('_', ' ')} always needs a second approval")
+        reasons.append(f"{humanize(action)} always needs a second approval")
     threshold = _threshold_reached(case, parameters or {}, kind.dual_approval_over_threshold)
     if threshold is not None:
         amount, limit = threshold
