@@ -50,7 +50,6 @@ from app.review import services as review
 from app.users import User
 from app.webhooks import DeliveryResult
 from tests.conftest import Upstream, sign_in
-from tests.review_helpers import command
 from tests.execution_helpers import (
     AI,
     RELEASE,
@@ -66,6 +65,7 @@ from tests.execution_helpers import (
     record_decision,
     reload,
 )
+from tests.review_helpers import command
 
 S = Status
 

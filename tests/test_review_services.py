@@ -673,7 +673,7 @@ def test_low_confidence_and_hard_flags_ask_for_confirmation_a_small_sure_payment
 def test_an_edit_is_confirmed_on_the_amount_it_sets(upstream, people, confirm_rule):
     case = claim(people.reviewer, make_case(upstream, "credit_limit_change", data={"requested_limit": "5000.00",
                                                                                    "current_limit": "1000.00"}))
-    with pytest.raises(ConfirmationRequired, match="it moves GBP 250,000.00"):
+    with pytest.raises(ConfirmationRequired, match=r"it moves GBP 250,000\.00"):
         services.decide(db.session, people.reviewer, case.id, command(
             case, "edit", action="counter_offer", parameters={"limit": "250000.00"}, confirmed=False))
     db.session.rollback()

@@ -88,7 +88,7 @@ class ExecutionRefused(Exception):
     """No valid human approval authorises executing the case; the message says why."""
 
 
-class NotYet(Exception):  # noqa: N818 (an answer, not a failure)
+class NotYet(Exception):
     """The approval is still within its undo window: nothing may be delivered before ``at``."""
 
     def __init__(self, at: datetime) -> None:

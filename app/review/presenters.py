@@ -62,11 +62,12 @@ class Citations:
 
 
 def path_label(path: str) -> str:
-    """A cited data path as words: "beneficiary.account_holder" → "Beneficiary › account holder",
-    "documents[1].expires" → "Documents 2 › expires"."""
-    parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
-    words = [f"{int(p[1:-1]) + 1}" if p.startswith("[") else humanize(p).lower() for p in parts]
-    label = " › ".join(words).replace(" › ", " ", 1) if len(words) > 1 and words[1].isdigit() else " › ".join(words)
+    """A cited data path as words: "beneficiary.account_holder" → "Beneficiary · account holder",
+    "documents[1].expires_on" → "Documents 2 · expires on"."""
+    parts = re.findall(r"([^.\[\]]+)((?:\[\d+\])*)", path)
+    words = [humanize(name).lower() + "".join(f" {int(i) + 1}" for i in re.findall(r"\d+", index))
+             for name, index in parts]
+    label = " · ".join(words)
     return label[:1].upper() + label[1:]
 
 
@@ -349,7 +350,8 @@ def diff_rows(diff: dict[str, Any]) -> tuple[DiffRow, ...]:
         rows.append(DiffRow("Action", humanize(old), humanize(new)))
     for key, change in (diff.get("parameters") or {}).items():
         old, new = change if isinstance(change, list) and len(change) == 2 else (None, change)
-        rows.append(DiffRow(humanize(key), DASH if old is None else compact(old), DASH if new is None else compact(new)))
+        rows.append(DiffRow(humanize(key), DASH if old is None else compact(old),
+                            DASH if new is None else compact(new)))
     return tuple(rows)
 
 

@@ -33,8 +33,8 @@ from app.jobs import redis_connection
 from app.oversight import calibration
 from app.problems import sentence
 from app.review import forms, inbox, presenters, reason_codes
-from app.review import signals as signal_words
 from app.review import services as review
+from app.review import signals as signal_words
 from app.review.models import ReasonCode
 from app.users import User
 
@@ -173,8 +173,8 @@ def _back_with(user: User, case: Case, panel: str, form: FlaskForm,
                confirm: list[str] | None = None) -> Response | tuple[str, int]:
     """Keep the refused ``form`` of ``panel`` for the case page, and go there (to confirm the
     approval it asks for, knowing the ``confirm`` reasons, when given)."""
-    unsent = {"panel": panel, "confirm": confirm, "errors": {name: list(field.errors) for name, field in form._fields.items()
-                                         if field.errors},
+    unsent = {"panel": panel, "confirm": confirm,
+              "errors": {name: list(field.errors) for name, field in form._fields.items() if field.errors},
               "param_errors": getattr(form, "param_errors", {}),
               "pairs": [(key, value) for key, value in request.form.items(multi=True)
                         if key.removeprefix(f"{panel}-") not in NOT_KEPT]}

@@ -68,6 +68,7 @@ def _required_documents(data: dict[str, Any]) -> tuple[Item, ...]:
         wanted = set(IDENTITY_DOCUMENT_TYPES) if name == IDENTITY_DOCUMENT else {name}
         found = [d for d in application.documents if d.type in wanted]
         valid = [d for d in found if d.expires_on is None or d.expires_on >= today]
-        shown, tone = ("Provided", "good") if valid else ("Provided, but expired", "bad") if found else ("Missing", "bad")
+        shown, tone = (("Provided", "good") if valid else ("Provided, but expired", "bad") if found
+                       else ("Missing", "bad"))
         items.append(Item(humanize(name), shown, "required_documents", tone))
     return tuple(items)
