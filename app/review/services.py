@@ -282,15 +282,7 @@ def undo_approval(session: Session, user: User, case_id: int) -> Case:
     """The approver takes their approval back within its undo window (REVIEW_UNDO_SECONDS): the
     case is theirs to decide again, and nothing is executed (the execution job finds it in review)."""
     case = get_case_for(session, user, case_id, "decide")
-    approval = policy.approving_decision(session, case)
-    if case.status != S.APPROVED or approval is None:
-        raise Conflict("this approval can no longer be undone: its execution has started", slug="undo-closed")
-    if approval.reviewer_id != user.id:
-        raise Forbidden("only the reviewer who approved the case may undo the approval")
-    if approval.kind not in policy.FIRST_APPROVALS:
-        raise Conflict("a second approval cannot be undone: reject the case instead", slug="undo-closed")
-    if utcnow() >= execution.execute_after(approval):
-        raise Conflict("the time to undo this approval is over: it is being executed", slug="undo-closed")
+    approval = _undoable_approval(session, user, case)
     expires = utcnow() + timedelta(minutes=current_app.config["CLAIM_IDLE_MINUTES"])
     _move(session, case, "approval_undone", Actor.user(user), data={"decision_id": approval.id},
           changes={"assignee_id": user.id, "claim_expires_at": expires})
@@ -302,12 +294,30 @@ def undo_approval(session: Session, user: User, case_id: int) -> Case:
 
 def undo_until(session: Session, user: User, case: Case) -> datetime | None:
     """Until when ``user`` may still undo their approval of the case; None when they may not."""
-    approval = policy.approving_decision(session, case)
-    if (case.status != S.APPROVED or approval is None or approval.reviewer_id != user.id
-            or approval.kind not in policy.FIRST_APPROVALS):
+    try:
+        return execution.execute_after(_undoable_approval(session, user, case))
+    except (Conflict, Forbidden):
         return None
-    until = execution.execute_after(approval)
-    return until if utcnow() < until else None
+
+
+def _undoable_approval(session: Session, user: User, case: Case) -> Decision:
+    """The user's approval of the case while they may undo it; Conflict or Forbidden saying why not."""
+    approval = policy.approving_decision(session, case)
+    if case.status != S.APPROVED or approval is None:
+        raise Conflict("this approval can no longer be undone: its execution has started", slug="undo-closed")
+    if approval.reviewer_id != user.id:
+        raise Forbidden("only the reviewer who approved the case may undo the approval")
+    if approval.kind not in policy.FIRST_APPROVALS:
+        raise Conflict("a second approval cannot be undone: reject the case instead", slug="undo-closed")
+    if utcnow() >= execution.execute_after(approval):
+        raise Conflict("the time to undo this approval is over: it is being executed", slug="undo-closed")
+    return approval
+
+
+def _require_confirmation(r: _Request, final: Final) -> None:
+    reasons = confirmation_reasons(r.case, final)
+    if reasons and not r.command.confirmed:
+        raise ConfirmationRequired("confirm this approval: " + "; ".join(reasons), reasons)
 
 
 # --- deciding ------------------------------------------------------------------------------------
@@ -398,9 +408,7 @@ def _edit(r: _Request) -> Decision:
 
 def _first_approval(r: _Request, kind: str, final: Final) -> Decision:
     _check_view(r, final)
-    reasons = confirmation_reasons(r.case, final)
-    if reasons and not r.command.confirmed:
-        raise ConfirmationRequired("confirm this approval: " + "; ".join(reasons), reasons)
+    _require_confirmation(r, final)
     required, role = policy.dual_approval_required(r.case, *final)
     decision = _record(r, "first_approval" if required else "approved", kind, final,
                        {"second_approval_role": role} if required else {})
@@ -413,9 +421,7 @@ def _second_approval(r: _Request) -> Decision:
     first = _check_second_reviewer(r)
     final = (first.action, first.parameters)
     _check_view(r, final)
-    reasons = confirmation_reasons(r.case, final)
-    if reasons and not r.command.confirmed:
-        raise ConfirmationRequired("confirm this approval: " + "; ".join(reasons), reasons)
+    _require_confirmation(r, final)
     return _record(r, "second_approval", "second_approval", final, {"first_decision_id": first.id})
 
 

@@ -74,7 +74,7 @@ def _undo_toast() -> dict[str, Any] | None:
     if until is None:
         session.pop(UNDO_KEY, None)
         return None
-    return {"case": found, "until": until, "seconds": max(1, int((until - utcnow()).total_seconds())),
+    return {"case": found, "seconds": max(1, int((until - utcnow()).total_seconds())),
             "form": forms.ActionForm(formdata=None)}
 
 
