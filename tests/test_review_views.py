@@ -780,3 +780,21 @@ def test_the_inbox_row_and_case_page_say_why_two_approvals_are_needed(http, upst
     row = http.get("/queues/finance").get_data(as_text=True).split(f'data-case-id="{case.id}"', 1)[1].split("</tr>")[0]
     assert needed in text_of(row)
     assert needed in text_of(http.get(f"/cases/{case.id}").get_data(as_text=True))
+
+
+def test_signals_tell_good_from_bad(http, upstream, reviewer):
+    data = case_body("kyc_review")["data"]
+    data["documents"][0]["expires_on"] = "2020-01-31"  # the only identity document, expired
+    case = post_case(upstream, "kyc_review", data=data)
+    login(http, reviewer)
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    identity = re.search(r'<div class="field tone-(\w+)"[^>]*>\s*<dt>Identity document</dt>\s*<dd>([^<]+)</dd>', page)
+    assert identity and identity.groups() == ("bad", "Provided, but expired")
+    assert "Identity document expired" in text_of(page)  # the signal, in words
+
+    credit = post_case(upstream, "credit_limit_change")
+    credit.recommendation.flags = ["long_tenure", "high_utilization"]
+    db.session.commit()
+    risks = http.get(f"/cases/{credit.id}").get_data(as_text=True).split("data-top-risks", 1)[1].split("</ul>")[0]
+    assert '<li class="risk tone-good" data-risk="long_tenure">Long-standing customer</li>' in risks
+    assert '<li class="risk tone-warn" data-risk="high_utilization">Credit line heavily used</li>' in risks
