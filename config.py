@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     # payment_release / credit_limit_change amounts at or above these need a second approver.
     DUAL_APPROVAL_THRESHOLDS: Amounts = {
         "EUR": Decimal(100000), "USD": Decimal(100000), "GBP": Decimal(85000), "default": Decimal(100000)}
+    # Safe speed in the reviewer UI (app/review): approving a case with an amount at or above
+    # REVIEW_CONFIRM_AMOUNT, a confidence below REVIEW_CONFIRM_CONFIDENCE, or hard flags takes a
+    # confirmation step; every approval can be undone for REVIEW_UNDO_SECONDS (0: no undo window)
+    # before its execution starts.
+    REVIEW_CONFIRM_AMOUNT: Annotated[Decimal, Field(ge=0)] = Decimal(10000)
+    REVIEW_CONFIRM_CONFIDENCE: Annotated[float, EmptyIsDefault, Field(ge=0, le=1, allow_inf_nan=False)] = 0.7
+    REVIEW_UNDO_SECONDS: NonNegativeInt = 10
 
     # Escalation: the SLA and rules sweeps (app/escalation/jobs.py)
     SLA_SWEEP_INTERVAL_SECONDS: PositiveInt = 60
@@ -249,3 +256,8 @@ class TestConfig(Config):
     METRICS_TOKEN = ""
     METRICS_ALLOW_NETWORKS = LOOPBACK_NETWORKS  # the test client's 127.0.0.1
     AUDIT_SIGNING_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    # Approvals execute at once and need no confirmation step unless hard flags ask for one; the
+    # safe-speed tests set these themselves.
+    REVIEW_UNDO_SECONDS = 0
+    REVIEW_CONFIRM_AMOUNT = Decimal(10) ** 12
+    REVIEW_CONFIRM_CONFIDENCE = 0.0

@@ -63,6 +63,17 @@ class Stale(Conflict):
     slug, title = "stale-version", "Changed meanwhile"
 
 
+class ConfirmationRequired(Conflict):
+    """The decision is allowed but risky: it is made only once the reviewer confirms it, knowing
+    ``reasons`` (plain sentences)."""
+
+    slug, title = "confirmation-required", "Confirm first"
+
+    def __init__(self, message: str, reasons: list[str]) -> None:
+        super().__init__(message, reasons=reasons)
+        self.reasons = reasons
+
+
 class Invalid(DomainError):
     """Readable, but some field is wrong: ``errors`` names each."""
 

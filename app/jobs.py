@@ -167,9 +167,10 @@ def _past_its_time(scheduled: ScheduledJobRegistry, job_id: str) -> bool:
         return True  # marked scheduled, yet in no registry: nothing would ever run it
 
 
-def after_commit(session: Session, work: Work) -> None:
-    """Enqueue ``work`` once the session's transaction commits; forget it if it rolls back."""
-    session.info.setdefault(_INTENTS, {})[work.job_id] = work
+def after_commit(session: Session, work: Work, *, at: datetime | None = None) -> None:
+    """Enqueue ``work`` (at ``at``, see `enqueue`) once the session's transaction commits; forget it
+    if it rolls back."""
+    session.info.setdefault(_INTENTS, {})[work.job_id] = (work, at)
 
 
 @event.listens_for(Session, "after_commit")
@@ -180,8 +181,8 @@ def _enqueue_intents(session: Session) -> None:
     if not has_app_context():
         log.warning("jobs %s committed outside an app context: left for the sweeps", sorted(intents))
         return
-    for work in intents.values():
-        enqueue(work)
+    for work, at in intents.values():
+        enqueue(work, at=at)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String, false
+from sqlalchemy import ForeignKey, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -29,6 +29,8 @@ class User(UserMixin, Base):
     must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Every approval of theirs goes to QA (set by an admin, e.g. for a reviewer suspected of rubber-stamping).
     qa_all: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # After a decision in the reviewer UI, claim and open the queue's next case (their preference).
+    auto_next: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     queues: Mapped[list[Queue]] = relationship(secondary="queue_members", back_populates="members")

@@ -45,6 +45,8 @@ BROWSER: list[tuple[str, str, tuple[Any, ...]]] = [
     ("POST", "/cases/{case}/retry", (L, OK, 404, OK, OK, 403, L)),
     ("POST", "/cases/{case}/decide/reject", (L, OK, 404, OK, 403, 403, L)),
     ("POST", "/cases/{case}/assign", (L, 403, 404, OK, OK, 403, L)),
+    ("POST", "/cases/{case}/undo", (L, OK, 404, OK, 403, 403, L)),
+    ("POST", "/preferences/auto-next", (L, OK, OK, OK, 403, 403, L)),
     ("GET", "/admin/executions", (L, 403, 403, 403, OK, OK, L)),
     ("POST", "/admin/executions/{case}/retry", (L, 403, 403, 403, OK, 403, L)),
     ("POST", "/admin/executions/{case}/handled", (L, 403, 403, 403, OK, 403, L)),

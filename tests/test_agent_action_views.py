@@ -62,7 +62,7 @@ def test_an_edit_in_the_browser_is_checked_by_the_schema_and_stored_with_its_dif
                                    "notify_email": "anna.berg@example.com"}
     assert decision.diff == {"parameters": {"amount": [180.0, 35.0]}}
     shown = text_of(http.get(f"/cases/{case.id}").get_data(as_text=True))
-    assert "Diff parameters: amount: 180.00 → 35.00" in shown  # the timeline shows the edit
+    assert "AI proposed Your decision Amount 180.00 35.00" in shown  # the edit shows as a diff
 
 
 def test_a_browser_edit_outside_the_schema_is_a_form_error_and_stores_nothing(http, upstream, reviewer):

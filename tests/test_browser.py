@@ -89,10 +89,11 @@ def status_of(case_id: int) -> str:
     return db.session.get(Case, case_id).status
 
 
-def sign_in(browser: sync_api.Browser, base: str, user: User, errors: list[str] | None = None) -> sync_api.Page:
+def sign_in(browser: sync_api.Browser, base: str, user: User, errors: list[str] | None = None, *,
+            height: int = 1000) -> sync_api.Page:
     """A fresh browser context (its own cookies) signed in through the login form; script errors
     and CSP violations go to ``errors``."""
-    context = browser.new_context(base_url=base, viewport={"width": 1440, "height": 1000})
+    context = browser.new_context(base_url=base, viewport={"width": 1440, "height": height})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     if errors is not None:
@@ -143,7 +144,7 @@ def test_dual_approval_needs_a_second_person(browser, live_server, upstream, peo
     reviewer = sign_in(browser, live_server, people["reviewer"])
     reviewer.goto(f"/cases/{case_id}")
     reviewer.click("button:has-text('Claim case')")
-    reviewer.click("button:has-text('Approve as recommended')")
+    approve_confirming(reviewer)
     reviewer.wait_for_selector("[data-first-approval]")
     assert status_of(case_id) == Status.AWAITING_SECOND_APPROVAL
     assert reviewer.locator("text=Give second approval").count() == 0  # never the first approver
@@ -152,6 +153,7 @@ def test_dual_approval_needs_a_second_person(browser, live_server, upstream, peo
     senior.goto(f"/cases/{case_id}")
     assert "Rita Reviewer" in senior.locator("[data-first-approval]").inner_text()
     senior.click("button:has-text('Give second approval')")
+    senior.click("button:has-text('Confirm second approval')")
     senior.wait_for_selector(".flash-success")
     assert status_of(case_id) == Status.APPROVED
     assert senior.locator("#timeline .event").first.get_attribute("data-action") == "case.second_approval"
@@ -174,13 +176,22 @@ def test_keyboard_shortcuts(browser, live_server, upstream, people):
     assert page.locator("details[data-panel=edit]").get_attribute("open") is not None
     page.locator("body").click(position={"x": 5, "y": 5})  # leave the focused field
 
-    page.keyboard.press("a")
+    page.keyboard.press("a")  # a possible sanctions match: the one key asks to confirm first
+    page.wait_for_selector("[data-confirm=approve]")
+    assert status_of(case_id) == Status.IN_REVIEW
+    page.keyboard.press("Enter")
     page.wait_for_selector(".flash-success")
     assert status_of(case_id) == Status.APPROVED
     assert errors == []
 
 
 # --- the reviewer's bugs (issue: reviewer workspace, second pass) ----------------------------------------
+
+
+def approve_confirming(page: sync_api.Page) -> None:
+    """Approve as recommended, through the confirmation step the example payment's hard flag asks for."""
+    page.click("button:has-text('Approve as recommended')")
+    page.click("[data-confirm-button]")
 
 
 def claimed(page: sync_api.Page, case_id: int) -> None:
@@ -217,7 +228,7 @@ def test_a_decided_case_shows_whether_its_sla_was_met(browser, live_server, upst
     case_id = analysed_case(upstream, "payment_release")
     page = sign_in(browser, live_server, people["reviewer"])
     claimed(page, case_id)
-    page.click("button:has-text('Approve as recommended')")
+    approve_confirming(page)
     page.wait_for_selector(".flash-success")
     case = db.session.get(Case, case_id)
     case.sla_due_at = case.sla_stopped_at + timedelta(milliseconds=300)  # due just after the decision...
@@ -281,12 +292,13 @@ def test_a_second_approval_request_resolves_with_its_case(browser, live_server, 
     case_id = analysed_case(upstream, "payment_release", amount="250000.00")
     reviewer = sign_in(browser, live_server, people["reviewer"])
     claimed(reviewer, case_id)
-    reviewer.click("button:has-text('Approve as recommended')")
+    approve_confirming(reviewer)
     reviewer.wait_for_selector("[data-first-approval]")
     senior = sign_in(browser, live_server, people["senior"])
     assert senior.locator("a.bell").get_attribute("data-unread") == "1"
     senior.goto(f"/cases/{case_id}")
     senior.click("button:has-text('Give second approval')")
+    senior.click("[data-confirm-button]")
     senior.wait_for_selector(".flash-success")
     assert senior.locator("a.bell").get_attribute("data-unread") == "0"
 
@@ -309,3 +321,112 @@ def test_after_a_decision_the_final_action_is_shown_not_the_ais(browser, live_se
     assert label in page.locator("[data-final-action]").inner_text()
     page.goto("/queues/finance?status=decided")
     assert page.locator(f"tr[data-case-id='{case_id}'] [data-final-action]").inner_text() == label
+
+
+# --- the case page's first screen and safe speed (issue: reviewer workspace, second pass) ----------------
+
+FIRST_SCREEN = {"width": 1440, "height": 900}
+CASE_TYPES = ("payment_release", "credit_limit_change", "kyc_review", "aml_alert", "contract_review")
+
+
+def in_first_screen(locator: sync_api.Locator) -> bool:
+    box = locator.bounding_box()
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= FIRST_SCREEN["height"]
+
+
+@pytest.mark.parametrize("case_type", CASE_TYPES)
+def test_the_first_screen_answers_for_every_case_type(browser, live_server, upstream, people, case_type):
+    big = {"amount": "250000.00"} if case_type == "payment_release" else {}
+    case_id = analysed_case(upstream, case_type, **big)
+    rec = db.session.get(Case, case_id).recommendation
+    errors: list[str] = []
+    page = sign_in(browser, live_server, people["reviewer"], errors, height=FIRST_SCREEN["height"])
+    claimed(page, case_id)
+    page.evaluate("window.scrollTo(0, 0)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"first-screen-{case_type}.png"))
+
+    action = page.locator("[data-rec-action]")
+    assert in_first_screen(action) and action.get_attribute("data-rec-action") == rec.action
+    assert in_first_screen(page.locator("[data-confidence]"))
+    assert f"{rec.confidence:.0%}" in page.locator("[data-confidence]").inner_text()
+    if rec.parameters:
+        assert in_first_screen(page.locator("[data-parameters]").first)
+    if set(rec.flags) - {"prompt_injection", "unverified_citation", "disagreement", "contradicts_screening"}:
+        risks = page.locator("[data-top-risks]")
+        assert in_first_screen(risks) and "_" not in risks.inner_text()  # plain words, no codes
+    for control in ("button:has-text('Approve as recommended')", "details[data-panel=edit] > summary",
+                    "details[data-panel=reject] > summary"):
+        assert in_first_screen(page.locator(control)), control
+    if big:
+        need = page.locator("#recommendation [data-dual-approval]")
+        assert in_first_screen(need) and "this amount is over EUR 100,000" in need.inner_text()
+    assert "Reject recommendation" in page.locator("details[data-panel=reject] > summary").inner_text()
+    legend = page.locator(".shortcut-legend").inner_text()
+    assert "Request information" in legend and "Claim" not in legend  # claimed: c no longer applies
+    assert errors == []
+
+
+def test_the_decision_controls_stay_reachable_on_a_long_case(browser, live_server, upstream, people):
+    case_id = analysed_case(upstream, "aml_alert")
+    page = sign_in(browser, live_server, people["reviewer"], height=FIRST_SCREEN["height"])
+    claimed(page, case_id)
+    page.mouse.wheel(0, 2500)
+    page.wait_for_timeout(200)
+    assert in_first_screen(page.locator("details[data-panel=reject] > summary"))
+
+
+def test_confirmation_and_undo_from_the_keyboard(app, browser, live_server, upstream, people, monkeypatch):
+    monkeypatch.setitem(app.config, "REVIEW_UNDO_SECONDS", 10)
+    case_id = analysed_case(upstream, "payment_release")  # a possible sanctions match: a hard flag
+    errors: list[str] = []
+    page = sign_in(browser, live_server, people["reviewer"], errors)
+    page.goto(f"/cases/{case_id}")
+    page.keyboard.press("c")
+    page.wait_for_selector(".flash-success")
+    assert status_of(case_id) == Status.IN_REVIEW
+
+    page.keyboard.press("a")
+    confirm = page.locator("[data-confirm=approve]")
+    confirm.wait_for()
+    assert "possible sanctions list match" in confirm.inner_text().lower()
+    assert status_of(case_id) == Status.IN_REVIEW  # asked, not done
+    page.keyboard.press("Enter")
+    toast = page.locator("[data-undo-toast]")
+    toast.wait_for()
+    assert status_of(case_id) == Status.APPROVED
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "undo-toast.png"))
+
+    page.keyboard.press("u")
+    page.wait_for_selector(".flash-success:has-text('Approval undone')")
+    assert status_of(case_id) == Status.IN_REVIEW
+    assert db.session.get(Case, case_id).assignee_id == people["reviewer"].id
+    assert page.locator("#timeline .event").first.get_attribute("data-action") == "decision.undone"
+    assert page.locator("[data-undo-toast]").count() == 0
+    assert errors == []
+
+
+def test_after_a_decision_the_next_case_opens_unless_turned_off(browser, live_server, upstream, people):
+    first, second, third = (analysed_case(upstream, "credit_limit_change") for _ in range(3))
+    errors: list[str] = []
+    page = sign_in(browser, live_server, people["reviewer"], errors)
+    page.goto("/queues/finance")
+    page.keyboard.press("j")  # the first row of the inbox, then Enter opens it
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(rf"/cases/{first}$"))
+    page.keyboard.press("c")
+    page.wait_for_selector(".flash-success")
+    form = reasoned(page, "reject", "Not now.")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(rf"/cases/{second}$"))  # claimed for me, with the decision's message
+    assert "Decision recorded (reject)" in page.locator(".flash-success").inner_text()
+    assert status_of(first) == Status.REJECTED and status_of(second) == Status.IN_REVIEW
+
+    page.click("[data-auto-next=on]")  # stay on the case after a decision from now on
+    page.wait_for_selector("[data-auto-next=off]")
+    form = reasoned(page, "reject", "Not now either.")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector(".flash-success")
+    assert page.url.endswith(f"/cases/{second}") and status_of(third) == Status.PENDING_REVIEW
+    assert errors == []

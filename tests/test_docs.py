@@ -68,7 +68,8 @@ def test_the_lifecycle_table_lists_every_move_once():
     assert "| `second_approval` | `awaiting_second_approval` | `approved` | `senior_reviewer` |" in table
     assert ("| `released` | `in_review` | `pending_review` (with a recommendation) or `ai_failed` (without) | "
             "the system, `admin`, `reviewer`, `senior_reviewer` |") in table
-    assert len(table.splitlines()) == 2 + 21
+    assert "| `approval_undone` | `approved` | `in_review` | `reviewer`, `senior_reviewer` |" in table
+    assert len(table.splitlines()) == 2 + 22
 
 
 # --- the configuration table ---------------------------------------------------------------------------

@@ -65,6 +65,7 @@ from tests.execution_helpers import (
     record_decision,
     reload,
 )
+from tests.review_helpers import command
 
 S = Status
 
@@ -949,3 +950,74 @@ def test_the_scheduler_runs_the_notice_sweep():
     from workers.scheduler import PERIODIC_JOBS
 
     assert (retry_due_notices, "execute", "SWEEP_INTERVAL_SECONDS") in PERIODIC_JOBS
+
+
+# --- the undo window: an approval waits REVIEW_UNDO_SECONDS before anything is executed ----------------
+
+
+def approved_through_the_review_service(upstream: Upstream, people: People, callback_url: str) -> Decision:
+    case = in_review(new_case(upstream, callback_url), people.reviewer)
+    case.assignee_id = people.reviewer.id  # claimed through the lifecycle alone: made the assignee here
+    db.session.commit()
+    decision = review.decide(db.session, people.reviewer, case.id,
+                             command(case, "edit", action="release", parameters={}))
+    db.session.commit()
+    return decision
+
+
+def test_an_approval_undone_within_its_window_is_never_executed(app, upstream, people, receiver, redis_conn,
+                                                                monkeypatch):
+    monkeypatch.setitem(app.config, "REVIEW_UNDO_SECONDS", 10)
+    decision = approved_through_the_review_service(upstream, people, receiver.url)
+    case_id = decision.case_id
+    job_id = f"execute-{case_id}-decision-{decision.id}"
+    scheduled = ScheduledJobRegistry(queue=RQQueue(services.QUEUE, connection=redis_conn))
+    assert job_id in scheduled.get_job_ids()  # enqueued for later, not now
+    due = scheduled.get_scheduled_time(job_id)
+    assert abs((due - decision.created_at).total_seconds() - 10) < 1
+    assert execute_case(case_id) == "waiting"  # run early (a lost scheduler's catch-up): it waits
+    assert services.due_for_execution(db.session, utcnow()) == []
+
+    review.undo_approval(db.session, people.reviewer, case_id)
+    db.session.commit()
+
+    case = reload(case_id)
+    assert (case.status, case.assignee_id) == (S.IN_REVIEW, people.reviewer.id)
+    [undone] = events(case_id, "decision.undone")
+    assert undone.actor == f"user:{people.reviewer.id}" and undone.data["decision_id"] == decision.id
+    assert len(events(case_id, "case.approval_undone")) == 1
+    assert execute_case(case_id) == "refused"  # the job, when its time comes: the case is in review again
+    assert receiver.deliveries == [] and reload(case_id).status == S.IN_REVIEW
+    assert db.session.scalars(select(Execution).where(Execution.case_id == case_id)).all() == []
+
+
+def test_after_the_window_undo_is_refused_and_the_approval_executes_once(app, upstream, people, receiver,
+                                                                         monkeypatch):
+    monkeypatch.setitem(app.config, "REVIEW_UNDO_SECONDS", 1)
+    decision = approved_through_the_review_service(upstream, people, receiver.url)
+    time.sleep(1.1)
+    with pytest.raises(Conflict, match="time to undo this approval is over"):
+        review.undo_approval(db.session, people.reviewer, decision.case_id)
+    db.session.rollback()
+    assert events(decision.case_id, "decision.undone") == []
+    assert execute_case(decision.case_id) == "delivered"
+    assert execute_case(decision.case_id) == "skipped"
+    assert len(receiver.deliveries) == 1 and reload(decision.case_id).status == S.EXECUTED
+
+
+def test_the_sweep_leaves_an_approval_alone_until_its_window_closes(app, upstream, people, receiver, monkeypatch):
+    monkeypatch.setitem(app.config, "REVIEW_UNDO_SECONDS", 30)
+    monkeypatch.setitem(app.config, "STUCK_CASE_SECONDS", 0)  # only the undo window holds it back
+    decision = approved_through_the_review_service(upstream, people, receiver.url)
+    assert services.due_for_execution(db.session, utcnow() + timedelta(seconds=20)) == []
+    assert services.released_executions(db.session, None) == []
+    assert services.due_for_execution(db.session, utcnow() + timedelta(seconds=31)) == [decision.case_id]
+
+
+def test_only_the_approver_may_undo(app, upstream, people, receiver, monkeypatch):
+    monkeypatch.setitem(app.config, "REVIEW_UNDO_SECONDS", 10)
+    decision = approved_through_the_review_service(upstream, people, receiver.url)
+    with pytest.raises(Forbidden, match="only the reviewer who approved the case may undo"):
+        review.undo_approval(db.session, people.senior, decision.case_id)
+    db.session.rollback()
+    assert reload(decision.case_id).status == S.APPROVED

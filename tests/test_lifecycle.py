@@ -41,6 +41,7 @@ released               -    -    -        -        pnd/aif  -    -    -    -    
 approved               -    -    -        -        apr      -    -    -    -    -    -    -    -    -    -
 first_approval         -    -    -        -        aw2      -    -    -    -    -    -    -    -    -    -
 second_approval        -    -    -        -        -        apr  -    -    -    -    -    -    -    -    -
+approval_undone        -    -    -        -        -        -    -    inr  -    -    -    -    -    -    -
 rejected               -    -    -        -        rej      rej  -    -    -    -    -    -    -    -    -
 info_requested         -    -    -        -        nin      -    -    -    -    -    -    -    -    -    -
 info_received          -    -    -        -        -        -    ana  -    -    -    -    -    -    -    -
@@ -67,6 +68,7 @@ released               x       -       x         x                x      -
 approved               -       -       x         x                -      -
 first_approval         -       -       x         x                -      -
 second_approval        -       -       -         x                -      -
+approval_undone        -       -       x         x                -      -
 rejected               -       -       x         x                -      -
 info_requested         -       -       x         x                -      -
 info_received          -       x       -         -                -      -

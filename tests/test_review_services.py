@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.cases import permissions, policy
 from app.cases.models import Case, Decision, Priority, Queue, Status
 from app.db import utcnow
-from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.errors import ConfirmationRequired, Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
 from app.notifications.models import InAppNotification as Notification
 from app.review import reason_codes, services
@@ -124,7 +124,7 @@ def test_decided_case_cannot_be_claimed(upstream, people):
     case = make_case(upstream)
     claim(people.reviewer, case)
     decide(people.reviewer, case, "approve")
-    with pytest.raises(Conflict, match="status approved cannot be claimed"):
+    with pytest.raises(Conflict, match="this case is approved: it cannot be claimed"):
         services.claim(db.session, people.reviewer2, case.id)
 
 
@@ -501,7 +501,7 @@ def test_the_editor_cannot_give_the_second_approval(upstream, people):
 
 
 @pytest.mark.parametrize(("role", "match"), [("admin", "admin may not decide"),
-                                             ("reviewer", "second approval needs the role senior_reviewer"),
+                                             ("reviewer", "this needs a senior reviewer's second approval"),
                                              ("auditor", "auditor may not decide")])
 def test_second_approval_needs_the_required_role(awaiting, people, role, match):
     refused(people.by_role(role), awaiting, "approve", Forbidden, match)
@@ -517,7 +517,7 @@ def test_second_approval_refuses_a_changed_action(awaiting, people):
 
 def test_a_qualified_second_reviewer_may_reject(awaiting, people):
     refused(people.senior, awaiting, "reject", Conflict, "separation of duties")
-    refused(people.reviewer, awaiting, "reject", Forbidden, "needs the role senior_reviewer")
+    refused(people.reviewer, awaiting, "reject", Forbidden, "needs a senior reviewer's second approval")
     decision = decide(people.senior2, awaiting, "reject", reason_code="customer_risk", reason="Not convinced.")
     assert awaiting.status == Status.REJECTED and decision.kind == "reject"
 
@@ -634,3 +634,47 @@ def test_expired_claims_job_releases_and_commits(upstream, people):
     db.session.expire_all()
     assert (case.status, case.assignee_id) == (Status.PENDING_REVIEW, None)
     assert release_expired_claims_job() == 0
+
+
+# --- safe speed: a risky approval is made only once confirmed ---------------------------------------
+
+
+@pytest.fixture
+def confirm_rule(app, monkeypatch):
+    monkeypatch.setitem(app.config, "REVIEW_CONFIRM_AMOUNT", Decimal("10000"))
+    monkeypatch.setitem(app.config, "REVIEW_CONFIRM_CONFIDENCE", 0.7)
+
+
+def test_a_large_payment_is_approved_only_once_confirmed(upstream, people, confirm_rule):
+    case = claim(people.reviewer, make_case(upstream, recommendation=("release", {})))  # EUR 48,250.00
+    with pytest.raises(ConfirmationRequired) as asked:
+        services.decide(db.session, people.reviewer, case.id, command(case, "approve", confirmed=False))
+    db.session.rollback()
+    assert asked.value.reasons == ["it moves EUR 48,250.00"]
+    db.session.expire_all()
+    assert case.status == Status.IN_REVIEW and decisions_of(case) == []
+    decide(people.reviewer, case, "approve", confirmed=True)
+    assert case.status == Status.APPROVED
+
+
+def test_low_confidence_and_hard_flags_ask_for_confirmation_a_small_sure_payment_does_not(upstream, people,
+                                                                                          confirm_rule):
+    case = claim(people.reviewer, make_case(upstream, data={"amount": "900.00"}, recommendation=("release", {})))
+    assert services.confirmation_reasons(case, ("release", {})) == []  # confidence 0.8, no hard flags
+    case.recommendation.confidence = 0.55
+    case.recommendation.hard_flags = ["sanctioned_country"]
+    assert services.confirmation_reasons(case, ("release", {})) == [
+        "the AI is only 55% confident", "the pre-screen raised hard flags: sanctioned country involved"]
+    db.session.rollback()
+    decide(people.reviewer, db.session.get(Case, case.id), "approve", confirmed=False)  # as stored: no step
+    assert db.session.get(Case, case.id).status == Status.APPROVED
+
+
+def test_an_edit_is_confirmed_on_the_amount_it_sets(upstream, people, confirm_rule):
+    case = claim(people.reviewer, make_case(upstream, "credit_limit_change", data={"requested_limit": "5000.00",
+                                                                                   "current_limit": "1000.00"}))
+    with pytest.raises(ConfirmationRequired, match=r"it moves GBP 250,000\.00"):
+        services.decide(db.session, people.reviewer, case.id, command(
+            case, "edit", action="counter_offer", parameters={"limit": "250000.00"}, confirmed=False))
+    db.session.rollback()
+    assert decisions_of(case) == []

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import g, request_started
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.ai.jobs import analyze_case
 from app.audit.models import AuditEvent
@@ -492,7 +492,7 @@ def test_claim_then_approve_as_recommended(http, upstream, reviewer):
     case = post_case(upstream)
     login(http, reviewer)
     claim(http, case)
-    response = decide(http, case.id, "approve")
+    response = decide(http, case.id, "approve", {"approve-confirmed": "1"})  # it has a hard flag: confirmed
     assert response.status_code == 302
     db.session.expire_all()
     decided = db.session.get(Case, case.id)
@@ -541,7 +541,8 @@ def test_edit_with_invalid_parameters_shows_the_field_error(http, upstream, revi
     response = decide(http, case.id, "edit", {"edit-action": "counter_offer", "edit-reason_code": "customer_risk",
                                               "edit-reason": "Lower limit", "p.counter_offer.limit": "-5"})
     page = shown_after_refusal(http, response, case.id, "edit")
-    assert re.search(r'has-error[^>]*>\s*<label>Limit<input[^>]*value="-5"', page)
+    assert re.search(r'has-error[^>]*>\s*<label>Limit <span[^>]*>\(GBP\)</span>\s*<span class="input-unit">'
+                     r'<span[^>]*>GBP</span><input[^>]*value="-5"', page)  # with its currency
     assert "Input should be greater than 0" in page
     assert "The parameters of counter_offer are invalid." in page
     db.session.expire_all()
@@ -629,7 +630,7 @@ def test_dual_approval_shows_the_first_approver_and_second_controls_to_qualified
     analyze_case(case_id)
     login(http, reviewer)
     claim(http, db.session.get(Case, case_id))
-    assert decide(http, case_id, "approve").status_code == 302
+    assert decide(http, case_id, "approve", {"approve-confirmed": "1"}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Case, case_id).status == Status.AWAITING_SECOND_APPROVAL
     first_view = http.get(f"/cases/{case_id}").get_data(as_text=True)
@@ -640,7 +641,7 @@ def test_dual_approval_shows_the_first_approver_and_second_controls_to_qualified
     login(second, senior)
     page = second.get(f"/cases/{case_id}").get_data(as_text=True)
     assert "First approval" in page and "Give second approval" in page
-    assert decide(second, case_id, "approve", page=page).status_code == 302
+    assert decide(second, case_id, "approve", {"approve-confirmed": "1"}, page=page).status_code == 302
     db.session.expire_all()
     assert db.session.get(Case, case_id).status == Status.APPROVED
     kinds = [d.kind for d in db.session.scalars(select(Decision).where(Decision.case_id == case_id)
@@ -712,3 +713,89 @@ def test_reviewers_and_auditors_cannot_assign(http, upstream, reviewer, senior, 
                                                        "assign-reason": "No token"}).status_code == 400
     db.session.expire_all()
     assert db.session.get(Case, case.id).assignee_id is None
+
+
+# --- the case page, second pass: confirmation, amounts, plain words ---------------------------------------
+
+
+def test_a_risky_approval_without_confirmation_executes_nothing_and_asks_to_confirm(http, upstream, reviewer):
+    case = post_case(upstream)  # the example payment: a possible sanctions match, a hard flag
+    login(http, reviewer)
+    claim(http, case)
+    response = decide(http, case.id, "approve")
+    page = shown_after_refusal(http, response, case.id, "approve")
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.IN_REVIEW
+    assert db.session.scalars(select(Decision).where(Decision.case_id == case.id)).all() == []
+    confirm = text_of(page.split('data-confirm="approve"', 1)[1].split("</div>", 1)[0])
+    assert "The pre-screen raised hard flags: possible sanctions list match" in confirm
+    assert "Approve as recommended" not in page  # the one key is not offered again: Confirm is
+    assert decide(http, case.id, "approve", {"approve-confirmed": "1"}, page=page).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == Status.APPROVED
+
+
+def test_an_amount_with_thousands_separators_is_accepted(http, upstream, reviewer):
+    case = post_case(upstream, "credit_limit_change")
+    login(http, reviewer)
+    claim(http, case)
+    fields = {"edit-action": "counter_offer", "edit-reason_code": "customer_risk", "edit-reason": "Smaller step",
+              "p.counter_offer.limit": "1,250,000.00", "edit-confirmed": "1"}
+    assert decide(http, case.id, "edit", fields).status_code == 302
+    decision = db.session.scalars(select(Decision).where(Decision.case_id == case.id)).one()
+    assert decision.parameters == {"limit": "1250000.00"}
+
+
+def test_a_misgrouped_amount_is_refused_not_guessed(http, upstream, reviewer):
+    case = post_case(upstream, "credit_limit_change")
+    login(http, reviewer)
+    claim(http, case)
+    fields = {"edit-action": "counter_offer", "edit-reason_code": "customer_risk", "edit-reason": "Smaller step",
+              "p.counter_offer.limit": "1,25"}
+    page = shown_after_refusal(http, decide(http, case.id, "edit", fields), case.id, "edit")
+    assert re.search(r'has-error.*?value="1,25"', page, re.S)
+    assert db.session.scalars(select(Decision).where(Decision.case_id == case.id)).all() == []
+
+
+def test_refusals_and_labels_read_in_plain_words(http, upstream, reviewer):
+    case = post_case(upstream)
+    login(http, reviewer)
+    claim(http, case)
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    visible = text_of(page)
+    assert "Unclaim" in visible and "Release back" not in visible
+    assert "Reject recommendation" in visible
+    http.post(f"/cases/{case.id}/release", data={"csrf_token": token_of(page)})
+    db.session.execute(update(Case).where(Case.id == case.id).values(status=Status.REJECTED.value))
+    db.session.commit()
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    response = http.post(f"/cases/{case.id}/claim", data={"csrf_token": token_of(page)}, follow_redirects=True)
+    shown = text_of(response.get_data(as_text=True))
+    assert "This case is rejected: it cannot be claimed" in shown
+
+
+def test_the_inbox_row_and_case_page_say_why_two_approvals_are_needed(http, upstream, reviewer):
+    case = post_case(upstream, data={**case_body("payment_release")["data"], "amount": "250000.00"})
+    login(http, reviewer)
+    needed = "Needs 2 approvals: this amount is over EUR 100,000"
+    row = http.get("/queues/finance").get_data(as_text=True).split(f'data-case-id="{case.id}"', 1)[1].split("</tr>")[0]
+    assert needed in text_of(row)
+    assert needed in text_of(http.get(f"/cases/{case.id}").get_data(as_text=True))
+
+
+def test_signals_tell_good_from_bad(http, upstream, reviewer):
+    data = case_body("kyc_review")["data"]
+    data["documents"][0]["expires_on"] = "2020-01-31"  # the only identity document, expired
+    case = post_case(upstream, "kyc_review", data=data)
+    login(http, reviewer)
+    page = http.get(f"/cases/{case.id}").get_data(as_text=True)
+    identity = re.search(r'<div class="field tone-(\w+)"[^>]*>\s*<dt>Identity document</dt>\s*<dd>([^<]+)</dd>', page)
+    assert identity and identity.groups() == ("bad", "Provided, but expired")
+    assert "Identity document expired" in text_of(page)  # the signal, in words
+
+    credit = post_case(upstream, "credit_limit_change")
+    credit.recommendation.flags = ["long_tenure", "high_utilization"]
+    db.session.commit()
+    risks = http.get(f"/cases/{credit.id}").get_data(as_text=True).split("data-top-risks", 1)[1].split("</ul>")[0]
+    assert '<li class="risk tone-good" data-risk="long_tenure">Long-standing customer</li>' in risks
+    assert '<li class="risk tone-warn" data-risk="high_utilization">Credit line heavily used</li>' in risks

@@ -23,6 +23,7 @@ class AuditAction(enum.StrEnum):
     CASE_APPROVED = "case.approved"
     CASE_FIRST_APPROVAL = "case.first_approval"
     CASE_SECOND_APPROVAL = "case.second_approval"
+    CASE_APPROVAL_UNDONE = "case.approval_undone"
     CASE_REJECTED = "case.rejected"
     CASE_INFO_REQUESTED = "case.info_requested"
     CASE_INFO_RECEIVED = "case.info_received"
@@ -41,6 +42,7 @@ class AuditAction(enum.StrEnum):
     CASE_SLA_BREACHED = "case.sla_breached"
     CASE_SLA_CHANGED = "case.sla_changed"
     CASE_EXECUTION_REFUSED = "case.execution_refused"
+    DECISION_UNDONE = "decision.undone"
     # execution and upstream notifications
     EXECUTION_RETRY_SCHEDULED = "execution.retry_scheduled"
     EXECUTION_MARKED_HANDLED = "execution.marked_handled"

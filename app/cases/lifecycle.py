@@ -75,6 +75,8 @@ TRANSITIONS: dict[str, Move] = {
     "approved": _move(S.IN_REVIEW, S.APPROVED, roles=DECIDERS),
     "first_approval": _move(S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL, roles=DECIDERS),
     "second_approval": _move(S.AWAITING_SECOND_APPROVAL, S.APPROVED, roles=SENIORS),
+    # the approver takes an approval back within its undo window, before its execution started
+    "approval_undone": _move(S.APPROVED, S.IN_REVIEW, roles=DECIDERS),
     "rejected": _move({S.IN_REVIEW, S.AWAITING_SECOND_APPROVAL}, S.REJECTED, roles=DECIDERS),
     "info_requested": _move(S.IN_REVIEW, S.NEEDS_INFO, roles=DECIDERS),
     "info_received": _move(S.NEEDS_INFO, S.ANALYZING, kinds={"client"}),

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from app.cases.models import Case, Decision, Status
 from app.cases.permissions import Role
 from app.cases.types import get_case_type
+from app.cases.types.view import humanize
 from app.db import json_digest
 from app.errors import Conflict, Forbidden
 
@@ -59,10 +60,25 @@ def view_hash(case: Case, action: str | None, parameters: dict[str, Any]) -> str
 def dual_approval_required(case: Case, action: str | None, parameters: dict[str, Any] | None = None,
                            ) -> tuple[bool, str | None]:
     """(needed, role of the second approver)."""
-    kind = get_case_type(case.domain, case.case_type)
-    required = (case.requires_dual_approval or action in kind.dual_approval_actions
-                or _over_threshold(case, parameters or {}, kind.dual_approval_over_threshold))
+    required = bool(dual_approval_reasons(case, action, parameters))
     return (True, second_approver_role(case)) if required else (False, None)
+
+
+def dual_approval_reasons(case: Case, action: str | None, parameters: dict[str, Any] | None = None) -> list[str]:
+    """Why approving ``action`` on the case needs two approvals, in words a reviewer reads
+    ("this amount is over EUR 100,000"); empty when one approval is enough."""
+    kind = get_case_type(case.domain, case.case_type)
+    reasons = []
+    if case.requires_dual_approval:
+        reasons.append("an escalation rule asked for a second approval")
+    if action in kind.dual_approval_actions:
+        reasons.append(f"{humanize(action)} always needs a second approval")
+    threshold = _threshold_reached(case, parameters or {}, kind.dual_approval_over_threshold)
+    if threshold is not None:
+        amount, limit = threshold
+        where = "over" if amount > limit else "at"
+        reasons.append(f"this amount is {where} {case.currency or ''} {limit:,.0f}".replace("  ", " "))
+    return reasons
 
 
 def second_approver_role(case: Case) -> str:
@@ -70,18 +86,27 @@ def second_approver_role(case: Case) -> str:
     return case.second_approval_role or DEFAULT_SECOND_APPROVER
 
 
-def _over_threshold(case: Case, parameters: dict[str, Any], by_case_type: bool) -> bool:
-    """The amount at or above the queue's own threshold, else (when the case type asks for it)
-    the global threshold of its currency. A case without an amount is over no threshold."""
-    limit = parameters.get("limit")  # the credit limit the action sets (validated by the action schema)
+def approval_amount(case: Case, parameters: dict[str, Any]) -> Decimal | None:
+    """The amount an approval moves: the case's amount or the credit limit the action sets
+    (validated by the action schema), whichever is larger; None without either."""
+    limit = parameters.get("limit")
     if case.amount is None and limit is None:
-        return False
-    amount = max(case.amount or Decimal(0), Decimal(str(limit)) if limit is not None else Decimal(0))
+        return None
+    return max(case.amount or Decimal(0), Decimal(str(limit)) if limit is not None else Decimal(0))
+
+
+def _threshold_reached(case: Case, parameters: dict[str, Any], by_case_type: bool) -> tuple[Decimal, Decimal] | None:
+    """(amount, threshold) when the amount is at or above the queue's own threshold, else (when the
+    case type asks for it) the global threshold of its currency. A case without an amount reaches none."""
+    amount = approval_amount(case, parameters)
+    if amount is None:
+        return None
     own = case.queue.dual_approval_threshold if case.queue is not None else None
-    if own is not None:
-        return amount >= own
+    if own is None and not by_case_type:
+        return None
     thresholds = current_app.config["DUAL_APPROVAL_THRESHOLDS"]
-    return by_case_type and amount >= thresholds.get(case.currency or "", thresholds["default"])
+    limit = own if own is not None else thresholds.get(case.currency or "", thresholds["default"])
+    return (amount, limit) if amount >= limit else None
 
 
 def decisions_of(session: Session, case: Case) -> list[Decision]:
@@ -128,7 +153,7 @@ def check_second_approver(session: Session, case: Case, first: Decision, user_id
     first approver or anyone who edited the action."""
     required = second_approver_role(case)
     if role != required:
-        raise Forbidden(f"a second approval needs the role {required}")
+        raise Forbidden(f"this needs a {required.replace('_', ' ')}'s second approval")
     editors = session.scalars(select(Decision.reviewer_id).where(Decision.case_id == case.id,
                                                                  Decision.kind == "edit")).all()
     rules = (

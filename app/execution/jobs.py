@@ -8,6 +8,7 @@ the sweep skips paused cases meanwhile. Notifications of other decisions are not
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 @job
 def execute_case(case_id: int) -> str:
     """One delivery attempt of the case's approved action: ``delivered``, ``retrying``, ``failed``,
-    ``refused``, ``skipped`` (nothing to do now), ``superseded`` (a later attempt took over) or
+    ``refused``, ``skipped`` (nothing to do now), ``waiting`` (the approval's undo window is still
+    open: tried again when it closes), ``superseded`` (a later attempt took over) or
     ``paused`` (left as it is: the kill switch stops executions for the case's queue). Each
     outcome is counted, once what it records is committed."""
     outcome = _attempt(case_id)
@@ -60,6 +62,11 @@ def _attempt(case_id: int) -> str:
     except (StaleVersion, IntegrityError):
         db.session.rollback()
         return "skipped"  # a concurrent run of this job opened the execution first
+    except services.NotYet as exc:
+        db.session.rollback()
+        later = execution_work(db.session, case_id)  # under another id: this very job is still running
+        enqueue(replace(later, job_id=f"{later.job_id}-after-undo-window"), at=exc.at)
+        return "waiting"  # the approval can still be undone: come back when its window closes
     db.session.commit()
     if attempt is None:
         return "skipped"

@@ -99,6 +99,25 @@ def refuse_expired(case: Case) -> None:
         raise CallExpired(f"case {case.id} expired at {case.expires_at.isoformat()}: it is never executed")
 
 
+class NotYet(Exception):
+    """The approval is still within its undo window: nothing may be delivered before ``at``."""
+
+    def __init__(self, at: datetime) -> None:
+        super().__init__(f"the approval can be undone until {at.isoformat()}")
+        self.at = at
+
+
+def undo_window() -> timedelta:
+    """How long after an approval its reviewer may undo it (REVIEW_UNDO_SECONDS); no execution
+    starts before the window has closed."""
+    return timedelta(seconds=current_app.config["REVIEW_UNDO_SECONDS"])
+
+
+def execute_after(decision: Decision) -> datetime:
+    """When the approval ``decision`` may start executing: once its undo window has closed."""
+    return decision.created_at + undo_window()
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How an attempt went, as recorded: the new state, and when to try again when retrying."""
@@ -204,7 +223,8 @@ def _check_audited(session: Session, case: Case, approvals: list[Decision]) -> N
 def start_attempt(session: Session, case_id: int) -> Attempt | None:
     """Claim the case's next delivery attempt (flushed; the caller commits). None when there is
     nothing to deliver now: no such case, executed or failed already, not due yet, or another run
-    holds the attempt. Raises ExecutionRefused when no valid approval authorises it."""
+    holds the attempt. Raises ExecutionRefused when no valid approval authorises it, NotYet while
+    the approval can still be undone."""
     case = session.get(Case, case_id)
     if case is None or case.status in (S.EXECUTED, S.EXECUTION_FAILED):
         return None
@@ -217,6 +237,8 @@ def start_attempt(session: Session, case_id: int) -> Attempt | None:
         verify_approval(session, case, final)
     else:
         final = check_executable(session, case)
+        if undo_window() and clock() < execute_after(final):
+            raise NotYet(execute_after(final))
         execution = _open_execution(session, case, final)
     now = clock()
     if not _claim(session, execution, now):
@@ -370,7 +392,7 @@ def due_for_execution(session: Session, now: datetime | None = None) -> list[int
     attempt past its lease), or an approved case left without an execution (and not refused since);
     not those of a queue whose executions are paused."""
     now = now or clock()
-    stuck_before = now - timedelta(seconds=current_app.config["STUCK_CASE_SECONDS"])
+    stuck_before = now - max(timedelta(seconds=current_app.config["STUCK_CASE_SECONDS"]), undo_window())
     return [*session.scalars(_due_waiting(now).limit(SWEEP_BATCH)),
             *session.scalars(_approved_unexecuted(stuck_before).limit(SWEEP_BATCH))]
 
@@ -379,7 +401,7 @@ def released_executions(session: Session, queue_id: int | None) -> list[int]:
     """What waited for a pause of executions of queue ``queue_id`` (every queue: None) that is lifted:
     every approved case without an execution, however recent, and every waiting execution now due,
     unless another pause still covers it."""
-    waiting, approved = _due_waiting(clock()), _approved_unexecuted()
+    waiting, approved = _due_waiting(clock()), _approved_unexecuted(clock() - undo_window())
     if queue_id is not None:
         waiting, approved = waiting.where(Case.queue_id == queue_id), approved.where(Case.queue_id == queue_id)
     return [*session.scalars(waiting), *session.scalars(approved)]
@@ -393,11 +415,13 @@ def _due_waiting(now: datetime) -> Select[tuple[int]]:
             .order_by(Execution.id))
 
 
-def _approved_unexecuted(approved_before: datetime | None = None) -> Select[tuple[int]]:
+def _approved_unexecuted(approved_before: datetime) -> Select[tuple[int]]:
+    """Approved cases last changed (approved, at the latest) before ``approved_before``: an approval
+    still within its undo window changed the case after that."""
     not_refused = or_(Case.execution_refused_at.is_(None), Case.execution_refused_at < Case.updated_at)
-    query = (select(Case.id).where(Case.status == S.APPROVED, not_refused, running(What.EXECUTIONS, Case.queue_id))
-             .order_by(Case.id))
-    return query if approved_before is None else query.where(Case.updated_at <= approved_before)
+    return (select(Case.id).where(Case.status == S.APPROVED, not_refused, running(What.EXECUTIONS, Case.queue_id),
+                                  Case.updated_at <= approved_before)
+            .order_by(Case.id))
 
 
 # --- the admin's part ----------------------------------------------------------------------------------

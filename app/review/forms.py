@@ -11,6 +11,7 @@ are attached to these forms, so the forms themselves check little beyond CSRF.
 from __future__ import annotations
 
 import json
+import re
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -127,9 +128,21 @@ def _typed(kind: ParamKind, value: str) -> Any:
             return int(number) if kind == "integer" and number == number.to_integral_value() else float(number)
         if kind == "json":
             return json.loads(value)
+        if kind == "decimal":
+            return plain_amount(value)
     except (ArithmeticError, ValueError):
         return value
     return value
+
+
+GROUPED_AMOUNT = re.compile(r"-?\d{1,3}(,\d{3})+(\.\d+)?")
+
+
+def plain_amount(value: str) -> str:
+    """An amount as typed, thousands separators dropped when they group correctly: "1,250,000.00" →
+    "1250000.00". Anything else is left for the action's schema to accept or refuse ("1,25" is refused,
+    not read as 125)."""
+    return value.replace(",", "") if GROUPED_AMOUNT.fullmatch(value) else value
 
 
 def _rows(action: str, param: ParamSpec, form: MultiDict[str, str]) -> list[dict[str, str]]:
@@ -160,6 +173,7 @@ class DecisionForm(FlaskForm):
 
     case_version = IntegerField(widget=HiddenField.widget, validators=[InputRequired()])
     view_hash = HiddenField()
+    confirmed = HiddenField()  # "1": the reviewer saw and confirmed why this approval is risky
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -10,6 +10,7 @@ Presenters build plain strings; the templates escape them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,7 @@ from app.cases.types.view import (
 )
 from app.db import utcnow
 from app.intake.models import ApiClient
+from app.review import signals as signal_words
 from app.units import duration
 from app.users import User
 
@@ -58,6 +60,16 @@ class Citations:
 
     def __bool__(self) -> bool:
         return bool(self.paths)
+
+
+def path_label(path: str) -> str:
+    """A cited data path as words: "beneficiary.account_holder" → "Beneficiary · account holder",
+    "documents[1].expires_on" → "Documents 2 · expires on"."""
+    parts = re.findall(r"([^.\[\]]+)((?:\[\d+\])*)", path)
+    words = [humanize(name).lower() + "".join(f" {int(i) + 1}" for i in re.findall(r"\d+", index))
+             for name, index in parts]
+    label = " · ".join(words)
+    return label[:1].upper() + label[1:]
 
 
 def _related(path: str, cited: str) -> bool:
@@ -209,7 +221,8 @@ def present_recommendation(rec: Recommendation, currency: str | None,
     details = rec.details or {}
     warnings = tuple(_warning(code, details) for code in rec.flags if code in FLAG_EXPLANATIONS)
     shown_apart = {*FLAG_EXPLANATIONS, *(rec.hard_flags or ())}
-    signals = tuple(Flag(code, humanize(code)) for code in rec.flags if code not in shown_apart)
+    signals = tuple(Flag(w.code, w.label, tone=w.tone)
+                    for w in signal_words.top([c for c in rec.flags if c not in shown_apart], limit=len(rec.flags)))
     precedents = tuple(
         Precedent(int(p["case_id"]), f"{float(p.get('score', 0)):.0%}", str(p.get("outcome", "")),
                   visible(int(p["case_id"])))
@@ -226,7 +239,7 @@ def present_recommendation(rec: Recommendation, currency: str | None,
         unverified=tuple(details.get("unverified_citations", [])),
         precedents=precedents,
         provenance=_provenance(rec),
-        hard_flags=tuple(Flag(code, humanize(code), tone="bad") for code in rec.hard_flags or ()),
+        hard_flags=tuple(Flag(code, signal_words.in_words(code).label, tone="bad") for code in rec.hard_flags or ()),
         spans=tuple(_screened_span(finding) for finding in details.get("injection", [])),
         second_opinion=_second_opinion(rec, details),
     )
@@ -309,9 +322,34 @@ def _provenance(rec: Recommendation) -> tuple[Item, ...]:
     )
 
 
+# --- the reviewer's change against the AI's proposal -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    """One changed thing: the action, or one parameter, as the AI proposed it and as the reviewer set it."""
+
+    label: str
+    proposed: str
+    final: str
+
+
+def diff_rows(diff: dict[str, Any]) -> tuple[DiffRow, ...]:
+    """A decision's ``diff`` (see services.decision_diff) as rows to show side by side."""
+    rows = []
+    if isinstance(diff.get("action"), list):
+        old, new = diff["action"]
+        rows.append(DiffRow("Action", humanize(old), humanize(new)))
+    for key, change in (diff.get("parameters") or {}).items():
+        old, new = change if isinstance(change, list) and len(change) == 2 else (None, change)
+        rows.append(DiffRow(humanize(key), DASH if old is None else compact(old),
+                            DASH if new is None else compact(new)))
+    return tuple(rows)
+
+
 # --- the timeline ----------------------------------------------------------------------------------------
 
-SHOWN_DATA = ("kind", "action", "parameters", "diff", "reason_code", "queue", "from_queue", "to_queue", "assignee",
+SHOWN_DATA = ("kind", "action", "parameters", "reason_code", "queue", "from_queue", "to_queue", "assignee",
               "error", "provider", "model", "confidence", "flags")
 
 
@@ -326,6 +364,7 @@ class TimelineEntry:
     to_status: str | None
     reason: str | None
     details: tuple[Item, ...]
+    diff: tuple[DiffRow, ...] = ()  # an edited approval: the reviewer's change against the AI's proposal
 
 
 AI_VIEW = frozenset({"action", "parameters", "confidence", "flags", "diff"})  # what a blind reviewer may not see
@@ -351,6 +390,7 @@ def _entry(event: AuditEvent, names: dict[str, str], hide_ai: bool) -> TimelineE
         event_id=event.id, time=event.time, actor=names.get(event.actor, event.actor), action=event.action,
         label=humanize(event.action.removeprefix("case.")), from_status=data.get("from"), to_status=data.get("to"),
         reason=data.get("reason"), details=details,
+        diff=diff_rows(data["diff"]) if isinstance(data.get("diff"), dict) else (),
     )
 
 
@@ -360,19 +400,13 @@ CODE_VALUES = frozenset({"kind", "action", "reason_code"})  # machine codes, sho
 def _shown(key: str, value: Any) -> str:
     if key in CODE_VALUES and isinstance(value, str):
         return humanize(value)
-    if key == "diff" and isinstance(value, dict):
-        action = value.get("action")
-        readable = {**value, "action": [humanize(a) for a in action]} if isinstance(action, list) else value
-        return compact(readable, changes=True)
     return compact(value)
 
 
-def compact(value: Any, *, changes: bool = False) -> str:
-    """A compact rendering of an audit value; in a diff (``changes``) each [old, new] reads "old → new"."""
+def compact(value: Any) -> str:
+    """A compact rendering of an audit value."""
     if isinstance(value, dict):
-        return "; ".join(f"{humanize(k).lower()}: {compact(v, changes=changes)}" for k, v in value.items()) or DASH
-    if changes and isinstance(value, list) and len(value) == 2:
-        return f"{compact(value[0])} → {compact(value[1])}"
+        return "; ".join(f"{humanize(k).lower()}: {compact(v)}" for k, v in value.items()) or DASH
     if isinstance(value, list):
         return ", ".join(compact(v) for v in value) or DASH
     if isinstance(value, float):

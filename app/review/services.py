@@ -30,13 +30,15 @@ from app.cases.models import Case, Decision, Queue, Status
 from app.cases.permissions import DECIDERS, can_in, get_case_for, queue_for, require, require_in, sees
 from app.cases.types import UnknownAction, get_case_type
 from app.db import utcnow
-from app.errors import Conflict, Forbidden, Invalid
+from app.errors import ConfirmationRequired, Conflict, Forbidden, Invalid
+from app.execution import services as execution
 from app.execution import upstream
 from app.execution.jobs import execution_work, notice_work
 from app.jobs import after_commit
 from app.notifications.services import notify
 from app.oversight import qa
 from app.review import reason_codes
+from app.review import signals as signal_words
 from app.review.inbox import inbox_order_ids
 from app.review.models import DecisionKind
 from app.users import User
@@ -72,6 +74,11 @@ def _move(session: Session, case: Case, event: str, actor: Actor, *, expected_ve
 UNCLAIMED = {"assignee_id": None, "claim_expires_at": None}
 
 
+def _words(status: str) -> str:
+    """A status as a reviewer reads it: ``in_review`` → "in review"."""
+    return status.replace("_", " ")
+
+
 def _give(session: Session, user: User, case: Case, event: str, assignee: User, data: dict[str, Any]) -> Case:
     expires = utcnow() + timedelta(minutes=current_app.config["CLAIM_IDLE_MINUTES"])
     _move(session, case, event, Actor.user(user), data={"assignee_id": assignee.id, "assignee": assignee.name, **data},
@@ -86,7 +93,7 @@ def claim(session: Session, user: User, case_id: int) -> Case:
     if case.assignee_id is not None:
         raise Conflict(f"case {case.id} is already claimed by {case.assignee.name}", slug="already-claimed")
     if case.status not in CLAIMABLE:
-        raise Conflict(f"a case in status {case.status} cannot be claimed", slug="illegal-transition")
+        raise Conflict(f"this case is {_words(case.status)}: it cannot be claimed", slug="illegal-transition")
     return _give(session, user, case, "claimed", user, {})
 
 
@@ -156,12 +163,13 @@ def release(session: Session, user: User, case_id: int) -> Case:
     """Hand a claimed case back: its assignee, a senior reviewer or an admin."""
     case = get_case_for(session, user, case_id, "release")
     if case.status != S.IN_REVIEW:
-        raise Conflict(f"a case in status {case.status} is not claimed", slug="illegal-transition")
+        raise Conflict(f"this case is {_words(case.status)}, not claimed: there is nothing to unclaim",
+                       slug="illegal-transition")
     if case.assignee_id != user.id:
         try:
             require(user, "release_others")
         except Forbidden:
-            raise Forbidden("only the reviewer who claimed the case, a senior reviewer or an admin may release it"
+            raise Forbidden("only the reviewer who claimed the case, a senior reviewer or an admin may unclaim it"
                             ) from None
     _move(session, case, "released", Actor.user(user), data={"assignee_id": case.assignee_id}, changes=UNCLAIMED)
     return case
@@ -253,6 +261,67 @@ def recommendation_hidden(session: Session, user: User, case: Case) -> bool:
             and not has_blind_assessment(session, user, case))
 
 
+# --- safe speed: risky approvals are confirmed, every approval can be undone for a while ----------
+
+
+def confirmation_reasons(case: Case, final: Final) -> list[str]:
+    """Why approving ``final`` on the case takes a confirmation step, in plain words: an amount at
+    or above REVIEW_CONFIRM_AMOUNT, a recommendation less sure than REVIEW_CONFIRM_CONFIDENCE, hard
+    flags of the pre-screen. Empty: one key may approve it."""
+    config, rec, reasons = current_app.config, case.recommendation, []
+    amount = policy.approval_amount(case, final[1])
+    if amount is not None and amount >= config["REVIEW_CONFIRM_AMOUNT"]:
+        reasons.append(f"it moves {case.currency or ''} {amount:,.2f}".replace("  ", " "))
+    if rec is not None and rec.confidence < config["REVIEW_CONFIRM_CONFIDENCE"]:
+        reasons.append(f"the AI is only {rec.confidence:.0%} confident")
+    if rec is not None and rec.hard_flags:
+        reasons.append("the pre-screen raised hard flags: "
+                       + ", ".join(signal_words.in_words(flag).label.lower() for flag in rec.hard_flags))
+    return reasons
+
+
+def undo_approval(session: Session, user: User, case_id: int) -> Case:
+    """The approver takes their approval back within its undo window (REVIEW_UNDO_SECONDS): the
+    case is theirs to decide again, and nothing is executed (the execution job finds it in review)."""
+    case = get_case_for(session, user, case_id, "decide")
+    approval = _undoable_approval(session, user, case)
+    expires = utcnow() + timedelta(minutes=current_app.config["CLAIM_IDLE_MINUTES"])
+    _move(session, case, "approval_undone", Actor.user(user), data={"decision_id": approval.id},
+          changes={"assignee_id": user.id, "claim_expires_at": expires})
+    chain.record(session, AuditAction.DECISION_UNDONE, Actor.user(user), case_id=case.id,
+                 data={"decision_id": approval.id, "kind": approval.kind, "action": approval.action,
+                       "parameters": approval.parameters})
+    return case
+
+
+def undo_until(session: Session, user: User, case: Case) -> datetime | None:
+    """Until when ``user`` may still undo their approval of the case; None when they may not."""
+    try:
+        return execution.execute_after(_undoable_approval(session, user, case))
+    except (Conflict, Forbidden):
+        return None
+
+
+def _undoable_approval(session: Session, user: User, case: Case) -> Decision:
+    """The user's approval of the case while they may undo it; Conflict or Forbidden saying why not."""
+    approval = policy.approving_decision(session, case)
+    if case.status != S.APPROVED or approval is None:
+        raise Conflict("this approval can no longer be undone: its execution has started", slug="undo-closed")
+    if approval.reviewer_id != user.id:
+        raise Forbidden("only the reviewer who approved the case may undo the approval")
+    if approval.kind not in policy.FIRST_APPROVALS:
+        raise Conflict("a second approval cannot be undone: reject the case instead", slug="undo-closed")
+    if utcnow() >= execution.execute_after(approval):
+        raise Conflict("the time to undo this approval is over: it is being executed", slug="undo-closed")
+    return approval
+
+
+def _require_confirmation(r: _Request, final: Final) -> None:
+    reasons = confirmation_reasons(r.case, final)
+    if reasons and not r.command.confirmed:
+        raise ConfirmationRequired("confirm this approval: " + "; ".join(reasons), reasons)
+
+
 # --- deciding ------------------------------------------------------------------------------------
 
 
@@ -267,6 +336,9 @@ class DecisionCommand(BaseModel):
     case_version: int
     view_hash: str | None = None  # approve / edit: view_hash(case, final action, final parameters)
     target_queue: str | None = None  # escalate
+    # approve / edit: the reviewer confirmed a risky approval (see confirmation_reasons); the web UI
+    # asks for it, API clients approve knowingly
+    confirmed: bool = True
 
 
 @dataclass(frozen=True)
@@ -299,7 +371,9 @@ def _follow_up(session: Session, case: Case, decision: Decision) -> None:
     found again by the notice sweep)."""
     if case.status == S.APPROVED:
         qa.sample_approval(session, case, decision)
-        after_commit(session, execution_work(session, case.id))
+        undoable = execution.undo_window() > timedelta(0)
+        after_commit(session, execution_work(session, case.id),
+                     at=execution.execute_after(decision) if undoable else None)
     elif decision.kind in UPSTREAM_EVENTS:
         upstream.open_notice(session, case.id, UPSTREAM_EVENTS[decision.kind], decision.id)
         after_commit(session, notice_work(case.id, UPSTREAM_EVENTS[decision.kind], decision.id))
@@ -336,6 +410,7 @@ def _edit(r: _Request) -> Decision:
 
 def _first_approval(r: _Request, kind: str, final: Final) -> Decision:
     _check_view(r, final)
+    _require_confirmation(r, final)
     required, role = policy.dual_approval_required(r.case, *final)
     decision = _record(r, "first_approval" if required else "approved", kind, final,
                        {"second_approval_role": role} if required else {})
@@ -348,6 +423,7 @@ def _second_approval(r: _Request) -> Decision:
     first = _check_second_reviewer(r)
     final = (first.action, first.parameters)
     _check_view(r, final)
+    _require_confirmation(r, final)
     return _record(r, "second_approval", "second_approval", final, {"first_decision_id": first.id})
 
 
@@ -439,7 +515,7 @@ def _decision_data(decision: Decision) -> dict[str, Any]:
 
 def _require_assignee(r: _Request) -> None:
     if r.case.status != S.IN_REVIEW:
-        raise Conflict(f"a case in status {r.case.status} cannot be decided: claim it first", slug="not-in-review")
+        raise Conflict(f"this case is {_words(r.case.status)}: claim it first", slug="not-in-review")
     if r.case.assignee_id != r.user.id:
         raise Forbidden("only the reviewer who claimed the case may decide it")
 
@@ -523,3 +599,9 @@ def _notify_second_approvers(r: _Request, role: str) -> None:
     approvers = [m for m in r.case.queue.members if m.role == role and m.id != r.user.id]
     notify(r.session, approvers, "second_approval_request", r.case,
            f"{r.user.name} approved case {r.case.id}; it needs your second approval")
+
+
+def set_auto_next(session: Session, user: User, on: bool) -> None:
+    """The reviewer's preference: after a decision, claim and open the queue's next case."""
+    user.auto_next = on
+    session.flush()

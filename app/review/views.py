@@ -12,18 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from app.cases import permissions, policy
 from app.cases.models import Case, Decision, Queue, Status
 from app.cases.types import get_case_type
-from app.errors import DomainError, Forbidden, Invalid, NotFound, Stale
+from app.db import utcnow
+from app.errors import ConfirmationRequired, DomainError, Forbidden, Invalid, NotFound, Stale
 from app.escalation import sla
 from app.extensions import db, login_manager
 from app.jobs import redis_connection
@@ -31,12 +33,13 @@ from app.oversight import calibration
 from app.problems import sentence
 from app.review import forms, inbox, openings, presenters, reason_codes
 from app.review import services as review
+from app.review import signals as signal_words
 from app.review.models import ReasonCode
 from app.users import User
 
 bp = Blueprint("review", __name__)
+UNDO_KEY = "undo_case_id"
 
-SHORTCUTS = (("n", "Next case"), ("a", "Approve"), ("e", "Edit"), ("r", "Reject"), ("j", "Raw JSON"))
 
 
 @bp.before_request
@@ -53,8 +56,25 @@ def _helpers() -> dict[str, Any]:
         "when": presenters.when,
         "relative": presenters.relative,
         "humanize": presenters.humanize,
-        "shortcuts": SHORTCUTS,
+        "diff_rows": presenters.diff_rows,
+        "path_label": presenters.path_label,
+        "signal_label": lambda code: signal_words.in_words(code).label,
+        "undo_toast": _undo_toast(),
     }
+
+
+def _undo_toast() -> dict[str, Any] | None:
+    """The signed-in reviewer's last approval while they may still undo it, for the toast."""
+    case_id = session.get(UNDO_KEY)
+    if case_id is None or not current_user.is_authenticated:
+        return None
+    found = db.session.get(Case, case_id)
+    until = review.undo_until(db.session, _user(), found) if found is not None else None
+    if until is None:
+        session.pop(UNDO_KEY, None)
+        return None
+    return {"case": found, "seconds": max(1, int((until - utcnow()).total_seconds())),
+            "form": forms.ActionForm(formdata=None)}
 
 
 def _user() -> User:
@@ -105,9 +125,18 @@ def queue(name: str) -> str:
     form = forms.InboxFilterForm(formdata=request.args).for_queue(inbox.case_types_in(found), blind=blind)
     page = inbox.inbox_page(db.session, user, found, form.filters())
     return render_template("review/queue.html", queue=found, page=page, form=form, blind=blind,
+                           dual_approval={} if blind else _dual_approval_reasons([r.id for r in page.rows]),
                            flag_codes=inbox.FLAGS, status_empty=presenters.STATUS_EMPTY,
                            empty_messages=presenters.FILTER_EMPTY,
                            can_decide=permissions.can_in(user, "decide", found), next_form=forms.ActionForm())
+
+
+def _dual_approval_reasons(case_ids: list[int]) -> dict[int, list[str]]:
+    """Why each listed case, approved as proposed, would need two approvals (those that would)."""
+    cases = db.session.scalars(select(Case).where(Case.id.in_(case_ids))
+                               .options(joinedload(Case.recommendation), joinedload(Case.queue))).unique()
+    reasons = {c.id: policy.dual_approval_reasons(c, *policy.proposed_action(db.session, c)) for c in cases}
+    return {case_id: why for case_id, why in reasons.items() if why}
 
 
 @bp.get("/cases/<int:case_id>")
@@ -122,7 +151,7 @@ def case(case_id: int) -> str:
     panel, form = _rebuilt(found, unsent)
     if panel == "assign":
         return render_case(user, found, assign_form=form, open_panel=panel)
-    return render_case(user, found, submitted={panel: form}, open_panel=panel)
+    return render_case(user, found, submitted={panel: form}, open_panel=panel, confirm=unsent.get("confirm"))
 
 
 # --- Post/Redirect/Get for a refused form -------------------------------------------------------------
@@ -132,17 +161,19 @@ def case(case_id: int) -> str:
 # the reviewer's reason, not their old version). Redis down: the form is rendered in place, as before.
 
 UNSENT_SECONDS = 600
-NOT_KEPT = ("csrf_token", "case_version", "view_hash")
+NOT_KEPT = ("csrf_token", "case_version", "view_hash", "confirmed")
 
 
 def _unsent_key(user: User, case_id: int) -> str:
     return f"countersign:unsent-form:{user.id}:{case_id}"
 
 
-def _back_with(user: User, case: Case, panel: str, form: FlaskForm) -> Response | tuple[str, int]:
-    """Keep the refused ``form`` of ``panel`` for the case page, and go there."""
-    unsent = {"panel": panel, "errors": {name: list(field.errors) for name, field in form._fields.items()
-                                         if field.errors},
+def _back_with(user: User, case: Case, panel: str, form: FlaskForm,
+               confirm: list[str] | None = None) -> Response | tuple[str, int]:
+    """Keep the refused ``form`` of ``panel`` for the case page, and go there (to confirm the
+    approval it asks for, knowing the ``confirm`` reasons, when given)."""
+    unsent = {"panel": panel, "confirm": confirm,
+              "errors": {name: list(field.errors) for name, field in form._fields.items() if field.errors},
               "param_errors": getattr(form, "param_errors", {}),
               "pairs": [(key, value) for key, value in request.form.items(multi=True)
                         if key.removeprefix(f"{panel}-") not in NOT_KEPT]}
@@ -151,7 +182,7 @@ def _back_with(user: User, case: Case, panel: str, form: FlaskForm) -> Response 
     except RedisError:
         if panel == "assign":
             return render_case(user, case, assign_form=form, open_panel=panel), 422
-        return render_case(user, case, submitted={panel: form}, open_panel=panel), 422
+        return render_case(user, case, submitted={panel: form}, open_panel=panel, confirm=confirm), 422
     return redirect(url_for("review.case", case_id=case.id, _anchor=f"panel-{panel}"))
 
 
@@ -220,7 +251,7 @@ def claim(case_id: int) -> Response:
 
 @bp.post("/cases/<int:case_id>/release")
 def release(case_id: int) -> Response:
-    _simple_action(case_id, review.release, "Case released back to the queue.", "release")
+    _simple_action(case_id, review.release, "Case unclaimed: it is back in the queue.", "release")
     return redirect(url_for("review.case", case_id=case_id))
 
 
@@ -228,6 +259,32 @@ def release(case_id: int) -> Response:
 def retry(case_id: int) -> Response:
     _simple_action(case_id, review.retry_analysis, "Analysis queued again.", "retry_analysis")
     return redirect(url_for("review.case", case_id=case_id))
+
+
+@bp.post("/cases/<int:case_id>/undo")
+def undo(case_id: int) -> Response:
+    """Take back one's approval within its undo window: the case is back in review, nothing executed."""
+    if _simple_action(case_id, review.undo_approval, "Approval undone: nothing was executed, "
+                                                     "and the case is yours to decide again.") is not None:
+        session.pop(UNDO_KEY, None)
+    return redirect(url_for("review.case", case_id=case_id))
+
+
+@bp.post("/preferences/auto-next")
+def auto_next() -> Response:
+    """Turn moving on to the next case after a decision on or off."""
+    user = _require()
+    if not forms.ActionForm().validate():
+        abort(400)
+    review.set_auto_next(db.session, user, request.form.get("auto_next") == "1")
+    db.session.commit()
+    flash("After a decision you will " + ("move on to the queue's next case." if user.auto_next
+                                          else "stay on the decided case."), "success")
+    return redirect(request.referrer if _same_site(request.referrer) else url_for("review.queues"))
+
+
+def _same_site(url: str | None) -> bool:
+    return bool(url) and url.startswith(request.host_url)
 
 
 @bp.post("/cases/<int:case_id>/assign")
@@ -274,6 +331,9 @@ def decide(case_id: int, kind: str) -> Response | tuple[str, int]:
         form.param_errors = forms.param_errors(exc.by_field)
         flash(sentence(exc.message), "error")
         return _back_with(user, db.session.get(Case, case_id), kind, form)
+    except ConfirmationRequired as exc:  # nothing is decided: the page asks to confirm first
+        db.session.rollback()
+        return _back_with(user, db.session.get(Case, case_id), kind, form, confirm=exc.reasons)
     except Stale as exc:
         _refused(exc)
         return _back_with(user, db.session.get(Case, case_id), kind, form)
@@ -282,18 +342,41 @@ def decide(case_id: int, kind: str) -> Response | tuple[str, int]:
         return redirect(url_for("review.case", case_id=case_id))
     db.session.commit()
     flash(_decided_message(decision), "success")
-    return redirect(_after_decision(user, case_id, queue_name))
+    if review.undo_until(db.session, user, db.session.get(Case, case_id)) is not None:
+        session[UNDO_KEY] = case_id
+    return redirect(_after_decision(user, case_id, queue_name, decision))
 
 
-def _after_decision(user: User, case_id: int, queue_name: str | None) -> str:
-    """Back to the case, unless the decision took it out of the reviewer's reach (escalated to a
-    queue they do not work): then to the queue it left, or to their queues."""
+def _after_decision(user: User, case_id: int, queue_name: str | None, decision: Decision) -> str:
+    """On to the queue's next case (claimed) when the reviewer asked for that and one is waiting;
+    else back to the case, unless the decision took it out of the reviewer's reach (escalated to
+    a queue they do not work): then to the queue it left, or to their queues."""
+    upcoming = _claim_next_after(user, queue_name, decision)
+    if upcoming is not None:
+        return url_for("review.case", case_id=upcoming.id)
     case = db.session.get(Case, case_id)
     if case is not None and permissions.sees(db.session, user, case):
         return url_for("review.case", case_id=case_id)
     if queue_name and any(q.name == queue_name for q in permissions.visible_queues(db.session, user)):
         return url_for("review.queue", name=queue_name)
     return url_for("review.queues")
+
+
+def _claim_next_after(user: User, queue_name: str | None, decision: Decision) -> Case | None:
+    """The queue's next case, claimed for a reviewer who moves on after each decision (auto_next)."""
+    if not user.auto_next or queue_name is None or decision.kind == "blind_assessment":
+        return None
+    try:
+        queue = permissions.queue_for(db.session, user, queue_name)
+        upcoming = review.claim_next(db.session, user, queue.id)
+    except DomainError:
+        db.session.rollback()
+        return None
+    if upcoming is None:
+        db.session.rollback()
+        return None
+    db.session.commit()
+    return upcoming
 
 
 def _command(kind: str, form: forms.DecisionForm, case: Case) -> review.DecisionCommand:
@@ -311,6 +394,7 @@ def _command(kind: str, form: forms.DecisionForm, case: Case) -> review.Decision
         case_version=form.case_version.data,
         view_hash=_final_hash(kind, case, action, parameters),
         target_queue=_value(form, "target_queue"),
+        confirmed=form.confirmed.data == "1",
     )
 
 
@@ -369,9 +453,11 @@ class DecisionPanel:
 
 
 def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionForm] | None = None,
-                open_panel: str = "", assign_form: forms.AssignForm | None = None) -> str:
+                open_panel: str = "", assign_form: forms.AssignForm | None = None,
+                confirm: list[str] | None = None) -> str:
     """The case page; ``submitted`` decision forms or a submitted ``assign_form`` are shown as
-    they were sent, with their errors."""
+    they were sent, with their errors; ``confirm``: the reasons to confirm the approval of the
+    submitted form before it is made."""
     submitted = submitted or {}
     hidden = review.recommendation_hidden(db.session, user, case)
     rec = None
@@ -380,9 +466,15 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
                                                 permissions.may_open(db.session, user))
     panel = _decision_panel(user, case, submitted)
     first = panel.first_approval
+    proposed = policy.proposed_action(db.session, case)
     return render_template(
         "review/case.html",
         case=case,
+        confirm=confirm,
+        page_shortcuts=_case_shortcuts(panel, case, rec is not None),
+        dual_reasons=policy.dual_approval_reasons(case, *proposed) if proposed[0] and not hidden else [],
+        proposed=proposed,
+        edit_diff=_edit_diff(case, submitted.get("edit")) if rec else (),
         can_decide=permissions.can_in(user, "decide", case.queue),
         can_audit=_can(user, "audit"),
         view=presenters.present_case(case),
@@ -406,6 +498,33 @@ def render_case(user: User, case: Case, *, submitted: dict[str, forms.DecisionFo
         assign_form=_assign_form(user, case, assign_form),
         raw_json=presenters.raw_json(case.payload),
     )
+
+
+def _edit_diff(case: Case, form: forms.DecisionForm | None) -> tuple[presenters.DiffRow, ...]:
+    """A sent (refused, or to be confirmed) edit against the AI's proposal."""
+    spec = _spec(case, form.action.data) if isinstance(form, forms.EditForm) else None
+    if spec is None:
+        return ()
+    rec = case.recommendation
+    final = (spec.name, forms.parse_parameters(spec, form.sent))
+    return presenters.diff_rows(review.decision_diff((rec.action, rec.parameters), final))
+
+
+def _case_shortcuts(panel: DecisionPanel, case: Case, shows_recommendation: bool) -> list[tuple[str, str]]:
+    """The keys that do something on this case page, for this reviewer, now."""
+    keys: list[tuple[str, str]] = []
+    if panel.can_claim:
+        keys.append(("c", "Claim"))
+    if panel.can_decide:
+        if shows_recommendation:
+            keys.append(("a", "Approve"))
+        keys += [("e", "Edit, then approve"), ("r", "Reject recommendation"), ("i", "Request information"),
+                 ("x", "Escalate")]
+    if panel.second_approval:
+        keys += [("a", "Give second approval"), ("r", "Reject")]
+    if case.queue is not None and (panel.can_claim or panel.can_decide or panel.claimed_by):
+        keys.append(("n", "Next case"))
+    return [*keys, ("v", "Raw JSON")]
 
 
 ASSIGNABLE = (Status.PENDING_REVIEW, Status.AI_FAILED, Status.IN_REVIEW)

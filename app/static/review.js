@@ -1,5 +1,7 @@
-// Reviewer workspace: keyboard shortcuts, the action picker, repeatable rows, citation focus
-// and the raw-JSON toggle. Loaded with <script src defer>: the CSP allows no inline script.
+// Reviewer workspace: keyboard shortcuts, moving through the inbox, the undo toast, the action
+// picker, repeatable rows, citation focus and the raw-JSON toggle. Loaded with <script src defer>:
+// the CSP allows no inline script. Every key acts through an element the server rendered with
+// data-shortcut, so a key does something only where its control is shown.
 (function () {
   "use strict";
 
@@ -38,13 +40,45 @@
     if (raw.open) raw.scrollIntoView({ block: "start", behavior: "smooth" });
   }
 
-  // --- keyboard shortcuts: a approve, e edit, r reject, n next case, j raw JSON ---------------
+  // --- the inbox: j / k move through the rows, Enter opens the selected one ---------------------
+  var selectedRow = -1;
+
+  function inboxRows() {
+    return document.querySelectorAll("tr[data-row-link]");
+  }
+
+  function selectRow(step) {
+    var rows = inboxRows();
+    if (!rows.length) return false;
+    if (selectedRow >= 0 && rows[selectedRow]) rows[selectedRow].classList.remove("row-selected");
+    selectedRow = Math.min(rows.length - 1, Math.max(0, selectedRow + step));
+    var row = rows[selectedRow];
+    row.classList.add("row-selected");
+    var link = row.querySelector("a");
+    if (link) link.focus({ preventScroll: true });
+    row.scrollIntoView({ block: "nearest" });
+    return true;
+  }
+
+  function openSelectedRow() {
+    var row = inboxRows()[selectedRow];
+    var link = row && row.querySelector("a");
+    if (!link) return false;
+    link.click();
+    return true;
+  }
+
+  // --- keyboard shortcuts: c claim, a approve, e edit, r reject, i request information,
+  // x escalate, n next case, u undo, v raw JSON (each through its data-shortcut control) -------
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
-    var key = event.key.toLowerCase();
-    if (key === "j") {
+    var key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if ((key === "j" || key === "k") && selectRow(key === "j" ? 1 : -1)) {
       event.preventDefault();
-      toggleRawJson();
+      return;
+    }
+    if (key === "Enter" && event.target.tagName !== "BUTTON" && event.target.tagName !== "A" && openSelectedRow()) {
+      event.preventDefault();
       return;
     }
     var target = firstVisible('[data-shortcut="' + key + '"]');
@@ -61,6 +95,21 @@
     var toggle = event.target.closest("[data-toggle-json]");
     if (toggle) toggleRawJson();
   });
+
+  // --- the undo toast: counts down the window, then goes (the server refuses a late undo) ------
+  var toast = document.querySelector("[data-undo-toast]");
+  if (toast) {
+    var left = parseInt(toast.getAttribute("data-seconds"), 10) || 0;
+    var counter = toast.querySelector("[data-countdown]");
+    var timer = setInterval(function () {
+      left -= 1;
+      if (counter) counter.textContent = String(Math.max(left, 0));
+      if (left <= 0) {
+        clearInterval(timer);
+        toast.remove();
+      }
+    }, 1000);
+  }
 
   // --- action picker: show only the parameters of the chosen action ---------------------------
   function showChosenParams(select) {

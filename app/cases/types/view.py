@@ -174,7 +174,9 @@ def table(title: str, prefix: str, entries: list[dict[str, Any]], columns: tuple
 
 
 def sanctions_table(prefix: str, hits: list[dict[str, Any]], *, with_dob: bool = False) -> Section:
-    columns = (Column("List"), Column("Matched name", wrap=True), *([Column("Date of birth")] if with_dob else []),
+    # The list name wraps so the score column stays in the (half-width) card.
+    columns = (Column("List", wrap=True), Column("Matched name", wrap=True),
+               *([Column("Date of birth")] if with_dob else []),
                Column("Score", numeric=True))
 
     def cells(hit: dict[str, Any]) -> tuple[str, ...]:

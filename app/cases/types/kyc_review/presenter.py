@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from app.cases.types.view import (
@@ -58,12 +59,16 @@ def _document_cells(d: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _required_documents(data: dict[str, Any]) -> tuple[Item, ...]:
-    """Each required document, and whether the application carries it."""
-    provided = {d.get("type") for d in data.get("documents", [])}
+    """Each required document, and whether the application carries a valid one: an expired
+    document is provided but does not count."""
+    application = KycReview.model_validate(data)
+    today = datetime.now(UTC).date()
     items = []
-    for name in required_documents(KycReview.model_validate(data)):
+    for name in required_documents(application):
         wanted = set(IDENTITY_DOCUMENT_TYPES) if name == IDENTITY_DOCUMENT else {name}
-        present = bool(provided & wanted)
-        items.append(Item(humanize(name), "Provided" if present else "Missing", "required_documents",
-                          "good" if present else "bad"))
+        found = [d for d in application.documents if d.type in wanted]
+        valid = [d for d in found if d.expires_on is None or d.expires_on >= today]
+        shown, tone = (("Provided", "good") if valid else ("Provided, but expired", "bad") if found
+                       else ("Missing", "bad"))
+        items.append(Item(humanize(name), shown, "required_documents", tone))
     return tuple(items)
