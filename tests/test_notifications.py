@@ -166,5 +166,5 @@ def test_every_way_out_of_a_second_approval_wait_settles_the_case():
     from app.notifications.services import SETTLED
 
     targets = {move.target for move in TRANSITIONS.values() if Status.AWAITING_SECOND_APPROVAL in move.sources}
-    assert targets == {Status.APPROVED, Status.REJECTED, Status.WITHDRAWN}
+    assert targets == {Status.APPROVED, Status.REJECTED, Status.WITHDRAWN, Status.EXPIRED}
     assert targets <= SETTLED

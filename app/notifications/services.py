@@ -44,7 +44,7 @@ def notify(session: Session, users: Iterable[User | None], kind: str, case: Case
 # Once a case reaches one of these, nobody is asked to act on it any more. (Every way out of
 # awaiting_second_approval leads here: a second-approval request never outlives its wait.)
 SETTLED = frozenset({Status.APPROVED, Status.REJECTED, Status.EXECUTING, Status.EXECUTED, Status.EXECUTION_FAILED,
-                     Status.WITHDRAWN})
+                     Status.WITHDRAWN, Status.RESPONDED, Status.EXPIRED})
 
 
 @lifecycle.on_move

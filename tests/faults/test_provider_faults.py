@@ -49,9 +49,9 @@ class Fault:
 FALLBACK_FAULTS = [
     Fault("timeout", (Hang(30), Hang(30)), "transient", "timed out"),
     Fault("500 storm", (HttpStatus(500), HttpStatus(500)), "transient", "500"),
-    Fault("malformed JSON", (Reply("{not json"),), "error", "not valid JSON"),
-    Fault("schema-invalid", (Reply(SCHEMA_INVALID),), "error", "unknown action 'wire_it_all'"),
-    Fault("refusal", (Refusal("I can't help with that."),), "error", "refused to answer"),
+    Fault("malformed JSON", (Reply("{not json"),), "invalid_output", "not valid JSON"),
+    Fault("schema-invalid", (Reply(SCHEMA_INVALID),), "invalid_output", "unknown action 'wire_it_all'"),
+    Fault("refusal", (Refusal("I can't help with that."),), "invalid_output", "refused to answer"),
 ]
 RATE_LIMITED = Fault("429 with Retry-After", (HttpStatus(429, headers={"retry-after": "1"}), ECHO_VALID), "", "")
 
