@@ -230,3 +230,15 @@ def test_the_calibration_page_draws_each_curve_with_its_numbers(client, upstream
 def test_the_calibration_page_without_decisions(client, people):
     sign_in(client, people.auditor)
     assert "No decided cases yet" in client.get("/oversight/calibration").get_data(as_text=True)
+
+
+def test_the_oversight_dashboard_draws_the_same_reliability_diagram(client, upstream, people):
+    sign_in(client, people.auditor)
+    assert "No calibration yet" in client.get("/dashboards/oversight").get_data(as_text=True)
+    decided_world(upstream, people)
+    calibration.refresh(db.session)
+    db.session.commit()
+    page = client.get("/dashboards/oversight").get_data(as_text=True)
+    assert "Confidence learned from reviewers" in page and "payment_release · rules-v1" in page
+    assert '<tr data-bin="0.8"><td class="nowrap">0.8\u20130.9</td><td class="num">4</td>' in page
+    assert "<td class=\"num\">80%</td><td class=\"num\">25%</td>" in page  # 4 approvals at 0.8, 1 as recommended

@@ -26,6 +26,7 @@ from app.dashboards.stats import Cells, Count
 from app.db import utcnow
 from app.errors import Invalid
 from app.extensions import db, login_manager
+from app.oversight import calibration, diagrams
 from app.users import User
 
 bp = Blueprint("dashboards", __name__, url_prefix="/dashboards")
@@ -79,7 +80,7 @@ def _choices(selection: Selection | None) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def _page(view: str) -> tuple[str, int]:
+def _page(view: str, **extra: Any) -> tuple[str, int]:
     selection, filters, errors = _selection()
     shown = PAGES[view]
     board = shown.compute(selection) if selection is not None else None
@@ -91,7 +92,7 @@ def _page(view: str) -> tuple[str, int]:
                            selection=selection, filters=filters, errors=errors, args=request.args,
                            charts=shown.draw(board) if board is not None else {},
                            choices=_choices(selection), link=link, decision_kinds=DECISION_KINDS, outcomes=OUTCOMES,
-                           agreement_by=AGREEMENT_BY), 422 if errors else 200
+                           agreement_by=AGREEMENT_BY, **extra), 422 if errors else 200
 
 
 @bp.get("")
@@ -101,7 +102,9 @@ def queues() -> tuple[str, int]:
 
 @bp.get("/oversight")
 def oversight() -> tuple[str, int]:
-    return _page("oversight")
+    rows = calibration.all_calibrations(db.session)
+    return _page("oversight", calibrations=rows, diagrams={row.id: diagrams.diagram(row) for row in rows},
+                 minimum=calibration.minimum_decisions())
 
 
 @bp.get("/ai")

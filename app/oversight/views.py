@@ -4,10 +4,6 @@ the samples of their queues); senior reviewers give QA verdicts."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any
-
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -18,8 +14,7 @@ from app.cases import permissions
 from app.errors import Conflict, Invalid
 from app.extensions import db, login_manager
 from app.forms import choices, show_errors
-from app.oversight import calibration, qa
-from app.oversight.models import Calibration
+from app.oversight import calibration, diagrams, qa
 
 bp = Blueprint("oversight", __name__, url_prefix="/oversight")
 SHOWN = 200  # samples awaiting a verdict, newest first
@@ -46,45 +41,8 @@ def _require_access() -> Response | None:
 @bp.get("/calibration")
 def calibration_page() -> str:
     rows = calibration.all_calibrations(db.session)
-    return render_template("oversight/calibration.html", rows=rows, diagrams={r.id: diagram(r) for r in rows},
+    return render_template("oversight/calibration.html", rows=rows, diagrams={r.id: diagrams.diagram(r) for r in rows},
                            minimum=calibration.minimum_decisions())
-
-
-SIZE, PAD = 260, 34  # the diagram's square and the margin for its axes
-PLOT = SIZE - 2 * PAD
-
-
-@dataclass(frozen=True)
-class Diagram:
-    """A reliability diagram in SVG coordinates: the bins' dots, the fitted curve, the diagonal."""
-
-    size: int
-    pad: int
-    dots: list[dict[str, Any]]
-    curve: str  # the points of an SVG polyline
-    ticks: list[tuple[float, str]]  # (position along the axis, label)
-
-
-def _x(confidence: float) -> float:
-    return round(PAD + confidence * PLOT, 1)
-
-
-def _y(rate: float) -> float:
-    return round(SIZE - PAD - rate * PLOT, 1)
-
-
-def diagram(row: Calibration) -> Diagram:
-    """Each non-empty bin a dot at (mean confidence, observed agreement), its area growing with its
-    count; the isotonic curve as a line; a well-calibrated model's dots lie on the diagonal."""
-    filled = [b for b in row.bins if b["count"]]
-    largest = max((b["count"] for b in filled), default=1)
-    dots = [{"x": _x(b["mean_confidence"]), "y": _y(b["agreement"]),
-             "r": round(2.5 + 5 * math.sqrt(b["count"] / largest), 1),
-             "title": f"confidence {b['low']:.1f} to {b['high']:.1f}: {b['agreement']:.0%} agreed, n={b['count']}"}
-            for b in filled]
-    curve = " ".join(f"{_x(x)},{_y(block['rate'])}" for block in row.curve for x in (block["low"], block["high"]))
-    ticks = [(PAD + t * PLOT, f"{t:.0%}") for t in (0, 0.5, 1)]
-    return Diagram(SIZE, PAD, dots, curve, ticks)
 
 
 # --- QA ---------------------------------------------------------------------------------------------------
