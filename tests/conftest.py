@@ -35,6 +35,11 @@ from config import TestConfig, normalize_database_url
 from devtools import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
+# The app's processes the tests start (workers, schedulers, web servers) read the environment, not
+# TestConfig: they get its safe-speed settings too, so an approval made here executes at once there.
+for _name, _value in (("REVIEW_UNDO_SECONDS", "0"), ("REVIEW_CONFIRM_AMOUNT", str(10**12)),
+                      ("REVIEW_CONFIRM_CONFIDENCE", "0")):
+    os.environ.setdefault(_name, _value)
 DOMAIN_OF = {case_type.name: case_type.domain for case_type in REGISTRY.values()}
 EXAMPLES = examples()
 
@@ -42,6 +47,18 @@ EXAMPLES = examples()
 def _pg_url() -> str | None:
     raw = os.environ.get("TEST_DATABASE_URL")
     return normalize_database_url(raw) if raw else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The browser suite drives the same pages whatever the database: it runs in the SQLite pass, and in
+    the PostgreSQL pass only with BROWSER_ON_POSTGRES=1 (the server code behind each page runs on
+    PostgreSQL in the other tests)."""
+    if _pg_url() is None or os.environ.get("BROWSER_ON_POSTGRES") == "1":
+        return
+    skip = pytest.mark.skip(reason="browser tests run in the SQLite pass (BROWSER_ON_POSTGRES=1 runs them here)")
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(skip)
 
 
 def make_config(database_url: str, redis_url: str, **overrides: Any) -> type[TestConfig]:
