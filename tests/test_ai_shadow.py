@@ -6,6 +6,7 @@ provenance, within its own budget. Reviewers never see it, execution never uses 
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -135,7 +136,8 @@ def test_a_failing_shadow_is_stored_as_a_failure_and_leaves_the_case_alone(upstr
     assert case.status == Status.PENDING_REVIEW and case.recommendation.provider == "local"
 
 
-def test_compare_shadow_sets_primary_and_shadow_against_the_reviewers(upstream, redis_conn, people, runner):
+def test_compare_shadow_sets_primary_and_shadow_against_the_reviewers(upstream, redis_conn, people, runner,
+                                                                        client):
     kept = analysed(upstream, redis_conn)  # the reviewer keeps the primary's hold
     decide(people.reviewer, claim(people.reviewer, kept), "approve")
     rejected = analysed(upstream, redis_conn)  # the reviewer changes it to the shadow's reject
@@ -155,6 +157,12 @@ def test_compare_shadow_sets_primary_and_shadow_against_the_reviewers(upstream, 
     ]
     later = runner.invoke(args=["ai", "compare-shadow", "--since", "2999-01-01"])
     assert later.output.strip() == "no shadow answers since 2999-01-01"
+
+    sign_in(client, people.auditor)  # the AI dashboard shows the same numbers
+    page = client.get("/dashboards/ai").get_data(as_text=True)
+    row = re.search(r'<tr data-shadow="openai:test-model">(.*?)</tr>', page, re.S).group(1)
+    assert [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>.*?</t[hd]>", row, re.S)] == [
+        "openai:test-model", "2", "1 (50%)", "1 (50%)", "0", "1", "0"]
 
 
 def test_a_route_without_a_shadow_enqueues_none(app, upstream, redis_conn, fake, tmp_path):

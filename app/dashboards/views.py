@@ -13,6 +13,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from app.ai import shadow
 from app.cases import permissions
 from app.cases.models import Case
 from app.cases.permissions import DECIDERS
@@ -109,7 +110,9 @@ def oversight() -> tuple[str, int]:
 
 @bp.get("/ai")
 def ai() -> tuple[str, int]:
-    return _page("ai")
+    selection, _, _ = _selection()
+    since = selection.start if selection is not None else None
+    return _page("ai", shadows=shadow.compare(db.session, since) if selection is not None else {})
 
 
 @bp.get("/cases")
