@@ -115,7 +115,11 @@ def test_countersign_scheduler_registers_the_periodic_jobs_and_stops_on_sigterm(
                                    env={**os.environ, **_env(database, redis_url)})
     try:
         deadline = time.monotonic() + COMMAND_SECONDS
-        while "checkpoint_audit_log" not in log_path.read_text() and process.poll() is None:
+        redis = Redis.from_url(redis_url)
+        # Started: its periodic jobs registered and its birth recorded in Redis (a SIGTERM before that
+        # lands inside RQ's own start-up, which is not what this test is about).
+        while (("checkpoint_audit_log" not in log_path.read_text() or not redis.keys("rq:cron_scheduler:*"))
+               and process.poll() is None):
             assert time.monotonic() < deadline, "the scheduler registered no periodic job in time"
             time.sleep(0.2)
         assert process.poll() is None, log_path.read_text()
