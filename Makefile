@@ -59,7 +59,8 @@ bench: $(DEV)
 	$(PY) -m benchmarks
 
 ## Renew constraints.txt: resolve requirements-dev.txt (and so requirements.txt) afresh in a
-## throw-away venv, without the old lock, and freeze every version it installed.
+## throw-away venv, without the old lock, and freeze every version it installed (pip too: pip-audit
+## needs it).
 lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
@@ -68,7 +69,8 @@ lock:
 	{ echo "# Every package of the dev environment, pinned: the lock that \`make demo\` and \`make test\`"; \
 	  echo "# install with (pip -c constraints.txt). Generated, do not edit: \`make lock\` renews it"; \
 	  echo "# (a fresh venv, pip install -r requirements-dev.txt, pip freeze --exclude-editable, sorted)."; \
-	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | LC_ALL=C sort -f -t= -k1,1; } > $(LOCK).new
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v -i -E '^(setuptools|wheel)==' \
+	    | LC_ALL=C sort -f -t= -k1,1; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
 	rm -rf $(LOCK_VENV)
 
