@@ -209,6 +209,6 @@ def test_the_readme_walkthrough_leaves_the_sla_case_for_its_breach(app: Flask, r
     caplog.set_level("INFO", logger="app.escalation.sla")
     assert sla.sweep(db.session, utcnow() + timedelta(minutes=4), db.session.commit).breached == 1
     [said] = [message for message in caplog.messages if message.startswith("SLA:")]
-    assert said == (f"SLA: case {almost_late.id} breached its 4 h 00 min SLA in queue payments; escalated to finance-senior, "
-                    "priority urgent")
+    assert said == (f"SLA: case {almost_late.id} breached its 4 h 00 min SLA in queue payments; "
+                    "escalated to finance-senior, priority urgent")
     assert said.replace(f"case {almost_late.id} ", "case 5 ") in " ".join(readme.split())

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import yaml
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from app.actors import Actor
@@ -29,7 +29,7 @@ from app.audit.actions import AuditAction
 from app.cases import lifecycle
 from app.cases.models import Case, Queue, Recommendation, Status
 from app.cases.permissions import SEE_ALL, Role
-from app.db import canonical_json, utcnow
+from app.db import canonical_json, sqlite_write_lock, utcnow
 from app.escalation import rules as schema
 from app.escalation import sla
 from app.escalation.models import EscalationRule, RuleFiring
@@ -285,10 +285,8 @@ def _apply_builtin(session: Session, case: Case, rec: Row[Any] | None, now: date
 def _lock(session: Session, case_id: int) -> None:
     """Serialise evaluations of one case, so two never both see a rule as not yet fired (the
     unique key of rule_firings is the backstop: see `_fire`)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
-    else:  # SQLite: a write statement takes the database write lock, held until commit
-        session.execute(text("UPDATE cases SET id = id WHERE 0 = 1"))
+    sqlite_write_lock(session)
+    session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
 
 
 def _would_fire(session: Session, case: Case, active: list[ActiveRule], now: datetime) -> bool:
