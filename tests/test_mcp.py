@@ -351,3 +351,31 @@ def test_the_gateway_with_bad_credentials_runs_nothing_and_says_why(credentials,
     assert "Countersign refused the credentials" in text(result), text(result)
     assert calls_run(record) == []
     assert newest_call() == 0
+
+
+def test_the_gateway_over_http_keeps_an_undecided_call_and_a_retry_waits_on_the_same_case(credentials, reviewer,
+                                                                                         tmp_path):
+    record = tmp_path / "calls.jsonl"
+    shop_port, gateway_port = free_port(), free_port()
+    shop = [sys.executable, str(SHOP), "--record", str(record), "--transport", "http", "--port", str(shop_port)]
+    gateway = [sys.executable, "-m", GATEWAY, "--transport", "http", "--port", str(gateway_port), "--max-wait", "1",
+               "--guard", "issue_refund", "--domain", "finance", "--upstream-url", f"http://127.0.0.1:{shop_port}/mcp"]
+
+    async def call() -> Any:
+        async with over_http(f"http://127.0.0.1:{gateway_port}/mcp") as session:
+            return await session.call_tool("issue_refund", ORDER)
+
+    with listening(shop, {}, tmp_path / "shop.log", shop_port), \
+            listening(gateway, credentials, tmp_path / "gateway.log", gateway_port):
+        undecided = anyio.run(call)
+        assert undecided.is_error
+        case_id = newest_call()
+        assert f"still waiting for a reviewer (case {case_id})" in text(undecided), text(undecided)
+        assert calls_run(record) == []
+
+        reviewer.decide(case_id, "approve")
+        retried = anyio.run(call)
+
+    assert text(retried) == "refunded 180.00 EUR on ORD-58213"
+    assert calls_run(record) == [{"tool": "issue_refund", "arguments": ORDER}]
+    assert newest_call() == case_id  # the retry asked no new question
