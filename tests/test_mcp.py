@@ -225,13 +225,19 @@ def test_the_server_over_streamable_http_returns_the_edited_arguments(credential
 
 def test_an_undecided_call_is_pending_and_get_decision_tells_the_rejection_later(credentials, reviewer, tmp_path):
     log = tmp_path / "server.log"
+    progress: list[str | None] = []
+
+    async def note(done: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
 
     async def ask() -> dict[str, Any]:
-        async with over_stdio(SERVER, [], credentials, log) as session:
-            return structured(await session.call_tool("request_approval", refund_call(timeout_seconds=1)))
+        async with over_stdio(SERVER, ["--progress-every", "0.2"], credentials, log) as session:
+            return structured(await session.call_tool("request_approval", refund_call(timeout_seconds=1),
+                                                      progress_callback=note))
 
     pending = anyio.run(ask)
     assert pending["status"] == "pending"
+    assert progress and all(message.startswith("waiting for a Countersign reviewer") for message in progress)
     assert db.session.get(Case, pending["case_id"]).status == Status.RECEIVED  # still with Countersign
 
     reviewer.decide(pending["case_id"], "reject", reason_code="policy_breach", reason="No refund without a photo.")

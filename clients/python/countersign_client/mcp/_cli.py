@@ -9,7 +9,12 @@ import sys
 from typing import Any
 
 from countersign_client import AsyncCountersign
-from countersign_client.mcp.approvals import DEFAULT_EXPIRES_AFTER_SECONDS, DEFAULT_MAX_WAIT_SECONDS, Approvals
+from countersign_client.mcp.approvals import (
+    DEFAULT_EXPIRES_AFTER_SECONDS,
+    DEFAULT_MAX_WAIT_SECONDS,
+    DEFAULT_PROGRESS_EVERY_SECONDS,
+    Approvals,
+)
 
 CREDENTIALS = ("COUNTERSIGN_URL", "COUNTERSIGN_TOKEN", "COUNTERSIGN_SIGNING_SECRET")
 STREAMABLE_HTTP_PATH = "/mcp"
@@ -26,6 +31,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expires-after", type=float, default=DEFAULT_EXPIRES_AFTER_SECONDS, metavar="SECONDS",
                         help="a call undecided this long after it was asked expires "
                              f"(default: {DEFAULT_EXPIRES_AFTER_SECONDS:.0f})")
+    parser.add_argument("--progress-every", type=float, default=DEFAULT_PROGRESS_EVERY_SECONDS, metavar="SECONDS",
+                        help="while waiting, report progress this often (clients may reset their time limit on it; "
+                             f"default: {DEFAULT_PROGRESS_EVERY_SECONDS:.0f})")
     parser.add_argument("--agent-id", help="the agent's id shown to reviewers (default: the MCP client's name)")
     parser.add_argument("--agent-model", default="unknown", help="the agent's model shown to reviewers")
 
@@ -40,7 +48,8 @@ def client_from_environment() -> AsyncCountersign:
 
 
 def approvals(client: AsyncCountersign, arguments: argparse.Namespace) -> Approvals:
-    return Approvals(client, max_wait=arguments.max_wait, expires_after=arguments.expires_after)
+    return Approvals(client, max_wait=arguments.max_wait, expires_after=arguments.expires_after,
+                     progress_every=arguments.progress_every)
 
 
 def http_options(arguments: argparse.Namespace) -> dict[str, Any]:

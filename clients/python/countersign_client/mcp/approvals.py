@@ -32,7 +32,7 @@ DEFAULT_MAX_WAIT_SECONDS = 50.0
 #: A call left pending can still be decided, and read with get_decision, for this long.
 DEFAULT_EXPIRES_AFTER_SECONDS = 3600.0
 #: How often a waiting call reports progress (clients that reset their time limit on progress keep waiting).
-PROGRESS_EVERY_SECONDS = 10.0
+DEFAULT_PROGRESS_EVERY_SECONDS = 10.0
 APPROVED_POLL_SECONDS = 1.0
 
 Status = Literal["approved", "edited", "rejected", "responded", "expired", "pending", "withdrawn", "needs_info",
@@ -84,8 +84,7 @@ def unavailable(error: CountersignError) -> CountersignUnavailable:
     return CountersignUnavailable(f"Countersign could not take the call: {error}")
 
 
-async def reporting_progress(work: Callable[[], Awaitable[T]], report: Report,
-                             every: float = PROGRESS_EVERY_SECONDS) -> T:
+async def reporting_progress(work: Callable[[], Awaitable[T]], report: Report, every: float) -> T:
     """``work()``, reporting progress every ``every`` seconds until it ends; its exception is raised
     as it is, not inside an exception group."""
 
@@ -113,11 +112,13 @@ async def reporting_progress(work: Callable[[], Awaitable[T]], report: Report,
 @dataclass(frozen=True)
 class Approvals:
     """Asks Countersign about tool calls for one MCP server: waits at most ``max_wait`` seconds per
-    call, and keeps each call open for reviewers ``expires_after`` seconds."""
+    call, reporting progress every ``progress_every`` seconds meanwhile, and keeps each call open for
+    reviewers ``expires_after`` seconds."""
 
     client: AsyncCountersign
     max_wait: float = DEFAULT_MAX_WAIT_SECONDS
     expires_after: float = DEFAULT_EXPIRES_AFTER_SECONDS
+    progress_every: float = DEFAULT_PROGRESS_EVERY_SECONDS
 
     def bounded(self, wanted: float | None) -> float:
         return self.max_wait if wanted is None else max(0.0, min(wanted, self.max_wait))
@@ -131,7 +132,8 @@ class Approvals:
             call = call.model_copy(update={"expires_at": self.expires_at()})
         try:
             outcome = await reporting_progress(
-                lambda: self.client.request_tool_approval(call, domain=domain, timeout=self.bounded(wait)), report)
+                lambda: self.client.request_tool_approval(call, domain=domain, timeout=self.bounded(wait)), report,
+                self.progress_every)
         except (NotApproved, ApprovalTimeout) as refused:
             return result_of_refusal(refused)
         except CountersignError as error:
@@ -142,7 +144,7 @@ class Approvals:
         """The decision on an earlier call, waiting at most ``wait`` (bounded) seconds for it."""
         deadline = anyio.current_time() + self.bounded(wait)
         try:
-            return await reporting_progress(lambda: self._decided(case_id, deadline), report)
+            return await reporting_progress(lambda: self._decided(case_id, deadline), report, self.progress_every)
         except (NotApproved, ApprovalTimeout) as refused:
             return result_of_refusal(refused)
         except CountersignError as error:
