@@ -19,13 +19,12 @@ from countersign_client import (
     AsyncCountersign,
     Case,
     CountersignError,
-    Expired,
+    NotApproved,
     ProblemError,
     Rejected,
     Responded,
     ToolCall,
 )
-from countersign_client.errors import NotApproved
 
 #: Most MCP clients give up on a tool call after 60 s unless progress resets their clock: stay below.
 DEFAULT_MAX_WAIT_SECONDS = 50.0
@@ -68,13 +67,10 @@ def result_of(outcome: Approved | Responded) -> ApprovalResult:
 
 
 def result_of_refusal(error: NotApproved | ApprovalTimeout) -> ApprovalResult:
-    if isinstance(error, Rejected):
-        return ApprovalResult(status="rejected", case_id=error.case_id, feedback=error.feedback)
     if isinstance(error, ApprovalTimeout):
         return ApprovalResult(status="pending", case_id=error.case_id)
-    if isinstance(error, Expired):
-        return ApprovalResult(status="expired", case_id=error.case_id)
-    return ApprovalResult(status=error.status, case_id=error.case_id)  # type: ignore[arg-type]
+    feedback = error.feedback if isinstance(error, Rejected) else None
+    return ApprovalResult(status=error.status, case_id=error.case_id, feedback=feedback)  # type: ignore[arg-type]
 
 
 def unavailable(error: CountersignError) -> CountersignUnavailable:
@@ -130,21 +126,21 @@ class Approvals:
         """Submit ``call`` and wait for the reviewers' decision, at most ``wait`` (bounded) seconds."""
         if call.expires_at is None:
             call = call.model_copy(update={"expires_at": self.expires_at()})
-        try:
-            outcome = await reporting_progress(
-                lambda: self.client.request_tool_approval(call, domain=domain, timeout=self.bounded(wait)), report,
-                self.progress_every)
-        except (NotApproved, ApprovalTimeout) as refused:
-            return result_of_refusal(refused)
-        except CountersignError as error:
-            raise unavailable(error) from None
-        return result_of(outcome)
+        timeout = self.bounded(wait)
+
+        async def asked() -> ApprovalResult:
+            return result_of(await self.client.request_tool_approval(call, domain=domain, timeout=timeout))
+
+        return await self._answer(asked, report)
 
     async def decision(self, case_id: int, *, wait: float | None, report: Report) -> ApprovalResult:
         """The decision on an earlier call, waiting at most ``wait`` (bounded) seconds for it."""
         deadline = anyio.current_time() + self.bounded(wait)
+        return await self._answer(lambda: self._decided(case_id, deadline), report)
+
+    async def _answer(self, work: Callable[[], Awaitable[ApprovalResult]], report: Report) -> ApprovalResult:
         try:
-            return await reporting_progress(lambda: self._decided(case_id, deadline), report, self.progress_every)
+            return await reporting_progress(work, report, self.progress_every)
         except (NotApproved, ApprovalTimeout) as refused:
             return result_of_refusal(refused)
         except CountersignError as error:
