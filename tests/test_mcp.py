@@ -37,7 +37,7 @@ from workers.demo import free_port
 pytest_plugins = ["tests.review_fixtures"]
 
 T = TypeVar("T")
-CLIENT_SOURCE = ROOT / "clients" / "python"
+BIN = Path(sys.executable).parent  # the commands, as `pip install countersign-client[mcp]` installs them
 SHOP = ROOT / "examples" / "mcp_shop_server.py"
 STEP_TIMEOUT = 60  # seconds: any one wait of these tests (a decision, a tool call, a process start)
 REFUND = EXAMPLES["agent_action"]["tool"]
@@ -108,13 +108,13 @@ def in_background(scenario: Callable[[], Awaitable[T]]) -> Future[T]:
 def credentials(live_server, upstream) -> dict[str, str]:
     """The environment of an MCP server run for the API client."""
     return {"COUNTERSIGN_URL": live_server, "COUNTERSIGN_TOKEN": upstream.token,
-            "COUNTERSIGN_SIGNING_SECRET": upstream.secret, "PYTHONPATH": str(CLIENT_SOURCE)}
+            "COUNTERSIGN_SIGNING_SECRET": upstream.secret}
 
 
 @asynccontextmanager
-async def over_stdio(module: str, args: list[str], env: dict[str, str], log: Path) -> AsyncIterator[ClientSession]:
-    """A session with ``python -m module args`` started as the agent's MCP client starts it."""
-    parameters = StdioServerParameters(command=sys.executable, args=["-m", module, *args], env=env, cwd=ROOT)
+async def over_stdio(command: str, args: list[str], env: dict[str, str], log: Path) -> AsyncIterator[ClientSession]:
+    """A session with ``command args`` started as the agent's MCP client starts it."""
+    parameters = StdioServerParameters(command=command, args=args, env=env, cwd=ROOT)
     with log.open("a") as errors:
         async with stdio_client(parameters, errlog=errors) as (read, write), \
                 ClientSession(read, write, read_timeout_seconds=STEP_TIMEOUT) as session:
@@ -165,7 +165,7 @@ def text(result: Any) -> str:
 # --- the MCP server -----------------------------------------------------------------------------------
 
 
-SERVER = "countersign_client.mcp.server"
+SERVER = str(BIN / "countersign-mcp")
 
 
 def refund_call(**overrides: Any) -> dict[str, Any]:
@@ -211,7 +211,7 @@ def test_the_server_over_streamable_http_returns_the_edited_arguments(credential
             again = structured(await session.call_tool("get_decision", {"case_id": asked["case_id"]}))
             return asked, again
 
-    with listening([sys.executable, "-m", SERVER, "--transport", "http", "--port", str(port)], credentials,
+    with listening([SERVER, "--transport", "http", "--port", str(port)], credentials,
                    tmp_path / "server.log", port):
         running = in_background(agent)
         case_id = the_call_after(known, running)
@@ -268,7 +268,7 @@ def test_the_server_with_bad_credentials_answers_a_clear_tool_error(credentials,
 # --- the gateway ---------------------------------------------------------------------------------------
 
 
-GATEWAY = "countersign_client.mcp.gateway"
+GATEWAY = str(BIN / "countersign-mcp-gateway")
 
 
 def calls_run(record: Path) -> list[dict[str, Any]]:
@@ -364,7 +364,7 @@ def test_the_gateway_over_http_keeps_an_undecided_call_and_a_retry_waits_on_the_
     record = tmp_path / "calls.jsonl"
     shop_port, gateway_port = free_port(), free_port()
     shop = [sys.executable, str(SHOP), "--record", str(record), "--transport", "http", "--port", str(shop_port)]
-    gateway = [sys.executable, "-m", GATEWAY, "--transport", "http", "--port", str(gateway_port), "--max-wait", "1",
+    gateway = [GATEWAY, "--transport", "http", "--port", str(gateway_port), "--max-wait", "1",
                "--guard", "issue_refund", "--domain", "finance", "--upstream-url", f"http://127.0.0.1:{shop_port}/mcp"]
 
     async def call() -> Any:
