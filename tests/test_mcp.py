@@ -385,3 +385,28 @@ def test_the_gateway_over_http_keeps_an_undecided_call_and_a_retry_waits_on_the_
     assert text(retried) == "refunded 180.00 EUR on ORD-58213"
     assert calls_run(record) == [{"tool": "issue_refund", "arguments": ORDER}]
     assert newest_call() == case_id  # the retry asked no new question
+
+
+def test_a_call_countersign_refuses_is_a_tool_error_naming_the_field(credentials, tmp_path):
+    async def agent() -> Any:
+        async with over_stdio(SERVER, [], credentials, tmp_path / "server.log") as session:
+            return await session.call_tool("request_approval", refund_call(
+                arguments={**REFUND["arguments"], "amount": "lots"}))
+
+    result = anyio.run(agent)
+    assert result.is_error
+    assert "arguments.amount: 'lots' is not of type 'number'" in text(result), text(result)
+    assert newest_call() == 0
+
+
+@pytest.mark.parametrize(("argv", "env", "says"), [
+    ([SERVER], {}, "set COUNTERSIGN_URL, COUNTERSIGN_TOKEN, COUNTERSIGN_SIGNING_SECRET"),
+    ([GATEWAY, "--guard", "issue_refund", "--", "true"], {"COUNTERSIGN_URL": "http://127.0.0.1:9"},
+     "tool issue_refund has no domain"),
+    ([GATEWAY, "--guard", "issue_refund", "--domain", "finance"], {}, "give the upstream"),
+])
+def test_the_commands_refuse_to_start_without_what_they_need(argv, env, says):
+    finished = subprocess.run(argv, env={"PATH": "/usr/bin:/bin", **env}, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=STEP_TIMEOUT)
+    assert finished.returncode != 0
+    assert says in finished.stderr, finished.stderr
