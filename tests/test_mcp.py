@@ -338,12 +338,18 @@ def test_the_gateway_answers_a_rejection_as_a_tool_error_and_runs_nothing(creden
 
 def test_the_gateway_passes_unguarded_tools_through_without_asking(credentials, tmp_path):
     record = tmp_path / "calls.jsonl"
-    gateway = gateway_arguments(record, "--guard", "issue_refund", "--domain", "finance")
-    _, result = anyio.run(call_through, gateway, credentials, tmp_path / "gateway.log", "lookup_order",
-                          {"order_id": "ORD-1"})
+    gateway = gateway_arguments(record, "--guard", "issue_refund", "--guard", "wire_money", "--domain", "finance")
 
-    assert text(result) == "ORD-1: total 180.00 EUR, delivered"
+    async def agent() -> tuple[Any, Any]:
+        async with over_stdio(GATEWAY, gateway, credentials, tmp_path / "gateway.log") as session:
+            return (await session.call_tool("lookup_order", {"order_id": "ORD-1"}),
+                    await session.call_tool("wire_money", {"amount": 5}))
+
+    unguarded, unlisted = anyio.run(agent)
+    assert text(unguarded) == "ORD-1: total 180.00 EUR, delivered"
     assert calls_run(record) == [{"tool": "lookup_order", "arguments": {"order_id": "ORD-1"}}]
+    assert unlisted.is_error  # a guarded name the upstream does not list is never forwarded unapproved
+    assert "wire_money is not a tool the upstream server lists" in text(unlisted)
     assert newest_call() == 0
 
 

@@ -142,9 +142,11 @@ class Gateway:
                         ) -> types.CallToolResult:
         arguments = params.arguments or {}
         guard = self.guards.get(params.name)
-        tool = await self._tool(params.name) if guard else None
-        if guard is None or tool is None:  # unguarded, or unknown upstream: the upstream answers
+        if guard is None:
             return await self.upstream.call_tool(params.name, arguments)
+        tool = await self._tool(params.name)
+        if tool is None:  # not listed, so no schema to review it by: never forwarded unapproved
+            return failure(f"Countersign: {params.name} is not a tool the upstream server lists; it was not run.")
         try:
             decided = await self._approval(ctx, guard, tool, arguments)
         except CountersignUnavailable as error:
