@@ -50,7 +50,7 @@ test: $(DEV)
 
 lint: $(DEV)
 	$(PY) -m ruff check app workers tests benchmarks devtools tools examples clients/python config.py wsgi.py gunicorn.conf.py
-	$(PY) -m bandit -q -c pyproject.toml -r app workers tools config.py wsgi.py
+	$(PY) -m bandit -q -c pyproject.toml -r app workers tools clients/python/countersign_client config.py wsgi.py
 
 ## Regenerate the generated parts of docs/ (the case-type reference, the lifecycle table).
 docs: $(RUNTIME)
