@@ -13,8 +13,11 @@ import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import distribution
+from pathlib import Path
 from typing import Any, Literal
 
+import countersign_client
 import httpx
 import pytest
 from countersign_client import (
@@ -40,7 +43,7 @@ from app.cases.models import Case, Queue, Status
 from app.execution.jobs import expire_due_calls
 from app.extensions import db
 from benchmarks.waiting import until_subscribed
-from tests.conftest import case_body
+from tests.conftest import ROOT, case_body
 from tests.review_helpers import claim, decide
 
 pytest_plugins = ["tests.review_fixtures"]
@@ -528,3 +531,11 @@ def test_verify_callback_accepts_the_servers_signed_callback_and_refuses_a_forge
     finally:
         catcher.shutdown()
         catcher.server_close()
+
+
+def test_the_client_is_installed_from_clients_python_with_its_own_version():
+    installed = distribution("countersign-client")
+    assert installed.version == "0.1.0"  # the client's own version, not the server's
+    assert {requirement.split(">")[0].split("<")[0] for requirement in installed.requires or []
+            if "extra ==" not in requirement} == {"httpx", "pydantic", "standardwebhooks"}
+    assert Path(countersign_client.__file__).is_relative_to(ROOT / "clients" / "python")

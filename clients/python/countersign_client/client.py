@@ -5,6 +5,7 @@ what is safe to retry, and wait on `GET /api/v1/cases/<id>?wait=`."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import warnings
@@ -22,8 +23,9 @@ from countersign_client._core import (
     outcome_of,
 )
 from countersign_client.errors import ApprovalTimeout, CountersignError, QueueMismatchWarning
-from countersign_client.models import Case, Submission, ToolCall
+from countersign_client.models import Approved, Case, Responded, Submission, ToolCall
 
+log = logging.getLogger("countersign_client")
 ENV_URL, ENV_TOKEN, ENV_SECRET = "COUNTERSIGN_URL", "COUNTERSIGN_TOKEN", "COUNTERSIGN_SIGNING_SECRET"
 
 
@@ -69,6 +71,20 @@ class _Client:
                    callback_url: str | None) -> dict[str, Any]:
         return self._core.tool_case(call, domain=domain, timeout=timeout, external_id=external_id,
                                     callback_url=callback_url)
+
+    def _asked(self, call: ToolCall, submitted: Submission, timeout: float) -> None:
+        log.info("asked for approval of %s: case %d at %s/cases/%d, waiting up to %g s",
+                 call.name, submitted.case_id, self.url, submitted.case_id, timeout)
+
+    def _decided(self, case: Case, call: ToolCall) -> Outcome | None:
+        """The outcome (logged), None while there is none; raises for the refusing ones."""
+        outcome = self.outcome(case, call.arguments)
+        if isinstance(outcome, Approved):
+            log.info("case %d approved%s: %s(%s)", outcome.case_id, " with edited arguments" if outcome.edited else "",
+                     call.name, ", ".join(f"{name}={value!r}" for name, value in outcome.arguments.items()))
+        elif isinstance(outcome, Responded):
+            log.info("case %d answered instead of run: %s", outcome.case_id, outcome.answer)
+        return outcome
 
     @staticmethod
     def _check_queue(case: Case, queue: str | None) -> None:
@@ -120,10 +136,11 @@ class Countersign(_Client):
         the queue the tool's policy should route it to; another one warns (`QueueMismatchWarning`)."""
         deadline = Deadline(timeout)
         submitted = self.submit_case(self._tool_case(call, domain, timeout, external_id, callback_url))
+        self._asked(call, submitted, timeout)
         if queue is not None:
             self._check_queue(self.get_case(submitted.case_id), queue)
         while True:
-            outcome = self.outcome(self._wait(submitted.case_id, deadline), call.arguments)
+            outcome = self._decided(self._wait(submitted.case_id, deadline), call)
             if outcome is not None:
                 return outcome
             if deadline.passed:
@@ -196,10 +213,11 @@ class AsyncCountersign(_Client):
         """As `Countersign.request_tool_approval`."""
         deadline = Deadline(timeout)
         submitted = await self.submit_case(self._tool_case(call, domain, timeout, external_id, callback_url))
+        self._asked(call, submitted, timeout)
         if queue is not None:
             self._check_queue(await self.get_case(submitted.case_id), queue)
         while True:
-            outcome = self.outcome(await self._wait(submitted.case_id, deadline), call.arguments)
+            outcome = self._decided(await self._wait(submitted.case_id, deadline), call)
             if outcome is not None:
                 return outcome
             if deadline.passed:
