@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app import jsonbody, webhooks
@@ -232,7 +232,7 @@ def submit_case(
     case = _new_case(session, client, envelope, data, queue)
     agent_tools.apply_policy(tool, case)
     body = _answer(session, client, webhook_id, body_hash, case, case.status, case_url.format(id=case.id))
-    chain.record(
+    chain.append(
         session,
         AuditAction.CASE_RECEIVED,
         Actor.client(client),
@@ -276,8 +276,8 @@ def _answer(session: Session, client: ApiClient, webhook_id: str, body_hash: str
             url: str) -> dict[str, Any]:
     """The answer to a signed case action, stored with its webhook receipt for replays."""
     body = CaseAccepted(id=case.id, status=status, url=url).model_dump(mode="json")
-    session.add(WebhookReceipt(client_id=client.id, webhook_id=webhook_id, body_hash=body_hash, case_id=case.id,
-                               response_status=202, response_body=body))
+    session.execute(insert(WebhookReceipt).values(client_id=client.id, webhook_id=webhook_id, body_hash=body_hash,
+                                                  case_id=case.id, response_status=202, response_body=body))
     return body
 
 
