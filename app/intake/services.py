@@ -20,7 +20,7 @@ from app.agents import tools as agent_tools
 from app.ai.jobs import analysis
 from app.audit import chain
 from app.audit.actions import AuditAction
-from app.cases import lifecycle, queues
+from app.cases import lifecycle
 from app.cases.models import Case, Priority, Queue, Status
 from app.cases.types import DOMAINS, UnknownCaseType, get_case_type
 from app.db import sha256_hex, utcnow
@@ -33,8 +33,9 @@ from app.errors import (
     field_errors,
     validation_error,
 )
-from app.escalation.services import active_rules, apply_rules
+from app.escalation.services import apply_rules
 from app.escalation.sla import resume_sla, start_clock
+from app.intake import config_cache
 from app.intake.models import ApiClient, WebhookReceipt
 from app.intake.schemas import CaseAccepted, CaseEnvelope, InfoAnswer, Withdrawal
 from app.jobs import after_commit
@@ -181,7 +182,7 @@ def authenticate(session: Session, authorization: str | None) -> ApiClient:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send 'Authorization: Bearer <token>' with the API token of your client",
                               title="Missing bearer token")
-    client = session.scalar(select(ApiClient).where(ApiClient.token_hash == hash_token(token.strip())))
+    client = config_cache.client(session, hash_token(token.strip()))
     if client is None or not client.active:
         raise Unauthenticated("the API token is unknown or revoked", title="Invalid bearer token")
     return client
@@ -226,9 +227,9 @@ def submit_case(
     if look_first:
         _refuse_duplicate(session, client, envelope.external_id)
     tool = agent_tools.tool_of_call(session, envelope.case_type, data)
-    queue = agent_tools.receiving_queue(tool, envelope.domain) or queues.receiving(session, envelope.domain,
-                                                                                   envelope.case_type)
-    rules = active_rules(session)
+    queue = agent_tools.receiving_queue(tool, envelope.domain) or config_cache.receiving(session, envelope.domain,
+                                                                                         envelope.case_type)
+    rules = config_cache.rules(session)
     case = _new_case(session, client, envelope, data, queue)
     agent_tools.apply_policy(tool, case)
     body = _answer(session, client, webhook_id, body_hash, case, case.status, case_url.format(id=case.id))
