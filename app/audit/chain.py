@@ -32,6 +32,7 @@ from app.db import canonical_json, utcnow
 # Any constant works: it names the advisory lock that only sealers take (PostgreSQL).
 _SEALER_LOCK_KEY = 0x636F756E746572  # "counter"
 SEAL_BATCH = 5000
+_INSERT_EVENT = insert(AuditEvent.__table__)  # built once: the hot path only binds parameters
 # What an entry is made of; ``data_text`` is the stored JSON text, not a value parsed from it.
 ENTRY_COLUMNS = (AuditEvent.id, AuditEvent.seq, AuditEvent.time, AuditEvent.actor, AuditEvent.action,
                  AuditEvent.case_id, cast(AuditEvent.data, Text).label("data_text"), AuditEvent.hash)
@@ -52,7 +53,7 @@ def append(
     session: Session, action: AuditAction, actor: Actor | str, *, case_id: int | None = None, data: Any = None
 ) -> None:
     """`record` as one INSERT, with no object to track: for hot paths that need nothing back."""
-    session.execute(insert(AuditEvent).values(**_columns(action, actor, case_id, data)))
+    session.execute(_INSERT_EVENT, _columns(action, actor, case_id, data))
 
 
 def _columns(action: AuditAction, actor: Actor | str, case_id: int | None, data: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from app.intake.models import ApiClient, IntakeConfigStamp
 T = TypeVar("T")
 _STAMP = "countersign.intake.config_stamp"  # session.info key: the stamp read in this transaction
 _NO_STAMP = object()
+_READ_STAMP = select(IntakeConfigStamp.stamp).where(IntakeConfigStamp.id == 1)
 
 
 class _Copies:
@@ -70,7 +71,7 @@ def stamp(session: Session) -> int | None:
     """The stamp as this transaction read it (read now if not yet)."""
     found = session.info.get(_STAMP, _NO_STAMP)
     if found is _NO_STAMP:
-        found = session.scalar(select(IntakeConfigStamp.stamp).where(IntakeConfigStamp.id == 1))
+        found = session.scalar(_READ_STAMP)
         session.info[_STAMP] = found
     return found  # type: ignore[return-value]
 
