@@ -62,6 +62,14 @@ def test_a_second_intake_reads_no_client_queue_or_rule(upstream, statements):
     assert any("intake_config_stamp" in s for s in statements)
 
 
+def test_an_unknown_token_is_looked_up_each_time(upstream, statements):
+    upstream.token = "cs_not-a-token"
+    for _ in range(2):
+        statements.clear()
+        assert_problem(upstream.post_case(case_body()), 401, "unauthenticated")
+        assert any("from api_clients" in s for s in statements)
+
+
 @pytest.mark.parametrize("change", ["insert", "update", "delete"])
 def test_every_change_to_a_cached_table_gives_a_new_stamp(app, queues, change):
     before = stamp()

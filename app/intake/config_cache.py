@@ -52,7 +52,9 @@ class _Copies:
                 return self._found[key]
         value = read()  # outside the lock: a database round trip
         with self._lock:
-            if stamp == self._stamp:  # else another thread saw a newer stamp meanwhile
+            # Nothing found is not kept: unknown tokens must not fill the memory. A newer stamp seen
+            # by another thread meanwhile: not kept either.
+            if value is not None and stamp == self._stamp:
                 self._found[key] = value
         return value
 
