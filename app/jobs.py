@@ -30,7 +30,7 @@ from redis import Redis
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 from rq import Queue, get_current_job
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import event
@@ -120,9 +120,12 @@ def enqueue(work: Work, *, at: datetime | None = None, overdue: bool = False) ->
     the one holding its lock died), or ``overdue`` by the caller's own clock, goes to its queue now.
     False (logged) when Redis cannot be reached: the sweeps find the work again."""
     connection = redis_connection()
+    options = {"job_id": work.job_id, "result_ttl": 3600, "failure_ttl": 7 * 86400, **work.options}
     try:
-        status = connection.hget(Job.key_for(work.job_id), "status")  # no job, or a half-expired one: None
         queue = Queue(work.queue, connection=connection)
+        if at is None and _enqueued_if_new(queue, work, options):
+            return True
+        status = connection.hget(Job.key_for(work.job_id), "status")  # no job, or a half-expired one: None
         scheduled = ScheduledJobRegistry(queue=queue)
         if (at is None and status is not None and status.decode() == JobStatus.SCHEDULED
                 and (overdue or _past_its_time(scheduled, work.job_id))):
@@ -133,7 +136,6 @@ def enqueue(work: Work, *, at: datetime | None = None, overdue: bool = False) ->
         if status is not None and status.decode() in PENDING and not (
                 status.decode() == JobStatus.STARTED and _abandoned(connection, work.job_id)):
             return True
-        options = {"job_id": work.job_id, "result_ttl": 3600, "failure_ttl": 7 * 86400, **work.options}
         if at is None:
             queue.enqueue(work.func, *work.args, **options)
         else:
@@ -142,6 +144,18 @@ def enqueue(work: Work, *, at: datetime | None = None, overdue: bool = False) ->
     except RedisError as exc:
         log.warning("could not enqueue %s (%s); the sweep will retry", work.job_id, exc.__class__.__name__)
         return False
+
+
+def _enqueued_if_new(queue: Queue, work: Work, options: dict[str, Any]) -> bool:
+    """Enqueue ``work`` if Redis holds no job of its id, checked and saved in one atomic step (one
+    round trip, where asking for the status first takes another): fresh work, such as a new case's
+    analysis, is the usual case. False when a job of that id exists, in whatever state: the caller
+    then decides by its status."""
+    try:
+        queue.enqueue(work.func, *work.args, unique=True, **options)
+    except DuplicateJobError:
+        return False
+    return True
 
 
 def _abandoned(connection: Redis, job_id: str) -> bool:

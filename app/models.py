@@ -17,7 +17,7 @@ from app.cases.models import (
 from app.controls.models import Pause
 from app.escalation.models import EscalationRule, RuleFiring
 from app.execution.models import UpstreamNotice
-from app.intake.models import ApiClient, WebhookReceipt
+from app.intake.models import ApiClient, IntakeConfigStamp, WebhookReceipt
 from app.notifications.models import InAppNotification
 from app.oversight.models import Calibration, QaReview
 from app.review.models import CaseOpening, ReasonCode
@@ -37,6 +37,7 @@ __all__ = [
     "Execution",
     "ExecutionAttempt",
     "InAppNotification",
+    "IntakeConfigStamp",
     "Pause",
     "Priority",
     "QaReview",

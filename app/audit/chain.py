@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
-from sqlalchemy import DateTime, Text, cast, func, select, text, type_coerce, update
+from sqlalchemy import DateTime, Text, cast, func, insert, select, text, type_coerce, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ from app.db import canonical_json, utcnow
 # Any constant works: it names the advisory lock that only sealers take (PostgreSQL).
 _SEALER_LOCK_KEY = 0x636F756E746572  # "counter"
 SEAL_BATCH = 5000
+_INSERT_EVENT = insert(AuditEvent.__table__)  # built once: the hot path only binds parameters
 # What an entry is made of; ``data_text`` is the stored JSON text, not a value parsed from it.
 ENTRY_COLUMNS = (AuditEvent.id, AuditEvent.seq, AuditEvent.time, AuditEvent.actor, AuditEvent.action,
                  AuditEvent.case_id, cast(AuditEvent.data, Text).label("data_text"), AuditEvent.hash)
@@ -42,14 +43,25 @@ def record(
 ) -> AuditEvent:
     """Append one event in the caller's transaction (flushed, not committed). ``action`` is an
     AuditAction: any other value (a string, even one equal to a known action) raises ValueError."""
+    event = AuditEvent(**_columns(action, actor, case_id, data))
+    session.add(event)
+    session.flush()
+    return event
+
+
+def append(
+    session: Session, action: AuditAction, actor: Actor | str, *, case_id: int | None = None, data: Any = None
+) -> None:
+    """`record` as one INSERT, with no object to track: for hot paths that need nothing back."""
+    session.execute(_INSERT_EVENT, _columns(action, actor, case_id, data))
+
+
+def _columns(action: AuditAction, actor: Actor | str, case_id: int | None, data: Any) -> dict[str, Any]:
     if not isinstance(action, AuditAction):
         raise ValueError(f"audit action {action!r} is not an AuditAction (app.audit.actions): "
                          "every action the trail records is listed there")
     payload = json.loads(canonical_json(data if data is not None else {}))  # hashed later exactly as stored
-    event = AuditEvent(time=utcnow(), actor=str(actor), action=action.value, case_id=case_id, data=payload)
-    session.add(event)
-    session.flush()
-    return event
+    return {"time": utcnow(), "actor": str(actor), "action": action.value, "case_id": case_id, "data": payload}
 
 
 def entry(seq: int, time: datetime, actor: str, action: str, case_id: int | None, data_text: str) -> bytes:

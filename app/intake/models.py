@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -49,3 +49,14 @@ class WebhookReceipt(Base):
     response_status: Mapped[int]
     response_body: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IntakeConfigStamp(Base):
+    """One row: a random stamp that database triggers replace whenever a row of api_clients,
+    queues or escalation_rules is inserted, updated or deleted (migration 0018), in the changing
+    transaction. Intake reads it instead of those tables while it is unchanged (app.intake.config_cache)."""
+
+    __tablename__ = "intake_config_stamp"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stamp: Mapped[int] = mapped_column(BigInteger)
