@@ -2,7 +2,7 @@
 token, the queue a domain's case type goes to, the enabled escalation rules.
 
 Every change to api_clients, queues or escalation_rules gives ``intake_config_stamp`` a new random
-stamp (database triggers, migration 0018), in the changing transaction. An intake reads that one
+stamp (database triggers, migration 0019), in the changing transaction. An intake reads that one
 row first, once per transaction; while the stamp is the one this process's copies were read at,
 they are used, else they are dropped and read again. So a change, a client's revocation included,
 takes effect for every process with the first request that begins after it is committed, as when

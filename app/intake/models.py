@@ -53,7 +53,7 @@ class WebhookReceipt(Base):
 
 class IntakeConfigStamp(Base):
     """One row: a random stamp that database triggers replace whenever a row of api_clients,
-    queues or escalation_rules is inserted, updated or deleted (migration 0018), in the changing
+    queues or escalation_rules is inserted, updated or deleted (migration 0019), in the changing
     transaction. Intake reads it instead of those tables while it is unchanged (app.intake.config_cache)."""
 
     __tablename__ = "intake_config_stamp"

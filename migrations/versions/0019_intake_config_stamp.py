@@ -5,16 +5,16 @@ is unchanged (app.intake.config_cache). Triggers give the stamp a new random val
 transaction of every INSERT, UPDATE or DELETE (and, on PostgreSQL, TRUNCATE) of those tables:
 random, so a stamp a rolled-back change wrote never comes back for other contents.
 
-Revision ID: 0018_intake_config_stamp
-Revises: 0017_review_auto_next
+Revision ID: 0019_intake_config_stamp
+Revises: 0018_undone_approvals
 Create Date: 2026-11-29 12:45:00
 
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0018_intake_config_stamp'
-down_revision = '0017_review_auto_next'
+revision = '0019_intake_config_stamp'
+down_revision = '0018_undone_approvals'
 branch_labels = None
 depends_on = None
 
