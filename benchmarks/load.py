@@ -59,21 +59,19 @@ from app.execution.receiver import Receiver
 from app.extensions import db
 from app.jobs import QUEUE_NAMES
 from app.review.inbox import STATUS_GROUPS
-from benchmarks.inbox import database_for, over_backends, percentile
-from benchmarks.intake import (
-    BENCH_ACTOR,
+from benchmarks.common import (
     HOST,
-    REQUEST_TIMEOUT,
     STARTUP_SECONDS,
-    Fixture,
+    backends_of,
+    database_for,
     free_port,
     healthy,
-    prepare,
-    render,
+    over_backends,
+    percentile,
     running,
-    signed_requests,
     wait_for,
 )
+from benchmarks.intake import BENCH_ACTOR, REQUEST_TIMEOUT, Fixture, prepare, render, signed_requests
 from workers.demo import service_commands
 
 DEFAULT_RATES = {"postgresql": 50.0, "sqlite": 10.0}  # intakes per second
@@ -605,7 +603,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
                         "in LOGS/<backend>/ (default: not kept)")
     args = parser.parse_args(argv)
     return Options(args.duration, args.rate, args.reviewers, args.workers,
-                   tuple(b.strip() for b in args.backends.split(",") if b.strip()), args.logs)
+                   backends_of(args.backends), args.logs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
