@@ -236,6 +236,18 @@ def server_cpu_seconds(port: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def until_settled(port: int, seconds: float = 20) -> None:
+    """Until the server serving ``port`` is idle (under 0.02 s of CPU in half a second): the agents'
+    requests are all blocked waiting, none is still on its way there."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        before = server_cpu_seconds(port)
+        time.sleep(0.5)
+        if server_cpu_seconds(port) - before < 0.02:
+            return
+    raise AssertionError("the server did not settle")
+
+
 # --- the benchmark -----------------------------------------------------------------------------------------
 
 
@@ -309,6 +321,7 @@ class Bench:
     def with_waiters(self, waited: list[int], decided: list[int]) -> Reviewing:
         waiters = Waiters(self.port, self.client_token, waited, self.options.wait_seconds).start()
         until_subscribed(self.redis_url, waited)
+        until_settled(self.port)  # each waiter reads the case once more after subscribing
         if self.found.idle_cpu is None:
             before_idle = server_cpu_seconds(self.port)
             time.sleep(IDLE_SECONDS)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy import case as sql_case
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.cases.models import Case, Decision, Status
 from app.cases.permissions import Role
@@ -110,7 +110,9 @@ def _threshold_reached(case: Case, parameters: dict[str, Any], by_case_type: boo
 
 
 def decisions_of(session: Session, case: Case) -> list[Decision]:
-    return list(session.scalars(select(Decision).where(Decision.case_id == case.id).order_by(Decision.id)))
+    """The case's decisions in order, with their reviewers (whom every presentation names)."""
+    return list(session.scalars(select(Decision).where(Decision.case_id == case.id)
+                                .options(joinedload(Decision.reviewer)).order_by(Decision.id)))
 
 
 def pending_approval(session: Session, case: Case) -> Decision | None:
