@@ -24,6 +24,7 @@ from config import BASE_DIR, Config, normalize_database_url
 
 HOST = "127.0.0.1"
 STARTUP_SECONDS = 30
+DROP_TIMEOUT_SECONDS = 30
 PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -66,9 +67,19 @@ def postgres_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
     try:
         yield sa.make_url(normalize_database_url(admin_url)).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        _drop(admin, name)
         admin.dispose()
+
+
+def _drop(admin: sa.Engine, name: str) -> None:
+    """Drop the database, or say it is left: on a shared server, a dropping may wait for ever on a
+    backend that does not answer signals (one stuck writing to a client that stopped reading)."""
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"SET statement_timeout = '{DROP_TIMEOUT_SECONDS}s'")
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    except sa.exc.OperationalError as exc:
+        print(f"database {name} left behind, drop it later: {exc.orig}")
 
 
 def database_for(backend: str) -> contextlib.AbstractContextManager[str]:
