@@ -46,17 +46,7 @@ from app.cases.types import named
 from app.db import utcnow
 from app.extensions import db
 from app.intake.services import create_client
-from benchmarks.common import (
-    HOST,
-    backends_of,
-    bench_config,
-    database_for,
-    free_port,
-    healthy,
-    over_backends,
-    percentile,
-    running,
-)
+from benchmarks import common
 from config import BASE_DIR
 
 GUNICORN = ["--workers", "2", "--threads", "100", "--timeout", "90", "--no-control-socket"]
@@ -98,7 +88,7 @@ class Measurement:
 def call(port: int, method: str, path: str, token: str, body: dict[str, Any] | None = None,
          timeout: float = 90) -> tuple[int, Any]:
     """One request on its own connection: (status, parsed JSON)."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    conn = http.client.HTTPConnection(common.HOST, port, timeout=timeout)
     try:
         raw = json.dumps(body).encode() if body is not None else None
         headers = {"Authorization": f"Bearer {token}", "Connection": "close",
@@ -113,9 +103,9 @@ def call(port: int, method: str, path: str, token: str, body: dict[str, Any] | N
 @contextlib.contextmanager
 def gunicorn(env: dict[str, str], log: Path) -> Iterator[int]:
     """``gunicorn wsgi:app`` set up for waiting agents, on a free port, until it answers /healthz."""
-    port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"{HOST}:{port}", *GUNICORN]
-    with running(command, env, log, "gunicorn wsgi:app", lambda: healthy(port), startup_seconds=60):
+    port = common.free_port()
+    command = [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"{common.HOST}:{port}", *GUNICORN]
+    with common.running(command, env, log, "gunicorn wsgi:app", lambda: common.healthy(port), startup_seconds=60):
         yield port
 
 
@@ -131,7 +121,7 @@ class Reviewing:
 
     @property
     def p95(self) -> float:
-        return percentile(self.latencies, 95)
+        return common.percentile(self.latencies, 95)
 
 
 def _review(port: int, token: str, case_ids: list[int], into: Reviewing) -> None:
@@ -227,7 +217,7 @@ def until_subscribed(redis_url: str, case_ids: list[int], seconds: float = 30) -
 
 def server_cpu_seconds(port: int) -> float:
     """CPU time used so far by the gunicorn processes serving ``port`` (Linux: /proc)."""
-    found = subprocess.run(["pgrep", "-f", f"{HOST}:{port}"], capture_output=True, text=True, check=False)
+    found = subprocess.run(["pgrep", "-f", f"{common.HOST}:{port}"], capture_output=True, text=True, check=False)
     ticks = 0
     for pid in found.stdout.split():
         with contextlib.suppress(OSError):
@@ -254,7 +244,7 @@ def until_settled(port: int, seconds: float = 20) -> None:
 def _prepare(url: str, calls: int) -> tuple[list[str], str, list[int]]:
     """Migrated database: a finance queue, 10 reviewers' tokens, an API client's token, ``calls`` calls
     waiting in the queue with a recommendation."""
-    app = create_app(bench_config(url))
+    app = create_app(common.bench_config(url))
     with app.app_context():
         upgrade(directory=str(BASE_DIR / "migrations"))
         queue = Queue(name="finance", domain="finance", is_default=True, sla_minutes=60)
@@ -349,7 +339,7 @@ class Bench:
 def measure_backend(backend: str, options: Options) -> list[Measurement]:
     per_phase = REVIEWERS * options.cases_per_reviewer
     per_round = per_phase + WAITERS
-    with database_for(backend) as url, contextlib.ExitStack() as stack:
+    with common.database_for(backend) as url, contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="countersign-wait-")))
         tokens, client_token, ids = _prepare(url, REVIEWERS + options.rounds * per_round)
         key = folder / "audit-key.pem"
@@ -375,7 +365,7 @@ def measure_backend(backend: str, options: Options) -> list[Measurement]:
 
 
 def run(options: Options) -> list[Measurement]:
-    return over_backends(options.backends, lambda backend: measure_backend(backend, options))
+    return common.over_backends(options.backends, lambda backend: measure_backend(backend, options))
 
 
 def met(r: Measurement) -> bool:
@@ -406,7 +396,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
                         help="rounds of both phases, interleaved (default: %(default)s)")
     parser.add_argument("--backends", default="sqlite,postgresql", help="sqlite and/or postgresql")
     args = parser.parse_args(argv)
-    return Options(args.cases_per_reviewer, args.rounds, backends=backends_of(args.backends))
+    return Options(args.cases_per_reviewer, args.rounds, backends=common.backends_of(args.backends))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
