@@ -10,8 +10,9 @@ on both sides alike.
 
     python -m benchmarks.waiting [--cases-per-reviewer 10] [--rounds 4] [--backends sqlite,postgresql]
 
-Targets: the reviewers' p95 with the waiters within 20 % of their p95 without (all rounds pooled);
-every waiter of a decided call answered within 1 s of its decision.
+Targets: the reviewers' p95 with the waiters within 20 % of their p95 without (the median of the
+rounds' ratios; the ratio of the pooled p95s is shown beside it); every waiter of a decided call
+answered within 1 s of its decision.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,7 +53,7 @@ from config import BASE_DIR
 
 GUNICORN = ["--workers", "2", "--threads", "100", "--timeout", "90", "--no-control-socket"]
 REVIEWERS = 10
-ROUNDS = 4
+ROUNDS = 6
 WAITERS = 100
 P95_RATIO_TARGET = 1.2
 ANSWER_TARGET_SECONDS = 1.0
@@ -368,21 +370,27 @@ def run(options: Options) -> list[Measurement]:
     return common.over_backends(options.backends, lambda backend: measure_backend(backend, options))
 
 
+def paired_ratio(r: Measurement) -> float:
+    """The median of the rounds' ratios: each compares two phases run side by side, so a burst of
+    load from elsewhere that falls on one phase moves one round, where it would move a pooled p95."""
+    return statistics.median(r.round_ratios)
+
+
 def met(r: Measurement) -> bool:
-    return (r.p95_with_ms / r.p95_without_ms <= P95_RATIO_TARGET and r.slowest_answer_s < ANSWER_TARGET_SECONDS
+    return (paired_ratio(r) <= P95_RATIO_TARGET and r.slowest_answer_s < ANSWER_TARGET_SECONDS
             and r.answered == r.decided)
 
 
 def table(results: list[Measurement]) -> str:
-    lines = ["backend    | p95 without ms | p95 with 100 waiters ms | ratio | rounds: ratios   | "
+    lines = ["backend    | p95 without ms | p95 with 100 waiters ms | pooled | rounds: median (min-max) | "
              "server CPU ms/decision | slowest answer s | answered  | idle CPU s / 5 s | target",
-             "-----------+----------------+-------------------------+-------+------------------+-"
+             "-----------+----------------+-------------------------+--------+--------------------------+-"
              "-----------------------+------------------+-----------+------------------+-------"]
     for r in results:
-        spread = f"{r.rounds}: {min(r.round_ratios):.2f}-{max(r.round_ratios):.2f}"
+        spread = f"{r.rounds}: {paired_ratio(r):.2f} ({min(r.round_ratios):.2f}-{max(r.round_ratios):.2f})"
         cpu = f"{r.cpu_without_ms:.1f} -> {r.cpu_with_ms:.1f}"
         lines.append(f"{r.backend:<10} | {r.p95_without_ms:>14.0f} | {r.p95_with_ms:>23.0f} | "
-                     f"{r.p95_with_ms / r.p95_without_ms:>5.2f} | {spread:<16} | {cpu:>22} | "
+                     f"{r.p95_with_ms / r.p95_without_ms:>6.2f} | {spread:<24} | {cpu:>22} | "
                      f"{r.slowest_answer_s:>16.2f} | {f'{r.answered}/{r.decided}':>9} | {r.idle_cpu_s:>16.2f} | "
                      f"{'ok' if met(r) else 'MISSED'}")
     return "\n".join(lines)
