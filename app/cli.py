@@ -15,6 +15,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import units
 from app.actors import Actor
 from app.auditor.cli import audit
 from app.auth import accounts
@@ -481,18 +482,11 @@ def queues_list(domain: str | None, as_json: bool) -> None:
     header = ("NAME", "DOMAIN", "DEFAULT", "CASE TYPES", "SLA", "ESCALATES TO", "LEAD", "BLIND", "BUSINESS HOURS",
               "MEMBERS", "DUAL AT", "DECIDED BY", "ARCHIVED")
     _table(header, [(q["name"], q["domain"], "yes" if q["is_default"] else "-", ",".join(q["case_types"]) or "-",
-                     _duration(q["sla_minutes"]),
+                     units.minutes(q["sla_minutes"]),
                      q["escalation_target"] or "-", q["lead"] or "-", "yes" if q["blind_review"] else "-",
                      q["business_hours_summary"] or "24/7", str(q["member_count"]),
                      q["dual_approval_threshold"] or "-", q["required_role"], "yes" if q["archived"] else "-")
                     for q in found])
-
-
-def _duration(minutes: int) -> str:
-    """240 -> ``4h``, 2880 -> ``2d``, 90 -> ``1h30m``."""
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    return "".join(f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (mins, "m")) if n) or "0m"
 
 
 def _shown(value: object) -> str:
@@ -508,7 +502,7 @@ def _shown(value: object) -> str:
 
 
 def _settings_lines(described: dict) -> list[str]:
-    return [f"sla: {_duration(described['sla_minutes'])}, default: {_shown(described['is_default'])}, "
+    return [f"sla: {units.minutes(described['sla_minutes'])}, default: {_shown(described['is_default'])}, "
             f"escalates to: {_shown(described['escalation_target'])}",
             f"case types routed here: {_shown(described['case_types'])}",
             f"lead: {_shown(described['lead'])}, blind review: {_shown(described['blind_review'])}",
@@ -551,7 +545,7 @@ def setup(admin_email: str | None, admin_password: str | None, admin_password_st
     if plan.create_admin:
         click.echo(f"  the admin {plan.admin_email}")
     for name, sla_minutes in plan.queues.items():
-        click.echo(f"  the queue {name} (default of the {name} domain, SLA {_duration(sla_minutes)})")
+        click.echo(f"  the queue {name} (default of the {name} domain, SLA {units.minutes(sla_minutes)})")
     if not non_interactive and not click.confirm("Go ahead?", default=True):
         _fail("nothing was created")
     with _committing():

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
+from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, registry
+from sqlalchemy.orm import DeclarativeBase, Session, registry
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -23,6 +23,15 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def sqlite_write_lock(session: Session) -> None:
+    """On SQLite, take the database's one write lock now, before reading what a write depends on:
+    a concurrent writer waits here until this transaction ends, then reads what it committed.
+    (SQLite ignores FOR UPDATE; on PostgreSQL the callers lock their rows with it, and this does
+    nothing.)"""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE cases SET id = id WHERE 0 = 1"))
 
 
 class UTCDateTime(TypeDecorator):

@@ -175,6 +175,8 @@ def after_commit(session: Session, work: Work, *, at: datetime | None = None) ->
 
 @event.listens_for(Session, "after_commit")
 def _enqueue_intents(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released (SQLAlchemy calls that a commit too): nothing is committed yet
     intents = session.info.pop(_INTENTS, None)
     if not intents:
         return

@@ -101,6 +101,8 @@ def count_after_commit(session: Session, counter: Counter) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _count_committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released (SQLAlchemy calls that a commit too): nothing is committed yet
     for counter in session.info.pop(_COUNT_AFTER_COMMIT, ()):
         counter.inc()
 

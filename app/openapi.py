@@ -119,7 +119,11 @@ def _operation(op: Operation) -> dict[str, Any]:
     answer: dict[str, Any] = {"description": model.__doc__.strip().splitlines()[0] if model.__doc__ else "OK",
                               "content": {"application/json": {"schema": _ref(model)}}}
     if status == 202:
-        answer["headers"] = {"Location": {"schema": {"type": "string"}, "description": "The case's URL"}}
+        answer["headers"] = {
+            "Location": {"schema": {"type": "string"}, "description": "The case's URL"},
+            "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]},
+                                    "description": "Present when the webhook-id was delivered before: the "
+                                                   "first answer again, nothing new was done"}}
     responses = {str(status): answer}
     for code in op.problems:
         responses[str(code)] = {"description": PROBLEMS[code],

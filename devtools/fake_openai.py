@@ -9,7 +9,8 @@
 ``POST /v1/chat/completions`` plays the pushed behaviours first in, first out; once the script is
 empty it plays the default behaviour (``set_default``), which initially echoes a minimal valid
 answer for whatever case type the request's ``response_format`` schema describes.
-``GET /v1/models`` lists one model.
+``GET /v1/models`` lists one model. ``ToolCalls`` answers as a model calling tools (the example agent's
+script, examples/refund_agent.py).
 """
 
 from __future__ import annotations
@@ -69,7 +70,15 @@ class Hang:
     then: Behaviour | None = None
 
 
-Behaviour = Reply | Refusal | Status | Hang
+@dataclass(frozen=True)
+class ToolCalls:
+    """The model calls tools: ``message.tool_calls``, one per ``(name, arguments)``, finish_reason "tool_calls"."""
+
+    calls: tuple[tuple[str, dict[str, Any]], ...]
+    model: str = "test-model"
+
+
+Behaviour = Reply | Refusal | Status | Hang | ToolCalls
 
 
 @dataclass(frozen=True)
@@ -276,6 +285,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(behaviour.code, payload, headers)
         elif isinstance(behaviour, Refusal):
             self._send_json(200, _completion(behaviour.model, None, behaviour.text, "stop", (10, 5)))
+        elif isinstance(behaviour, ToolCalls):
+            completion = _completion(behaviour.model, None, None, "tool_calls", (10, 5))
+            completion["choices"][0]["message"]["tool_calls"] = [
+                {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+                 "function": {"name": name, "arguments": json.dumps(arguments)}}
+                for name, arguments in behaviour.calls]
+            self._send_json(200, completion)
         elif isinstance(behaviour, Reply):
             if behaviour.delay and self.fake._stopping.wait(behaviour.delay):
                 return
@@ -349,6 +365,7 @@ __all__ = [
     "Refusal",
     "Reply",
     "Status",
+    "ToolCalls",
     "minimal_value",
     "valid_answer",
 ]

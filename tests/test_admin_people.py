@@ -200,8 +200,6 @@ def test_the_last_active_admin_can_neither_deactivate_nor_demote_themselves(admi
 
 
 def test_two_admins_demoting_each_other_at_once_cannot_both_succeed(app, database, people):
-    if not database.is_postgres:
-        pytest.skip("row locks: PostgreSQL (SQLite runs one writer at a time)")
     second = make_user("admin2", "admin", [])
     db.session.commit()
     first, other = Session(db.engine), Session(db.engine)

@@ -335,6 +335,21 @@ def test_wait_answers_within_a_second_of_the_decision(app, upstream, people: Peo
     assert answered["at"] - decided_at < 1.0
 
 
+def test_a_move_inside_a_savepoint_is_published_once_the_transaction_commits(upstream, redis_conn):
+    """The expiry sweep moves each case inside a savepoint: a waiter woken at the savepoint's release
+    would read the case as it was, and wait on for a message that never comes again."""
+    case = agent_case(upstream)
+    subscription = redis_conn.pubsub()
+    subscription.subscribe(f"countersign:case-decided:{case.id}")
+    assert subscription.get_message(timeout=5)["type"] == "subscribe"
+    with db.session.begin_nested():
+        expiry.expire(db.session, case)
+    assert subscription.get_message(timeout=0.5) is None  # released, not committed
+    db.session.commit()
+    assert subscription.get_message(timeout=5)["data"] == b"decided"
+    subscription.close()
+
+
 def test_wait_ends_with_the_case_as_it_is_when_nobody_decides(upstream):
     case = agent_case(upstream)
     started = time.monotonic()

@@ -12,6 +12,7 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from app.ai.jobs import analyze_case
+from app.ai.routing import RoutingConfig
 from app.audit.models import AuditEvent
 from app.cases.models import Case, Recommendation, Status
 from app.cases.types import get_case_type
@@ -222,6 +223,15 @@ class TestBudget:
         assert rec.provider == "local" and "budget_fallback" in rec.flags
         assert "client budget spent" in rec.details["budget"]
         assert len(fake.chat_requests) == 1
+
+
+@pytest.mark.parametrize(("chain", "enabled", "may_pay"), [
+    (["openai:gpt-4o-mini", "local:rules-v1"], {"openai", "local"}, True),
+    (["openai:gpt-4o-mini", "local:rules-v1"], {"local"}, False),  # no OpenAI credentials: nothing to pay for
+    (["local:rules-v1"], {"openai", "local"}, False),  # the paid model is priced but in no chain
+])
+def test_budgets_are_only_added_up_when_a_paid_model_may_be_asked(chain, enabled, may_pay):
+    assert RoutingConfig.model_validate(routing(chain)).may_pay(enabled) is may_pay
 
 
 def test_pii_is_redacted_for_the_cloud_and_restored_for_the_reviewer(upstream, redis_conn, fake):

@@ -19,6 +19,7 @@ from app.extensions import db
 from app.oversight import calibration
 from app.oversight.jobs import refresh_calibrations
 from app.oversight.models import Calibration
+from app.review import services as review
 from tests.conftest import sign_in
 from tests.escalation_helpers import add_rule
 from tests.review_helpers import People, claim, decide, make_case
@@ -102,6 +103,16 @@ def test_each_recommendation_is_labelled_by_its_first_verdict(upstream, people):
     decided_world(upstream, people)
     assert calibration.decided_labels(db.session) == {
         ("payment_release", "rules-v1"): [(0.8, True), (0.8, False), (0.8, False), (0.8, False)]}
+
+
+def test_an_undone_approval_is_no_verdict(app, upstream, people, monkeypatch):
+    monkeypatch.setitem(app.config, "REVIEW_UNDO_SECONDS", 60)
+    case = claim(people.reviewer, make_case(upstream))
+    decide(people.reviewer, case, "approve")
+    review.undo_approval(db.session, people.reviewer, case.id)
+    db.session.commit()
+    decide(people.reviewer, case, "reject")
+    assert calibration.decided_labels(db.session) == {("payment_release", "rules-v1"): [(0.8, False)]}
 
 
 def test_the_refresh_job_stores_the_curve_with_its_number_of_decisions(upstream, people):

@@ -42,7 +42,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.audit.models import AuditEvent
-from app.cases.models import Case, Decision, Queue, Recommendation
+from app.cases.models import Case, Decision, Queue, Recommendation, UndoneApproval
 from app.dashboards.ai import ai_dashboard
 from app.dashboards.charts import Series, bars, columns, line
 from app.dashboards.filters import Filters, select_for
@@ -235,6 +235,31 @@ def test_ai_agreement_by_case_type_model_template_and_reviewer(world, people):
     assert table("template_version") == {"v1": (2, 1, 0, 0, pytest.approx(200 / 3)), "v2": (0, 0, 1, 1, 0.0)}
     assert table("reviewer") == {"reviewer@example.com": (2, 0, 1, 0, pytest.approx(200 / 3)),
                                  "reviewer2@example.com": (0, 1, 0, 0, 0.0), "senior@example.com": (0, 0, 0, 1, 0.0)}
+
+
+def test_an_undone_approval_counts_nowhere(world, people, queues):
+    """C10: approved at 15:00, the approval undone within its window, then rejected at 15:05: one
+    decision counts, the reject, in the queue numbers and as the reviewer's verdict on the AI."""
+    case = db.session.get(Case, world["case"][7])
+    rec = Recommendation(case_id=case.id, case_version=1, provider="local", model="m-small", template_version="v2",
+                         prompt_hash="0" * 64, input_hash="0" * 64, action="release", parameters={}, rationale="r",
+                         confidence=0.9, flags=[], citations=[], created_at=at(3, 14))
+    db.session.add(rec)
+    db.session.flush()
+    undone = Decision(case_id=case.id, reviewer_id=people.reviewer.id, recommendation_id=rec.id, kind="approve",
+                      case_version=1, created_at=at(3, 15))
+    db.session.add_all([undone, Decision(case_id=case.id, reviewer_id=people.reviewer.id, recommendation_id=rec.id,
+                                         kind="reject", case_version=1, created_at=at(3, 15, 5))])
+    db.session.flush()
+    db.session.add(UndoneApproval(decision_id=undone.id, case_id=case.id, undone_at=at(3, 15, 0, 8)))
+    db.session.commit()
+
+    per_day = {str(d.day): {k: c.value for k, c in d.by_kind.items() if c.value}
+               for d in queues_dashboard(db.session, selected(people.admin), NOW).decisions}
+    assert per_day["2026-03-03"] == {"approve": 1, "escalate": 1, "reject": 1}  # C5, C4, C10's reject
+    board = oversight_dashboard(db.session, selected(people.admin))
+    assert board.agreement_total.total.value == 6  # the five of the world, and C10's reject
+    assert board.agreement_total.agreement.percent == pytest.approx(200 / 6)
 
 
 def test_override_reason_codes_and_blind_review_agreement(world, people):

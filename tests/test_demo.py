@@ -209,6 +209,16 @@ def test_the_readme_walkthrough_leaves_the_sla_case_for_its_breach(app: Flask, r
     caplog.set_level("INFO", logger="app.escalation.sla")
     assert sla.sweep(db.session, utcnow() + timedelta(minutes=4), db.session.commit).breached == 1
     [said] = [message for message in caplog.messages if message.startswith("SLA:")]
-    assert said == (f"SLA: case {almost_late.id} breached its 4h SLA in queue payments; escalated to finance-senior, "
-                    "priority urgent")
+    assert said == (f"SLA: case {almost_late.id} breached its 4 h 00 min SLA in queue payments; "
+                    "escalated to finance-senior, priority urgent")
     assert said.replace(f"case {almost_late.id} ", "case 5 ") in " ".join(readme.split())
+
+
+def test_the_demo_runs_the_example_agent_against_its_own_server_as_its_api_client() -> None:
+    """Without an OpenAI key the agent's model is the local fake server; with one, OpenAI."""
+    offline = launcher.agent_command(5917, {})
+    assert offline[1:2] == [str(ROOT / "examples" / "refund_agent.py")] and Path(offline[1]).exists()
+    assert offline[offline.index("--url") + 1] == "http://127.0.0.1:5917"
+    assert offline[offline.index("--credentials") + 1].endswith("instance/demo-client.json")
+    assert "--fake-openai" in offline
+    assert "--fake-openai" not in launcher.agent_command(5917, {"OPENAI_API_KEY": "sk-test"})

@@ -37,7 +37,7 @@ EVERY_DOMAIN = [("finance", "finance", True), ("legal", "legal", True), ("compli
 def test_interactive_setup_prompts_confirms_and_creates_the_admin_and_queues(runner):
     result = setup(runner, input=f"Ada@Example.com\n{PASSWORD}\n{PASSWORD}\ny\n")
     assert result.exit_code == 0, result.output
-    assert "the queue finance (default of the finance domain, SLA 4h)" in result.output
+    assert "the queue finance (default of the finance domain, SLA 4 h 00 min)" in result.output
     assert "created admin ada@example.com\n" in result.output
     assert "created queue legal: default of the legal domain, SLA 2880 minutes" in result.output
     queues, users, _ = installed()

@@ -199,6 +199,8 @@ def test_replay_of_same_webhook_returns_same_case(upstream, redis_conn):
     second = upstream.post_case(body, webhook_id="msg_replay")
     assert first.status_code == second.status_code == 202
     assert first.get_json() == second.get_json()
+    assert "Idempotent-Replayed" not in first.headers
+    assert second.headers["Idempotent-Replayed"] == "true"
     assert count(Case) == 1
     assert count(WebhookReceipt) == 1
     assert len(RQQueue("ai", connection=redis_conn).jobs) == 1

@@ -15,10 +15,11 @@ from rq import Queue as RQQueue
 from rq import SimpleWorker
 
 from app import create_app
+from app.ai.jobs import analysis
 from app.escalation import sla
 from app.execution.jobs import execution_work
 from app.extensions import db
-from app.jobs import enqueue, job
+from app.jobs import after_commit, enqueue, job
 from config import TestConfig
 from tests.conftest import assert_problem, case_body
 from tests.escalation_helpers import T0, minutes, on_clock
@@ -187,6 +188,27 @@ def test_an_sla_breach_is_counted_by_its_queue_once_committed(client, upstream, 
     assert sla.sweep(db.session, minutes(61), db.session.commit).breached == 1
     assert sla.sweep(db.session, minutes(120), db.session.commit).breached == 0
     assert moved(before, scrape(client), "countersign_sla_breaches_total") == {labels(queue="legal"): 1}
+
+
+def test_a_count_inside_a_savepoint_waits_for_the_outer_commit(client, upstream, queues):
+    case = on_clock(make_case(upstream, "contract_review"), created=T0, due=minutes(60))
+    before = scrape(client)
+    with db.session.begin_nested():
+        assert sla.check_case(db.session, case, minutes(61)) is sla.Outcome.BREACHED
+    assert moved(before, scrape(client), "countersign_sla_breaches_total") == {}  # released, not committed
+    db.session.commit()
+    assert moved(before, scrape(client), "countersign_sla_breaches_total") == {labels(queue="legal"): 1}
+
+
+def test_a_job_recorded_inside_a_savepoint_is_enqueued_once_the_transaction_commits(upstream, redis_conn):
+    case = make_case(upstream, "contract_review")
+    ai = RQQueue("ai", connection=redis_conn)
+    ai.empty()
+    with db.session.begin_nested():
+        after_commit(db.session, analysis(case.id, case.version))
+    assert ai.count == 0  # released, not committed: a worker would find nothing of it yet
+    db.session.commit()
+    assert ai.job_ids == [f"analyze-{case.id}-{case.version}"]
 
 
 def test_execution_outcomes_are_counted(client, upstream, people, receiver, redis_conn):

@@ -19,6 +19,7 @@ from app.extensions import db
 from app.notifications.models import InAppNotification
 from app.oversight import qa
 from app.oversight.models import QaReview
+from app.review import services as review
 from tests.conftest import sign_in
 from tests.review_helpers import People, claim, decide, make_case
 
@@ -252,6 +253,22 @@ def test_a_senior_does_not_judge_an_approval_they_took_part_in(client, upstream,
     nothing_stored(sample.id)
     sign_in(client, people.senior2)
     assert give_verdict(client, sample, "agree").status_code == 302
+
+
+def test_an_undone_approval_leaves_the_qa_list_and_takes_no_verdict(app, client, upstream, people, queues,
+                                                                     monkeypatch):
+    monkeypatch.setitem(app.config, "REVIEW_UNDO_SECONDS", 60)
+    queues["finance"].qa_share = 1.0
+    db.session.commit()
+    case = approved(upstream, people)
+    [sample] = samples()
+    assert sample.case_id == case.id
+    review.undo_approval(db.session, people.reviewer, sample.case_id)
+    db.session.commit()
+    sign_in(client, people.senior)
+    assert f'<tr data-qa="{sample.id}">' not in client.get("/oversight/qa").get_data(as_text=True)
+    give_verdict(client, sample, "agree")
+    assert samples()[0].verdict is None and events("qa.agreed") == []
 
 
 def test_a_senior_of_other_queues_does_not_see_the_sample(client, people, sampled, queues):

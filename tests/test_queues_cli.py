@@ -124,11 +124,12 @@ def test_list_prints_a_table_and_json(runner, finance_pair):
     assert lines[0].split() == ["NAME", "DOMAIN", "DEFAULT", "CASE", "TYPES", "SLA", "ESCALATES", "TO", "LEAD", "BLIND",
                                 "BUSINESS", "HOURS", "MEMBERS", "DUAL", "AT", "DECIDED", "BY", "ARCHIVED"]
     assert [line.split()[0] for line in lines[1:]] == ["finance-senior", "payments", "legal"]
-    assert lines[2].split() == ["payments", "finance", "yes", "-", "4h", "finance-senior", "rita@example.com", "yes",
-                                "Mon-Fri", "09:00-17:30", "Europe/London,", "1", "holiday", "2", "-", "reviewer", "-"]
-    assert lines[1].split() == ["finance-senior", "finance", "-", "-", "2h", "-", "-", "-", "24/7", "0", "-",
-                                "reviewer", "-"]
-    assert lines[3].split()[:5] == ["legal", "legal", "yes", "-", "2d"]
+    assert lines[2].split() == ["payments", "finance", "yes", "-", "4", "h", "00", "min", "finance-senior",
+                                "rita@example.com", "yes", "Mon-Fri", "09:00-17:30", "Europe/London,", "1", "holiday",
+                                "2", "-", "reviewer", "-"]
+    assert lines[1].split() == ["finance-senior", "finance", "-", "-", "2", "h", "00", "min", "-", "-", "-", "24/7",
+                                "0", "-", "reviewer", "-"]
+    assert lines[3].split()[:8] == ["legal", "legal", "yes", "-", "2", "d", "0", "h"]
 
     as_json = json.loads(invoke(runner, "list", "--json").output)
     assert [q["name"] for q in as_json] == ["finance-senior", "payments", "legal"]

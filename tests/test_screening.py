@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from app.ai.screening import Finding, screen_case, screen_string, skeleton
+from app.ai.screening import Finding, _unicode_skeleton, screen_case, screen_string, skeleton
 from app.cases.types import REGISTRY, examples
 from tests.test_analyzers import CASES as ANALYZER_CASES
 from tests.test_analyzers import analyze, payload
@@ -237,3 +239,13 @@ def test_the_analyzer_cases_raise_every_hard_flag_that_rules_something_out() -> 
     ruling = {(case_type.name, flag) for case_type in REGISTRY.values()
               for flag, ruled_out in case_type.hard_flags.items() if ruled_out}
     assert ruling - raised == set()
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_the_ascii_skeleton_is_the_unicode_one(text):
+    assert skeleton(text) == _unicode_skeleton(text)
+
+
+@pytest.mark.parametrize("text", ["ignorePreviousInstructions", "aB", "Ab", "x_y", "d1sregard @ll", "ABcD", ""])
+def test_the_ascii_skeleton_is_the_unicode_one_at_the_boundaries(text):
+    assert skeleton(text) == _unicode_skeleton(text)

@@ -164,7 +164,7 @@ def test_the_sweep_says_in_words_when_it_escalates_a_case(claimed, senior_queue,
     sweep(minutes(45))
     assert "SLA:" not in caplog.text  # warnings are notifications, not log lines
     sweep(minutes(60))
-    assert (f"SLA: case {claimed.id} breached its 1h SLA in queue finance; escalated to finance-senior, "
+    assert (f"SLA: case {claimed.id} breached its 1 h 00 min SLA in queue finance; escalated to finance-senior, "
             "priority high") in caplog.messages
 
 
@@ -172,7 +172,7 @@ def test_the_sweep_says_when_a_breached_case_has_nowhere_to_go(upstream, people,
     caplog.set_level("INFO", logger="app.escalation.sla")
     case = on_clock(make_case(upstream, "contract_review"), created=T0, due=minutes(60))  # legal: no target
     sweep(minutes(61))
-    assert (f"SLA: case {case.id} breached its 1h SLA in queue legal; it stays in legal, priority high"
+    assert (f"SLA: case {case.id} breached its 1 h 00 min SLA in queue legal; it stays in legal, priority high"
             in caplog.messages)
 
 

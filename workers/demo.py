@@ -31,7 +31,7 @@ STOP_TIMEOUT_SECONDS = 10.0
 REDIS_START_TIMEOUT_SECONDS = 10.0
 WEB_START_TIMEOUT_SECONDS = 120.0
 TAG_WIDTH = 6
-COLOURS = {"demo": "1", "redis": "31", "web": "36", "worker": "33", "sched": "35", "hook": "32"}
+COLOURS = {"demo": "1", "redis": "31", "web": "36", "worker": "33", "sched": "35", "hook": "32", "agent": "34"}
 
 _output_lock = threading.Lock()
 _use_colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -198,6 +198,14 @@ def receiver_command(port: int) -> list[str]:
     return [sys.executable, "-m", "app.execution.receiver", "--port", str(port)]
 
 
+def agent_command(port: int, env: Mapping[str, str]) -> list[str]:
+    """The example agent (examples/refund_agent.py) against the demo, as the demo's API client; its
+    model is OpenAI when an OPENAI_API_KEY is set, else the local fake server scripted to call issue_refund."""
+    fake = [] if env.get("OPENAI_API_KEY") else ["--fake-openai"]
+    return [sys.executable, str(BASE_DIR / "examples" / "refund_agent.py"), "--url", f"http://127.0.0.1:{port}",
+            "--credentials", str(INSTANCE_DIR / "demo-client.json"), *fake]
+
+
 def demo_secret() -> str:
     """The demo API client's signing secret, written by `seed demo` under instance/."""
     path = INSTANCE_DIR / "demo-client.json"
@@ -359,6 +367,7 @@ def launch() -> int:
     env = child_environment()
     infrastructure: list[Process] = []
     services: list[Process] = []
+    agents: list[Process] = []  # not supervised: the example agent ends once its call is decided
     try:
         port = web_port(env)
         if "REDIS_URL" not in env:
@@ -389,6 +398,10 @@ def launch() -> int:
         say(f"callbacks of approved cases go to the demo receiver at {env['DEMO_CALLBACK_URL']} (tag 'hook')")
         for name, argv in commands.items():
             services.append(spawn(name, argv, env))
+        agents.append(spawn("agent", agent_command(port, env), env))
+        say("the example agent (tag 'agent') asks to refund EUR 180.00 on order ORD-58213: sign in as "
+            "reviewer@countersign.demo, open its call in the payments queue, edit the amount and approve; "
+            "its tool runs with your amount once the undo window (REVIEW_UNDO_SECONDS) has passed")
         return supervise([*infrastructure, *services], port)
     except KeyboardInterrupt:
         say("stopping…")
@@ -399,7 +412,7 @@ def launch() -> int:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
-        stop(services)
+        stop([*agents, *services])
         stop(infrastructure)
 
 

@@ -1,37 +1,23 @@
-"""Who may use an administration page: admins change things, auditors read, everyone else is refused."""
+"""What every administration page does alike: the acting admin, buttons that change one thing,
+forms, and pages that show a secret once. Who may use the pages is `app.access.protect`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Blueprint, current_app, flash, redirect, request
+from flask import current_app, flash, redirect
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from app.actors import Actor
-from app.cases import permissions
 from app.errors import DomainError
-from app.extensions import db, login_manager
+from app.extensions import db
 from app.forms import show_errors
 from app.problems import sentence
 
 T = TypeVar("T")
-
-
-def protect(bp: Blueprint, *, edit_pages: Iterable[str] = (), read: str = "oversee", edit: str = "administer") -> None:
-    """Every request of ``bp``: a GET needs the ``read`` intent (by default admins, auditors),
-    anything else, and the GET of an ``edit_pages`` endpoint, the ``edit`` intent (by default admins)."""
-    editing_pages = frozenset(edit_pages)
-
-    @bp.before_request
-    def _require_access() -> Response | None:
-        if not current_user.is_authenticated:
-            return login_manager.unauthorized()
-        editing = request.method != "GET" or request.endpoint in editing_pages
-        permissions.require(current_user, edit if editing else read)
-        return None
 
 
 def admin_actor() -> Actor:

@@ -7,8 +7,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app.access import protect
 from app.admin import forms
-from app.admin.access import admin_actor, protect
+from app.admin.access import admin_actor
 from app.agents import tools
 from app.cases import permissions
 from app.errors import DomainError

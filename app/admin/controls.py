@@ -14,7 +14,8 @@ from werkzeug.wrappers import Response
 from wtforms import HiddenField, RadioField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from app.admin.access import admin_actor, protect
+from app.access import protect
+from app.admin.access import admin_actor
 from app.cases import permissions
 from app.cases.queues import list_queues
 from app.controls import switch

@@ -11,7 +11,8 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from app.admin.access import admin_actor, protect, submitted
+from app.access import protect
+from app.admin.access import admin_actor, submitted
 from app.admin.forms import QueueForm, form_field
 from app.cases import permissions
 from app.cases import queues as service

@@ -6,8 +6,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app.access import protect
 from app.admin import forms
-from app.admin.access import admin_actor, apply, protect, submitted
+from app.admin.access import admin_actor, apply, submitted
 from app.cases import permissions
 from app.extensions import db
 from app.review import reason_codes as codes

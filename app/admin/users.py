@@ -6,8 +6,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app.access import protect
 from app.admin import forms
-from app.admin.access import admin_actor, apply, protect, shown_once, submitted
+from app.admin.access import admin_actor, apply, shown_once, submitted
 from app.auth import accounts, services
 from app.cases import permissions, queues
 from app.extensions import db

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from flask_login import current_user
 
-from app.admin.access import protect
+from app.access import protect
 from app.cases import permissions
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

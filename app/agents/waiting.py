@@ -54,6 +54,8 @@ def _note_decided(case: Case) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _publish_decided(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released (SQLAlchemy calls that a commit too): nothing is visible to a waiter yet
     decided = session.info.pop(_MOVED, None)
     if not decided:
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
@@ -142,6 +143,12 @@ class RoutingConfig(_Strict):
     def is_paid(self, model: str) -> bool:
         price = self.prices[model]
         return price.input > 0 or price.output > 0
+
+    def may_pay(self, enabled: Container[str]) -> bool:
+        """Whether any route's chain may ask a paid model of a provider in ``enabled``: else no budget
+        can stop a call, and the month's spending need not be added up for each case."""
+        return any(target.provider in enabled and self.is_paid(target.model)
+                   for route in self.routes for target in route.chain)
 
 
 class RoutingFileError(ValueError):

@@ -63,6 +63,34 @@ class Skeleton:
 
 def skeleton(original: str) -> Skeleton:
     """The matching form of ``original``, each character mapped back to where it came from."""
+    return _ascii_skeleton(original) if original.isascii() else _unicode_skeleton(original)
+
+
+# What `_unicode_skeleton` makes of each ASCII character (no normalisation, accent or confusable
+# applies to one): lower case, leetspeak undone, "_" a space.
+_ASCII_FOLD = str.maketrans({chr(code): " " if chr(code) == "_" else LEET.get(chr(code).lower(), chr(code).lower())
+                             for code in range(128)})
+_CAMEL_CASE = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def _ascii_skeleton(original: str) -> Skeleton:
+    """`_unicode_skeleton` of an ASCII string (most strings a case carries), without its per-character
+    Unicode work: one translation, and a space at each camelCase boundary."""
+    text = original.translate(_ASCII_FOLD)
+    cuts = [boundary.start() for boundary in _CAMEL_CASE.finditer(original)]
+    if not cuts:
+        return Skeleton(text, tuple(range(len(original))))
+    pieces, origin, last = [], [], 0
+    for cut in cuts:
+        pieces += [text[last:cut], " "]
+        origin += [*range(last, cut), cut]
+        last = cut
+    pieces.append(text[last:])
+    origin += range(last, len(original))
+    return Skeleton("".join(pieces), tuple(origin))
+
+
+def _unicode_skeleton(original: str) -> Skeleton:
     latin = _latin_skeleton()
     chars: list[str] = []
     origin: list[int] = []

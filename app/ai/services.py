@@ -126,12 +126,14 @@ def _outcome(session: Session, case_id: int, status: str) -> str:
 
 def context_for(session: Session, case: Case) -> RuntimeContext:
     routing_config = routing()
+    enabled = providers(current_app.config, routing_config)
     return RuntimeContext(
         routing=routing_config,
-        providers=providers(current_app.config, routing_config),
+        providers=enabled,
         cache=ResultCache(redis_connection(), routing_config.cache_ttl_seconds),
         precedents=find_precedents(session, case),
-        budget_exhausted=over_budget(session, routing_config, utcnow(), case.client_id, case.domain),
+        budget_exhausted=over_budget(session, routing_config, utcnow(), case.client_id, case.domain)
+        if routing_config.may_pay(enabled) else None,
         confidence_cap=float(current_app.config["AI_CONTRADICTION_CONFIDENCE_CAP"]),
     )
 

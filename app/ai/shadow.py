@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.ai.models import ShadowRecommendation
 from app.ai.routing import Disagreement, RoutingConfig, Target, month_start
 from app.ai.runtime import TEMPLATE_VERSION, Draft, RuntimeContext
+from app.cases import policy
 from app.cases.models import Case, Decision, Recommendation
 
 
@@ -122,6 +123,7 @@ def _human_actions(session: Session, recommendation_ids: set[int]) -> dict[int, 
     if not recommendation_ids:
         return {}
     rows = session.execute(select(Decision.recommendation_id, Decision.action)
-                           .where(Decision.recommendation_id.in_(recommendation_ids), Decision.action.is_not(None))
+                           .where(Decision.recommendation_id.in_(recommendation_ids), Decision.action.is_not(None),
+                                  policy.standing())
                            .order_by(Decision.id))
     return {recommendation_id: action for recommendation_id, action in rows}

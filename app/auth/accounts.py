@@ -22,7 +22,7 @@ from app.audit import chain
 from app.audit.actions import AuditAction
 from app.auth import services
 from app.cases.permissions import Role
-from app.db import utcnow
+from app.db import sqlite_write_lock, utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.users import ApiToken, User, UserSession
 
@@ -153,10 +153,11 @@ def _apply(session: Session, user: User, values: dict[str, Any], action: AuditAc
 
 def _keep_an_admin(session: Session, user: User, what: str) -> None:
     """Refuse to leave no active admin (who else could undo it?). Every active admin's row is
-    locked, in one order, so two admins demoting each other at once cannot both succeed: the
-    second waits for the first and then no longer counts it."""
+    locked, in one order (on SQLite, the database's write lock), so two admins demoting each other
+    at once cannot both succeed: the second waits for the first and then no longer counts it."""
     if user.role != Role.ADMIN or not user.active:
         return
+    sqlite_write_lock(session)
     admins = session.scalars(select(User.id).where(User.role == Role.ADMIN.value, User.active.is_(True))
                              .order_by(User.id).with_for_update()).all()
     if set(admins) <= {user.id}:

@@ -230,6 +230,18 @@ class Decision(Base):
     reviewer: Mapped[User] = relationship()
 
 
+class UndoneApproval(Base):
+    """An approval its reviewer took back within the undo window. The decision stays as it was taken
+    (decisions are immutable); this row says it no longer stands: it was never executed and counts
+    nowhere a reviewer's verdict is counted (dashboards, calibration, QA, shadow comparisons)."""
+
+    __tablename__ = "undone_approvals"
+
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    undone_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Execution(Base):
     """Delivery of an approved action to the upstream system."""
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy import case as sql_case
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
-from app.cases.models import Case, Decision, Status
+from app.cases.models import Case, Decision, Status, UndoneApproval
 from app.cases.permissions import Role
 from app.cases.types import get_case_type
 from app.cases.types.view import humanize
@@ -107,6 +107,12 @@ def _threshold_reached(case: Case, parameters: dict[str, Any], by_case_type: boo
     thresholds = current_app.config["DUAL_APPROVAL_THRESHOLDS"]
     limit = own if own is not None else thresholds.get(case.currency or "", thresholds["default"])
     return (amount, limit) if amount >= limit else None
+
+
+def standing(decision_id: ColumnElement[int] | InstrumentedAttribute[int] = Decision.id) -> ColumnElement[bool]:
+    """A condition on the decision ``decision_id``: it stands, i.e. it is not an approval its reviewer
+    took back (``undone_approvals``). Every count of reviewers' verdicts keeps to these."""
+    return ~select(UndoneApproval.decision_id).where(UndoneApproval.decision_id == decision_id).exists()
 
 
 def decisions_of(session: Session, case: Case) -> list[Decision]:

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
+from app.cases import policy
 from app.cases.models import Case, Decision, Recommendation
 from app.dashboards.filters import Selection
 from app.dashboards.stats import Cells, Count, Rate, percentile
@@ -97,7 +98,7 @@ def _decisions(selection: Selection, kinds: tuple[str, ...], *columns: object) -
             .join(Case, Case.id == Decision.case_id)
             .join(Recommendation, Recommendation.id == Decision.recommendation_id)
             .join(User, User.id == Decision.reviewer_id)
-            .where(Decision.kind.in_(kinds), Decision.created_at >= selection.start,
+            .where(Decision.kind.in_(kinds), policy.standing(), Decision.created_at >= selection.start,
                    Decision.created_at < selection.end, *selection.case_conditions()))
     if selection.filters.model:
         stmt = stmt.where(Recommendation.model == selection.filters.model)

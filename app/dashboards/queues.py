@@ -9,6 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.cases import policy
 from app.cases.models import Case, Decision, Queue, Recommendation, Status
 from app.dashboards.filters import Selection
 from app.dashboards.stats import Cells, Count, Rate, day_of, percentile
@@ -110,7 +111,7 @@ def _decisions(session: Session, selection: Selection, cells: Cells) -> list[Dec
     stmt = (select(Decision.case_id, Decision.kind, Decision.created_at)
             .join(Case, Case.id == Decision.case_id)
             .where(Decision.created_at >= selection.start, Decision.created_at < selection.end,
-                   Decision.kind.in_(list(DECISION_KINDS)), *selection.case_conditions()))
+                   Decision.kind.in_(list(DECISION_KINDS)), policy.standing(), *selection.case_conditions()))
     if selection.filters.model:
         stmt = stmt.join(Recommendation, Recommendation.id == Decision.recommendation_id).where(
             Recommendation.model == selection.filters.model)

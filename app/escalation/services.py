@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import yaml
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from app.actors import Actor
@@ -29,7 +29,7 @@ from app.audit.actions import AuditAction
 from app.cases import lifecycle
 from app.cases.models import Case, Queue, Recommendation, Status
 from app.cases.permissions import SEE_ALL, Role
-from app.db import canonical_json, utcnow
+from app.db import canonical_json, sqlite_write_lock, utcnow
 from app.escalation import rules as schema
 from app.escalation import sla
 from app.escalation.models import EscalationRule, RuleFiring
@@ -267,16 +267,17 @@ def apply_rules(session: Session, case: Case, trigger: str, *, now: datetime | N
     if trigger != "intake":
         _lock(session, case.id)
     fired = set() if trigger == "intake" else _fired(session, case.id)
-    builtin = _apply_builtin(session, case, now) if trigger == "recommendation" else []
-    return builtin + _apply(session, case, active_rules(session) if active is None else active, trigger, now, fired)
+    rec = _recommendation(session, case)
+    builtin = _apply_builtin(session, case, rec, now) if trigger == "recommendation" else []
+    rules = active_rules(session) if active is None else active
+    return builtin + _apply(session, case, rec, rules, trigger, now, fired)
 
 
 BUILTIN = tuple(ActiveRule(None, spec.name, 1, spec) for spec in schema.BUILTIN_RULES)
 
 
-def _apply_builtin(session: Session, case: Case, now: datetime) -> list[Firing]:
+def _apply_builtin(session: Session, case: Case, rec: Row[Any] | None, now: datetime) -> list[Firing]:
     """The built-in rules look at the recommendation just stored: they fire once for each one."""
-    rec = _recommendation(session, case)
     return [_act(session, case, rule, "recommendation", now) for rule in BUILTIN
             if schema.matches(rule.spec.conditions, _facts(session, case, rec, now))]
 
@@ -284,10 +285,8 @@ def _apply_builtin(session: Session, case: Case, now: datetime) -> list[Firing]:
 def _lock(session: Session, case_id: int) -> None:
     """Serialise evaluations of one case, so two never both see a rule as not yet fired (the
     unique key of rule_firings is the backstop: see `_fire`)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
-    else:  # SQLite: a write statement takes the database write lock, held until commit
-        session.execute(text("UPDATE cases SET id = id WHERE 0 = 1"))
+    sqlite_write_lock(session)
+    session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
 
 
 def _would_fire(session: Session, case: Case, active: list[ActiveRule], now: datetime) -> bool:
@@ -298,9 +297,8 @@ def _would_fire(session: Session, case: Case, active: list[ActiveRule], now: dat
                for rule in active)
 
 
-def _apply(session: Session, case: Case, active: list[ActiveRule], trigger: str, now: datetime,
-           done: set[tuple[int, int]]) -> list[Firing]:
-    rec = _recommendation(session, case)
+def _apply(session: Session, case: Case, rec: Row[Any] | None, active: list[ActiveRule], trigger: str,
+           now: datetime, done: set[tuple[int, int]]) -> list[Firing]:
     firings = []
     for rule in active:  # the facts are read afresh for each rule: an earlier one may have changed the case
         if (rule.id, rule.version) in done:
@@ -509,7 +507,9 @@ def sweep(session: Session, now: datetime, marks: Marks, commit: Callable[[], No
         if _would_fire(session, case, active, now):  # read first; lock only the cases that need it
             _lock(session, case_id)
             session.refresh(case)
-            report.fired += len(_apply(session, case, active, "sweep", now, _fired(session, case_id)))
+            fired = _apply(session, case, _recommendation(session, case), active, "sweep", now,
+                           _fired(session, case_id))
+            report.fired += len(fired)
         commit()
     for key, line in new_marks.items():
         marks[key] = line

@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, Row, and_, or_, select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app import units
 from app.actors import Actor
 from app.audit import chain
 from app.audit.actions import AuditAction
@@ -355,15 +356,6 @@ def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _span(minutes: int) -> str:
-    """An SLA window as people say it: 90 min, 4h, 2d."""
-    if minutes % (24 * 60) == 0:
-        return f"{minutes // (24 * 60)}d"
-    if minutes % 60 == 0:
-        return f"{minutes // 60}h"
-    return f"{minutes} min"
-
-
 def _warn(session: Session, case: Case, step: int) -> None:
     told = [case.assignee, case.queue.lead if step >= 75 else None]
     rows = notify(session, told, "sla_warning", case, f"Case {case.id} “{case.title}” has used {step}% of its "
@@ -385,7 +377,7 @@ def _breach(session: Session, case: Case, now: datetime) -> None:
     chain.record(session, AuditAction.CASE_SLA_BREACHED, SLA_ACTOR, case_id=case.id, data=data)
     count_after_commit(session, SLA_BREACHES.labels(source.name))
     where = f"escalated to {target.name}" if target else f"it stays in {source.name}"
-    log.info("SLA: case %s breached its %s SLA in queue %s; %s, priority %s", case.id, _span(window),
+    log.info("SLA: case %s breached its %s SLA in queue %s; %s, priority %s", case.id, units.minutes(window),
              source.name, where, case.priority_label)
     message = (f"Case {case.id} “{case.title}” breached its SLA (due {_when(due)}): {where}, "
                f"priority {case.priority_label}.")

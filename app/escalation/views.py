@@ -8,25 +8,17 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app.access import protect
 from app.actors import Actor
 from app.cases import permissions
 from app.escalation import forms, services
 from app.escalation.models import EscalationRule
 from app.escalation.rules import BUILTIN_RULES, RuleInvalid
-from app.extensions import db, login_manager
+from app.extensions import db
 
 bp = Blueprint("escalation", __name__, url_prefix="/admin/rules")
 
-EDIT_PAGES = frozenset({"escalation.new_rule", "escalation.edit_rule"})
-
-
-@bp.before_request
-def _require_access() -> Response | None:
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    editing = request.method != "GET" or request.endpoint in EDIT_PAGES
-    permissions.require(current_user, "administer" if editing else "oversee")
-    return None
+protect(bp, edit_pages={"escalation.new_rule", "escalation.edit_rule"})
 
 
 def describe(value: Any) -> str:

@@ -115,6 +115,8 @@ def _answered(result: services.IntakeResult) -> tuple[Response, int]:
     """The stored `CaseAccepted` answer, pointing at the case it is about."""
     response = jsonify(result.body)
     response.headers["Location"] = result.body["url"]
+    if not result.created:  # a repeated delivery: clients can tell "no second case" from a new one
+        response.headers["Idempotent-Replayed"] = "true"
     return response, 202
 
 

@@ -28,6 +28,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.cases import policy
 from app.cases.models import Case, Decision, Recommendation
 from app.db import utcnow
 from app.oversight.models import Calibration
@@ -101,7 +102,7 @@ def decided_labels(session: Session) -> dict[tuple[str, str], list[Label]]:
                Recommendation.confidence)
         .join(Recommendation, Recommendation.id == Decision.recommendation_id)
         .join(Case, Case.id == Recommendation.case_id)
-        .where(Decision.kind.in_(sorted(AGREEMENT | DISAGREEMENT)))
+        .where(Decision.kind.in_(sorted(AGREEMENT | DISAGREEMENT)), policy.standing())
         .order_by(Decision.id))
     seen: set[int] = set()
     labels: dict[tuple[str, str], list[Label]] = defaultdict(list)

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, selectinload
 from app.actors import Actor
 from app.audit import chain
 from app.audit.actions import AuditAction
-from app.cases.models import Case, Decision, Queue
+from app.cases import policy
+from app.cases.models import Case, Decision, Queue, UndoneApproval
 from app.cases.permissions import Role, can, require, sees, visible_queues
 from app.cases.policy import FIRST_APPROVALS
 from app.db import utcnow
@@ -86,7 +87,7 @@ def reviews_for(session: Session, user: User, *, judged: bool, limit: int | None
     their queues; admins, auditors: all), newest first."""
     require(user, "view_quality")
     queue_ids = [q.id for q in visible_queues(session, user)]
-    stmt = (select(QaReview).where(QaReview.queue_id.in_(queue_ids))
+    stmt = (select(QaReview).where(QaReview.queue_id.in_(queue_ids), policy.standing(QaReview.decision_id))
             .options(selectinload(QaReview.case), selectinload(QaReview.decision).selectinload(Decision.reviewer),
                      selectinload(QaReview.queue), selectinload(QaReview.verdict_by))
             .where(QaReview.verdict.is_not(None) if judged else QaReview.verdict.is_(None))
@@ -109,6 +110,9 @@ def sample_for_verdict(session: Session, user: User, review_id: int) -> QaReview
     if review is None or not sees(session, user, review.case):
         raise NotFound(f"no QA sample {review_id}")
     _check_verdict_giver(session, user, review)
+    if session.get(UndoneApproval, review.decision_id) is not None:
+        raise Conflict(f"QA sample {review.id}: its approval was undone and never executed; there is "
+                       "nothing to review", slug="approval-undone")
     return review
 
 

@@ -26,7 +26,7 @@ from app.ai.jobs import analysis
 from app.audit import chain
 from app.audit.actions import AuditAction
 from app.cases import lifecycle, policy
-from app.cases.models import Case, Decision, Queue, Status
+from app.cases.models import Case, Decision, Queue, Status, UndoneApproval
 from app.cases.permissions import DECIDERS, can_in, get_case_for, queue_for, require, require_in, sees
 from app.cases.types import UnknownAction, get_case_type
 from app.db import utcnow
@@ -288,6 +288,7 @@ def undo_approval(session: Session, user: User, case_id: int) -> Case:
     expires = utcnow() + timedelta(minutes=current_app.config["CLAIM_IDLE_MINUTES"])
     _move(session, case, "approval_undone", Actor.user(user), data={"decision_id": approval.id},
           changes={"assignee_id": user.id, "claim_expires_at": expires})
+    session.add(UndoneApproval(decision_id=approval.id, case_id=case.id))
     chain.record(session, AuditAction.DECISION_UNDONE, Actor.user(user), case_id=case.id,
                  data={"decision_id": approval.id, "kind": approval.kind, "action": approval.action,
                        "parameters": approval.parameters})
