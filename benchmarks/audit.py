@@ -47,7 +47,7 @@ from app.audit.actions import AuditAction
 from app.auditor import export
 from app.cases.policy import action_hash
 from app.db import canonical_json
-from benchmarks.inbox import bench_config, postgres_database
+from benchmarks.common import bench_config, postgres_database
 from benchmarks.intake import render
 from config import BASE_DIR, normalize_database_url
 

@@ -13,19 +13,14 @@ Targets: p95 < 50 ms, and p95 at the largest size < 1.5 x p95 at the smallest.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import os
 import random
 import statistics
-import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,7 +28,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
-import benchmarks
 from app import create_app
 from app.auth.services import create_user, start_session
 from app.auth.views import SESSION_KEY
@@ -44,7 +38,8 @@ from app.extensions import db
 from app.intake.services import create_client
 from app.review import services
 from app.users import User
-from config import BASE_DIR, Config, normalize_database_url
+from benchmarks.common import backends_of, bench_config, database_for, over_backends, percentile
+from config import BASE_DIR
 
 EXAMPLES = examples()
 
@@ -52,7 +47,6 @@ P95_TARGET_MS = 50.0
 RATIO_TARGET = 1.5
 WARMUP = 5
 BATCH = 5_000
-PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 # (name, domain, share of the cases, SLA minutes)
 QUEUES = (("payments", "finance", 0.35, 240), ("credit", "finance", 0.15, 1440),
@@ -80,54 +74,6 @@ class Options:
     sizes: tuple[int, ...] = (1_000, 100_000)
     iterations: int = 200
     backends: tuple[str, ...] = ("sqlite", "postgresql")
-
-
-# --- databases ---------------------------------------------------------------------------------------
-
-
-def bench_config(url: str) -> type[Config]:
-    return type("BenchConfig", (Config,), {
-        "SQLALCHEMY_DATABASE_URI": url, "ENV": "bench", "TESTING": True,
-        "REDIS_URL": benchmarks.redis_url(),
-    })
-
-
-@contextlib.contextmanager
-def sqlite_database() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="countersign-bench-") as folder:
-        yield f"sqlite:///{Path(folder) / 'bench.db'}"
-
-
-def postgres_reachable(admin_url: str = PG_ADMIN_URL) -> bool:
-    engine = sa.create_engine(normalize_database_url(admin_url), poolclass=sa.pool.NullPool,
-                              connect_args={"connect_timeout": 2})
-    try:
-        with engine.connect():
-            return True
-    except sa.exc.OperationalError:
-        return False
-    finally:
-        engine.dispose()
-
-
-@contextlib.contextmanager
-def postgres_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
-    """A temporary database, dropped afterwards."""
-    admin = sa.create_engine(normalize_database_url(admin_url), isolation_level="AUTOCOMMIT",
-                             poolclass=sa.pool.NullPool)
-    name = f"countersign_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield sa.make_url(normalize_database_url(admin_url)).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
-def database_for(backend: str) -> contextlib.AbstractContextManager[str]:
-    return sqlite_database() if backend == "sqlite" else postgres_database()
 
 
 # --- seeding ----------------------------------------------------------------------------------------
@@ -226,11 +172,6 @@ def _recommendation_row(case: dict[str, Any], rng: random.Random, now: Any) -> d
 # --- measuring --------------------------------------------------------------------------------------
 
 
-def percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
-
-
 def timed(action: Callable[[], None], iterations: int) -> tuple[float, float]:
     """(p50, p95) in milliseconds of ``action`` over ``iterations`` runs, after a warm-up."""
     for _ in range(min(WARMUP, iterations)):
@@ -293,17 +234,6 @@ def measure_backend(backend: str, options: Options) -> list[Measurement]:
     return found
 
 
-def over_backends(backends: Sequence[str], measure: Callable[[str], list[Any]]) -> list[Any]:
-    """``measure(backend)`` for each backend, skipping PostgreSQL (said) when it is not reachable."""
-    results: list[Any] = []
-    for backend in backends:
-        if backend == "postgresql" and not postgres_reachable():
-            print(f"PostgreSQL not reachable at {PG_ADMIN_URL}: skipped")
-            continue
-        results += measure(backend)
-    return results
-
-
 def run(options: Options) -> list[Measurement]:
     return over_backends(options.backends, lambda backend: measure_backend(backend, options))
 
@@ -349,7 +279,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--backends", default="sqlite,postgresql", help="sqlite and/or postgresql")
     args = parser.parse_args(argv)
     return Options(tuple(int(s) for s in args.sizes.split(",")), args.iterations,
-                   tuple(b.strip() for b in args.backends.split(",") if b.strip()))
+                   backends_of(args.backends))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,18 +25,15 @@ import contextlib
 import copy
 import http.client
 import json
-import os
 import queue
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +42,6 @@ import yaml
 from flask import Flask
 from flask_migrate import upgrade
 from redis import Redis
-from redis.exceptions import RedisError
 from rq import Queue as RQQueue
 
 import benchmarks
@@ -61,15 +57,23 @@ from app.extensions import db
 from app.intake.models import WebhookReceipt
 from app.intake.services import create_client
 from benchmarks import bare_app
-from benchmarks.inbox import bench_config, database_for, over_backends, percentile
+from benchmarks.common import (
+    HOST,
+    backends_of,
+    bench_config,
+    database_for,
+    free_port,
+    healthy,
+    over_backends,
+    percentile,
+    running,
+)
 from config import BASE_DIR
 
 RATIO_TARGET = 0.5
 WARMUP = 16  # requests per side before the first round (imports, connections), not timed
 ROUND_SECONDS = 120  # a round stops taking requests after this (well within the 300 s signature tolerance)
 REQUEST_TIMEOUT = 30
-STARTUP_SECONDS = 30
-HOST = "127.0.0.1"
 BENCH_ACTOR = Actor.system("bench")
 
 
@@ -118,59 +122,6 @@ class Measurement:
 
 
 # --- processes ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(ready: Callable[[], bool], seconds: float, what: str, alive: Callable[[], bool] = lambda: True) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and alive():
-        with contextlib.suppress(OSError, RedisError):
-            if ready():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not start within {seconds} s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
-def healthy(port: int, path: str = "/healthz") -> bool:
-    """Whether the app on ``port`` answers ``path`` with 200."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=2)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().status == 200
-    finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def running(command: list[str], env: dict[str, str], log: Path, what: str,
-            ready: Callable[[], bool] | None = None) -> Iterator[subprocess.Popen]:
-    """``command`` with its output in ``log``, once ``ready`` says so, until the block ends."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    try:
-        if ready is not None:
-            try:
-                wait_for(ready, STARTUP_SECONDS, what, lambda: process.poll() is None)
-            except RuntimeError:
-                raise RuntimeError(f"{what} did not start:\n{log.read_text()[-2000:]}") from None
-        yield process
-    finally:
-        stop(process)
 
 
 @contextlib.contextmanager
@@ -380,7 +331,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
                         "(default: %(default)s)")
     args = parser.parse_args(argv)
     return Options(args.rounds, args.requests, args.concurrency, args.workers,
-                   tuple(b.strip() for b in args.backends.split(",") if b.strip()))
+                   backends_of(args.backends))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -59,21 +59,8 @@ from app.execution.receiver import Receiver
 from app.extensions import db
 from app.jobs import QUEUE_NAMES
 from app.review.inbox import STATUS_GROUPS
-from benchmarks.inbox import database_for, over_backends, percentile
-from benchmarks.intake import (
-    BENCH_ACTOR,
-    HOST,
-    REQUEST_TIMEOUT,
-    STARTUP_SECONDS,
-    Fixture,
-    free_port,
-    healthy,
-    prepare,
-    render,
-    running,
-    signed_requests,
-    wait_for,
-)
+from benchmarks import common
+from benchmarks.intake import BENCH_ACTOR, REQUEST_TIMEOUT, Fixture, prepare, render, signed_requests
 from workers.demo import service_commands
 
 DEFAULT_RATES = {"postgresql": 50.0, "sqlite": 10.0}  # intakes per second
@@ -140,7 +127,7 @@ class Calls:
         return Counter({s: n for s, n in self.statuses.items() if s not in (self.success, self.race)})
 
     def p(self, pct: float) -> float:
-        return percentile(self.latencies_ms, pct) if self.latencies_ms else math.nan
+        return common.percentile(self.latencies_ms, pct) if self.latencies_ms else math.nan
 
 
 @dataclass
@@ -174,7 +161,7 @@ def call(calls: Calls, port: int, method: str, path: str, headers: dict[str, str
          since: float | None = None) -> tuple[int, bytes]:
     """One request on its own connection, recorded in ``calls`` (timed from ``since`` when given)."""
     started = time.perf_counter() if since is None else since
-    conn = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
+    conn = http.client.HTTPConnection(common.HOST, port, timeout=REQUEST_TIMEOUT)
     try:
         # A new connection per request: a kept-alive one may be closed by the server just as we reuse it.
         conn.request(method, path, body=body, headers={**headers, "Connection": "close"})
@@ -318,7 +305,7 @@ def process_env(url: str, redis_url: str, folder: Path) -> dict[str, str]:
     key.write_bytes(checkpoints.generate_key()[0])
     return {"DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": "bench-not-secret",
             "INTAKE_RATE_LIMIT": "1000000 per minute", "AI_PROVIDER": "local", "OPENAI_API_KEY": "",
-            "INSECURE_CALLBACK_HOSTS": HOST, "AUDIT_SIGNING_KEY": "", "AUDIT_SIGNING_KEY_FILE": str(key),
+            "INSECURE_CALLBACK_HOSTS": common.HOST, "AUDIT_SIGNING_KEY": "", "AUDIT_SIGNING_KEY_FILE": str(key),
             "AUDIT_CHECKPOINT_DIR": str(folder / "audit-checkpoints"), "PYTHONUNBUFFERED": "1"}
 
 
@@ -335,17 +322,18 @@ class Platform:
 @contextlib.contextmanager
 def platform(env: dict[str, str], workers: int, folder: Path) -> Iterator[Platform]:
     """Web, ``workers`` RQ workers and the scheduler, each logging to a file in ``folder``."""
-    port = free_port()
+    port = common.free_port()
     commands = service_commands(port)
     with contextlib.ExitStack() as stack:
         def start(name: str, command: list[str], ready: Callable[[], bool] | None = None) -> Popen:
-            return stack.enter_context(running(command, env, folder / f"{name}.log", name, ready))
+            return stack.enter_context(common.running(command, env, folder / f"{name}.log", name, ready))
 
-        processes = [start("web", commands["web"], lambda: healthy(port))]
+        processes = [start("web", commands["web"], lambda: common.healthy(port))]
         processes += [start(f"worker-{n}", commands["worker"]) for n in range(1, workers + 1)]
         processes.append(start("scheduler", commands["sched"]))
         connection = Redis.from_url(env["REDIS_URL"])
-        wait_for(lambda: Worker.count(connection=connection) >= workers, STARTUP_SECONDS, "the RQ workers")
+        common.wait_for(lambda: Worker.count(connection=connection) >= workers, common.STARTUP_SECONDS,
+                        "the RQ workers")
         connection.close()
         yield Platform(port, processes)
 
@@ -517,7 +505,7 @@ def last_third_growth(samples: list[tuple[float, int]]) -> float:
 
 
 def measure_backend(backend: str, options: Options) -> list[Measurement]:
-    with database_for(backend) as url, tempfile.TemporaryDirectory(prefix="countersign-load-") as tmp:
+    with common.database_for(backend) as url, tempfile.TemporaryDirectory(prefix="countersign-load-") as tmp:
         folder, redis_url = Path(tmp), benchmarks.redis_url()
         Redis.from_url(redis_url).flushdb()
         fixture = prepare(url, redis_url)
@@ -544,7 +532,7 @@ def measure_backend(backend: str, options: Options) -> list[Measurement]:
 
 
 def run(options: Options) -> list[Measurement]:
-    return over_backends(options.backends, lambda backend: measure_backend(backend, options))
+    return common.over_backends(options.backends, lambda backend: measure_backend(backend, options))
 
 
 # --- reporting ---------------------------------------------------------------------------------------
@@ -605,7 +593,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
                         "in LOGS/<backend>/ (default: not kept)")
     args = parser.parse_args(argv)
     return Options(args.duration, args.rate, args.reviewers, args.workers,
-                   tuple(b.strip() for b in args.backends.split(",") if b.strip()), args.logs)
+                   common.backends_of(args.backends), args.logs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

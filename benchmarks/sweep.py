@@ -35,7 +35,7 @@ from app.escalation import sla
 from app.extensions import db
 from app.intake.services import create_client
 from app.users import User
-from benchmarks.inbox import bench_config, database_for, over_backends
+from benchmarks.common import backends_of, bench_config, database_for, over_backends
 from config import BASE_DIR
 
 SECONDS_TARGET = 2.0
@@ -249,7 +249,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--backends", default="postgresql,sqlite", help="postgresql and/or sqlite")
     args = parser.parse_args(argv)
     return Options(tuple(int(s) for s in args.sizes.split(",")), args.changes, args.repeat,
-                   tuple(b.strip() for b in args.backends.split(",") if b.strip()))
+                   backends_of(args.backends))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -77,7 +77,7 @@ def wait_for_decision(case_id: int, seconds: float, read: Callable[[], T], statu
                       release: Callable[[], None]) -> T:
     """``read()`` the case; while its status is waiting, block up to ``seconds`` until its decision
     is published, then ``read()`` again. ``release()`` gives the database connection back before
-    blocking."""
+    each block (the last read's connection is the request's to give back)."""
     found = read()
     if seconds <= 0 or not is_waiting(status_of(found)):
         return found
@@ -90,11 +90,10 @@ def wait_for_decision(case_id: int, seconds: float, read: Callable[[], T], statu
         return _poll(deadline, read, status_of, release)
     try:
         found = read()  # decided between the first read and the subscription: no message will come
-        release()
         while is_waiting(status_of(found)) and (left := deadline - time.monotonic()) > 0:
+            release()
             if pubsub.get_message(timeout=left) is not None:
                 found = read()
-                release()
         return found
     except RedisError:
         return _poll(deadline, read, status_of, release)
@@ -104,9 +103,8 @@ def wait_for_decision(case_id: int, seconds: float, read: Callable[[], T], statu
 
 def _poll(deadline: float, read: Callable[[], T], status_of: Callable[[T], str], release: Callable[[], None]) -> T:
     found = read()
-    release()
     while is_waiting(status_of(found)) and (left := deadline - time.monotonic()) > 0:
+        release()
         time.sleep(min(POLL_SECONDS, left))
         found = read()
-        release()
     return found

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy import case as sql_case
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from app.cases.models import Case, Decision, Status, UndoneApproval
 from app.cases.permissions import Role
@@ -116,7 +116,9 @@ def standing(decision_id: ColumnElement[int] | InstrumentedAttribute[int] = Deci
 
 
 def decisions_of(session: Session, case: Case) -> list[Decision]:
-    return list(session.scalars(select(Decision).where(Decision.case_id == case.id).order_by(Decision.id)))
+    """The case's decisions in order, with their reviewers (whom every presentation names)."""
+    return list(session.scalars(select(Decision).where(Decision.case_id == case.id)
+                                .options(joinedload(Decision.reviewer)).order_by(Decision.id)))
 
 
 def pending_approval(session: Session, case: Case) -> Decision | None:

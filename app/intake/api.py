@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
@@ -124,19 +123,17 @@ def _answered(result: services.IntakeResult) -> tuple[Response, int]:
 @bp.get("/cases/<int:case_id>")
 def get_case(case_id: int) -> Response:
     """The case; with ``?wait=SECONDS`` (0 to 60), once it is decided or the wait ends (app.agents.waiting)."""
-    client = services.authenticate(db.session, request.headers.get("Authorization"))
+    client_id = services.authenticate(db.session, request.headers.get("Authorization")).id
     seconds = _wait_seconds(request.args.get("wait"))
-    client_id = client.id
-
-    def read() -> dict[str, Any]:
-        return case_document(db.session, db.session.get_one(ApiClient, client_id), case_id).model_dump(mode="json")
 
     def release() -> None:
         db.session.rollback()
         db.session.close()  # the connection goes back to the pool while the request waits
 
-    document = waiting.wait_for_decision(case_id, seconds, read, lambda doc: doc["status"], release)
-    return jsonify(document)
+    document = waiting.wait_for_decision(case_id, seconds, lambda: case_document(db.session, client_id, case_id),
+                                         lambda doc: doc.status, release)
+    # pydantic writes the JSON itself: a woken agent's answer is made while reviewers are busy
+    return current_app.response_class(document.model_dump_json(), mimetype="application/json")
 
 
 def _wait_seconds(raw: str | None) -> int:

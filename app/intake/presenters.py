@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.cases import policy
-from app.cases.models import Execution
+from app.cases.models import Case, Execution
 from app.cases.schemas import DecisionRecord, RecommendationBrief
-from app.intake.models import ApiClient
 from app.intake.schemas import ExecutionState, UpstreamCase
 from app.intake.services import own_case
 
 
-def case_document(session: Session, client: ApiClient, case_id: int) -> UpstreamCase:
-    case = own_case(session, client, case_id)
+def case_document(session: Session, client_id: int, case_id: int) -> UpstreamCase:
+    """Three queries: the case with its queue and recommendation, its decisions with their
+    reviewers, its latest execution (an agent waiting for the decision is answered with it)."""
+    case = own_case(session, client_id, case_id, (joinedload(Case.queue), joinedload(Case.recommendation)))
     decisions = policy.decisions_of(session, case)
     execution = session.scalars(
         select(Execution).where(Execution.case_id == case.id).order_by(Execution.id.desc()).limit(1)

@@ -6,6 +6,7 @@ import hashlib
 import ipaddress
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.interfaces import ORMOption
 
 from app import jsonbody, webhooks
 from app.actors import Actor
@@ -283,10 +285,10 @@ def _answer(session: Session, client: ApiClient, webhook_id: str, body_hash: str
     return body
 
 
-def own_case(session: Session, client: ApiClient, case_id: int) -> Case:
-    """The client's case; another client's case does not exist for it."""
-    case = session.get(Case, case_id)
-    if case is None or case.client_id != client.id:
+def own_case(session: Session, client_id: int, case_id: int, options: Sequence[ORMOption] = ()) -> Case:
+    """The client's case (loaded with ``options``); another client's case does not exist for it."""
+    case = session.get(Case, case_id, options=options)
+    if case is None or case.client_id != client_id:
         raise NotFound(f"no case {case_id} for this client", slug="case-not-found", title="Case not found")
     return case
 
@@ -380,7 +382,7 @@ def answer_info_request(session: Session, client: ApiClient, case_id: int, webho
     replay = replayed(session, client, webhook_id, body_hash)
     if replay:
         return replay
-    case = own_case(session, client, case_id)
+    case = own_case(session, client.id, case_id)
     if case.status != Status.NEEDS_INFO:
         raise Conflict(f"case {case_id} is {case.status}; answers are accepted while it is needs_info",
                        slug="case-not-waiting-for-info", title="The case is not waiting for information")
@@ -437,7 +439,7 @@ def withdraw_case(session: Session, client: ApiClient, case_id: int, webhook_id:
     replay = replayed(session, client, webhook_id, body_hash)
     if replay:
         return replay
-    case = own_case(session, client, case_id)
+    case = own_case(session, client.id, case_id)
     if Status(case.status) not in lifecycle.BEFORE_APPROVAL:
         why = "" if case.status == Status.WITHDRAWN else ": a case can be withdrawn only before it is approved"
         raise Conflict(f"case {case_id} is {case.status}{why}", slug="case-not-withdrawable",
