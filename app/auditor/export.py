@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import chain, checkpoints, proofs
 from app.audit.models import AuditEvent
+from app.auditor import export_sql
 from app.cases import policy
 from app.cases.models import Case, Decision, Execution, ExecutionAttempt, Queue, Recommendation
 from app.cases.types import DOMAINS, REGISTRY, UnknownCaseType, get_case_type
@@ -438,6 +439,30 @@ class ExportResult:
     manifest: dict[str, Any]
 
 
+class _EncodedRows:
+    """DecisionRows as lines of ``fmt``, each with the leaf indexes of the events it lists."""
+
+    def __init__(self, rows: DecisionRows, fmt: str) -> None:
+        self.rows, self._encode = rows, ENCODERS[fmt][1]
+
+    @property
+    def left_out(self) -> int:
+        return self.rows.left_out
+
+    def __iter__(self) -> Iterator[tuple[bytes, list[int]]]:
+        for row in self.rows:
+            yield self._encode(row), [event["leaf_index"] for event in row["audit_events"]]
+
+
+def _lines(session: Session, fmt: str, filters: ExportFilters, tree_size: int,
+           redact: bool) -> _EncodedRows | export_sql.PostgresLines:
+    """The rows' lines: made by PostgreSQL for JSON Lines that keep every value (pseudonyms are keyed
+    hashes made here), by DecisionRows otherwise."""
+    if fmt == "jsonl" and not redact and session.get_bind().dialect.name == "postgresql":
+        return export_sql.PostgresLines(session.connection().connection.driver_connection, filters, tree_size)
+    return _EncodedRows(DecisionRows(session, filters, tree_size, Pseudonyms() if redact else None), fmt)
+
+
 def check_format(fmt: str) -> None:
     if fmt not in ENCODERS:
         raise Invalid(f"format: {fmt!r} is not one of {', '.join(FORMATS)}", {"format": f"one of {', '.join(FORMATS)}"})
@@ -450,15 +475,14 @@ def export(session: Session, config: Mapping[str, Any], out: BinaryIO, *, fmt: s
     check_format(fmt)
     checkpoint = checkpoints.create(session, config)
     referenced = proofs.LeafSet(checkpoint.tree_size)
-    rows = DecisionRows(session, filters, checkpoint.tree_size, Pseudonyms() if redact else None)
-    header, encode = ENCODERS[fmt]
+    rows = _lines(session, fmt, filters, checkpoint.tree_size, redact)
+    header, _ = ENCODERS[fmt]
     digest = hashlib.sha256(header)
     out.write(header)
     written = 0
-    for row in rows:
-        for event in row["audit_events"]:
-            referenced.add(event["leaf_index"])
-        line = encode(row)
+    for line, leaves in rows:
+        for index in leaves:
+            referenced.add(index)
         digest.update(line)
         out.write(line)
         written += 1
