@@ -517,7 +517,7 @@ def test_memory_stays_flat_from_200_to_2000_decisions(app, upstream, people, que
     if db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL only: the PostgreSQL pass of the suite runs it")
     monkeypatch.setattr(export, "CASE_PAGE", 20)
-    monkeypatch.setattr(chain, "iter_leaf_hashes", functools.partial(chain.iter_leaf_hashes, batch_size=100))
+    monkeypatch.setattr(chain, "leaf_hash_pages", functools.partial(chain.leaf_hash_pages, batch_size=100))
     run = export.DecisionRows._run
 
     def collected_at_each_page(rows: export.DecisionRows, query: Any, after: int) -> Any:

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import Integer, Row, Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
-from app.audit import chain, checkpoints, proofs
+from app.audit import chain, checkpoints, merkle, proofs
 from app.audit.models import AuditEvent
 from app.auditor import export_sql
 from app.cases import policy
@@ -474,7 +474,7 @@ def export(session: Session, config: Mapping[str, Any], out: BinaryIO, *, fmt: s
     ``progress(rows)`` is called every PROGRESS_EVERY rows."""
     check_format(fmt)
     checkpoint = checkpoints.create(session, config)
-    referenced = proofs.LeafSet(checkpoint.tree_size)
+    referenced = merkle.LeafSet(checkpoint.tree_size)
     rows = _lines(session, fmt, filters, checkpoint.tree_size, redact)
     header, _ = ENCODERS[fmt]
     digest = hashlib.sha256(header)
