@@ -27,7 +27,7 @@ from flask import current_app
 
 from app.audit import chain, checkpoints
 from app.audit.models import AuditCheckpoint, AuditEvent
-from app.auditor import export
+from app.auditor import export, export_sql
 from app.cases.models import Case, Decision
 from app.db import utcnow
 from app.errors import Invalid
@@ -198,6 +198,22 @@ def test_csv_has_a_flat_column_per_field_and_json_for_nested_values(app, world, 
     rejected = next(row for row in rows if row["external_id"] == "EXT-KYC-1")
     assert (rejected["final_action"], rejected["execution.status"], rejected["sla"]) == ("", "", "breached")
     assert [json.loads(e["entry"])["action"] for e in json.loads(rejected["audit_events"])][-1] == "case.rejected"
+
+
+@pytest.mark.parametrize("given", [{}, {"outcome": "rejected"}, {"reviewer": "senior@example.com"},
+                                   {"queue": "finance-senior", "since": "2000-01-01"}, {"domain": "compliance"}],
+                         ids=json.dumps)
+def test_postgresql_writes_the_lines_python_writes_byte_for_byte(app, world, given):
+    """The JSON Lines PostgreSQL builds (the export's path there) against DecisionRows' (SQLite's, CSV's, the
+    redacted ones'), which the tests above check by hand."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: the PostgreSQL pass of the suite runs it")
+    filters = export.parse_filters(db.session, given)
+    size = checkpoints.create(db.session, app.config).tree_size
+    python = list(export.EncodedRows(export.DecisionRows(db.session, filters, size), "jsonl"))
+    postgres = export_sql.PostgresLines(db.session.connection().connection.driver_connection, filters, size)
+    assert list(postgres) == python
+    assert python and postgres.left_out == 0
 
 
 # --- filters --------------------------------------------------------------------------------------------------

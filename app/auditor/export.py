@@ -13,7 +13,9 @@ events up to its decision are not all covered yet (a decision made meanwhile) is
 counted in the manifest.
 
 Rows are read a page of cases at a time (keyset pages, plain rows rather than ORM objects), and the
-leaves they reference are kept in a bitmap, so memory stays flat however long the log.
+leaves they reference are kept in a bitmap, so memory stays flat however long the log. On PostgreSQL,
+JSON Lines that are not redacted are written by the database instead (export_sql), line for line the
+same bytes.
 """
 
 from __future__ import annotations
@@ -439,7 +441,7 @@ class ExportResult:
     manifest: dict[str, Any]
 
 
-class _EncodedRows:
+class EncodedRows:
     """DecisionRows as lines of ``fmt``, each with the leaf indexes of the events it lists."""
 
     def __init__(self, rows: DecisionRows, fmt: str) -> None:
@@ -455,12 +457,12 @@ class _EncodedRows:
 
 
 def _lines(session: Session, fmt: str, filters: ExportFilters, tree_size: int,
-           redact: bool) -> _EncodedRows | export_sql.PostgresLines:
+           redact: bool) -> EncodedRows | export_sql.PostgresLines:
     """The rows' lines: made by PostgreSQL for JSON Lines that keep every value (pseudonyms are keyed
     hashes made here), by DecisionRows otherwise."""
     if fmt == "jsonl" and not redact and session.get_bind().dialect.name == "postgresql":
         return export_sql.PostgresLines(session.connection().connection.driver_connection, filters, tree_size)
-    return _EncodedRows(DecisionRows(session, filters, tree_size, Pseudonyms() if redact else None), fmt)
+    return EncodedRows(DecisionRows(session, filters, tree_size, Pseudonyms() if redact else None), fmt)
 
 
 def check_format(fmt: str) -> None:
