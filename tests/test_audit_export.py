@@ -211,7 +211,8 @@ def test_postgresql_writes_the_lines_python_writes_byte_for_byte(app, world, giv
     filters = export.parse_filters(db.session, given)
     size = checkpoints.create(db.session, app.config).tree_size
     python = list(export.EncodedRows(export.DecisionRows(db.session, filters, size), "jsonl"))
-    postgres = export_sql.PostgresLines(db.session.connection().connection.driver_connection, filters, size)
+    postgres = export_sql.PostgresLines(db.session.connection().connection.driver_connection, filters, size,
+                                         export.OUTCOMES)
     assert list(postgres) == python
     assert python and postgres.left_out == 0
 

@@ -461,7 +461,8 @@ def _lines(session: Session, fmt: str, filters: ExportFilters, tree_size: int,
     """The rows' lines: made by PostgreSQL for JSON Lines that keep every value (pseudonyms are keyed
     hashes made here), by DecisionRows otherwise."""
     if fmt == "jsonl" and not redact and session.get_bind().dialect.name == "postgresql":
-        return export_sql.PostgresLines(session.connection().connection.driver_connection, filters, tree_size)
+        return export_sql.PostgresLines(session.connection().connection.driver_connection, filters, tree_size,
+                                        OUTCOMES)
     return EncodedRows(DecisionRows(session, filters, tree_size, Pseudonyms() if redact else None), fmt)
 
 

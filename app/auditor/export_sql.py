@@ -12,15 +12,16 @@ verify against the signed tree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from psycopg import Connection, sql
 
 from app.cases import policy
 from app.escalation.sla import Standing
 
-APPROVED_KINDS = ("approve", "edit", "second_approval")  # the settling kinds of rows whose outcome is an approval
+if TYPE_CHECKING:
+    from app.auditor.export import ExportFilters
 
 
 def _text(expr: str) -> str:
@@ -73,15 +74,12 @@ _RECOMMENDATION = _object(("action", _text("rec.action")), ("parameters", _compa
                           ("prompt_hash", _text("rec.prompt_hash")))
 _EXECUTION = _object(("status", _text("e.status")), ("attempts", "e.attempts::text"),
                      ("last_status_code", _number("e.last_status_code")), ("last_error", _text("e.last_error")))
-_OUTCOME = ("CASE r.outcome_kind WHEN 'approve' THEN 'approved' WHEN 'edit' THEN 'edited_and_approved' "
-            "WHEN 'reject' THEN 'rejected' WHEN 'escalate' THEN 'escalated' WHEN 'request_info' THEN 'info_requested' "
-            "END")
 _SLA = (f"CASE WHEN c.sla_due_at IS NULL THEN 'null' WHEN s.created_at <= c.sla_due_at THEN '\"{Standing.MET}\"' "
         f"ELSE '\"{Standing.BREACHED}\"' END")
 _LINE = _object(
     ("decision_id", "s.id::text"), ("case_id", "c.id::text"), ("external_id", _text("c.external_id")),
     ("case_type", _text("c.case_type")), ("domain", _text("c.domain")), ("queue", _text("q.name")),
-    ("outcome", _text(_OUTCOME)),
+    ("outcome", _text("r.outcome")),
     ("recommendation", f"CASE WHEN rec.id IS NULL THEN 'null' ELSE {_RECOMMENDATION} END"),
     ("final_action", _text("dd.action")), ("final_parameters", _compact("dd.parameters")),
     ("edited", "CASE WHEN dd.kind = 'edit' THEN 'true' ELSE 'false' END"), ("diff", _compact("dd.diff")),
@@ -107,9 +105,9 @@ WITH d AS (
 ), r AS (
   SELECT d.id, d.case_id,
     CASE WHEN d.kind <> ALL({first}) AND d.prev_kind = ANY({first}) THEN d.prev_id END AS first_id,
-    CASE WHEN d.kind = 'second_approval' AND d.prev_kind = ANY({first}) THEN d.prev_kind ELSE d.kind END
-      AS outcome_kind,
-    d.kind = ANY({approved_kinds}) AS approval
+    CASE CASE WHEN d.kind = 'second_approval' AND d.prev_kind = ANY({first}) THEN d.prev_kind ELSE d.kind END
+      {outcomes} END AS outcome,
+    d.kind = ANY({approvals}) AS approval
   FROM d JOIN cases c ON c.id = d.case_id
   WHERE d.kind <> ALL({first}) OR (d.next_id IS NULL AND c.status = ANY({approved_statuses}))
 )
@@ -141,8 +139,8 @@ ORDER BY c.id, s.id
 """
 
 
-def _conditions(filters: Any) -> tuple[sql.Composable, sql.Composable]:
-    """(conditions on the case, on the row) for ``filters`` (an export.ExportFilters)."""
+def _conditions(filters: ExportFilters) -> tuple[sql.Composable, sql.Composable]:
+    """(conditions on the case, on the row) for ``filters``."""
     on_case: list[sql.Composable] = []
     on_row: list[sql.Composable] = []
     for column, value in (("c.domain", filters.domain), ("c.case_type", filters.case_type)):
@@ -156,17 +154,20 @@ def _conditions(filters: Any) -> tuple[sql.Composable, sql.Composable]:
     if filters.until is not None:
         on_row.append(sql.SQL("AND s.created_at <= {}").format(sql.Literal(filters.until)))
     if filters.outcome is not None:
-        on_row.append(sql.SQL("AND {} = {}").format(sql.SQL(_OUTCOME), sql.Literal(filters.outcome)))
+        on_row.append(sql.SQL("AND r.outcome = {}").format(sql.Literal(filters.outcome)))
     if filters.reviewer is not None:
         on_row.append(sql.SQL("AND {} IN (us.email, uf.email)").format(sql.Literal(filters.reviewer)))
     return sql.SQL(" ").join(on_case), sql.SQL(" ").join(on_row)
 
 
-def query(filters: Any, tree_size: int) -> sql.Composed:
+def query(filters: ExportFilters, tree_size: int, outcomes: Mapping[str, str]) -> sql.Composed:
+    """The rows' statement; ``outcomes`` names a row's outcome by the kind of the decision that made it."""
     on_case, on_row = _conditions(filters)
+    when = sql.SQL(" ").join(sql.SQL("WHEN {} THEN {}").format(sql.Literal(kind), sql.Literal(outcome))
+                             for kind, outcome in outcomes.items())
     return sql.SQL(_ROWS).format(
         not_decisions=sql.Literal(list(policy.NOT_DECISIONS)), first=sql.Literal(list(policy.FIRST_APPROVALS)),
-        approved_kinds=sql.Literal(list(APPROVED_KINDS)),
+        outcomes=when, approvals=sql.Literal(list(policy.APPROVALS)),
         approved_statuses=sql.Literal(sorted(policy.APPROVED_STATUSES)), case_conditions=on_case,
         line=sql.SQL(_LINE), event=sql.SQL(_LISTED_EVENT), tree_size=sql.Literal(int(tree_size)),
         row_conditions=on_row)
@@ -177,12 +178,14 @@ class PostgresLines:
     sends each row as it makes it. Iterate once; ``left_out`` then counts the rows whose events up to
     their decision the tree does not cover yet."""
 
-    def __init__(self, connection: Connection[Any], filters: Any, tree_size: int) -> None:
-        self.connection, self.filters, self.tree_size = connection, filters, tree_size
+    def __init__(self, connection: Connection[Any], filters: ExportFilters, tree_size: int,
+                 outcomes: Mapping[str, str]) -> None:
+        self.connection, self.filters, self.tree_size, self.outcomes = connection, filters, tree_size, outcomes
         self.left_out = 0
 
     def __iter__(self) -> Iterator[tuple[bytes, list[int]]]:
-        statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query(self.filters, self.tree_size))
+        rows = query(self.filters, self.tree_size, self.outcomes)
+        statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(rows)
         with self.connection.cursor() as cursor:
             # This query's plan, not a setting of the server: JIT compiling costs more than it saves here,
             # and nested loops keep the rows in the order they are made, so they stream without a sort.
