@@ -199,7 +199,7 @@ def _page(connection: Connection, after: int, last: int) -> bytes:
     """The leaf hashes of events after+1..last end to end, up to the first one missing."""
     if connection.dialect.name == "postgresql":
         joined, count = connection.execute(_JOINED_PAGE, {"after": after, "last": last}).one()
-        if count == last - after and len(joined) == count * 32:  # seq is unique: every one of them is there
+        if count == last - after and len(joined or b"") == count * 32:  # seq is unique: all of them are there
             return bytes(joined)
     leaves: list[bytes] = []
     for seq, leaf in connection.execute(select(_EVENTS.c.seq, _EVENTS.c.hash).where(
