@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_pri
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from app.audit.merkle import EMPTY_ROOT, TreeBuilder, consistency_proof, leaf_hash
+from app.audit.merkle import EMPTY_ROOT, LeafSet, TreeBuilder, consistency_proof, leaf_hash
 from tools import verify_export as vx
 from tools.verify_export import VerificationError
 
@@ -365,3 +365,38 @@ def test_the_auditors_verifier_imports_nothing_from_the_app():
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported and not any(name == "app" or name.startswith(("app.", "tools")) for name in imported)
+
+
+@pytest.mark.parametrize("marking", ["none", "few", "most"])
+@pytest.mark.parametrize("paths", [True, False])
+def test_extending_by_runs_of_leaves_builds_the_tree_appending_builds(marking, paths):
+    """Runs of every length, starting anywhere (so at every alignment): the same root as the reference, the
+    same batch proof and the same inclusion paths as leaf by leaf, marks given as a set or as a LeafSet."""
+    rng = random.Random(f"{marking}{paths}")
+    n = 1000
+    hashes = [leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
+    chance = {"none": 0.0, "few": 0.01, "most": 0.8}[marking]
+    marked = {i for i in range(n) if rng.random() < chance}
+    as_bitmap = LeafSet(n)
+    for index in marked:
+        as_bitmap.add(index)
+    one_by_one = TreeBuilder(marked, paths=paths)
+    for h in hashes:
+        one_by_one.append(h)
+    one_by_one.finish()
+    for marks in (marked, as_bitmap):
+        builder, done = TreeBuilder(marks, paths=paths), 0
+        while done < n:
+            run = rng.choice([1, 2, 3, 7, 8, 64, 100, 257])
+            builder.extend(b"".join(hashes[done:done + run]))
+            done = min(done + run, n)
+            assert builder.root() == reference_root(hashes[:done])
+        assert builder.finish() == reference_root(hashes)
+        assert builder.batch_proof() == one_by_one.batch_proof()
+        if paths:
+            assert all(builder.inclusion_path(i) == one_by_one.inclusion_path(i) for i in marked)
+
+
+def test_extend_takes_whole_leaf_hashes():
+    with pytest.raises(ValueError, match="32-byte"):
+        TreeBuilder().extend(bytes(33))

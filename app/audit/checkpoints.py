@@ -130,13 +130,15 @@ def _root_and_new_leaves(session: Session, size: int, previous: AuditCheckpoint 
         raise Conflict(f"the audit log holds {size} events, fewer than the {previous.tree_size} of its last "
                        "checkpoint: run `flask --app wsgi audit verify`")
     builder, added = merkle.TreeBuilder(), []
-    for seq, leaf in chain.iter_leaf_hashes(session, size):
-        builder.append(leaf)
-        if seq > published:
-            added.append(leaf.hex())
-        if previous and seq == previous.tree_size and builder.root().hex() != previous.root_hash:
-            raise Conflict(f"the first {seq} events no longer match the last checkpoint: "
-                           "run `flask --app wsgi audit verify`")
+    checked = previous.tree_size if previous else 0
+    for first, page in chain.leaf_hash_pages(session, size):
+        cut = 32 * min(max(checked - first + 1, 0), len(page) // 32)  # the leaves up to the last checkpoint's end
+        for part in (page[:cut], page[cut:]):
+            builder.extend(part)
+            if previous and builder.size == checked and builder.root().hex() != previous.root_hash:
+                raise Conflict(f"the first {checked} events no longer match the last checkpoint: "
+                               "run `flask --app wsgi audit verify`")
+        added += [page[i:i + 32].hex() for i in range(32 * max(published - first + 1, 0), len(page), 32)]
     return builder.root(), added
 
 

@@ -6,6 +6,7 @@ nothing from the app): this module builds trees and proofs, that one checks them
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Container, Sequence
 from hashlib import sha256
 
@@ -43,17 +44,63 @@ class TreeBuilder:
 
     def append(self, leaf: bytes) -> None:
         """Add the next leaf, given as its leaf hash (``leaf_hash(entry)``)."""
-        if self._root is not None:
-            raise RuntimeError("append after finish()")
         if len(leaf) != 32:
             raise ValueError("append takes a 32-byte leaf hash")
-        index = self._size
-        self._size = index + 1
-        node = (index, 1, leaf, index in self._marked)
+        self._add((self._size, 1, leaf, self._size in self._marked))
+
+    def extend(self, leaves: bytes) -> None:
+        """Add many leaves at once, given as their leaf hashes end to end: the same tree as appending each,
+        hashed a level at a time over the largest perfect subtrees they fill."""
+        if len(leaves) % 32:
+            raise ValueError("extend takes 32-byte leaf hashes end to end")
+        view, done, count = memoryview(leaves), 0, len(leaves) // 32
+        while done < count:
+            start = self._size
+            size = start & -start if start else 1 << 62  # the largest subtree that may start here
+            while size > count - done:
+                size >>= 1
+            self._add(self._subtree(bytes(view[done * 32:(done + size) * 32]), start, size))
+            done += size
+
+    def _subtree(self, level: bytes, start: int, size: int) -> _Node:
+        """The perfect subtree of ``size`` leaves from ``start``, remembering its nodes that proofs need."""
+        marks = self._flags(start, size)
+        width = 1
+        while width < size:
+            if marks is not None:
+                self._remember_level(level, marks, start, width)
+                marks = bytes(map(operator.or_, marks[0::2], marks[1::2]))
+            level = b"".join([sha256(b"\x01" + level[i:i + 64]).digest() for i in range(0, len(level), 64)])
+            width *= 2
+        return start, size, level, bool(marks and marks[0])
+
+    def _flags(self, start: int, size: int) -> bytes | None:
+        """One byte per leaf, 1 for a marked one; None when none is."""
+        if isinstance(self._marked, LeafSet):
+            flags = self._marked.flags(start, size)
+        elif self._marked:
+            flags = bytes(index in self._marked for index in range(start, start + size))
+        else:
+            return None
+        return flags if 1 in flags else None
+
+    def _remember_level(self, level: bytes, marks: bytes, start: int, width: int) -> None:
+        """What `_add` remembers when it combines each pair of this level's nodes (``width`` leaves each)."""
+        # without paths, only a pair with exactly one marked node keeps anything: the other one
+        pairs = bytes(map(operator.or_ if self._paths else operator.xor, marks[0::2], marks[1::2]))
+        pair = pairs.find(1)
+        while pair >= 0:
+            for k in (2 * pair, 2 * pair + 1):
+                self._remember(start + k * width, width, level[k * 32:k * 32 + 32], bool(marks[k]))
+            pair = pairs.find(1, pair + 1)
+
+    def _add(self, node: _Node) -> None:
+        """Put the perfect subtree ``node``, which starts where the leaves so far end, on the peaks."""
+        if self._root is not None:
+            raise RuntimeError("append after finish()")
+        self._size = node[0] + node[1]
         peaks = self._peaks
-        # Leaf `index` closes one perfect subtree per trailing 1 bit of `index`.
-        carry = index
-        while carry & 1:
+        while peaks and peaks[-1][1] == node[1]:
             start, size, left, left_marked = peaks.pop()
             _, _, right, right_marked = node
             marked = left_marked or right_marked
@@ -61,7 +108,6 @@ class TreeBuilder:
                 self._remember(start, size, left, left_marked)
                 self._remember(start + size, size, right, right_marked)
             node = (start, size * 2, sha256(b"\x01" + left + right).digest(), marked)
-            carry >>= 1
         peaks.append(node)
 
     def root(self) -> bytes:
@@ -119,6 +165,32 @@ class TreeBuilder:
         if self._root is None:
             raise RuntimeError("batch_proof before finish()")
         return sorted((start, size, h) for (start, size), (h, marked) in self._nodes.items() if not marked)
+
+
+class LeafSet:
+    """Leaf indexes below ``size``, as a bitmap: size / 8 bytes however many are in it (a set of
+    a million ints takes some 60 MB)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._bits = bytearray((size + 7) // 8)
+
+    def add(self, index: int) -> None:
+        if not 0 <= index < self.size:
+            raise ValueError(f"leaf {index} is outside a tree of {self.size}")
+        self._bits[index >> 3] |= 1 << (index & 7)
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and 0 <= index < self.size and bool(self._bits[index >> 3] >> (index & 7) & 1)
+
+    def flags(self, start: int, size: int) -> bytes:
+        """One byte per index from ``start``, 1 for those in the set."""
+        if start % 8 or size % 8:
+            return bytes(index in self for index in range(start, start + size))
+        return b"".join([_BYTE_FLAGS[byte] for byte in self._bits[start // 8:(start + size) // 8]])
+
+
+_BYTE_FLAGS = [bytes(byte >> bit & 1 for bit in range(8)) for byte in range(256)]
 
 
 def subtree_hash(leaves: Sequence[bytes], start: int, size: int) -> bytes:

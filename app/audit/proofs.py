@@ -21,31 +21,14 @@ def covering_checkpoint(session: Session) -> AuditCheckpoint:
     return latest
 
 
-class LeafSet:
-    """Leaf indexes below ``size``, as a bitmap: size / 8 bytes however many are in it (a set of
-    a million ints takes some 60 MB)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._bits = bytearray((size + 7) // 8)
-
-    def add(self, index: int) -> None:
-        if not 0 <= index < self.size:
-            raise ValueError(f"leaf {index} is outside a tree of {self.size}")
-        self._bits[index >> 3] |= 1 << (index & 7)
-
-    def __contains__(self, index: object) -> bool:
-        return isinstance(index, int) and 0 <= index < self.size and bool(self._bits[index >> 3] >> (index & 7) & 1)
-
-
 def tree_over(session: Session, tree_size: int, marked: Container[int] = (), *,
               paths: bool = True) -> merkle.TreeBuilder:
     """The finished tree of the first ``tree_size`` events, remembering the proof nodes of the
     ``marked`` leaf indexes: one pass over the leaf hashes, memory O(marked · log n). With
     ``paths=False``, only what a batch proof needs (see merkle.TreeBuilder)."""
     builder = merkle.TreeBuilder(marked, paths=paths)
-    for _seq, leaf in chain.iter_leaf_hashes(session, tree_size):
-        builder.append(leaf)
+    for _first, leaves in chain.leaf_hash_pages(session, tree_size):
+        builder.extend(leaves)
     if builder.size != tree_size:
         raise Conflict(f"the log holds {builder.size} sealed events, fewer than {tree_size}: "
                        "run `flask --app wsgi audit verify`")
@@ -73,7 +56,8 @@ def consistency(session: Session, from_size: int, to_size: int | None = None) ->
     if not from_size <= to_size <= sealed:
         raise Conflict(f"a consistency proof needs 1 <= from ({from_size}) <= to ({to_size}) <= "
                        f"the sealed events ({sealed})")
-    leaves = [leaf for _seq, leaf in chain.iter_leaf_hashes(session, to_size)]
+    leaves = [page[i:i + 32] for _first, page in chain.leaf_hash_pages(session, to_size)
+              for i in range(0, len(page), 32)]
     return {"from": {"tree_size": from_size, "root_hash": merkle.subtree_hash(leaves, 0, from_size).hex()},
             "to": {"tree_size": to_size, "root_hash": merkle.subtree_hash(leaves, 0, to_size).hex()},
             "checkpoint": checkpoint.document(),
