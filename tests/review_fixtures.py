@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from app.cases.models import Queue
@@ -34,3 +37,12 @@ def people(queues: dict[str, Queue], senior_queue: Queue) -> People:
     )
     db.session.commit()
     return made
+
+
+@pytest.fixture
+def credentials(upstream, tmp_path) -> Path:
+    """The API client's credentials as the demo writes them (instance/demo-client.json)."""
+    path = tmp_path / "client.json"
+    path.write_text(json.dumps({"client_id": upstream.id, "token": upstream.token,
+                                "signing_secret": upstream.secret}))
+    return path

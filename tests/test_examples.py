@@ -3,7 +3,6 @@ signed case, refuses a forged callback, and prints the verified callback once a 
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import re
@@ -76,15 +75,6 @@ def start(argv: list[str], env: dict[str, str] | None = None) -> Example:
 
 def _base_env() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name in ("PATH", "HOME", "LANG", "TMPDIR")}
-
-
-@pytest.fixture
-def credentials(upstream, tmp_path) -> Path:
-    """The API client's credentials as the demo writes them (instance/demo-client.json)."""
-    path = tmp_path / "client.json"
-    path.write_text(json.dumps({"client_id": upstream.id, "token": upstream.token,
-                                "signing_secret": upstream.secret}))
-    return path
 
 
 def python_example(url: str, credentials: Path) -> Example:

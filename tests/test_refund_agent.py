@@ -6,7 +6,6 @@ the agent's tool runs with the edited arguments, or not at all."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -26,14 +25,6 @@ pytest_plugins = ["tests.review_fixtures"]
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 BROWSER_PASSWORD = "correct-horse-battery"
-
-
-@pytest.fixture
-def credentials(upstream, tmp_path) -> Path:
-    path = tmp_path / "client.json"
-    path.write_text(json.dumps({"client_id": upstream.id, "token": upstream.token,
-                                "signing_secret": upstream.secret}))
-    return path
 
 
 @pytest.fixture
