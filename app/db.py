@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, text
+from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, registry
 
@@ -23,6 +24,25 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def on_outer_commit(key: str, act: Callable[[Session, Any], None]) -> None:
+    """Once a session's outermost transaction commits, ``act(session, kept)`` with what was kept under
+    ``session.info[key]`` meanwhile (nothing kept: not called); if it rolls back, what was kept is
+    dropped. SQLAlchemy's own after_commit also fires when a savepoint is released, when nothing is
+    committed yet: that one is not the commit."""
+
+    @event.listens_for(Session, "after_commit")
+    def _committed(session: Session) -> None:
+        if not session.in_nested_transaction():
+            kept = session.info.pop(key, None)
+            if kept:
+                act(session, kept)
+
+    @event.listens_for(Session, "after_soft_rollback")
+    def _rolled_back(session: Session, previous_transaction: Any) -> None:
+        if previous_transaction.parent is None:  # the outermost transaction: nothing of it was committed
+            session.info.pop(key, None)
 
 
 def sqlite_write_lock(session: Session) -> None:

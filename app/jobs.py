@@ -33,9 +33,9 @@ from rq import Queue, get_current_job
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app.db import on_outer_commit
 from app.metrics import measured_job
 
 log = logging.getLogger(__name__)
@@ -187,13 +187,7 @@ def after_commit(session: Session, work: Work, *, at: datetime | None = None) ->
     session.info.setdefault(_INTENTS, {})[work.job_id] = (work, at)
 
 
-@event.listens_for(Session, "after_commit")
-def _enqueue_intents(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint released (SQLAlchemy calls that a commit too): nothing is committed yet
-    intents = session.info.pop(_INTENTS, None)
-    if not intents:
-        return
+def _enqueue_intents(session: Session, intents: dict[str, tuple[Work, datetime | None]]) -> None:
     if not has_app_context():
         log.warning("jobs %s committed outside an app context: left for the sweeps", sorted(intents))
         return
@@ -201,10 +195,7 @@ def _enqueue_intents(session: Session) -> None:
         enqueue(work, at=at)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_intents(session: Session, previous_transaction: Any) -> None:
-    if previous_transaction.parent is None:  # the outermost transaction: nothing of it was committed
-        session.info.pop(_INTENTS, None)
+on_outer_commit(_INTENTS, _enqueue_intents)
 
 
 # --- one run at a time: the periodic sweeps -------------------------------------------------------

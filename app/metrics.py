@@ -15,12 +15,12 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import event
 from sqlalchemy.orm import Session
+
+from app.db import on_outer_commit
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 _COUNT_AFTER_COMMIT = "countersign.metrics.after_commit"  # session.info key
@@ -99,15 +99,9 @@ def count_after_commit(session: Session, counter: Counter) -> None:
     session.info.setdefault(_COUNT_AFTER_COMMIT, []).append(counter)
 
 
-@event.listens_for(Session, "after_commit")
-def _count_committed(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint released (SQLAlchemy calls that a commit too): nothing is committed yet
-    for counter in session.info.pop(_COUNT_AFTER_COMMIT, ()):
+def _count_committed(session: Session, counters: list[Counter]) -> None:
+    for counter in counters:
         counter.inc()
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_rolled_back(session: Session, previous_transaction: Any) -> None:
-    if previous_transaction.parent is None:  # the outermost transaction: nothing of it was committed
-        session.info.pop(_COUNT_AFTER_COMMIT, None)
+on_outer_commit(_COUNT_AFTER_COMMIT, _count_committed)

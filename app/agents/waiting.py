@@ -18,11 +18,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from redis.exceptions import RedisError
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.cases import lifecycle
 from app.cases.models import Case, Status
+from app.db import on_outer_commit
 from app.jobs import redis_connection
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,7 @@ def _note_decided(case: Case) -> None:
             session.info.setdefault(_MOVED, set()).add(case.id)
 
 
-@event.listens_for(Session, "after_commit")
-def _publish_decided(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint released (SQLAlchemy calls that a commit too): nothing is visible to a waiter yet
-    decided = session.info.pop(_MOVED, None)
-    if not decided:
-        return
+def _publish_decided(session: Session, decided: set[int]) -> None:
     try:
         connection = redis_connection()
         for case_id in sorted(decided):
@@ -67,10 +61,7 @@ def _publish_decided(session: Session) -> None:
         log.warning("could not publish %d decided case(s): %s", len(decided), exc.__class__.__name__)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_decided(session: Session, previous_transaction: object) -> None:
-    if previous_transaction.parent is None:  # type: ignore[attr-defined]
-        session.info.pop(_MOVED, None)
+on_outer_commit(_MOVED, _publish_decided)
 
 
 def wait_for_decision(case_id: int, seconds: float, read: Callable[[], T], status_of: Callable[[T], str],
