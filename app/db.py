@@ -45,13 +45,15 @@ def on_outer_commit(key: str, act: Callable[[Session, Any], None]) -> None:
             session.info.pop(key, None)
 
 
-def sqlite_write_lock(session: Session) -> None:
+def sqlite_write_lock(session: Session) -> bool:
     """On SQLite, take the database's one write lock now, before reading what a write depends on:
     a concurrent writer waits here until this transaction ends, then reads what it committed.
-    (SQLite ignores FOR UPDATE; on PostgreSQL the callers lock their rows with it, and this does
-    nothing.)"""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("UPDATE cases SET id = id WHERE 0 = 1"))
+    True when it did; elsewhere it does nothing (SQLite ignores FOR UPDATE; on PostgreSQL the
+    callers lock their rows with it)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    session.execute(text("UPDATE cases SET id = id WHERE 0 = 1"))
+    return True
 
 
 class UTCDateTime(TypeDecorator):

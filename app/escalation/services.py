@@ -285,8 +285,8 @@ def _apply_builtin(session: Session, case: Case, rec: Row[Any] | None, now: date
 def _lock(session: Session, case_id: int) -> None:
     """Serialise evaluations of one case, so two never both see a rule as not yet fired (the
     unique key of rule_firings is the backstop: see `_fire`)."""
-    sqlite_write_lock(session)
-    session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
+    if not sqlite_write_lock(session):
+        session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
 
 
 def _would_fire(session: Session, case: Case, active: list[ActiveRule], now: datetime) -> bool:
