@@ -215,6 +215,35 @@ def test_an_edited_call_runs_with_the_reviewers_arguments(mode, connected, peopl
     assert ran == [("ORD-58213", 150.0, "USD")]  # re-validated against the hints: the JSON 150 is a float
 
 
+def test_the_outcome_of_a_call_asked_earlier_is_read_by_its_case_id(mode, connected, people, redis_conn):
+    """An agent that asked before (a restart, a gateway's second look) reads the outcome by case id."""
+    issue_refund = guarded(mode, connected, [], timeout=1, expires_at=datetime.now(UTC) + timedelta(hours=1))
+    with pytest.raises(ApprovalTimeout) as waited:
+        completed(issue_refund("ORD-58213", 180.0, currency="EUR"))
+    case_id = waited.value.case_id
+    url, token, secret = connected["url"], connected["token"], connected["secret"]
+
+    def outcome(timeout: float) -> Any:
+        if mode == "sync":
+            with Countersign(url, token, secret) as cs:
+                return cs.wait_for_outcome(case_id, timeout=timeout)
+
+        async def read() -> Any:
+            async with AsyncCountersign(url, token, secret) as cs:
+                return await cs.wait_for_outcome(case_id, timeout=timeout)
+        return asyncio.run(read())
+
+    with pytest.raises(ApprovalTimeout):
+        outcome(0)  # still with the reviewers
+    case = analysed(redis_conn, case_id)
+    decide(people.reviewer, claim(people.reviewer, case), "edit", action="execute",
+           parameters={"order_id": "ORD-58213", "amount": 150, "currency": "USD"})
+    executed(redis_conn)
+    approved = outcome(SECONDS)
+    assert (approved.case_id, approved.arguments, approved.edited) == (
+        case_id, {"order_id": "ORD-58213", "amount": 150, "currency": "USD"}, True)
+
+
 def test_a_rejected_call_raises_with_the_reviewers_feedback_and_runs_nothing(mode, connected, people, redis_conn):
     ran: list = []
     issue_refund = guarded(mode, connected, ran)

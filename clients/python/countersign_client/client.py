@@ -76,12 +76,14 @@ class _Client:
         log.info("asked for approval of %s: case %d at %s/cases/%d, waiting up to %g s",
                  call.name, submitted.case_id, self.url, submitted.case_id, timeout)
 
-    def _decided(self, case: Case, call: ToolCall) -> Outcome | None:
-        """The outcome (logged), None while there is none; raises for the refusing ones."""
-        outcome = self.outcome(case, call.arguments)
+    def _decided(self, case: Case, call: ToolCall | None) -> Outcome | None:
+        """The outcome (logged), None while there is none; raises for the refusing ones. ``call``: the
+        call as asked, when known (its arguments tell whether the approved ones were edited)."""
+        outcome = self.outcome(case, call.arguments if call else None)
         if isinstance(outcome, Approved):
             log.info("case %d approved%s: %s(%s)", outcome.case_id, " with edited arguments" if outcome.edited else "",
-                     call.name, ", ".join(f"{name}={value!r}" for name, value in outcome.arguments.items()))
+                     call.name if call else "the tool",
+                     ", ".join(f"{name}={value!r}" for name, value in outcome.arguments.items()))
         elif isinstance(outcome, Responded):
             log.info("case %d answered instead of run: %s", outcome.case_id, outcome.answer)
         return outcome
@@ -139,13 +141,21 @@ class Countersign(_Client):
         self._asked(call, submitted, timeout)
         if queue is not None:
             self._check_queue(self.get_case(submitted.case_id), queue)
+        return self._outcome(submitted.case_id, deadline, call)
+
+    def wait_for_outcome(self, case_id: int, timeout: float) -> Outcome:
+        """The outcome of an ``agent_action`` case asked earlier, as `request_tool_approval` gives it
+        (`edited` says whether a reviewer changed the arguments); the same exceptions."""
+        return self._outcome(case_id, Deadline(timeout), None)
+
+    def _outcome(self, case_id: int, deadline: Deadline, call: ToolCall | None) -> Outcome:
         while True:
-            outcome = self._decided(self._wait(submitted.case_id, deadline), call)
+            outcome = self._decided(self._wait(case_id, deadline), call)
             if outcome is not None:
                 return outcome
             if deadline.passed:
-                raise ApprovalTimeout(submitted.case_id, deadline.waited)
-            time.sleep(deadline.pause(APPROVAL_POLL_SECONDS))
+                raise ApprovalTimeout(case_id, deadline.waited)
+            time.sleep(deadline.pause(APPROVAL_POLL_SECONDS))  # approved, undoable until its execution starts
 
     def _wait(self, case_id: int, deadline: Deadline) -> Case:
         while True:
@@ -216,12 +226,19 @@ class AsyncCountersign(_Client):
         self._asked(call, submitted, timeout)
         if queue is not None:
             self._check_queue(await self.get_case(submitted.case_id), queue)
+        return await self._outcome(submitted.case_id, deadline, call)
+
+    async def wait_for_outcome(self, case_id: int, timeout: float) -> Outcome:
+        """As `Countersign.wait_for_outcome`."""
+        return await self._outcome(case_id, Deadline(timeout), None)
+
+    async def _outcome(self, case_id: int, deadline: Deadline, call: ToolCall | None) -> Outcome:
         while True:
-            outcome = self._decided(await self._wait(submitted.case_id, deadline), call)
+            outcome = self._decided(await self._wait(case_id, deadline), call)
             if outcome is not None:
                 return outcome
             if deadline.passed:
-                raise ApprovalTimeout(submitted.case_id, deadline.waited)
+                raise ApprovalTimeout(case_id, deadline.waited)
             await asyncio.sleep(deadline.pause(APPROVAL_POLL_SECONDS))
 
     async def _wait(self, case_id: int, deadline: Deadline) -> Case:

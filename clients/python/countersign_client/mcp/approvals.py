@@ -17,7 +17,6 @@ from countersign_client import (
     ApprovalTimeout,
     Approved,
     AsyncCountersign,
-    Case,
     CountersignError,
     NotApproved,
     ProblemError,
@@ -32,7 +31,6 @@ DEFAULT_MAX_WAIT_SECONDS = 50.0
 DEFAULT_EXPIRES_AFTER_SECONDS = 3600.0
 #: How often a waiting call reports progress (clients that reset their time limit on progress keep waiting).
 DEFAULT_PROGRESS_EVERY_SECONDS = 10.0
-APPROVED_POLL_SECONDS = 1.0
 
 Status = Literal["approved", "edited", "rejected", "responded", "expired", "pending", "withdrawn", "needs_info",
                  "execution_failed"]
@@ -135,8 +133,12 @@ class Approvals:
 
     async def decision(self, case_id: int, *, wait: float | None, report: Report) -> ApprovalResult:
         """The decision on an earlier call, waiting at most ``wait`` (bounded) seconds for it."""
-        deadline = anyio.current_time() + self.bounded(wait)
-        return await self._answer(lambda: self._decided(case_id, deadline), report)
+        timeout = self.bounded(wait)
+
+        async def decided() -> ApprovalResult:
+            return result_of(await self.client.wait_for_outcome(case_id, timeout=timeout))
+
+        return await self._answer(decided, report)
 
     async def _answer(self, work: Callable[[], Awaitable[ApprovalResult]], report: Report) -> ApprovalResult:
         try:
@@ -146,18 +148,6 @@ class Approvals:
         except CountersignError as error:
             raise unavailable(error) from None
 
-    async def _decided(self, case_id: int, deadline: float) -> ApprovalResult:
-        while (outcome := self.client.outcome(await self._case(case_id, deadline))) is None:
-            if anyio.current_time() >= deadline:
-                return ApprovalResult(status="pending", case_id=case_id)
-            # approved, and undoable until its execution starts: look again shortly
-            await anyio.sleep(min(APPROVED_POLL_SECONDS, deadline - anyio.current_time()))
-        return result_of(outcome)
-
-    async def _case(self, case_id: int, deadline: float) -> Case:
-        left = deadline - anyio.current_time()
-        return await (self.client.wait_for_decision(case_id, timeout=left) if left > 0
-                      else self.client.get_case(case_id))
 
 
 def agent_of(client_info: Any, *, agent_id: str | None, model: str) -> Agent:
