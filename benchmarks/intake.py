@@ -13,7 +13,12 @@ Afterwards every intake request must have been answered 202 and left one case, o
 one ``case.received`` audit event and one job in the RQ "ai" queue.
 
     python -m benchmarks.intake [--rounds 3] [--requests 1000] [--concurrency 8] [--workers 2]
-                                [--backends sqlite,postgresql]
+                                [--backends sqlite,postgresql] [--floor]
+
+``--floor`` adds a third side in the same rounds: the bare app's ``POST /floor``, which makes the
+writes intake must make for each case (case, receipt and audit event in one transaction; a rate
+count and a queue push in Redis) and nothing else. Its ratio to bare is what those writes alone
+leave of the target's room; the rest of intake's cost is the application's.
 
 Target: median intake req/s / median bare req/s >= 0.5.
 """
@@ -84,6 +89,7 @@ class Options:
     concurrency: int = 8
     workers: int = 2
     backends: tuple[str, ...] = ("sqlite", "postgresql")
+    floor: bool = False
 
 
 @dataclass
@@ -111,10 +117,15 @@ class Measurement:
     bare: Side
     rules: list[str]
     checks: dict[str, tuple[int, int]]  # what → (found, expected)
+    floor: Side | None = None
 
     @property
     def ratio(self) -> float:
         return self.intake.median / self.bare.median
+
+    @property
+    def sides(self) -> list[Side]:
+        return [self.intake, *([self.floor] if self.floor else []), self.bare]
 
     @property
     def correct(self) -> bool:
@@ -251,14 +262,15 @@ def measure_backend(backend: str, options: Options) -> list[Measurement]:
         redis_url = benchmarks.redis_url()
         Redis.from_url(redis_url).flushdb()
         fixture = prepare(url, redis_url)
-        bare_app.create_table(url)
+        bare_app.create_tables(url)
         env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": "bench-not-secret",
                "INTAKE_RATE_LIMIT": "1000000 per minute"}
-        intake, bare = Side("intake"), Side("bare")
+        intake, bare, floor = Side("intake"), Side("bare"), Side("floor") if options.floor else None
         sent = Counter[str]()
         with gunicorn("wsgi:app", env, options.workers, Path(tmp) / "intake.log") as intake_port, \
                 gunicorn("benchmarks.bare_app:create_app()", env, options.workers, Path(tmp) / "bare.log") as bare_port:
-            sides = ((intake, intake_port, "/api/v1/cases"), (bare, bare_port, "/cases"))
+            sides = ((intake, intake_port, "/api/v1/cases"), *([(floor, bare_port, "/floor")] if floor else []),
+                     (bare, bare_port, "/cases"))
             for side, port, path in sides:
                 send(port, path, signed_requests(fixture, f"{backend}-{side.name}-warmup", WARMUP), options.concurrency)
                 sent[side.name] += WARMUP
@@ -268,10 +280,16 @@ def measure_backend(backend: str, options: Options) -> list[Measurement]:
                     send(port, path, requests, options.concurrency, side)
                     sent[side.name] += len(requests)
         checks = verify(fixture, redis_url, sent["intake"], sent["bare"])
-        for side in (intake, bare):
+        if floor:
+            checks["floor rows"] = (bare_app.count_rows(url, bare_app.floor_cases), sent["floor"])
+            checks["floor receipts"] = (bare_app.count_rows(url, bare_app.floor_receipts), sent["floor"])
+            checks["floor events"] = (bare_app.count_rows(url, bare_app.floor_events), sent["floor"])
+            checks["floor queue"] = (Redis.from_url(redis_url).llen(bare_app.FLOOR_QUEUE), sent["floor"])
+        measured = Measurement(backend, intake, bare, fixture.rules, checks, floor)
+        for side in measured.sides:
             checks[f"{side.name} answered 202"] = (side.statuses[202], sum(side.statuses.values()))
             checks[f"{side.name} requests answered"] = (sum(side.statuses.values()), options.rounds * options.requests)
-        return [Measurement(backend, intake, bare, fixture.rules, checks)]
+        return [measured]
 
 
 def run(options: Options) -> list[Measurement]:
@@ -297,13 +315,14 @@ def table(results: list[Measurement]) -> str:
         return "no results"
     rounds = max(len(r.intake.rates) for r in results)
     header = ["backend", "side", *[f"round {i} req/s" for i in range(1, rounds + 1)], "median req/s", "p95 ms",
-              "intake/bare", "target", "result"]
+              "side/bare", "target", "result"]
     rows = []
     for r in results:
-        for side in (r.intake, r.bare):
+        for side in r.sides:
             first = side is r.intake
             rows.append([r.backend, side.name, *[f"{rate:.1f}" for rate in side.rates], f"{side.median:.1f}",
-                         f"{side.p95_ms:.0f}", f"{r.ratio:.2f}" if first else "", f">= {RATIO_TARGET}" if first else "",
+                         f"{side.p95_ms:.0f}", f"{side.median / r.bare.median:.2f}" if side is not r.bare else "",
+                         f">= {RATIO_TARGET}" if first else "",
                          ("PASS" if r.ratio >= RATIO_TARGET else "FAIL") if first else ""])
     return render(header, rows)
 
@@ -329,14 +348,17 @@ def parse(argv: Sequence[str] | None = None) -> Options:
                         "(default: %(default)s)")
     parser.add_argument("--backends", default=",".join(default.backends), help="sqlite and/or postgresql "
                         "(default: %(default)s)")
+    parser.add_argument("--floor", action="store_true", help="also the bare app doing only the writes intake "
+                        "must make (POST /floor)")
     args = parser.parse_args(argv)
     return Options(args.rounds, args.requests, args.concurrency, args.workers,
-                   backends_of(args.backends))
+                   backends_of(args.backends), args.floor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
-    print(f"Intake benchmark: signed intake (wsgi:app) vs a bare Flask INSERT (benchmarks/bare_app.py), "
+    floor = " and the writes intake must make, alone (POST /floor)" if options.floor else ""
+    print(f"Intake benchmark: signed intake (wsgi:app) vs a bare Flask INSERT (benchmarks/bare_app.py){floor}, "
           f"gunicorn {options.workers} sync workers each, {options.concurrency} concurrent clients, "
           f"{options.rounds} interleaved rounds of {options.requests} requests per side; "
           f"target intake/bare (medians) >= {RATIO_TARGET}")

@@ -8,7 +8,11 @@ agents: timed among the 100 waiting agents' threads, they would also time the be
 client waiting for its GIL. Phases interleave so that load from elsewhere on a shared machine falls
 on both sides alike.
 
-    python -m benchmarks.waiting [--cases-per-reviewer 10] [--rounds 4] [--backends sqlite,postgresql]
+    python -m benchmarks.waiting [--cases-per-reviewer 10] [--rounds 4] [--backends sqlite,postgresql] [--control]
+
+``--control`` holds the same 100 waits during the phase with waiters, on calls nobody decides then
+(they are decided once it is measured): what holding waits costs the reviewers, without answering
+any, and a check of the benchmark itself, whose two phases then do the same work.
 
 Targets: the reviewers' p95 with the waiters within 20 % of their p95 without (the median of the
 rounds' ratios; the ratio of the pooled p95s is shown beside it); every waiter of a decided call
@@ -67,6 +71,7 @@ class Options:
     rounds: int = ROUNDS
     wait_seconds: int = 30
     backends: tuple[str, ...] = ("sqlite", "postgresql")
+    control: bool = False  # the waiters' calls are not the ones decided while they wait
 
 
 @dataclass(frozen=True)
@@ -311,6 +316,8 @@ class Bench:
         return reviewing
 
     def with_waiters(self, waited: list[int], decided: list[int]) -> Reviewing:
+        """Reviewers decide ``decided`` while agents wait on ``waited``; in a control run the two
+        differ, and ``waited`` is decided afterwards, out of the measurement, to end the waits."""
         waiters = Waiters(self.port, self.client_token, waited, self.options.wait_seconds).start()
         until_subscribed(self.redis_url, waited)
         until_settled(self.port)  # each waiter reads the case once more after subscribing
@@ -320,17 +327,22 @@ class Bench:
             self.found.idle_cpu = server_cpu_seconds(self.port) - before_idle
         started = server_cpu_seconds(self.port)
         reviewing = self.reviewers.review(self.port, self.tokens, decided)
+        if self.options.control:
+            self.found.cpu["with"] += server_cpu_seconds(self.port) - started
+            reviewing.decided_at.update(self.reviewers.review(self.port, self.tokens, waited).decided_at)
+            decided = waited
         waiters.join(self.options.wait_seconds + 30)
-        self.found.cpu["with"] += server_cpu_seconds(self.port) - started
+        if not self.options.control:
+            self.found.cpu["with"] += server_cpu_seconds(self.port) - started
         self.found.with_waiters.latencies += reviewing.latencies
         self.found.delays += [waiters.answers[c][0] - reviewing.decided_at[c] for c in decided if c in waiters.answers]
         self.found.answered += sum(waiters.answers.get(c, (0, 0, ""))[1:] == (200, "approved") for c in decided)
         self.found.decided += len(decided)
         return reviewing
 
-    def round(self, number: int, cases: list[int], waited: list[int]) -> None:
+    def round(self, number: int, cases: list[int], waited: list[int], control_calls: list[int]) -> None:
         """Both phases, the side without waiters first in even rounds and last in odd ones."""
-        decided = waited[:len(cases)]
+        decided = control_calls if self.options.control else waited[:len(cases)]
         if number % 2 == 0:
             alone, loaded = self.without(cases), self.with_waiters(waited, decided)
         else:
@@ -340,7 +352,7 @@ class Bench:
 
 def measure_backend(backend: str, options: Options) -> list[Measurement]:
     per_phase = REVIEWERS * options.cases_per_reviewer
-    per_round = per_phase + WAITERS
+    per_round = per_phase + WAITERS + (per_phase if options.control else 0)
     with common.database_for(backend) as url, contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="countersign-wait-")))
         tokens, client_token, ids = _prepare(url, REVIEWERS + options.rounds * per_round)
@@ -357,7 +369,9 @@ def measure_backend(backend: str, options: Options) -> list[Measurement]:
         bench = Bench(port, env["REDIS_URL"], reviewers, tokens, client_token, options)
         for number in range(options.rounds):
             start = REVIEWERS + number * per_round
-            bench.round(number, ids[start:start + per_phase], ids[start + per_phase:start + per_round])
+            waits_from = start + per_phase
+            bench.round(number, ids[start:waits_from], ids[waits_from:waits_from + WAITERS],
+                        ids[waits_from + WAITERS:start + per_round])
     found = bench.found
     decisions = options.rounds * per_phase
     return [Measurement(backend, options.rounds, found.without.p95 * 1000, found.with_waiters.p95 * 1000,
@@ -403,15 +417,19 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help="rounds of both phases, interleaved (default: %(default)s)")
     parser.add_argument("--backends", default="sqlite,postgresql", help="sqlite and/or postgresql")
+    parser.add_argument("--control", action="store_true",
+                        help="the agents wait on calls nobody decides while it is measured (holding, not answering)")
     args = parser.parse_args(argv)
-    return Options(args.cases_per_reviewer, args.rounds, backends=common.backends_of(args.backends))
+    return Options(args.cases_per_reviewer, args.rounds, backends=common.backends_of(args.backends),
+                   control=args.control)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
+    control = " on calls nobody decides meanwhile (control)" if options.control else ""
     print(f"Waiting agents: {REVIEWERS} reviewers, {options.cases_per_reviewer} calls each per phase, "
-          f"{options.rounds} rounds, {WAITERS} agents waiting; gunicorn {' '.join(GUNICORN)}; targets p95 ratio "
-          f"<= {P95_RATIO_TARGET}, answers within {ANSWER_TARGET_SECONDS:.0f} s")
+          f"{options.rounds} rounds, {WAITERS} agents waiting{control}; gunicorn {' '.join(GUNICORN)}; "
+          f"targets p95 ratio <= {P95_RATIO_TARGET}, answers within {ANSWER_TARGET_SECONDS:.0f} s")
     results = run(options)
     print(table(results))
     return 0 if all(met(r) for r in results) else 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import audit, inbox, intake, load
+from benchmarks import audit, inbox, intake, load, waiting
 
 
 def test_inbox_benchmark_runs_and_reports(capsys, monkeypatch, redis_url):
@@ -20,17 +20,37 @@ def test_inbox_benchmark_runs_and_reports(capsys, monkeypatch, redis_url):
 
 @pytest.mark.slow
 def test_intake_benchmark_runs_checks_and_reports(monkeypatch, redis_url):
-    """Two gunicorn apps, one tiny round on SQLite (a few seconds)."""
+    """Two gunicorn apps, one tiny round of the three sides on SQLite (a few seconds)."""
     monkeypatch.setenv("BENCH_REDIS_URL", redis_url)  # the session's Redis, not a second one
-    results = intake.run(intake.Options(rounds=1, requests=24, backends=("sqlite",)))
+    results = intake.run(intake.Options(rounds=1, requests=24, backends=("sqlite",), floor=True))
     [result] = results
     assert result.correct, result.checks  # every request 202; one case, receipt, audit event and job each
     assert result.checks["jobs in the ai queue"] == (24 + intake.WARMUP,) * 2
-    assert len(result.intake.rates) == len(result.bare.rates) == 1 and result.ratio > 0
+    # the floor's writes: a case, a receipt and an event in the database, a queue entry in Redis
+    for what in ("floor rows", "floor receipts", "floor events", "floor queue"):
+        assert result.checks[what] == (24 + intake.WARMUP,) * 2
+    assert [side.name for side in result.sides] == ["intake", "floor", "bare"]
+    assert all(len(side.rates) == 1 for side in result.sides) and result.ratio > 0
     assert "large-payments-dual-approval" in result.rules
     report = intake.table(results)
-    assert "intake/bare" in report and (">= 0.5" in report) and ("PASS" in report or "FAIL" in report)
-    assert intake.parse(["--rounds", "5", "--backends", "sqlite"]) == intake.Options(rounds=5, backends=("sqlite",))
+    assert "side/bare" in report and (">= 0.5" in report) and ("PASS" in report or "FAIL" in report)
+    assert "| floor " in report
+    assert intake.parse(["--rounds", "5", "--backends", "sqlite", "--floor"]) == intake.Options(
+        rounds=5, backends=("sqlite",), floor=True)
+
+
+@pytest.mark.slow
+def test_waiting_benchmark_control_holds_waits_on_calls_decided_afterwards(monkeypatch, redis_url):
+    """One round of the control on SQLite: the phase with waiters decides other calls; the waited
+    calls are decided after it, and every waiter is answered with its call approved."""
+    monkeypatch.setenv("BENCH_REDIS_URL", redis_url)  # the session's Redis, not a second one
+    options = waiting.Options(cases_per_reviewer=1, rounds=1, backends=("sqlite",), control=True)
+    [result] = waiting.run(options)
+    assert (result.answered, result.decided) == (waiting.WAITERS, waiting.WAITERS)
+    assert len(result.round_ratios) == 1 and result.slowest_answer_s < 30
+    assert result.cpu_with_ms > 0 and result.cpu_without_ms > 0
+    assert waiting.table([result]).splitlines()[-1].startswith("sqlite ")
+    assert waiting.parse(["--control", "--rounds", "2"]) == waiting.Options(rounds=2, control=True)
 
 
 @pytest.mark.slow
