@@ -81,6 +81,14 @@ Amounts = Annotated[dict[str, Decimal], NoDecode, BeforeValidator(_amounts)]
 Networks = Annotated[frozenset[IPvAnyNetwork], NoDecode, BeforeValidator(_comma_list)]
 
 
+def _every_peer_or_comma_list(raw: Any) -> Any:
+    """``*`` (gunicorn's "every peer") is every network; otherwise a comma list."""
+    return ["0.0.0.0/0", "::/0"] if isinstance(raw, str) and raw.strip() == "*" else _comma_list(raw)
+
+
+Proxies = Annotated[frozenset[IPvAnyNetwork], NoDecode, BeforeValidator(_every_peer_or_comma_list)]
+
+
 class Settings(BaseSettings):
     """The environment, parsed: the field names are Flask's config keys, the variables those names
     unless ``validation_alias`` says otherwise (``ENV`` ← ``COUNTERSIGN_ENV``)."""
@@ -186,9 +194,13 @@ class Settings(BaseSettings):
     NOTIFY_RETRY_INTERVALS: Seconds = [30, 120, 600]
 
     # Metrics (/metrics, app/ops.py): a scraper presents METRICS_TOKEN as a bearer token, or scrapes from
-    # one of METRICS_ALLOW_NETWORKS (CIDRs of the client address the app sees: it trusts no proxy header).
+    # one of METRICS_ALLOW_NETWORKS (CIDRs of the client's address: behind a trusted proxy, the one it forwarded).
     METRICS_TOKEN: str = ""
     METRICS_ALLOW_NETWORKS: Networks | None = None  # loopback, except in production: none
+
+    # The proxies whose X-Forwarded-For names the client (app/forwarded.py); gunicorn reads the same
+    # variable for X-Forwarded-Proto. Its default, a proxy on the same host.
+    FORWARDED_ALLOW_IPS: Proxies = frozenset({ip_network("127.0.0.1/32"), ip_network("::1/128")})
 
     @field_validator("SQLALCHEMY_DATABASE_URI")
     @classmethod

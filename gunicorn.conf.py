@@ -6,7 +6,8 @@ Read from the environment, like the app's own settings:
                        HOST=0.0.0.0 for a load balancer on another machine)
     WEB_CONCURRENCY    worker processes (default: one per CPU)
     WEB_THREADS        threads per worker (default 4)
-    FORWARDED_ALLOW_IPS  the proxies trusted to say a request came over HTTPS (X-Forwarded-Proto);
+    FORWARDED_ALLOW_IPS  the proxies trusted to say a request came over HTTPS (X-Forwarded-Proto),
+                       and, by the app, to name the client (X-Forwarded-For: app/forwarded.py);
                        gunicorn's default is 127.0.0.1,::1 (a proxy on the same host). Set it to
                        the load balancers' addresses or network, never to * on a reachable port.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -28,6 +27,7 @@ from app.cases.queues import domains_without_default
 from app.controls import switch
 from app.controls.models import What
 from app.extensions import db
+from app.forwarded import parse_address
 from app.install import admin_emails
 from app.jobs import QUEUE_NAMES, redis_connection
 from app.metrics import add_events
@@ -125,15 +125,10 @@ def _unauthorized(slug: str, title: str, detail: str) -> Response:
 
 
 def _allow_listed(remote_addr: str | None) -> bool:
-    """``remote_addr`` is the peer of the connection (no proxy header is trusted); an IPv4 client of a
-    dual-stack socket arrives as ::ffff:a.b.c.d and is matched as a.b.c.d."""
-    try:
-        address: IPv4Address | IPv6Address = ip_address(remote_addr or "")
-    except ValueError:
-        return False  # a Unix socket, or no peer at all
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in current_app.config["METRICS_ALLOW_NETWORKS"])
+    """``remote_addr`` is the client's (app/forwarded.py: the peer's, or behind a trusted proxy the
+    address it forwarded)."""
+    address = parse_address(remote_addr)
+    return address is not None and any(address in network for network in current_app.config["METRICS_ALLOW_NETWORKS"])
 
 
 @bp.get("/healthz")

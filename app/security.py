@@ -1,4 +1,5 @@
-"""The edge's own defences: bounded bodies, no NUL characters, security headers on every response."""
+"""The edge's own defences: the client's address behind trusted proxies, bounded bodies, no NUL
+characters, security headers on every response."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import Malformed
+from app.forwarded import ForwardedFor, TrustedProxies
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -25,6 +27,7 @@ FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-dat
 
 
 def init_security(app: Flask) -> None:
+    app.wsgi_app = ForwardedFor(app.wsgi_app, TrustedProxies(app.config["FORWARDED_ALLOW_IPS"]))
     headers = dict(HEADERS)
     if app.config["ENV"] != "development":  # local http development must not pin the browser to https
         headers["Strict-Transport-Security"] = HSTS

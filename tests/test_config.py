@@ -111,6 +111,7 @@ def test_every_default(environ):
         "NOTIFY_RETRY_INTERVALS": [30, 120, 600],
         "METRICS_TOKEN": "",
         "METRICS_ALLOW_NETWORKS": frozenset({IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")}),
+        "FORWARDED_ALLOW_IPS": frozenset({IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")}),
     }
 
 
@@ -171,6 +172,8 @@ def test_an_empty_value_means_the_default_for_numbers_and_none_for_lists(environ
     ({"METRICS_ALLOW_NETWORKS": "10.0.0.0/8,intranet"},
      "METRICS_ALLOW_NETWORKS [1]: value is not a valid IPv4 or IPv6 network (got 'intranet')"),
     ({"METRICS_ALLOW_NETWORKS": "10.0.0.1/8"}, "METRICS_ALLOW_NETWORKS [0]: value is not a valid IPv4 or IPv6 network"),
+    ({"FORWARDED_ALLOW_IPS": "10.0.1.0/24,balancer"},
+     "FORWARDED_ALLOW_IPS [1]: value is not a valid IPv4 or IPv6 network (got 'balancer')"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(environ, variables, message):
     environ(**variables)
@@ -190,6 +193,17 @@ def test_metrics_are_open_to_loopback_without_a_token_except_in_production(envir
     assert load_settings().METRICS_TOKEN == "t0ken"
     environ(COUNTERSIGN_ENV="development", METRICS_ALLOW_NETWORKS="")
     assert allowed() == frozenset()  # empty: none, even outside production
+
+
+@pytest.mark.parametrize(("raw", "networks"), [
+    ("10.0.1.0/24, 192.0.2.7", {IPv4Network("10.0.1.0/24"), IPv4Network("192.0.2.7/32")}),
+    ("*", {IPv4Network("0.0.0.0/0"), IPv6Network("::/0")}),  # gunicorn's "every peer"
+    ("", set()),
+])
+def test_the_trusted_proxies_are_networks_or_every_peer(environ, raw, networks):
+    environ(FORWARDED_ALLOW_IPS=raw)
+    trusted = load_settings().FORWARDED_ALLOW_IPS
+    assert trusted == networks
 
 
 def test_every_bad_value_is_listed_at_once(environ):

@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV_READERS = [*sorted((ROOT / "app").rglob("*.py")), *sorted((ROOT / "workers").rglob("*.py")), ROOT / "wsgi.py",
                ROOT / "gunicorn.conf.py"]
 # os.environ.get("X"), os.environ["X"], os.getenv("X"), "X" in os.environ, and the same on a copy of
-# the environment called env (workers/demo.py hands its children one).
+# the environment called env (workers/demo.py hands its children one); not a WSGI request's
+# wsgi_environ, whose keys are the request's, not variables.
 ENV_READ = re.compile(
-    r"""(?:environ|env)(?:\.get\(|\.setdefault\()\s*["']([A-Z][A-Z0-9_]*)["']"""
-    r"""|(?:environ|env)\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\](?!\s*=[^=])"""  # a read, not an assignment
+    r"""\b(?:environ|env)(?:\.get\(|\.setdefault\()\s*["']([A-Z][A-Z0-9_]*)["']"""
+    r"""|\b(?:environ|env)\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\](?!\s*=[^=])"""  # a read, not an assignment
     r"""|getenv\(\s*["']([A-Z][A-Z0-9_]*)["']"""
     r"""|["']([A-Z][A-Z0-9_]*)["']\s+(?:not\s+)?in\s+(?:os\.environ|env)\b""")
 # Files other branches write (see docs/README.md); they exist once those branches are merged.
