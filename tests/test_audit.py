@@ -151,15 +151,21 @@ def test_checkpoints_are_append_only(app):
             conn.execute(text(statement))
 
 
+CONNECTIONS = 20
+
+
 def test_concurrent_writers_get_one_gap_free_order(app):
     """50 writers x 1,000 events, committed 20 at a time, while a sealer keeps sealing."""
     writers, per_writer, per_commit = 50, 1000, 20
     barrier = threading.Barrier(writers + 1)
     errors: list[BaseException] = []
     done = threading.Event()
-    # A connection for every thread: on a busy machine, waiting 30 s for a pooled one is not what this tests.
-    engine = create_engine(db.engine.url, **{**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_size": writers + 1,
-                                             "max_overflow": 0})
+    # 20 connections for the 51 threads, taken in turns for as long as it takes: each transaction
+    # still races 19 others and the sealer. A connection each (51) would leave another test run's
+    # PostgreSQL tests too few of the server's 100, and on SQLite make 50 writers poll one lock,
+    # where a busy machine can starve one past its 30 s timeout.
+    engine = create_engine(db.engine.url, **{**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_size": CONNECTIONS,
+                                             "max_overflow": 0, "pool_timeout": 600})
 
     def write(worker: int) -> None:
         barrier.wait()
