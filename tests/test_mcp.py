@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import httpx
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
@@ -123,8 +125,11 @@ async def over_stdio(command: str, args: list[str], env: dict[str, str], log: Pa
 
 
 @asynccontextmanager
-async def over_http(url: str) -> AsyncIterator[ClientSession]:
-    async with streamable_http_client(url) as (read, write), \
+async def over_http(url: str, token: str | None = None) -> AsyncIterator[ClientSession]:
+    """A session over streamable HTTP; with ``token``, presented as the transport's bearer token."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with create_mcp_http_client(headers=headers) as http, \
+            streamable_http_client(url, http_client=http) as (read, write), \
             ClientSession(read, write, read_timeout_seconds=STEP_TIMEOUT) as session:
         await session.initialize()
         yield session
@@ -374,11 +379,13 @@ def test_the_gateway_over_http_keeps_an_undecided_call_and_a_retry_waits_on_the_
                "--guard", "issue_refund", "--domain", "finance", "--upstream-url", f"http://127.0.0.1:{shop_port}/mcp"]
 
     async def call() -> Any:
-        async with over_http(f"http://127.0.0.1:{gateway_port}/mcp") as session:
+        async with over_http(f"http://127.0.0.1:{gateway_port}/mcp", token=HTTP_TOKEN) as session:
             return await session.call_tool("issue_refund", ORDER)
 
     with listening(shop, {}, tmp_path / "shop.log", shop_port), \
-            listening(gateway, credentials, tmp_path / "gateway.log", gateway_port):
+            listening(gateway, {**credentials, "COUNTERSIGN_MCP_TOKEN": HTTP_TOKEN}, tmp_path / "gateway.log",
+                      gateway_port):
+        assert refused_without_the_token(f"http://127.0.0.1:{gateway_port}/mcp")
         undecided = anyio.run(call)
         assert undecided.is_error
         case_id = newest_call()
@@ -391,6 +398,33 @@ def test_the_gateway_over_http_keeps_an_undecided_call_and_a_retry_waits_on_the_
     assert text(retried) == "refunded 180.00 EUR on ORD-58213"
     assert calls_run(record) == [{"tool": "issue_refund", "arguments": ORDER}]
     assert newest_call() == case_id  # the retry asked no new question
+
+
+HTTP_TOKEN = "agents-only-0123456789"
+
+
+def refused_without_the_token(url: str) -> bool:
+    """Without the transport's token, or with another, nothing reaches the MCP server: 401."""
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    answers = [httpx.post(url, json=hello, headers={**headers, **extra}, timeout=STEP_TIMEOUT)
+               for extra in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": HTTP_TOKEN})]
+    return all(a.status_code == 401 and a.headers["WWW-Authenticate"].startswith("Bearer") for a in answers)
+
+
+def test_the_server_over_http_with_a_token_serves_its_bearers_only(credentials, tmp_path):
+    port = free_port()
+
+    async def tools() -> list[str]:
+        async with over_http(f"http://127.0.0.1:{port}/mcp", token=HTTP_TOKEN) as session:
+            return sorted(tool.name for tool in (await session.list_tools()).tools)
+
+    with listening([SERVER, "--transport", "http", "--port", str(port)],
+                   {**credentials, "COUNTERSIGN_MCP_TOKEN": HTTP_TOKEN}, tmp_path / "server.log", port):
+        assert refused_without_the_token(f"http://127.0.0.1:{port}/mcp")
+        assert anyio.run(tools) == ["get_decision", "request_approval"]
+    assert HTTP_TOKEN not in (tmp_path / "server.log").read_text()
 
 
 def test_a_call_countersign_refuses_is_a_tool_error_naming_the_field(credentials, tmp_path):
@@ -410,6 +444,10 @@ def test_a_call_countersign_refuses_is_a_tool_error_naming_the_field(credentials
     ([GATEWAY, "--guard", "issue_refund", "--", "true"], {"COUNTERSIGN_URL": "http://127.0.0.1:9"},
      "tool issue_refund has no domain"),
     ([GATEWAY, "--guard", "issue_refund", "--domain", "finance"], {}, "give the upstream"),
+    ([SERVER, "--transport", "http", "--host", "0.0.0.0"], {},  # noqa: S104 (refused: that is the test)
+     "listening on 0.0.0.0 needs COUNTERSIGN_MCP_TOKEN"),
+    ([GATEWAY, "--transport", "http", "--host", "10.0.0.5", "--guard", "issue_refund", "--domain", "finance",
+      "--upstream-url", "http://127.0.0.1:9/mcp"], {}, "listening on 10.0.0.5 needs COUNTERSIGN_MCP_TOKEN"),
 ])
 def test_the_commands_refuse_to_start_without_what_they_need(argv, env, says):
     finished = subprocess.run(argv, env={"PATH": "/usr/bin:/bin", **env}, stdin=subprocess.DEVNULL,

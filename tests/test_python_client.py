@@ -564,7 +564,7 @@ def test_verify_callback_accepts_the_servers_signed_callback_and_refuses_a_forge
 
 def test_the_client_is_installed_from_clients_python_with_its_own_version():
     installed = distribution("countersign-client")
-    assert installed.version == "0.1.0"  # the client's own version, not the server's
+    assert installed.version == "0.2.0"  # the client's own version, not the server's
     assert {requirement.split(">")[0].split("<")[0] for requirement in installed.requires or []
             if "extra ==" not in requirement} == {"httpx", "pydantic", "standardwebhooks"}
     assert Path(countersign_client.__file__).is_relative_to(ROOT / "clients" / "python")

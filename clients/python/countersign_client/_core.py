@@ -28,7 +28,7 @@ from countersign_client.errors import (
 )
 from countersign_client.models import EXECUTED_STATUSES, Approved, Case, Responded, Submission, ToolCall
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 MAX_WAIT_SECONDS = 60  # the server's longest `?wait=`
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: An approved call is final once its execution starts, after the reviewer's undo window (10 s by

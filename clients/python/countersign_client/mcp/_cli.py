@@ -1,12 +1,19 @@
 """The command line both MCP commands share: Countersign's credentials from the environment, the
-waiting bounds, and the transport (stdio, or streamable HTTP on a host and port)."""
+waiting bounds, and the transport (stdio, or streamable HTTP on a host and port, behind a bearer
+token of its own: ``COUNTERSIGN_MCP_TOKEN``)."""
 
 from __future__ import annotations
 
 import argparse
+import hmac
+import ipaddress
 import os
 import sys
 from typing import Any
+
+import uvicorn
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from countersign_client import AsyncCountersign
 from countersign_client.mcp.approvals import (
@@ -17,6 +24,8 @@ from countersign_client.mcp.approvals import (
 )
 
 CREDENTIALS = ("COUNTERSIGN_URL", "COUNTERSIGN_TOKEN", "COUNTERSIGN_SIGNING_SECRET")
+# the variable holding what an agent presents to the HTTP transport (not Countersign's token)
+HTTP_TOKEN = "COUNTERSIGN_MCP_TOKEN"  # noqa: S105 (a variable's name, not a secret)
 STREAMABLE_HTTP_PATH = "/mcp"
 
 
@@ -54,3 +63,45 @@ def approvals(client: AsyncCountersign, arguments: argparse.Namespace) -> Approv
 
 def http_options(arguments: argparse.Namespace) -> dict[str, Any]:
     return {"host": arguments.host, "port": arguments.port, "streamable_http_path": STREAMABLE_HTTP_PATH}
+
+
+def check_transport(arguments: argparse.Namespace) -> None:
+    """Whoever reaches the HTTP transport asks with the API client's credentials: beyond this
+    machine it needs a token of its own. Exits saying so."""
+    if arguments.transport == "http" and not os.environ.get(HTTP_TOKEN) and not _loopback(arguments.host):
+        sys.exit(f"listening on {arguments.host} needs {HTTP_TOKEN}: the bearer token agents must present "
+                 "(anyone who reaches the port would otherwise ask with Countersign's credentials)")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def serve_http(app: ASGIApp, arguments: argparse.Namespace) -> None:
+    """``app`` on ``--host``/``--port``; with ``COUNTERSIGN_MCP_TOKEN`` set, for its bearers only."""
+    token = os.environ.get(HTTP_TOKEN, "")
+    config = uvicorn.Config(BearerToken(app, token) if token else app, host=arguments.host, port=arguments.port,
+                            log_level="warning")
+    await uvicorn.Server(config).serve()
+
+
+class BearerToken:
+    """ASGI middleware: an HTTP request without ``Authorization: Bearer <token>`` is answered 401."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.expected = app, f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not hmac.compare_digest(self._presented(scope), self.expected):
+            refused = JSONResponse({"error": f"send Authorization: Bearer <the token in {HTTP_TOKEN}>"}, 401,
+                                   headers={"WWW-Authenticate": 'Bearer realm="countersign-mcp"'})
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _presented(scope: Scope) -> bytes:
+        return next((value for name, value in scope["headers"] if name == b"authorization"), b"")

@@ -23,7 +23,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-import uvicorn
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.stdio import get_default_environment
 from mcp.client.streamable_http import streamable_http_client
@@ -252,6 +251,7 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     arguments, upstream, guards = parse(sys.argv[1:] if argv is None else argv)
+    _cli.check_transport(arguments)
     anyio.run(serve, arguments, upstream, guards)
 
 
@@ -267,8 +267,7 @@ async def serve(arguments: argparse.Namespace, upstream: Upstream, guards: Mappi
             options = _cli.http_options(arguments)
             app = server.streamable_http_app(streamable_http_path=options["streamable_http_path"],
                                              host=options["host"])
-            config = uvicorn.Config(app, host=options["host"], port=options["port"], log_level="warning")
-            await uvicorn.Server(config).serve()
+            await _cli.serve_http(app, arguments)
 
 
 if __name__ == "__main__":

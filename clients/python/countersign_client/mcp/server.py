@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="countersign-mcp", description=__doc__.split("\n\n")[0])
     _cli.add_common_arguments(parser)
     arguments = parser.parse_args(argv)
+    _cli.check_transport(arguments)
     anyio.run(serve, arguments)
 
 
@@ -100,7 +101,10 @@ async def serve(arguments: argparse.Namespace) -> None:
         if arguments.transport == "stdio":
             await server.run_stdio_async()
         else:
-            await server.run_streamable_http_async(**_cli.http_options(arguments))
+            options = _cli.http_options(arguments)
+            app = server.streamable_http_app(streamable_http_path=options["streamable_http_path"],
+                                             host=options["host"])
+            await _cli.serve_http(app, arguments)
 
 
 if __name__ == "__main__":
