@@ -9,7 +9,7 @@ import hmac
 import ipaddress
 import os
 import sys
-from typing import Any
+from typing import Protocol
 
 import uvicorn
 from starlette.responses import JSONResponse
@@ -61,10 +61,6 @@ def approvals(client: AsyncCountersign, arguments: argparse.Namespace) -> Approv
                      progress_every=arguments.progress_every)
 
 
-def http_options(arguments: argparse.Namespace) -> dict[str, Any]:
-    return {"host": arguments.host, "port": arguments.port, "streamable_http_path": STREAMABLE_HTTP_PATH}
-
-
 def check_transport(arguments: argparse.Namespace) -> None:
     """Whoever reaches the HTTP transport asks with the API client's credentials: beyond this
     machine it needs a token of its own. Exits saying so."""
@@ -80,8 +76,16 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-async def serve_http(app: ASGIApp, arguments: argparse.Namespace) -> None:
-    """``app`` on ``--host``/``--port``; with ``COUNTERSIGN_MCP_TOKEN`` set, for its bearers only."""
+class StreamableHTTPServer(Protocol):
+    """An MCP server of the SDK, high-level or low-level: both make their streamable HTTP app so."""
+
+    def streamable_http_app(self, *, streamable_http_path: str, host: str) -> ASGIApp: ...
+
+
+async def serve_http(server: StreamableHTTPServer, arguments: argparse.Namespace) -> None:
+    """``server`` over streamable HTTP on ``--host``/``--port`` at ``/mcp``; with
+    ``COUNTERSIGN_MCP_TOKEN`` set, for its bearers only."""
+    app = server.streamable_http_app(streamable_http_path=STREAMABLE_HTTP_PATH, host=arguments.host)
     token = os.environ.get(HTTP_TOKEN, "")
     config = uvicorn.Config(BearerToken(app, token) if token else app, host=arguments.host, port=arguments.port,
                             log_level="warning")

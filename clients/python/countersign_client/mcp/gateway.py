@@ -264,10 +264,7 @@ async def serve(arguments: argparse.Namespace, upstream: Upstream, guards: Mappi
             async with stdio_server() as (read, write):
                 await server.run(read, write, server.create_initialization_options())
         else:
-            options = _cli.http_options(arguments)
-            app = server.streamable_http_app(streamable_http_path=options["streamable_http_path"],
-                                             host=options["host"])
-            await _cli.serve_http(app, arguments)
+            await _cli.serve_http(server, arguments)
 
 
 if __name__ == "__main__":

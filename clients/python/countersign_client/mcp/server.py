@@ -101,10 +101,7 @@ async def serve(arguments: argparse.Namespace) -> None:
         if arguments.transport == "stdio":
             await server.run_stdio_async()
         else:
-            options = _cli.http_options(arguments)
-            app = server.streamable_http_app(streamable_http_path=options["streamable_http_path"],
-                                             host=options["host"])
-            await _cli.serve_http(app, arguments)
+            await _cli.serve_http(server, arguments)
 
 
 if __name__ == "__main__":
