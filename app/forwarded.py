@@ -10,6 +10,7 @@ address) and the /metrics allow-list then see the client, not the proxy.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import TYPE_CHECKING, Any
@@ -33,12 +34,17 @@ def parse_address(raw: str | None) -> Address | None:
     return address
 
 
+def within(address: Address | None, networks: Iterable[Network]) -> bool:
+    """Whether ``address`` (None: no address) lies in one of ``networks``."""
+    return address is not None and any(address in network for network in networks)
+
+
 @dataclass(frozen=True)
 class TrustedProxies:
     networks: frozenset[Network]  # FORWARDED_ALLOW_IPS; "*" is every network
 
     def __contains__(self, address: Address | None) -> bool:
-        return address is not None and any(address in network for network in self.networks)
+        return within(address, self.networks)
 
     def client(self, peer: str | None, forwarded_for: str | None) -> str | None:
         """The client's address: the peer's, unless the peer is a trusted proxy that forwarded one."""

@@ -27,7 +27,7 @@ from app.cases.queues import domains_without_default
 from app.controls import switch
 from app.controls.models import What
 from app.extensions import db
-from app.forwarded import parse_address
+from app.forwarded import parse_address, within
 from app.install import admin_emails
 from app.jobs import QUEUE_NAMES, redis_connection
 from app.metrics import add_events
@@ -127,8 +127,7 @@ def _unauthorized(slug: str, title: str, detail: str) -> Response:
 def _allow_listed(remote_addr: str | None) -> bool:
     """``remote_addr`` is the client's (app/forwarded.py: the peer's, or behind a trusted proxy the
     address it forwarded)."""
-    address = parse_address(remote_addr)
-    return address is not None and any(address in network for network in current_app.config["METRICS_ALLOW_NETWORKS"])
+    return within(parse_address(remote_addr), current_app.config["METRICS_ALLOW_NETWORKS"])
 
 
 @bp.get("/healthz")
