@@ -70,9 +70,8 @@ def test_the_metrics_allow_list_sees_the_client_behind_the_local_proxy(client):
 
 
 def forwarded_login(client, email: str, forwarded_for: str, peer: str = "127.0.0.1"):
-    environ = {"REMOTE_ADDR": peer, "HTTP_X_FORWARDED_FOR": forwarded_for}
     original = client.environ_base
-    client.environ_base = {**original, **environ}
+    client.environ_base = {**original, "HTTP_X_FORWARDED_FOR": forwarded_for}  # login() sets the peer
     try:
         return login(client, email, ip=peer)
     finally:
